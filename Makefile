@@ -1,0 +1,45 @@
+# medalign: `make help` lists the targets. Every target installs what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow test-all lint format curriculum bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install medalign (torch pinned first, then -e ".[dev]")
+
+test: $(STAMP) ## Run the default test suite (< 10 min on 2 CPU cores)
+	$(PY) -m pytest -m "not slow and not gpu and not network" $(ARGS)
+
+test-slow: $(STAMP) ## Run the slow tests (quantized training, longer runs)
+	$(PY) -m pytest -m "slow and not gpu and not network" $(ARGS)
+
+test-all: $(STAMP) ## Run every test this machine can run
+	$(PY) -m pytest -m "not gpu and not network" $(ARGS)
+
+lint: $(STAMP) ## ruff check + format check
+	$(VENV)/bin/ruff check medalign tests
+	$(VENV)/bin/ruff format --check medalign tests
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix medalign tests
+	$(VENV)/bin/ruff format medalign tests
+
+curriculum: $(STAMP) ## Run the whole curriculum on the configured model (tiny by default)
+	$(PY) -m medalign experiment=curriculum $(ARGS)
+
+clean: ## Remove caches (keeps runs/ and .venv)
+	rm -rf .pytest_cache .ruff_cache

@@ -1,0 +1,287 @@
+"""Typed configs: every Hydra group is merged onto a dataclass where the code receives it.
+
+Why: a misspelled key or a wrong type must fail at start-up, naming the key and the
+valid choices, before any model is loaded. Every key a user may override is declared
+here (with a null default where it is optional) and in the YAML, so no `+key` is needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from medalign.errors import MedalignError
+
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def _choice(default: Any, *choices: Any) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+@dataclass
+class TinyModelConfig:
+    hidden_size: int = 64
+    intermediate_size: int = 176
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    vocab_size: int = 2048
+    max_position_embeddings: int = 2048
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    builder: str = "tiny"
+    path: str | None = None
+    revision: str | None = None
+    chat_template: str | None = None
+    trust_remote_code: bool = False
+    dtype: str = _choice("float32", *DTYPES)
+    attn_implementation: str = "sdpa"
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+
+@dataclass
+class QuantConfig:
+    mode: str = _choice("none", "none", "int8", "nf4")
+    compute_dtype: str = _choice("float32", *DTYPES)
+    double_quant: bool = False
+    llm_int8_threshold: float = 6.0
+    prepare_for_kbit_training: bool = False
+
+
+@dataclass
+class LoraSettings:
+    enabled: bool = True
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: Any = "all-linear"
+    bias: str = _choice("none", "none", "all", "lora_only")
+    use_rslora: bool = False
+    modules_to_save: list[str] | None = None
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "pubmedqa"
+    format: str = "pubmedqa"
+    path: str | None = None
+    hub_id: str | None = None
+    hub_config: str | None = None
+    split: str = "train"
+    limit: int | None = None
+    on_bad_row: str = _choice("error", "error", "skip")
+    with_rationale: bool = True
+
+
+@dataclass
+class SFTStageConfig:
+    kind: str = "sft"
+    name: str = "sft"
+    init_from: str | None = None
+    max_steps: int = 60
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-3
+    lr_scheduler_type: str = "cosine"
+    warmup_steps: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 1024
+    packing: bool = False
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None
+    logging_steps: int = 5
+    save_steps: int = 0
+
+
+@dataclass
+class LoggerConfig:
+    name: str = _choice("wandb", "wandb", "none")
+    mode: str | None = _choice(None, None, "online", "offline", "disabled")
+    project: str = "medalign"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RewardConfig:
+    name: str = "none"
+    objective: str = "none"
+
+
+@dataclass
+class RLConfig:
+    name: str = "none"
+    algorithm: str = "none"
+
+
+# stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
+STAGE_SCHEMAS: dict[str, type] = {"sft": SFTStageConfig}
+
+GROUP_SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "quant": QuantConfig,
+    "lora": LoraSettings,
+    "dataset": DatasetConfig,
+    "reward": RewardConfig,
+    "rl": RLConfig,
+    "logger": LoggerConfig,
+}
+ROOT_KEYS: dict[str, type] = {"seed": int}
+
+
+@dataclass
+class RunConfig:
+    """The validated whole: what every stage runner receives."""
+
+    seed: int
+    model: ModelConfig
+    quant: QuantConfig
+    lora: LoraSettings
+    dataset: DatasetConfig
+    stage: Any
+    reward: RewardConfig
+    rl: RLConfig
+    logger: LoggerConfig
+
+
+def validate(cfg: DictConfig | dict) -> RunConfig:
+    """Merge each group onto its dataclass; raise MedalignError naming the bad key."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    extra = set(container) - set(GROUP_SCHEMAS) - set(ROOT_KEYS) - {"stage", "hydra"}
+    if extra:
+        key = sorted(extra)[0]
+        raise MedalignError(_unknown_key_message("", key, _root_keys()))
+    typed: dict[str, Any] = {}
+    for group, schema in GROUP_SCHEMAS.items():
+        typed[group] = _merge(group, schema, container.get(group, {}))
+    stage_node = container.get("stage", {})
+    kind = stage_node.get("kind", "sft")
+    if kind not in STAGE_SCHEMAS:
+        raise MedalignError(
+            f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(STAGE_SCHEMAS)}"
+        )
+    typed["stage"] = _merge("stage", STAGE_SCHEMAS[kind], stage_node)
+    seed = container.get("seed", 42)
+    if not isinstance(seed, int):
+        raise MedalignError(f"config seed: expected an integer, got {seed!r}")
+    return RunConfig(seed=seed, **typed)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Catch `group.key=value` typos before Hydra, whose error would suggest `+key`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # Hydra reports malformed overrides itself, with position.
+        return
+    for override in parsed:
+        if override.is_add() or override.is_force_add() or override.is_delete():
+            continue
+        path = override.key_or_group.split(".")
+        if override.package is not None or len(path) < 2:
+            continue
+        schema = _schema_for(path[0])
+        if schema is None:
+            continue
+        _check_path(path[0], schema, path[1:])
+
+
+def _schema_for(group: str) -> type | None:
+    if group == "stage":
+        return _union_schema(STAGE_SCHEMAS.values())
+    return GROUP_SCHEMAS.get(group)
+
+
+def _check_path(prefix: str, schema: type | dict, path: list[str]) -> None:
+    valid = schema if isinstance(schema, dict) else {f.name: f.type for f in fields(schema)}
+    key = path[0]
+    if key not in valid:
+        raise MedalignError(_unknown_key_message(prefix, key, list(valid)))
+    nested = _nested_schema(schema, key)
+    if nested is not None and len(path) > 1:
+        _check_path(f"{prefix}.{key}", nested, path[1:])
+
+
+def _nested_schema(schema: type | dict, key: str) -> type | None:
+    if isinstance(schema, dict):
+        return None
+    spec = next((f for f in fields(schema) if f.name == key), None)
+    if spec is None or spec.default_factory is MISSING:
+        return None
+    value = spec.default_factory()
+    return type(value) if is_dataclass(value) else None
+
+
+def _union_schema(schemas: Any) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for schema in schemas:
+        merged.update({f.name: f.type for f in fields(schema)})
+    return merged
+
+
+def _root_keys() -> list[str]:
+    return sorted([*GROUP_SCHEMAS, "stage", *ROOT_KEYS])
+
+
+def _unknown_key_message(prefix: str, key: str, valid: list[str]) -> str:
+    full = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    where = f"'{prefix}'" if prefix else "the root config"
+    return (
+        f"config {full}: unknown key '{key}'.{hint} "
+        f"Valid keys of {where}: {', '.join(sorted(valid))}"
+    )
+
+
+def _merge(group: str, schema: type, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise MedalignError(f"config {group}: expected a mapping, got {values!r}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
+    except OmegaConfBaseException as exc:
+        raise MedalignError(_merge_error_message(group, schema, exc)) from None
+    obj = OmegaConf.to_object(merged)
+    _check_choices(group, obj)
+    return obj
+
+
+def _merge_error_message(group: str, schema: type, exc: OmegaConfBaseException) -> str:
+    full_key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
+    parts = str(full_key).split(".")
+    target: Any = schema
+    for part in parts[:-1]:
+        target = _nested_schema(target, part) or target
+    valid = [f.name for f in fields(target)]
+    key = parts[-1]
+    if key not in valid:
+        return _unknown_key_message(".".join([group, *parts[:-1]]), key, valid)
+    expected = next(f.type for f in fields(target) if f.name == key)
+    first_line = str(exc).splitlines()[0]
+    return f"config {group}.{full_key}: expected {expected}; {first_line}"
+
+
+def _check_choices(prefix: str, obj: Any) -> None:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            shown = ", ".join("null" if c is None else str(c) for c in choices)
+            raise MedalignError(f"config {prefix}.{f.name}: {value!r} is not one of: {shown}")
+        if is_dataclass(value):
+            _check_choices(f"{prefix}.{f.name}", value)

@@ -1,0 +1,1 @@
+"""Datasets: one loader module per format, normalized records, instruction formatting."""

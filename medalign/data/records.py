@@ -1,0 +1,60 @@
+"""The normalized record every loader produces and everything downstream reads.
+
+One shape for all formats (yes/no/maybe, multiple choice, extractive span), so
+formatting, evaluation and preference building never see a dataset's raw field names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from medalign.errors import MedalignError, where
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QARecord:
+    id: str
+    question: str
+    context: list[str]
+    answer: str | list[str]  # letter | yes/no/maybe | spans (empty list = unanswerable)
+    options: dict[str, str] | None = None
+    rationale: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedData:
+    records: list[QARecord]
+    source: str
+    skipped: dict[str, int]
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the normalized records: changes whenever the training data does."""
+        h = hashlib.sha256()
+        for record in self.records:
+            h.update(json.dumps(asdict(record), sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+
+class BadRows:
+    """Applies `dataset.on_bad_row`: raise at the first bad row, or skip and count."""
+
+    def __init__(self, source: str, on_bad_row: str) -> None:
+        self.source = source
+        self.skip = on_bad_row == "skip"
+        self.counts: Counter[str] = Counter()
+
+    def reject(self, row: object, field_name: str, problem: str) -> None:
+        message = f"{where(self.source, row, field_name)}: {problem}"
+        if not self.skip:
+            raise MedalignError(message + " (dataset.on_bad_row=skip skips such rows)")
+        self.counts[f"{field_name}: {problem}"] += 1
+        log.warning("skipped %s", message)

@@ -1,0 +1,1 @@
+"""Model loading: builders (tiny, hub), quantization and LoRA configs."""

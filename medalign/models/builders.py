@@ -1,0 +1,148 @@
+"""Model builders: turn `model.*` into a directory or hub id that `from_pretrained` reads.
+
+`tiny` builds a small LLaMA-architecture model and a BPE tokenizer trained on
+medalign's own example text, saves both with `save_pretrained` into the cache, and
+returns that directory, so the tiny default goes through the very same
+`from_pretrained` path as a 7B hub model. Cached by a digest of its parameters and
+corpus: a second call builds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from medalign.config import ModelConfig, TinyModelConfig
+from medalign.errors import MedalignError
+from medalign.registry import register
+
+log = logging.getLogger(__name__)
+
+BUILDER_VERSION = 1  # bump when the tiny model's construction changes
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
+SPECIAL_TOKENS = ["<|pad|>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>"]
+
+
+def cache_root() -> Path:
+    """`$MEDALIGN_CACHE`, else `$XDG_CACHE_HOME/medalign`, else `~/.cache/medalign`."""
+    if os.environ.get("MEDALIGN_CACHE"):
+        return Path(os.environ["MEDALIGN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "medalign"
+
+
+@register("model_builder", "hub")
+def hub_source(cfg: ModelConfig) -> str:
+    """A hub id or a local directory, used as given."""
+    if not cfg.path:
+        raise MedalignError(f"model {cfg.name!r}: builder 'hub' needs model.path (a hub id or dir)")
+    return cfg.path
+
+
+@register("model_builder", "tiny")
+def build_tiny(cfg: ModelConfig) -> str:
+    """Build (or find in the cache) the tiny model; return its directory."""
+    corpus = tiny_corpus()
+    digest = _digest(cfg.tiny, corpus)
+    target = cache_root() / "models" / f"tiny-{digest}"
+    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
+    try:
+        log.info("building the tiny model into %s", target)
+        _write_tiny(cfg.tiny, corpus, staging)
+        try:
+            staging.rename(target)  # atomic: readers never see half a model
+        except OSError:
+            if not (target / "config.json").exists():  # not a concurrent builder's win
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def tiny_corpus() -> list[str]:
+    """Every string in medalign's bundled example files: the tokenizer's training text."""
+    texts: list[str] = []
+    for path in sorted(EXAMPLES_DIR.rglob("*")):
+        if path.suffix in {".json", ".jsonl"}:
+            lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+            for line in lines:
+                if line.strip():
+                    _collect_strings(json.loads(line), texts)
+        elif path.suffix in {".csv", ".txt"}:
+            texts.extend(path.read_text().splitlines())
+    if not texts:
+        raise MedalignError(f"no example text found under {EXAMPLES_DIR} to train the tokenizer")
+    return texts
+
+
+def _collect_strings(obj: object, out: list[str]) -> None:
+    if isinstance(obj, str):
+        out.append(obj)
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            _collect_strings(value, out)
+    elif isinstance(obj, list):
+        for value in obj:
+            _collect_strings(value, out)
+
+
+def _digest(tiny: TinyModelConfig, corpus: list[str]) -> str:
+    h = hashlib.sha256(json.dumps([BUILDER_VERSION, asdict(tiny)], sort_keys=True).encode())
+    for text in corpus:
+        h.update(text.encode())
+    return h.hexdigest()[:12]
+
+
+def _write_tiny(tiny: TinyModelConfig, corpus: list[str], out: Path) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from medalign.models.chat_templates import CHATML
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=tiny.vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|im_end|>",  # generation stops at the end of the assistant turn
+        pad_token="<|pad|>",
+        padding_side="right",
+        chat_template=CHATML,
+        model_max_length=tiny.max_position_embeddings,
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=tiny.hidden_size,
+        intermediate_size=tiny.intermediate_size,
+        num_hidden_layers=tiny.num_hidden_layers,
+        num_attention_heads=tiny.num_attention_heads,
+        num_key_value_heads=tiny.num_key_value_heads,
+        max_position_embeddings=tiny.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(tiny.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)

@@ -1,0 +1,79 @@
+"""Short names for the components medalign owns, with a dotted-path escape hatch.
+
+    @register("stage", "sft")
+    def run_sft(ctx): ...
+
+    get("stage", "sft")                      # the registered function
+    get("stage", "my_pkg.stages:run_custom") # any importable object
+
+Modules that register are imported on the first lookup of their kind (see `_PROVIDERS`),
+so the registry itself never imports torch: config validation stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from medalign.errors import MedalignError
+
+T = TypeVar("T")
+
+# kind -> modules whose import registers that kind's components.
+_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "stage": ("medalign.stages.sft",),
+    "loader": ("medalign.data.pubmedqa",),
+    "formatter": ("medalign.data.pubmedqa",),
+    "model_builder": ("medalign.models.builders",),
+    "chat_template": ("medalign.models.chat_templates",),
+}
+_REGISTRY: dict[str, dict[str, Any]] = {}
+
+
+def register(kind: str, name: str) -> Callable[[T], T]:
+    """Register the decorated object as `name` of `kind`; a duplicate name is a bug."""
+
+    def decorate(obj: T) -> T:
+        table = _REGISTRY.setdefault(kind, {})
+        if name in table and table[name] is not obj:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        table[name] = obj
+        return obj
+
+    return decorate
+
+
+def names(kind: str) -> list[str]:
+    """The registered names of `kind`, sorted."""
+    _load_providers(kind)
+    return sorted(_REGISTRY.get(kind, {}))
+
+
+def get(kind: str, name: str) -> Any:
+    """Look up `name` of `kind`; fall back to `module:attr` or `module.attr` import."""
+    _load_providers(kind)
+    table = _REGISTRY.get(kind, {})
+    if name in table:
+        return table[name]
+    if "." in name or ":" in name:
+        return _import_dotted(kind, name)
+    known = ", ".join(sorted(table)) or "(none)"
+    raise MedalignError(
+        f"unknown {kind} {name!r}. Registered {kind} names: {known}; "
+        "or give an importable path like 'my_package.module:function'."
+    )
+
+
+def _load_providers(kind: str) -> None:
+    for module in _PROVIDERS.get(kind, ()):
+        importlib.import_module(module)
+
+
+def _import_dotted(kind: str, path: str) -> Any:
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise MedalignError(f"cannot import {kind} {path!r}: {exc}") from exc

@@ -1,0 +1,52 @@
+"""`run(cfg, run_dir)`: one stage from a composed config, testable without Hydra.
+
+Order matters: validate the config and check quantization support before anything is
+written or loaded, then claim the run directory, start W&B, run the stage, and record
+success or failure in the manifest; the W&B run closes in `finally` either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from medalign.config import validate
+from medalign.outputs import RunDir, write_json_atomic
+from medalign.registry import get
+from medalign.tracking import start_tracking
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig | dict, run_dir: Path) -> dict[str, Any]:
+    """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics."""
+    typed = validate(cfg)
+    stage_fn = get("stage", typed.stage.kind)
+    from medalign.models.quant import check_quant_available
+
+    check_quant_available(typed.quant)
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    plain = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    run_dir = Path(run_dir)
+    out = RunDir.create(run_dir, typed.stage.name, plain)
+    tracker = start_tracking(
+        typed.logger, name=run_dir.name, job_type=typed.stage.name, run_dir=run_dir, config=plain
+    )
+    out.update(wandb_run_id=tracker.run_id)
+    ok = False
+    try:
+        metrics = stage_fn(typed, out, tracker)
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        out.finish("done")
+        ok = True
+        return metrics
+    except BaseException as exc:
+        out.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        tracker.finish(ok)

@@ -1,0 +1,1 @@
+"""Stage runners, one module per kind (sft, ...), registered under `stage.kind`."""

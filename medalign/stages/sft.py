@@ -1,0 +1,176 @@
+"""Supervised fine-tuning stage: records -> chat prompt/completion -> TRL SFTTrainer + LoRA.
+
+    python -m medalign stage=pubmedqa lora.r=16
+
+Data is read and validated before the model loads, so bad rows fail in a second, not
+after a 7B download. The adapter is written to `adapter.partial/` and renamed to
+`adapter/` only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from medalign.config import RunConfig, SFTStageConfig
+from medalign.errors import MedalignError
+from medalign.outputs import RunDir
+from medalign.registry import register
+from medalign.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@register("stage", "sft")
+def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
+    """Train one SFT stage; return its metrics (also written to metrics.json)."""
+    from medalign.data.formatting import to_sft_dataset
+    from medalign.data.loading import load_records
+    from medalign.models.load import load_causal_lm, load_tokenizer, model_source
+
+    stage: SFTStageConfig = cfg.stage
+    data = load_records(cfg.dataset)
+    source = model_source(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, source)
+    train = to_sft_dataset(data.records, cfg.dataset.format, cfg.dataset.with_rationale)
+    lengths = example_lengths(train, tokenizer)
+    truncated = sum(n > stage.max_length for n in lengths)
+    if truncated:
+        log.warning(
+            "%d of %d examples are longer than stage.max_length=%d tokens and will be truncated",
+            truncated,
+            len(lengths),
+            stage.max_length,
+        )
+    run.update(
+        base_model=source,
+        data={
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "rows": len(data.records),
+            "skipped": data.skipped,
+            "truncated": truncated,
+            "tokens": sum(min(n, stage.max_length) for n in lengths),
+        },
+    )
+
+    model = load_causal_lm(cfg.model, cfg.quant, source)
+    model, peft_config = _attach_adapter(model, cfg)
+    trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
+    started = time.perf_counter()
+    result = trainer.train()
+    elapsed = time.perf_counter() - started
+
+    out_name = "adapter" if cfg.lora.enabled or stage.init_from else "model"
+    out_dir = save_atomically(trainer.model, tokenizer, run.path / out_name)
+    metrics = {
+        "train/loss": float(result.training_loss),
+        "train/steps": int(result.global_step),
+        "train/runtime_s": round(elapsed, 3),
+        "train/steps_per_s": round(result.global_step / elapsed, 3),
+        "train/first_loss": _first_logged_loss(trainer),
+    }
+    run.update(adapter=str(out_dir), metrics=metrics)
+    tracker.summary(metrics)
+    log.info("saved %s to %s; %s", out_name, out_dir, metrics)
+    return metrics
+
+
+def example_lengths(dataset: Any, tokenizer: Any) -> list[int]:
+    """Token count of each prompt+completion as the chat template renders it."""
+    lengths = []
+    for row in dataset:
+        text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+        lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return lengths
+
+
+def save_atomically(model: Any, tokenizer: Any, target: Path) -> Path:
+    """`save_pretrained` into `<target>.partial`, then rename: no half-written adapter."""
+    import shutil
+
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, target)
+    return target
+
+
+def _attach_adapter(model: Any, cfg: RunConfig) -> tuple[Any, Any]:
+    """Continue `stage.init_from`'s adapter, or return the LoraConfig for a new one."""
+    from medalign.models.lora import lora_config
+
+    init_from = cfg.stage.init_from
+    if not init_from:
+        return model, lora_config(cfg.lora)
+    from peft import PeftConfig, PeftModel
+
+    if not Path(init_from, "adapter_config.json").is_file():
+        raise MedalignError(f"stage.init_from: no LoRA adapter at {init_from}")
+    saved = PeftConfig.from_pretrained(init_from)
+    if cfg.lora.enabled and (saved.r, saved.lora_alpha) != (cfg.lora.r, cfg.lora.alpha):
+        raise MedalignError(
+            f"stage.init_from: the adapter at {init_from} has r={saved.r}, "
+            f"alpha={saved.lora_alpha}, but the config asks for lora.r={cfg.lora.r}, "
+            f"lora.alpha={cfg.lora.alpha}"
+        )
+    return PeftModel.from_pretrained(model, init_from, is_trainable=True), None
+
+
+def _build_trainer(
+    cfg: RunConfig,
+    run: RunDir,
+    tracker: Tracker,
+    model: Any,
+    tokenizer: Any,
+    train: Any,
+    peft_config: Any,
+) -> Any:
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    stage: SFTStageConfig = cfg.stage
+    on_gpu = torch.cuda.is_available()
+    bf16 = stage.bf16 if stage.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(run.path / "checkpoints"),
+        run_name=run.path.name,
+        seed=cfg.seed,
+        max_steps=stage.max_steps,
+        num_train_epochs=stage.num_train_epochs,
+        per_device_train_batch_size=stage.per_device_train_batch_size,
+        gradient_accumulation_steps=stage.gradient_accumulation_steps,
+        learning_rate=stage.learning_rate,
+        lr_scheduler_type=stage.lr_scheduler_type,
+        warmup_steps=stage.warmup_steps,
+        weight_decay=stage.weight_decay,
+        max_grad_norm=stage.max_grad_norm,
+        max_length=stage.max_length,
+        packing=stage.packing,
+        padding_free=stage.packing,
+        completion_only_loss=True,
+        gradient_checkpointing=stage.gradient_checkpointing,
+        bf16=bf16,
+        use_cpu=not on_gpu,
+        logging_steps=stage.logging_steps,
+        save_strategy="steps" if stage.save_steps > 0 else "no",
+        save_steps=max(stage.save_steps, 1),
+        report_to=["wandb"] if tracker.enabled else [],
+        dataloader_num_workers=0,
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+
+def _first_logged_loss(trainer: Any) -> float | None:
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return float(losses[0]) if losses else None
