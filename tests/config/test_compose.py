@@ -1,0 +1,133 @@
+"""Every config composes and validates without loading a model; typos fail helpfully."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from medalign.config import SFTStageConfig, check_overrides, validate
+from medalign.errors import MedalignError
+from tests.conftest import REPO, compose, options
+
+
+@pytest.mark.parametrize("stage", options("stage"))
+@pytest.mark.parametrize("experiment", [None, *options("experiment")])
+def test_every_stage_and_experiment_validates(stage: str, experiment: str | None) -> None:
+    overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
+    typed = validate(compose(*overrides))
+    assert typed.stage.kind == "sft"
+    assert isinstance(typed.stage, SFTStageConfig)
+
+
+@pytest.mark.parametrize(
+    "group", ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug"]
+)
+def test_every_group_option_validates(group: str) -> None:
+    for option in options(group):
+        validate(compose(f"{group}={option}"))
+
+
+def test_stage_selects_its_dataset() -> None:
+    cfg = compose("stage=pubmedqa", "dataset.limit=3")
+    assert cfg.dataset.name == "pubmedqa"
+    assert cfg.stage.name == "pubmedqa"
+
+
+def test_overrides_reach_the_typed_config() -> None:
+    typed = validate(compose("stage=pubmedqa", "lora.r=16", "stage.max_steps=7"))
+    assert typed.lora.r == 16
+    assert typed.stage.max_steps == 7
+
+
+def test_real_model_configs_name_their_hub_ids_and_chat_formats() -> None:
+    expected = {
+        "llama3_8b": ("meta-llama/Meta-Llama-3-8B-Instruct", None),
+        "meditron_7b": ("epfl-llm/meditron-7b", "chatml"),
+        "biomistral_7b": ("BioMistral/BioMistral-7B", "mistral"),
+    }
+    for name, (hub_id, template) in expected.items():
+        model = validate(compose(f"model={name}")).model
+        assert (model.builder, model.path, model.chat_template) == ("hub", hub_id, template)
+        assert model.trust_remote_code is False
+
+
+def test_misspelled_override_names_key_and_valid_keys() -> None:
+    with pytest.raises(MedalignError) as err:
+        check_overrides(["stage=pubmedqa", "lora.rr=16"])
+    message = str(err.value)
+    assert "lora.rr" in message and "Did you mean 'r'" in message
+    assert "alpha" in message and "target_modules" in message
+
+
+def test_nested_misspelled_override_is_caught() -> None:
+    with pytest.raises(MedalignError, match="model.tiny.hiden_size.*hidden_size"):
+        check_overrides(["model.tiny.hiden_size=32"])
+
+
+def test_valid_overrides_and_group_choices_pass_the_check() -> None:
+    check_overrides(["stage=pubmedqa", "lora.r=16", "model.tiny.hidden_size=32", "+x.y=1"])
+
+
+def test_misspelled_key_in_a_yaml_file_fails_validation() -> None:
+    cfg = compose("+lora.rank=4")  # as if a YAML file said `rank:` instead of `r:`
+    with pytest.raises(MedalignError, match=r"lora\.rank.*Valid keys of 'lora'"):
+        validate(cfg)
+
+
+def test_wrong_type_names_the_key() -> None:
+    with pytest.raises(MedalignError, match=r"lora\.r: expected int; Value 'sixteen'"):
+        validate(compose("lora.r=sixteen"))
+
+
+def test_invalid_choice_lists_the_choices() -> None:
+    with pytest.raises(
+        MedalignError, match=r"dataset\.on_bad_row: 'ignore' is not one of: error, skip"
+    ):
+        validate(compose("dataset.on_bad_row=ignore"))
+
+
+def test_unknown_stage_kind_is_rejected() -> None:
+    with pytest.raises(MedalignError, match="stage.kind"):
+        validate(compose("stage.kind=distill"))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "medalign", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_reports_a_typo_without_traceback() -> None:
+    result = _cli("stage=pubmedqa", "lora.rr=16")
+    assert result.returncode == 2
+    assert "medalign: error: config lora.rr: unknown key 'rr'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_unknown_option_lists_available_options() -> None:
+    result = _cli("stage=pubmedq", "--cfg", "job")
+    assert result.returncode != 0
+    assert "Available options in 'stage'" in result.stderr and "pubmedqa" in result.stderr
+
+
+def test_cli_help_and_cfg_do_not_import_torch() -> None:
+    code = (
+        "import sys, medalign.cli as cli\n"
+        "sys.argv = ['medalign', 'stage=pubmedqa', 'lora.r=16', '--cfg', 'job']\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "from medalign.registry import get\nget('stage', 'sft'); get('model_builder', 'tiny')\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'wandb')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert "r: 16" in result.stdout  # the composed config was printed
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr

@@ -1,0 +1,49 @@
+"""Shared fixtures: offline, isolated environment; composed configs; a shared tiny model.
+
+Every test runs with HF_HUB_OFFLINE=1, W&B disabled unless a test asks for offline,
+and a temp HF_HOME. The tiny model cache is shared by the session (built once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+    os.environ["MEDALIGN_CACHE"] = str(tmp_path_factory.mktemp("medalign_cache"))
+    os.environ["WANDB_MODE"] = "disabled"
+    os.environ["WANDB_SILENT"] = "true"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def compose(*overrides: str):
+    """Compose conf/config.yaml with `overrides`, as the CLI would (no model loaded)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def options(group: str) -> list[str]:
+    """The selectable options of a config group (file names without .yaml)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def shared_file(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data sample not present: {path} (../shared/data is optional)")
+    return path

@@ -1,0 +1,140 @@
+"""The PubMedQA PQA-L loader on the bundled example, the real sample, and bad input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from medalign.config import DatasetConfig
+from medalign.data.loading import load_records
+from medalign.data.pubmedqa import PubMedQALoader
+from medalign.data.records import BadRows
+from medalign.errors import MedalignError
+from tests.conftest import shared_file
+
+
+def _write(tmp_path: Path, rows: object, name: str = "ori_pqal.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(rows, indent=4))
+    return path
+
+
+def _row(**changes: object) -> dict:
+    row = {
+        "QUESTION": "Does drug X lower blood pressure?",
+        "CONTEXTS": ["We randomised 100 adults.", "Pressure fell by 10 mmHg."],
+        "LABELS": ["METHODS", "RESULTS"],
+        "MESHES": ["Hypertension"],
+        "final_decision": "yes",
+        "LONG_ANSWER": "Drug X lowered blood pressure.",
+    }
+    row.update(changes)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def test_bundled_example_loads_every_label() -> None:
+    data = load_records(DatasetConfig())
+    assert len(data.records) == 30
+    assert set(Counter(r.answer for r in data.records)) == {"yes", "no", "maybe"}
+    assert all(r.rationale and r.context for r in data.records)
+
+
+def test_real_sample_has_the_documented_label_counts() -> None:
+    path = shared_file("pubmedqa", "ori_pqal_sample.json")
+    data = load_records(DatasetConfig(path=str(path)))
+    assert len(data.records) == 200
+    assert Counter(r.answer for r in data.records) == {"yes": 110, "no": 68, "maybe": 22}
+    first = data.records[0]
+    assert first.id == "10808977"
+    assert first.question.startswith("Can tailored interventions increase mammography")
+    assert first.meta["labels"][0] and len(first.meta["labels"]) == len(first.context)
+    assert data.skipped == {}
+
+
+def test_fingerprint_follows_the_data(tmp_path: Path) -> None:
+    a = load_records(DatasetConfig(path=str(_write(tmp_path, {"1": _row()}, "a.json"))))
+    b = load_records(DatasetConfig(path=str(_write(tmp_path, {"1": _row()}, "b.json"))))
+    c = load_records(
+        DatasetConfig(path=str(_write(tmp_path, {"1": _row(final_decision="no")}, "c.json")))
+    )
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def test_limit_keeps_the_first_rows(tmp_path: Path) -> None:
+    rows = {str(i): _row(QUESTION=f"Question {i}?") for i in range(5)}
+    data = load_records(DatasetConfig(path=str(_write(tmp_path, rows)), limit=2))
+    assert [r.id for r in data.records] == ["0", "1"]
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(MedalignError, match=rf"file not found: {missing} \(dataset.path\)"):
+        load_records(DatasetConfig(path=str(missing)))
+
+
+def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "1": {"QUESTION": "x",\n')
+    with pytest.raises(MedalignError, match=rf"{path}: not valid JSON \(line \d+"):
+        load_records(DatasetConfig(path=str(path)))
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "problem"),
+    [
+        (_row(QUESTION=None), "QUESTION", "missing or empty"),
+        (_row(final_decision="perhaps"), "final_decision", "'perhaps' is not one of yes/no/maybe"),
+        (_row(CONTEXTS=[]), "CONTEXTS", "missing or empty list"),
+    ],
+)
+def test_bad_row_names_file_row_and_field(
+    tmp_path: Path, row: dict, field: str, problem: str
+) -> None:
+    path = _write(tmp_path, {"111": _row(), "222": row})
+    with pytest.raises(MedalignError) as err:
+        load_records(DatasetConfig(path=str(path)))
+    message = str(err.value)
+    assert message.startswith(f"{path}, row '222', field '{field}': {problem}")
+    assert "on_bad_row=skip" in message
+
+
+def test_skip_mode_counts_bad_rows(tmp_path: Path) -> None:
+    rows = {
+        "1": _row(),
+        "2": _row(final_decision="perhaps"),
+        "3": _row(CONTEXTS=[]),
+        "4": _row(final_decision="unsure"),
+    }
+    data = load_records(DatasetConfig(path=str(_write(tmp_path, rows)), on_bad_row="skip"))
+    assert [r.id for r in data.records] == ["1"]
+    assert sum(data.skipped.values()) == 3
+    assert data.skipped["CONTEXTS: missing or empty list of abstract sections"] == 1
+
+
+def test_a_file_with_only_bad_rows_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"1": _row(final_decision="x")})
+    with pytest.raises(MedalignError, match="no usable rows"):
+        load_records(DatasetConfig(path=str(path), on_bad_row="skip"))
+
+
+def test_hub_layout_maps_to_the_same_record() -> None:
+    hub_row = {
+        "pubid": 123,
+        "question": "Does drug X lower blood pressure?",
+        "context": {
+            "contexts": ["We randomised 100 adults.", "Pressure fell by 10 mmHg."],
+            "labels": ["METHODS", "RESULTS"],
+            "meshes": ["Hypertension"],
+        },
+        "long_answer": "Drug X lowered blood pressure.",
+        "final_decision": "yes",
+    }
+    loader = PubMedQALoader()
+    bad = BadRows("hub:qiaojin/PubMedQA", "error")
+    key, row = loader.hub_rows([hub_row])[0]
+    from_hub = loader.to_record(key, row, bad)
+    from_file = loader.to_record("123", _row(), bad)
+    assert from_hub == from_file

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+
+from medalign import registry
+from medalign.errors import MedalignError
+
+
+def test_registered_names_resolve() -> None:
+    from medalign.data.pubmedqa import format_pubmedqa
+
+    assert registry.get("formatter", "pubmedqa") is format_pubmedqa
+    assert "sft" in registry.names("stage")
+    assert {"tiny", "hub"} <= set(registry.names("model_builder"))
+
+
+def test_unknown_name_lists_registered_names() -> None:
+    with pytest.raises(MedalignError) as err:
+        registry.get("stage", "sfft")
+    assert "unknown stage 'sfft'" in str(err.value)
+    assert "sft" in str(err.value)
+
+
+def test_dotted_path_fallback_imports_any_object() -> None:
+    assert registry.get("formatter", "medalign.data.formatting:target_text").__name__ == (
+        "target_text"
+    )
+    assert registry.get("formatter", "json.dumps").__name__ == "dumps"
+
+
+def test_bad_dotted_path_is_a_clear_error() -> None:
+    with pytest.raises(MedalignError, match="cannot import formatter 'nope.module:fn'"):
+        registry.get("formatter", "nope.module:fn")
+
+
+def test_duplicate_registration_is_refused() -> None:
+    registry.register("test_kind", "a")(object())
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("test_kind", "a")(object())
