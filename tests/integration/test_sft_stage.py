@@ -223,3 +223,26 @@ def test_cli_trains_into_a_new_run_directory(tmp_path: Path) -> None:
     adapter_cfg = json.loads((runs / "one" / "adapter" / "adapter_config.json").read_text())
     assert adapter_cfg["r"] == 16
     assert (runs / "one" / ".hydra" / "overrides.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_curriculum_command_runs_the_default_stage_to_completion(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medalign",
+            "experiment=curriculum",
+            "logger=none",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    stage = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]
+    assert stage["status"] == "done" and stage["name"] == "pubmedqa"
+    assert stage["metrics"]["train/steps"] == 60
+    assert stage["metrics"]["train/loss"] < stage["metrics"]["train/first_loss"]
