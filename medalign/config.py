@@ -77,9 +77,20 @@ class DatasetConfig:
     hub_id: str | None = None
     hub_config: str | None = None
     split: str = "train"
+    eval_split: str = "test"
     limit: int | None = None
+    seed: int | None = None
     on_bad_row: str = _choice("error", "error", "skip")
-    with_rationale: bool = True
+    rationale: bool = True
+    cop_base: int | None = _choice(None, None, 0, 1)
+    options: int | None = _choice(None, None, 4, 5)
+    prompt_template: str = "Question: {question}"
+    answer_template: str = "Final answer: {answer}"
+    no_answer: str = "The report does not answer this question."
+    mix: dict[str, float] | None = None
+    decontaminate: bool = True
+    decontaminate_against: list[str] = field(default_factory=list)
+    ngram: int = 13
 
 
 @dataclass
@@ -138,7 +149,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "rl": RLConfig,
     "logger": LoggerConfig,
 }
-ROOT_KEYS: dict[str, type] = {"seed": int}
+ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str}
 
 
 @dataclass
@@ -146,6 +157,7 @@ class RunConfig:
     """The validated whole: what every stage runner receives."""
 
     seed: int
+    data_root: str | None
     model: ModelConfig
     quant: QuantConfig
     lora: LoraSettings
@@ -167,18 +179,21 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
         raise MedalignError(_unknown_key_message("", key, _root_keys()))
     typed: dict[str, Any] = {}
     for group, schema in GROUP_SCHEMAS.items():
-        typed[group] = _merge(group, schema, container.get(group, {}))
+        typed[group] = merge_group(group, schema, container.get(group, {}))
     stage_node = container.get("stage", {})
     kind = stage_node.get("kind", "sft")
     if kind not in STAGE_SCHEMAS:
         raise MedalignError(
             f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(STAGE_SCHEMAS)}"
         )
-    typed["stage"] = _merge("stage", STAGE_SCHEMAS[kind], stage_node)
+    typed["stage"] = merge_group("stage", STAGE_SCHEMAS[kind], stage_node)
     seed = container.get("seed", 42)
     if not isinstance(seed, int):
         raise MedalignError(f"config seed: expected an integer, got {seed!r}")
-    return RunConfig(seed=seed, **typed)
+    data_root = container.get("data_root")
+    if data_root is not None and not isinstance(data_root, str):
+        raise MedalignError(f"config data_root: expected a directory path, got {data_root!r}")
+    return RunConfig(seed=seed, data_root=data_root, **typed)
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -249,7 +264,7 @@ def _unknown_key_message(prefix: str, key: str, valid: list[str]) -> str:
     )
 
 
-def _merge(group: str, schema: type, values: Any) -> Any:
+def merge_group(group: str, schema: type, values: Any) -> Any:
     if not isinstance(values, dict):
         raise MedalignError(f"config {group}: expected a mapping, got {values!r}")
     try:

@@ -20,11 +20,12 @@ from medalign.errors import MedalignError
 
 T = TypeVar("T")
 
+_DATASETS = tuple(f"medalign.data.{name}" for name in ("pubmedqa", "medmcqa", "medqa", "radqa"))
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "stage": ("medalign.stages.sft",),
-    "loader": ("medalign.data.pubmedqa",),
-    "formatter": ("medalign.data.pubmedqa",),
+    "loader": _DATASETS,
+    "template_fields": _DATASETS,
     "model_builder": ("medalign.models.builders",),
     "chat_template": ("medalign.models.chat_templates",),
 }

@@ -38,8 +38,18 @@ def compose(*overrides: str):
 
 
 def options(group: str) -> list[str]:
-    """The selectable options of a config group (file names without .yaml)."""
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The selectable options of a config group (file names without .yaml; `_x` are bases)."""
+    return sorted(p.stem for p in (CONF / group).glob("[!_]*.yaml"))
+
+
+def dataset_cfg(name: str, **changes: object):
+    """The DatasetConfig of conf/dataset/<name>.yaml with `changes` applied."""
+    import dataclasses
+
+    from medalign.config import DatasetConfig
+    from medalign.data.loading import dataset_config
+
+    return dataclasses.replace(dataset_config(name, DatasetConfig(name="_")), **changes)
 
 
 def shared_file(*parts: str) -> Path:

@@ -34,6 +34,7 @@ class LoadedData:
     records: list[QARecord]
     source: str
     skipped: dict[str, int]
+    config: Any = None  # the DatasetConfig the rows were read with
 
     @property
     def fingerprint(self) -> str:

@@ -73,12 +73,13 @@ def tiny_corpus() -> list[str]:
     texts: list[str] = []
     for path in sorted(EXAMPLES_DIR.rglob("*")):
         if path.suffix in {".json", ".jsonl"}:
-            lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
-            for line in lines:
-                if line.strip():
-                    _collect_strings(json.loads(line), texts)
-        elif path.suffix in {".csv", ".txt"}:
-            texts.extend(path.read_text().splitlines())
+            text = path.read_text()
+            try:
+                _collect_strings(json.loads(text), texts)
+            except json.JSONDecodeError:  # JSON Lines, whatever the extension says
+                for line in text.splitlines():
+                    if line.strip():
+                        _collect_strings(json.loads(line), texts)
     if not texts:
         raise MedalignError(f"no example text found under {EXAMPLES_DIR} to train the tokenizer")
     return texts

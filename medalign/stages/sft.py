@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     """Train one SFT stage; return its metrics (also written to metrics.json)."""
     from medalign.data.formatting import to_sft_dataset
-    from medalign.data.loading import load_records
+    from medalign.data.loading import load_training_data
     from medalign.models.load import load_causal_lm, load_tokenizer, model_source
 
     stage: SFTStageConfig = cfg.stage
-    data = load_records(cfg.dataset)
+    data = load_training_data(cfg.dataset, cfg.data_root)
     source = model_source(cfg.model)
     tokenizer = load_tokenizer(cfg.model, source)
-    train = to_sft_dataset(data.records, cfg.dataset.format, cfg.dataset.with_rationale)
+    train = to_sft_dataset([(p.records, p.config) for p in data.parts], seed=cfg.seed)
     lengths = example_lengths(train, tokenizer)
     truncated = sum(n > stage.max_length for n in lengths)
     if truncated:
@@ -48,10 +48,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     run.update(
         base_model=source,
         data={
-            "source": data.source,
-            "fingerprint": data.fingerprint,
-            "rows": len(data.records),
-            "skipped": data.skipped,
+            **data.summary(),
             "truncated": truncated,
             "tokens": sum(min(n, stage.max_length) for n in lengths),
         },

@@ -68,7 +68,7 @@ def test_sft_lowers_loss_and_the_adapter_reloads_exactly(tmp_path: Path) -> None
     assert stage["status"] == "done" and stage["name"] == "pubmedqa"
     base_dir = stage["base_model"]
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    examples = [to_messages(r, "pubmedqa", with_rationale=True) for r in records]
+    examples = [to_messages(r, validate(cfg).dataset) for r in records]
     texts = [
         tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False)
         for e in examples
@@ -91,6 +91,32 @@ def test_sft_lowers_loss_and_the_adapter_reloads_exactly(tmp_path: Path) -> None
     with torch.no_grad():
         assert torch.equal(tuned(**enc).logits, again(**enc).logits)
         assert not torch.allclose(tuned(**enc).logits, base(**enc).logits)
+
+
+@pytest.mark.parametrize("stage", ["pubmedqa", "medmcqa", "medqa", "radqa"])
+def test_every_stage_trains_on_its_own_example_data(tmp_path: Path, stage: str) -> None:
+    metrics = run(compose(f"stage={stage}", "logger=none", *FAST), tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]
+    assert manifest["status"] == "done" and manifest["name"] == stage
+    assert manifest["data"]["rows"] == 8 and manifest["data"]["decontaminated"] == 0
+    assert f"examples/{stage}/" in manifest["data"]["source"]
+    assert metrics["train/steps"] == 4
+
+
+def test_mixed_stage_records_rows_per_dataset(tmp_path: Path) -> None:
+    run(
+        compose(
+            "stage=sft",
+            "dataset=medmcqa",
+            "logger=none",
+            "stage.max_steps=2",
+            "dataset.mix={medmcqa:1.0,medqa:0.5}",
+        ),
+        tmp_path / "run",
+    )
+    data = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]["data"]
+    assert data["rows_by_dataset"] == {"medmcqa": 30, "medqa": 12}
+    assert len(data["source"]) == 2
 
 
 def test_run_writes_config_metrics_manifest_and_wandb_offline(

@@ -1,30 +1,104 @@
+"""The rendered prompt and target of one row of each dataset, against the exact text."""
+
 from __future__ import annotations
 
-from medalign.data.formatting import FINAL_ANSWER, target_text, to_messages
-from medalign.data.records import QARecord
+import pytest
 
-RECORD = QARecord(
-    id="1",
-    question="Does drug X work?",
-    context=["We randomised adults.", "It worked."],
-    answer="yes",
-    rationale="Drug X worked.",
-    meta={"labels": ["METHODS", "RESULTS"]},
-)
+from medalign.data.formatting import render_prompt, target_text, to_messages
+from medalign.data.loading import load_records
+from medalign.errors import MedalignError
+from tests.conftest import dataset_cfg
 
 
-def test_target_ends_with_the_final_answer_line() -> None:
-    assert target_text(RECORD, with_rationale=True) == f"Drug X worked.\n{FINAL_ANSWER} yes"
-    assert target_text(RECORD, with_rationale=False) == f"{FINAL_ANSWER} yes"
+def _first(name: str, **changes: object):
+    cfg = dataset_cfg(name, **changes)
+    return load_records(cfg).records[0], cfg
 
 
-def test_pubmedqa_prompt_holds_labelled_sections_and_question() -> None:
-    example = to_messages(RECORD, "pubmedqa", with_rationale=True)
-    prompt = example["prompt"][0]["content"]
-    assert example["prompt"][0]["role"] == "user"
-    assert "METHODS: We randomised adults.\nRESULTS: It worked." in prompt
-    assert "Question: Does drug X work?" in prompt
-    assert "yes" not in prompt.split("Question:")[0]  # the answer never leaks into the prompt
-    assert example["completion"] == [
-        {"role": "assistant", "content": f"Drug X worked.\n{FINAL_ANSWER} yes"}
-    ]
+def test_pubmedqa_prompt_and_target() -> None:
+    record, cfg = _first("pubmedqa", split="all")
+    assert render_prompt(record, cfg) == (
+        "Abstract:\n"
+        "BACKGROUND: Prolonged bed rest after hip fracture surgery is linked to pneumonia and "
+        "delirium in older adults.\n"
+        "METHODS: We reviewed 412 patients aged 65 or older operated on for hip fracture; 206 "
+        "were mobilised within 24 hours and 206 later.\n"
+        "RESULTS: Median length of stay was 8 days with early mobilisation and 11 days without "
+        "(p<0.001). Pneumonia occurred in 4% versus 9%.\n\n"
+        "Question: Does early mobilisation after hip fracture surgery shorten hospital stay?\n"
+        "Answer yes, no or maybe."
+    )
+    assert target_text(record, cfg) == (
+        "Mobilising patients within 24 hours of hip fracture surgery was associated with a "
+        "shorter stay and fewer pneumonias.\nFinal answer: yes"
+    )
+
+
+def test_medmcqa_prompt_and_target() -> None:
+    record, cfg = _first("medmcqa")
+    assert render_prompt(record, cfg) == (
+        "Question: Which vitamin deficiency causes scurvy?\nOptions:\nA. Vitamin A\n"
+        "B. Vitamin B12\nC. Vitamin C\nD. Vitamin D\n"
+        "Answer with the letter of the correct option (A, B, C or D)."
+    )
+    assert target_text(record, cfg) == (
+        "Scurvy results from vitamin C deficiency, which impairs collagen hydroxylation and "
+        "causes bleeding gums and poor wound healing.\nFinal answer: C"
+    )
+    answer_only, cfg = _first("medmcqa", rationale=False)
+    assert target_text(answer_only, cfg) == "Final answer: C"
+
+
+def test_medqa_prompt_and_target() -> None:
+    record, cfg = _first("medqa", options=4)
+    prompt = render_prompt(record, cfg)
+    assert prompt.startswith("Question: A 24-year-old woman comes to the physician")
+    assert prompt.endswith(
+        "Options:\nA. Graves disease\nB. Toxic multinodular goitre\n"
+        "C. Hashimoto thyroiditis\nD. Factitious thyrotoxicosis\n"
+        "Answer with the letter of the correct option (A, B, C or D)."
+    )
+    assert target_text(record, cfg) == "Final answer: A"
+
+
+def test_radqa_prompt_and_targets_answerable_and_not() -> None:
+    records = load_records(dataset_cfg("radqa")).records
+    cfg = dataset_cfg("radqa")
+    answerable = records[0]
+    assert render_prompt(answerable, cfg) == (
+        "Radiology report:\nIMPRESSION:  Moderate right pleural effusion.  Mild cardiomegaly.\n\n"
+        "Question: Is there a pleural effusion?\n"
+        "Answer with the exact words of the report, or say that the report does not answer it."
+    )
+    assert target_text(answerable, cfg) == (
+        "IMPRESSION: Moderate right pleural effusion.\n"
+        "Final answer: Moderate right pleural effusion"
+    )
+    unanswerable = next(r for r in records if not r.answer)
+    assert target_text(unanswerable, cfg) == (
+        "Final answer: The report does not answer this question."
+    )
+
+
+def test_templates_come_from_config() -> None:
+    record, cfg = _first(
+        "medmcqa",
+        prompt_template="{subject}: {question}",
+        answer_template="=> {answer}",
+        rationale=False,
+    )
+    example = to_messages(record, cfg)
+    assert (
+        example["prompt"][0]["content"] == "Biochemistry: Which vitamin deficiency causes scurvy?"
+    )
+    assert example["completion"][0] == {"role": "assistant", "content": "=> C"}
+
+
+def test_unknown_template_field_is_named() -> None:
+    record, cfg = _first("medqa", prompt_template="{question} {abstract}")
+    with pytest.raises(
+        MedalignError,
+        match=r"dataset.prompt_template of dataset 'medqa': unknown field \{abstract\}; "
+        r"available: \{question\}",
+    ):
+        render_prompt(record, cfg)

@@ -10,10 +10,10 @@ import pytest
 
 from medalign.config import DatasetConfig
 from medalign.data.loading import load_records
-from medalign.data.pubmedqa import PubMedQALoader
+from medalign.data.pubmedqa import PubMedQALoader, to_record
 from medalign.data.records import BadRows
 from medalign.errors import MedalignError
-from tests.conftest import shared_file
+from tests.conftest import dataset_cfg, shared_file
 
 
 def _write(tmp_path: Path, rows: object, name: str = "ori_pqal.json") -> Path:
@@ -35,11 +35,30 @@ def _row(**changes: object) -> dict:
     return {k: v for k, v in row.items() if v is not None}
 
 
-def test_bundled_example_loads_every_label() -> None:
-    data = load_records(DatasetConfig())
-    assert len(data.records) == 30
-    assert set(Counter(r.answer for r in data.records)) == {"yes", "no", "maybe"}
-    assert all(r.rationale and r.context for r in data.records)
+def test_bundled_example_loads_every_label_and_keeps_test_pmids_out() -> None:
+    train = load_records(dataset_cfg("pubmedqa"))
+    test = load_records(dataset_cfg("pubmedqa", split="test"))
+    everything = load_records(dataset_cfg("pubmedqa", split="all"))
+    assert (len(train.records), len(test.records), len(everything.records)) == (22, 8, 30)
+    assert not {r.id for r in train.records} & {r.id for r in test.records}
+    assert set(Counter(r.answer for r in train.records)) == {"yes", "no", "maybe"}
+    assert all(r.rationale and r.context for r in train.records)
+
+
+def test_test_pmids_come_from_test_ground_truth(tmp_path: Path) -> None:
+    rows = {str(i): _row(QUESTION=f"Question {i}?") for i in range(4)}
+    path = _write(tmp_path, rows)
+    (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1": "yes", "3": "no"}))
+    train = load_records(DatasetConfig(path=str(tmp_path)))
+    test = load_records(DatasetConfig(path=str(path), split="test"))
+    assert [r.id for r in train.records] == ["0", "2"]
+    assert [r.id for r in test.records] == ["1", "3"]
+
+
+def test_test_split_without_ground_truth_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"1": _row()})
+    with pytest.raises(MedalignError, match="no test_ground_truth.json next to"):
+        load_records(DatasetConfig(path=str(path), split="test"))
 
 
 def test_real_sample_has_the_documented_label_counts() -> None:
@@ -71,7 +90,7 @@ def test_limit_keeps_the_first_rows(tmp_path: Path) -> None:
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
-    with pytest.raises(MedalignError, match=rf"file not found: {missing} \(dataset.path\)"):
+    with pytest.raises(MedalignError, match=rf"file not found: {missing} \(dataset.path"):
         load_records(DatasetConfig(path=str(missing)))
 
 
@@ -132,9 +151,6 @@ def test_hub_layout_maps_to_the_same_record() -> None:
         "long_answer": "Drug X lowered blood pressure.",
         "final_decision": "yes",
     }
-    loader = PubMedQALoader()
     bad = BadRows("hub:qiaojin/PubMedQA", "error")
-    key, row = loader.hub_rows([hub_row])[0]
-    from_hub = loader.to_record(key, row, bad)
-    from_file = loader.to_record("123", _row(), bad)
-    assert from_hub == from_file
+    from_hub = PubMedQALoader.read_hub([hub_row], DatasetConfig(), bad)
+    assert from_hub == [to_record("123", _row(), bad)]

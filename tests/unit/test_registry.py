@@ -7,9 +7,9 @@ from medalign.errors import MedalignError
 
 
 def test_registered_names_resolve() -> None:
-    from medalign.data.pubmedqa import format_pubmedqa
+    from medalign.data.pubmedqa import pubmedqa_fields
 
-    assert registry.get("formatter", "pubmedqa") is format_pubmedqa
+    assert registry.get("template_fields", "pubmedqa") is pubmedqa_fields
     assert "sft" in registry.names("stage")
     assert {"tiny", "hub"} <= set(registry.names("model_builder"))
 

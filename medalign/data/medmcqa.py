@@ -1,0 +1,107 @@
+"""MedMCQA (JSON Lines: question, opa..opd, cop, exp, subject_name, ...) -> 4-option records.
+
+`cop` is 1-indexed in the original files and 0-indexed on the hub
+(`openlifescienceai/medmcqa`, -1 on test rows). Reading it with the wrong base shifts
+every label silently, so the base is told (`dataset.cop_base`) or detected from the
+values in the file (a 4 means 1-indexed, a 0 means 0-indexed); a file where the values
+cannot tell is an error. The official test split has no answers: it cannot be trained
+or scored on, so the dev split is the evaluation set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medalign.config import DatasetConfig
+from medalign.data.files import read_jsonl
+from medalign.data.records import BadRows, QARecord
+from medalign.errors import MedalignError
+from medalign.registry import register
+
+LETTERS = ("A", "B", "C", "D")
+OPTION_KEYS = ("opa", "opb", "opc", "opd")
+
+
+@register("loader", "medmcqa")
+class MedMCQALoader:
+    @staticmethod
+    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
+        _refuse_test_split(cfg)
+        return folder / f"{cfg.split}.json"
+
+    @staticmethod
+    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+        _refuse_test_split(cfg)
+        rows = read_jsonl(path, bad)
+        base = cfg.cop_base if cfg.cop_base is not None else detect_cop_base(rows, path)
+        return [r for key, row in rows if (r := to_record(key, row, base, bad)) is not None]
+
+    @staticmethod
+    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+        _refuse_test_split(cfg)
+        base = 0 if cfg.cop_base is None else cfg.cop_base
+        records = [to_record(str(row.get("id")), dict(row), base, bad) for row in rows]
+        return [r for r in records if r is not None]
+
+
+def detect_cop_base(rows: list[tuple[str, dict[str, Any]]], path: Path) -> int:
+    values = {row.get("cop") for _, row in rows if isinstance(row.get("cop"), int)}
+    if values & {0, -1}:
+        return 0
+    if 4 in values:
+        return 1
+    raise MedalignError(
+        f"{path}: cannot tell whether field 'cop' is 1-indexed (original files) or 0-indexed "
+        f"(hub copy) from the values {sorted(values)}; set dataset.cop_base=1 or 0"
+    )
+
+
+def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecord | None:
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        bad.reject(key, "question", "missing or empty")
+        return None
+    options = {}
+    for letter, name in zip(LETTERS, OPTION_KEYS, strict=True):
+        if not isinstance(row.get(name), str):
+            bad.reject(key, name, "missing option text")
+            return None
+        options[letter] = row[name].strip()
+    cop = row.get("cop")
+    if not isinstance(cop, int) or isinstance(cop, bool):
+        bad.reject(key, "cop", "missing answer (MedMCQA test rows have none)")
+        return None
+    if not 0 <= cop - base < len(LETTERS):
+        bad.reject(key, "cop", f"{cop} is outside the options ({base}..{base + 3})")
+        return None
+    explanation = row.get("exp")
+    return QARecord(
+        id=str(row.get("id") or key),
+        question=question.strip(),
+        context=[],
+        options=options,
+        answer=LETTERS[cop - base],
+        rationale=explanation.strip()
+        if isinstance(explanation, str) and explanation.strip()
+        else None,
+        meta={
+            "subject": row.get("subject_name"),
+            "topic": row.get("topic_name"),
+            "choice_type": row.get("choice_type"),
+            "row": key,
+        },
+    )
+
+
+def _refuse_test_split(cfg: DatasetConfig) -> None:
+    if cfg.split == "test":
+        raise MedalignError(
+            "dataset.split=test: the MedMCQA test split has no answers, so it can be neither "
+            "trained nor scored; use split=dev for evaluation"
+        )
+
+
+@register("template_fields", "medmcqa")
+def medmcqa_fields(record: QARecord) -> dict[str, str]:
+    return {"subject": record.meta.get("subject") or ""}

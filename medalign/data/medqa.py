@@ -1,0 +1,93 @@
+"""MedQA USMLE (JSON Lines: question, options {A..E}, answer, answer_idx, meta_info).
+
+Both variants of the official archive are read: `US/{split}.jsonl` (5 options) and
+`US/4_options/phrases_no_exclude_{split}.jsonl` (4 options, plus MetaMap phrases); a
+folder path picks by `dataset.options` (4 or 5; null = 5). `answer` must equal
+`options[answer_idx]`, which catches files whose letters were shuffled. The hub copy
+`GBaker/MedQA-USMLE-4-options-hf` uses sent1/ending0..3/label and is mapped here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medalign.config import DatasetConfig
+from medalign.data.files import read_jsonl
+from medalign.data.records import BadRows, QARecord
+from medalign.registry import register
+
+LETTERS = "ABCDEFGH"
+
+
+@register("loader", "medqa")
+class MedQALoader:
+    @staticmethod
+    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
+        if cfg.options == 4:
+            return folder / "4_options" / f"phrases_no_exclude_{cfg.split}.jsonl"
+        return folder / f"{cfg.split}.jsonl"
+
+    @staticmethod
+    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+        rows = read_jsonl(path, bad)
+        return [r for key, row in rows if (r := to_record(key, row, cfg, bad)) is not None]
+
+    @staticmethod
+    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+        records = [
+            to_record(f"row {i}", hub_row(dict(row)), cfg, bad) for i, row in enumerate(rows)
+        ]
+        return [r for r in records if r is not None]
+
+
+def hub_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The `-hf` multiple-choice layout (sent1, ending0..N, label) in original field names."""
+    if "ending0" not in row:
+        return row
+    endings = [row[f"ending{i}"] for i in range(len(LETTERS)) if f"ending{i}" in row]
+    options = dict(zip(LETTERS, endings, strict=False))
+    label = row.get("label")
+    letter = LETTERS[label] if isinstance(label, int) and 0 <= label < len(endings) else None
+    return {
+        "question": row.get("sent1"),
+        "options": options,
+        "answer_idx": letter,
+        "answer": options.get(letter) if letter else None,
+        "meta_info": row.get("meta_info"),
+    }
+
+
+def to_record(key: str, row: dict[str, Any], cfg: DatasetConfig, bad: BadRows) -> QARecord | None:
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        bad.reject(key, "question", "missing or empty")
+        return None
+    options = row.get("options")
+    if not isinstance(options, dict) or len(options) < 2:
+        bad.reject(key, "options", "missing, or fewer than two options")
+        return None
+    if cfg.options is not None and len(options) != cfg.options:
+        bad.reject(key, "options", f"expected {cfg.options} options, found {len(options)}")
+        return None
+    letter = row.get("answer_idx")
+    if letter not in options:
+        bad.reject(key, "answer_idx", f"{letter!r} is not one of the options {', '.join(options)}")
+        return None
+    answer = row.get("answer")
+    if answer is not None and answer != options[letter]:
+        bad.reject(key, "answer", f"{answer!r} is not options[{letter!r}] ({options[letter]!r})")
+        return None
+    return QARecord(
+        id=key,
+        question=question.strip(),
+        context=[],
+        options={k: str(v).strip() for k, v in options.items()},
+        answer=letter,
+        meta={"step": row.get("meta_info"), "answer_text": options[letter]},
+    )
+
+
+@register("template_fields", "medqa")
+def medqa_fields(record: QARecord) -> dict[str, str]:
+    return {"step": record.meta.get("step") or ""}

@@ -1,0 +1,127 @@
+"""RadQA (SQuAD v2 JSON over radiology reports) -> extractive records, unanswerable kept.
+
+`data[].paragraphs[].{context, qas[].{id, question, answers[{text, answer_start}],
+is_impossible}}`. Every answer span is checked against its `answer_start` offset (a
+mismatch means a shifted or edited context); dev and test questions carry up to three
+annotators' spans, all kept (distinct, in order) for scoring. The rationale is the
+report sentence holding the first answer: the evidence. The real data is credentialed
+(PhysioNet): point `dataset.path` at your copy.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from medalign.config import DatasetConfig
+from medalign.data.files import read_json
+from medalign.data.records import BadRows, QARecord
+from medalign.errors import MedalignError
+from medalign.registry import register
+
+_SENTENCE = re.compile(r"[^.]*(?:\.|$)")
+
+
+@register("loader", "radqa")
+class RadQALoader:
+    @staticmethod
+    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
+        return folder / f"{cfg.split}.json"
+
+    @staticmethod
+    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+        doc = read_json(path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+            raise MedalignError(f"{path}: expected a SQuAD-v2 style object with a 'data' list")
+        records = []
+        for article in doc["data"]:
+            for paragraph in article.get("paragraphs") or []:
+                context = paragraph.get("context")
+                for qa in paragraph.get("qas") or []:
+                    record = to_record(qa, context, paragraph.get("document_id"), bad)
+                    if record is not None:
+                        records.append(record)
+        return records
+
+    @staticmethod
+    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+        """Flat SQuAD v2 hub rows: id, context, question, answers {text: [], answer_start: []}."""
+        records = []
+        for row in rows:
+            answers = row.get("answers") or {}
+            spans = [
+                {"text": t, "answer_start": s}
+                for t, s in zip(
+                    answers.get("text", []), answers.get("answer_start", []), strict=False
+                )
+            ]
+            qa = {
+                "id": row.get("id"),
+                "question": row.get("question"),
+                "answers": spans,
+                "is_impossible": not spans,
+            }
+            record = to_record(qa, row.get("context"), row.get("title"), bad)
+            if record is not None:
+                records.append(record)
+        return records
+
+
+def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | None:
+    key = str(qa.get("id")) if isinstance(qa, dict) else "?"
+    if not isinstance(context, str) or not context.strip():
+        bad.reject(key, "context", "missing or empty report text")
+        return None
+    question = qa.get("question")
+    if not isinstance(question, str) or not question.strip():
+        bad.reject(key, "question", "missing or empty")
+        return None
+    answers = qa.get("answers")
+    if not isinstance(answers, list):
+        bad.reject(key, "answers", "missing (use [] for an unanswerable question)")
+        return None
+    spans: list[str] = []
+    starts: list[int] = []
+    for answer in answers:
+        text, start = answer.get("text"), answer.get("answer_start")
+        if not isinstance(text, str) or not isinstance(start, int):
+            bad.reject(key, "answers", "each answer needs a 'text' string and an 'answer_start'")
+            return None
+        found = context[start : start + len(text)]
+        if found != text:
+            bad.reject(
+                key,
+                "answer_start",
+                f"{start} does not match the context: expected {text!r}, found {found!r}",
+            )
+            return None
+        if text not in spans:
+            spans.append(text)
+            starts.append(start)
+    if bool(qa.get("is_impossible", not spans)) != (not spans):
+        bad.reject(
+            key, "is_impossible", f"is {qa.get('is_impossible')} but there are {len(spans)} answers"
+        )
+        return None
+    return QARecord(
+        id=key,
+        question=question.strip(),
+        context=[context],
+        answer=spans,
+        rationale=evidence_sentence(context, starts[0]) if starts else None,
+        meta={"document_id": document, "answer_starts": starts},
+    )
+
+
+def evidence_sentence(context: str, start: int) -> str:
+    """The sentence of `context` that contains character `start`, whitespace collapsed."""
+    for match in _SENTENCE.finditer(context):
+        if match.start() <= start < max(match.end(), match.start() + 1):
+            return " ".join(match.group().split())
+    return ""
+
+
+@register("template_fields", "radqa")
+def radqa_fields(record: QARecord) -> dict[str, str]:
+    return {"report": record.context[0]}
