@@ -31,15 +31,18 @@ test-all: $(STAMP) ## Run every test this machine can run
 	$(PY) -m pytest -m "not gpu and not network" $(ARGS)
 
 lint: $(STAMP) ## ruff check + format check
-	$(VENV)/bin/ruff check medalign tests
-	$(VENV)/bin/ruff format --check medalign tests
+	$(VENV)/bin/ruff check medalign tests bench
+	$(VENV)/bin/ruff format --check medalign tests bench
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix medalign tests
-	$(VENV)/bin/ruff format medalign tests
+	$(VENV)/bin/ruff check --fix medalign tests bench
+	$(VENV)/bin/ruff format medalign tests bench
 
 curriculum: $(STAMP) ## Run the whole curriculum on the configured model (tiny by default)
 	$(PY) -m medalign experiment=curriculum $(ARGS)
+
+bench: $(STAMP) ## Run the benchmarks: bench/results.json and bench/RESULTS.md
+	$(PY) bench/run.py
 
 clean: ## Remove caches (keeps runs/ and .venv)
 	rm -rf .pytest_cache .ruff_cache

@@ -244,3 +244,25 @@ def test_missing_split_file_names_path_and_split(tmp_path: Path) -> None:
         MedalignError, match=rf"file not found: {tmp_path}/dev.json \(dataset.path, split 'dev'\)"
     ):
         load_records(dataset_cfg("radqa", path=str(tmp_path), split="dev"))
+
+
+def test_medqa_hub_hf_layout_maps_to_the_original_fields() -> None:
+    from medalign.data.medqa import MedQALoader
+
+    row = {
+        "sent1": "Q?",
+        "ending0": "x",
+        "ending1": "y",
+        "ending2": "z",
+        "ending3": "w",
+        "label": 2,
+    }
+    record = MedQALoader.read_hub([row], dataset_cfg("medqa"), BadRows("hub", "error"))[0]
+    assert record.options == {"A": "x", "B": "y", "C": "z", "D": "w"} and record.answer == "C"
+
+
+def test_limit_with_seed_takes_a_reproducible_random_subset() -> None:
+    a = load_records(dataset_cfg("medmcqa", limit=5, seed=1)).records
+    b = load_records(dataset_cfg("medmcqa", limit=5, seed=1)).records
+    first = load_records(dataset_cfg("medmcqa", limit=5)).records
+    assert [r.id for r in a] == [r.id for r in b] != [r.id for r in first]

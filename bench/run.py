@@ -1,0 +1,52 @@
+"""`make bench`: run every benchmark, write bench/results.json and bench/RESULTS.md.
+
+Figures carry the machine they ran on; a slow figure never fails a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_data  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def main() -> None:
+    print("data loading and formatting ...", flush=True)
+    data = bench_data.measure()
+    results = {"machine": machine(), "data": data}
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = [
+        "# medalign benchmarks",
+        "",
+        f"Machine: {results['machine']}",
+        "",
+        "## Data loading and formatting",
+        "",
+        bench_data.markdown(data),
+        "",
+    ]
+    (OUT / "RESULTS.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
