@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_data  # noqa: E402
+import bench_eval  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 
@@ -32,7 +33,9 @@ def machine() -> dict:
 def main() -> None:
     print("data loading and formatting ...", flush=True)
     data = bench_data.measure()
-    results = {"machine": machine(), "data": data}
+    print("MCQ scoring, ours vs naive per-choice ...", flush=True)
+    mcq = bench_eval.measure()
+    results = {"machine": machine(), "data": data, "mcq_eval": mcq}
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# medalign benchmarks",
@@ -42,6 +45,10 @@ def main() -> None:
         "## Data loading and formatting",
         "",
         bench_data.markdown(data),
+        "",
+        "## MCQ evaluation (MedQA 4 options, tiny model, CPU)",
+        "",
+        bench_eval.markdown(mcq),
         "",
     ]
     (OUT / "RESULTS.md").write_text("\n".join(md))

@@ -116,6 +116,29 @@ class SFTStageConfig:
 
 
 @dataclass
+class EvalConfig:
+    datasets: list[str] = field(default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa"])
+    splits: dict[str, str] | None = None
+    limit: int | None = None
+    limits: dict[str, int] | None = None
+    mode: str = _choice("auto", "auto", "loglik", "generate")
+    batch_size: int = 16
+    max_new_tokens: int = 64
+    bootstrap: int = 1000
+    seed: int = 0
+    after_train: bool = False
+    run: str | None = None
+    stage: str | None = None
+    adapter: str | None = None
+
+
+@dataclass
+class EvalStageConfig:
+    kind: str = "eval"
+    name: str = "eval"
+
+
+@dataclass
 class LoggerConfig:
     name: str = _choice("wandb", "wandb", "none")
     mode: str | None = _choice(None, None, "online", "offline", "disabled")
@@ -138,7 +161,7 @@ class RLConfig:
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
-STAGE_SCHEMAS: dict[str, type] = {"sft": SFTStageConfig}
+STAGE_SCHEMAS: dict[str, type] = {"sft": SFTStageConfig, "eval": EvalStageConfig}
 
 GROUP_SCHEMAS: dict[str, type] = {
     "model": ModelConfig,
@@ -148,6 +171,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "reward": RewardConfig,
     "rl": RLConfig,
     "logger": LoggerConfig,
+    "eval": EvalConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str}
 
@@ -166,6 +190,7 @@ class RunConfig:
     reward: RewardConfig
     rl: RLConfig
     logger: LoggerConfig
+    eval: EvalConfig
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:

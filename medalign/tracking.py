@@ -54,6 +54,12 @@ class Tracker:
         if self.run is not None:
             self.run.summary.update(metrics)
 
+    def log_images(self, images: dict[str, Path]) -> None:
+        if self.run is not None and images:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path)) for key, path in images.items()})
+
     def finish(self, ok: bool) -> None:
         if self.run is not None:
             self.run.finish(exit_code=0 if ok else 1)

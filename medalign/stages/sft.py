@@ -70,6 +70,12 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "train/steps_per_s": round(result.global_step / elapsed, 3),
         "train/first_loss": _first_logged_loss(trainer),
     }
+    if cfg.eval.after_train:
+        from medalign.stages.eval import evaluate_and_report
+
+        metrics.update(
+            evaluate_and_report(trainer.model, tokenizer, cfg, run.path / "eval", tracker)
+        )
     run.update(adapter=str(out_dir), metrics=metrics)
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", out_name, out_dir, metrics)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from medalign.config import SFTStageConfig, check_overrides, validate
+from medalign.config import STAGE_SCHEMAS, check_overrides, validate
 from medalign.errors import MedalignError
 from tests.conftest import REPO, compose, options
 
@@ -17,12 +17,13 @@ from tests.conftest import REPO, compose, options
 def test_every_stage_and_experiment_validates(stage: str, experiment: str | None) -> None:
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
     typed = validate(compose(*overrides))
-    assert typed.stage.kind == "sft"
-    assert isinstance(typed.stage, SFTStageConfig)
+    assert typed.stage.kind in STAGE_SCHEMAS
+    assert isinstance(typed.stage, STAGE_SCHEMAS[typed.stage.kind])
+    assert typed.stage.kind == ("eval" if stage == "eval" else "sft")
 
 
 @pytest.mark.parametrize(
-    "group", ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug"]
+    "group", ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval"]
 )
 def test_every_group_option_validates(group: str) -> None:
     for option in options(group):

@@ -1,0 +1,1 @@
+"""Evaluation: log-likelihood choice scoring, generation + parsing, SQuAD v2, reports."""

@@ -1,0 +1,86 @@
+"""Aggregate metrics with bootstrap confidence intervals, and calibration.
+
+Accuracy is a mean of per-example 0/1 scores; its 95% interval comes from
+`scipy.stats.bootstrap` (percentile). Calibration uses the choice probabilities
+(softmax over the choices' log-likelihoods): expected calibration error over equal-width
+confidence bins of the top choice, and the multi-class Brier score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+
+def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """{"value", "ci": [low, high], "n"} for the mean of `values`."""
+    data = np.asarray(values, dtype=float)
+    value = float(data.mean()) if len(data) else float("nan")
+    if len(data) < 2 or resamples <= 0 or np.all(data == data[0]):
+        return {"value": value, "ci": [value, value], "n": len(data)}
+    from scipy.stats import bootstrap
+
+    res = bootstrap((data,), np.mean, n_resamples=resamples, method="percentile", random_state=seed)
+    return {
+        "value": value,
+        "ci": [float(res.confidence_interval.low), float(res.confidence_interval.high)],
+        "n": len(data),
+    }
+
+
+def softmax(scores: list[float]) -> list[float]:
+    x = np.asarray(scores, dtype=float)
+    e = np.exp(x - x.max())
+    return (e / e.sum()).tolist()
+
+
+def expected_calibration_error(probs: list[list[float]], gold: list[int], bins: int = 10) -> float:
+    """Sum over bins of |accuracy - mean confidence| weighted by the bin's share."""
+    p = np.asarray(probs, dtype=float)
+    confidence, predicted = p.max(axis=1), p.argmax(axis=1)
+    correct = (predicted == np.asarray(gold)).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def reliability_bins(probs: list[list[float]], gold: list[int], bins: int = 10) -> list[dict]:
+    p = np.asarray(probs, dtype=float)
+    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == np.asarray(gold))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            out.append(
+                {
+                    "low": float(low),
+                    "high": float(high),
+                    "n": int(in_bin.sum()),
+                    "confidence": float(confidence[in_bin].mean()),
+                    "accuracy": float(correct[in_bin].mean()),
+                }
+            )
+    return out
+
+
+def brier(probs: list[list[float]], gold: list[int]) -> float:
+    """Mean over examples of the squared distance between probabilities and the one-hot gold."""
+    from sklearn.metrics import brier_score_loss
+
+    p = np.asarray(probs, dtype=float)
+    labels = list(range(p.shape[1]))
+    return float(brier_score_loss(np.asarray(gold), p, labels=labels, scale_by_half=False))
+
+
+def grouped_accuracy(groups: list[str | None], correct: list[float]) -> dict[str, dict]:
+    table: dict[str, list[float]] = defaultdict(list)
+    for group, ok in zip(groups, correct, strict=True):
+        table[group or "unknown"].append(ok)
+    return {g: {"acc": float(np.mean(v)), "n": len(v)} for g, v in sorted(table.items())}

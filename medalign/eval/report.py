@@ -1,0 +1,125 @@
+"""Write an evaluation's reports: results.json, predictions.jsonl, summary.md and plots.
+
+The Markdown table is what a person reads first; the PNGs are for looking (accuracy with
+its 95% interval per dataset, and a reliability diagram per choice dataset).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from medalign.outputs import write_json_atomic
+
+
+def write_reports(out: Path, results: dict[str, Any], predictions: list[dict]) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "results.json", results)
+    with (out / "predictions.jsonl").open("w") as handle:
+        for row in predictions:
+            handle.write(json.dumps(row) + "\n")
+    (out / "summary.md").write_text(summary_markdown(results))
+    return plot(out / "plots", results)
+
+
+def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The metric a dataset is judged by: accuracy, or F1 for extractive QA."""
+    name = "acc" if "acc" in result["metrics"] else "f1"
+    return name, result["metrics"][name]
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "# Evaluation",
+        "",
+        "| dataset | split | mode | n | metric | value | 95% CI | acc_norm | ECE | Brier "
+        "| unparseable |",
+        "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, result in results.items():
+        metric, value = headline(result)
+        cell = _cells(result["metrics"])
+
+        lo, hi = value.get("ci", [value["value"]] * 2)
+        lines.append(
+            f"| {name} | {result['split']} | {result['mode']} | {result['n']} | {metric} | "
+            f"{value['value']:.3f} | {lo:.3f}-{hi:.3f} | {cell('acc_norm')} | {cell('ece')} | "
+            f"{cell('brier')} | {cell('unparseable_rate')} |"
+        )
+    for name, result in results.items():
+        for key, title in (("by_subject", "subject"), ("by_step", "step")):
+            if key in result:
+                lines += [
+                    "",
+                    f"## {name}: accuracy by {title}",
+                    "",
+                    f"| {title} | n | acc |",
+                    "|---|---:|---:|",
+                ]
+                lines += [f"| {g} | {v['n']} | {v['acc']:.3f} |" for g, v in result[key].items()]
+        if "confusion" in result:
+            cols = list(next(iter(result["confusion"].values())))
+            lines += [
+                "",
+                f"## {name}: confusion (rows gold, columns predicted)",
+                "",
+                "| gold | " + " | ".join(cols) + " |",
+                "|---|" + "---:|" * len(cols),
+            ]
+            lines += [
+                f"| {g} | " + " | ".join(str(row[c]) for c in cols) + " |"
+                for g, row in result["confusion"].items()
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _cells(metrics: dict[str, Any]):
+    def cell(key: str) -> str:
+        return f"{metrics[key]['value']:.3f}" if key in metrics else ""
+
+    return cell
+
+
+def plot(folder: Path, results: dict[str, Any]) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    names = list(results)
+    values = [headline(results[n])[1] for n in names]
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.5))
+    heights = [v["value"] for v in values]
+    errors = [
+        [v["value"] - v.get("ci", [v["value"]] * 2)[0] for v in values],
+        [v.get("ci", [v["value"]] * 2)[1] - v["value"] for v in values],
+    ]
+    ax.bar(names, heights, yerr=errors, capsize=4, color="#4C72B0")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (F1 for RadQA)")
+    ax.set_title("Evaluation, with 95% bootstrap intervals")
+    fig.tight_layout()
+    paths["accuracy"] = folder / "accuracy.png"
+    fig.savefig(paths["accuracy"], dpi=100)
+    plt.close(fig)
+
+    reliability = {n: r["reliability"] for n, r in results.items() if r.get("reliability")}
+    if reliability:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        for name, bins in reliability.items():
+            ax.plot(
+                [b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label=name
+            )
+        ax.set_xlabel("confidence of the top choice")
+        ax.set_ylabel("accuracy")
+        ax.set_title("Reliability")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths["reliability"] = folder / "reliability.png"
+        fig.savefig(paths["reliability"], dpi=100)
+        plt.close(fig)
+    return paths

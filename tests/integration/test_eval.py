@@ -1,0 +1,151 @@
+"""Evaluation on the tiny model: fast scoring equals the naive reference; stage=eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medalign.config import ModelConfig, QuantConfig
+from medalign.data.loading import load_records
+from medalign.errors import MedalignError
+from medalign.eval.loglik import score_fast, score_naive
+from medalign.eval.prompts import loglik_item
+from medalign.models.load import load_causal_lm, load_tokenizer, model_source
+from medalign.run import run
+from tests import wandb_log
+from tests.conftest import compose, dataset_cfg, shared_file
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    source = model_source(ModelConfig())
+    model = load_causal_lm(ModelConfig(), QuantConfig(), source)
+    model.eval()
+    return model, load_tokenizer(ModelConfig(), source)
+
+
+def _items(name: str, rel: str, n: int, **changes: object):
+    records = load_records(dataset_cfg(name, path=str(shared_file(*rel.split("/"))), **changes))
+    return [loglik_item(r, name) for r in records.records[:n]]
+
+
+def test_fast_scoring_equals_naive_per_choice_scoring_on_real_rows(tiny) -> None:
+    model, tokenizer = tiny
+    items = (
+        _items("medqa", "medqa/US_4_options_phrases_no_exclude_test_sample.jsonl", 6, options=4)
+        + _items("medmcqa", "medmcqa/dev_converted_sample.json", 6)
+        + _items("pubmedqa", "pubmedqa/ori_pqal_sample.json", 4)
+    )
+    pairs = [(context, choices) for context, choices, _ in items]
+    fast = score_fast(model, tokenizer, pairs, batch_size=4)
+    naive = score_naive(model, tokenizer, pairs)
+    for f, n in zip(fast, naive, strict=True):
+        assert f == pytest.approx(n, abs=1e-4)
+        assert max(range(len(f)), key=f.__getitem__) == max(range(len(n)), key=n.__getitem__)
+
+
+def test_multi_token_choices_take_the_sequence_path_and_still_agree(tiny) -> None:
+    model, tokenizer = tiny
+    pairs = [
+        ("Question: Which drug?\nAnswer:", ["ethosuximide", "carbamazepine twice daily"]),
+        ("Question: Is it safe?\nAnswer:", ["yes", "no"]),
+    ]
+    fast = score_fast(model, tokenizer, pairs, batch_size=2)
+    naive = score_naive(model, tokenizer, pairs)
+    for f, n in zip(fast, naive, strict=True):
+        assert f == pytest.approx(n, abs=1e-4)
+
+
+def test_stage_eval_writes_every_report_and_logs_to_wandb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = tmp_path / "run"
+    metrics = run(
+        compose(
+            "stage=eval",
+            "logger=wandb",
+            "eval.limit=6",
+            "eval.max_new_tokens=8",
+            "eval.bootstrap=100",
+        ),
+        run_dir,
+    )
+    out = run_dir / "eval"
+    for name in (
+        "results.json",
+        "predictions.jsonl",
+        "summary.md",
+        "plots/accuracy.png",
+        "plots/reliability.png",
+    ):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"pubmedqa", "medmcqa", "medqa", "radqa"}
+    acc = results["medqa"]["metrics"]["acc"]
+    assert acc["n"] == 6 and acc["ci"][0] <= acc["value"] <= acc["ci"][1]
+    assert {"acc_norm", "ece", "brier"} <= set(results["medmcqa"]["metrics"])
+    assert "by_subject" in results["medmcqa"] and "by_step" in results["medqa"]
+    assert sum(sum(row.values()) for row in results["pubmedqa"]["confusion"].values()) == 6
+    assert {"exact", "f1", "unparseable_rate"} <= set(results["radqa"]["metrics"])
+    predictions = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 24
+    assert set(predictions[0]) >= {"dataset", "id", "gold", "predicted", "probs"}
+    assert "generated" in predictions[-1]
+    assert "| medqa | test | loglik | 6 | acc |" in (out / "summary.md").read_text()
+
+    stage = json.loads((run_dir / "manifest.json").read_text())["stages"][0]
+    assert stage["status"] == "done" and stage["metrics"] == metrics
+    wandb_file = next(run_dir.glob("wandb/offline-run-*/*.wandb"))
+    logged = {k: v for row in wandb_log.history(wandb_file) for k, v in row.items()}
+    assert logged["eval/medqa/acc"] == pytest.approx(metrics["eval/medqa/acc"])
+    assert "eval/radqa/f1" in logged, sorted(logged)
+    assert logged["eval/plots/accuracy/_type"] == "image-file"
+
+
+def test_an_eval_set_without_answers_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(MedalignError, match="MedMCQA test split has no answers"):
+        run(
+            compose(
+                "stage=eval", "logger=none", "eval.datasets=[medmcqa]", "eval.splits={medmcqa:test}"
+            ),
+            tmp_path / "run",
+        )
+
+
+def test_eval_of_a_finished_run_uses_its_adapter(tmp_path: Path) -> None:
+    train_dir = tmp_path / "train"
+    run(
+        compose(
+            "stage=medqa",
+            "logger=none",
+            "stage.max_steps=2",
+            "dataset.limit=4",
+            "eval.after_train=true",
+            "eval.datasets=[medqa]",
+            "eval.limit=4",
+        ),
+        train_dir,
+    )
+    stage = json.loads((train_dir / "manifest.json").read_text())["stages"][0]
+    assert "eval/medqa/acc" in stage["metrics"] and (train_dir / "eval" / "summary.md").is_file()
+    metrics = run(
+        compose(
+            "stage=eval",
+            "logger=none",
+            f"eval.run={train_dir}",
+            "eval.datasets=[medqa]",
+            "eval.limit=4",
+        ),
+        tmp_path / "eval",
+    )
+    evaluated = json.loads((tmp_path / "eval" / "manifest.json").read_text())["stages"][0]
+    assert evaluated["adapter"] == str(train_dir / "adapter")
+    assert metrics["eval/medqa/acc"] == stage["metrics"]["eval/medqa/acc"]
+    with pytest.raises(MedalignError, match="has no stage 'medmcqa'"):
+        run(
+            compose("stage=eval", "logger=none", f"eval.run={train_dir}", "eval.stage=medmcqa"),
+            tmp_path / "eval2",
+        )
