@@ -26,14 +26,15 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     from medalign.run import run
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        metrics = run(cfg, run_dir)
+        metrics = run(cfg, run_dir, overrides=list(hydra_cfg.overrides.task))
     except MedalignError as exc:
         log.error("%s", exc)
         print(f"medalign: error: {exc}", file=sys.stderr)
         sys.exit(1)
-    return metrics.get("train/loss")
+    return metrics.get("train/loss") if isinstance(metrics, dict) else None
 
 
 def main() -> None:

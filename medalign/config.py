@@ -112,7 +112,7 @@ class SFTStageConfig:
     gradient_checkpointing: bool = False
     bf16: bool | None = None
     logging_steps: int = 5
-    save_steps: int = 0
+    resume_from: str | None = None
 
 
 @dataclass
@@ -139,6 +139,42 @@ class EvalStageConfig:
 
 
 @dataclass
+class CurriculumStageStep:
+    """Per-stage tweaks inside a curriculum (null: inherit)."""
+
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    num_train_epochs: float | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CurriculumConfig:
+    order: list[str] = field(default_factory=lambda: ["pubmedqa", "medmcqa", "medqa"])
+    handoff: str = _choice("continue", "continue", "merge")
+    eval_before: bool = True
+    stages: dict[str, CurriculumStageStep] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = 0
+    keep: int = 2
+
+
+@dataclass
+class ExportConfig:
+    stage: str | None = None
+    safe_serialization: bool = True
+
+
+@dataclass
+class KindOnlyStageConfig:
+    kind: str = "export"
+    name: str = "export"
+
+
+@dataclass
 class LoggerConfig:
     name: str = _choice("wandb", "wandb", "none")
     mode: str | None = _choice(None, None, "online", "offline", "disabled")
@@ -161,7 +197,12 @@ class RLConfig:
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
-STAGE_SCHEMAS: dict[str, type] = {"sft": SFTStageConfig, "eval": EvalStageConfig}
+STAGE_SCHEMAS: dict[str, type] = {
+    "sft": SFTStageConfig,
+    "eval": EvalStageConfig,
+    "curriculum": SFTStageConfig,  # its keys apply to every SFT stage of the curriculum
+    "export": KindOnlyStageConfig,
+}
 
 GROUP_SCHEMAS: dict[str, type] = {
     "model": ModelConfig,
@@ -172,8 +213,11 @@ GROUP_SCHEMAS: dict[str, type] = {
     "rl": RLConfig,
     "logger": LoggerConfig,
     "eval": EvalConfig,
+    "curriculum": CurriculumConfig,
+    "checkpoint": CheckpointConfig,
+    "export": ExportConfig,
 }
-ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str}
+ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "run": str}
 
 
 @dataclass
@@ -191,6 +235,11 @@ class RunConfig:
     rl: RLConfig
     logger: LoggerConfig
     eval: EvalConfig
+    curriculum: CurriculumConfig
+    checkpoint: CheckpointConfig
+    export: ExportConfig
+    resume: str | None = None
+    run: str | None = None
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:
@@ -215,10 +264,13 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
     seed = container.get("seed", 42)
     if not isinstance(seed, int):
         raise MedalignError(f"config seed: expected an integer, got {seed!r}")
-    data_root = container.get("data_root")
-    if data_root is not None and not isinstance(data_root, str):
-        raise MedalignError(f"config data_root: expected a directory path, got {data_root!r}")
-    return RunConfig(seed=seed, data_root=data_root, **typed)
+    paths = {}
+    for key in ("data_root", "resume", "run"):
+        value = container.get(key)
+        if value is not None and not isinstance(value, str):
+            raise MedalignError(f"config {key}: expected a path, got {value!r}")
+        paths[key] = value
+    return RunConfig(seed=seed, **paths, **typed)
 
 
 def check_overrides(overrides: list[str]) -> None:

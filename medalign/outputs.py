@@ -82,9 +82,18 @@ class RunDir:
         self.manifest: dict[str, Any] = {}
 
     @classmethod
-    def create(cls, path: Path, stage: str, config: dict[str, Any]) -> RunDir:
-        """Claim `path` for a new run; refuse a directory that already holds one."""
+    def create(cls, path: Path, stage: str, config: dict[str, Any], reopen: bool = False) -> RunDir:
+        """Claim `path` for a new run; refuse a directory that already holds one, unless
+        `reopen` resumes an unfinished one (a finished run is never reopened)."""
         path.mkdir(parents=True, exist_ok=True)
+        if reopen and (path / "manifest.json").exists():
+            run = cls(path)
+            run.manifest = json.loads(run.manifest_path.read_text())
+            if run.stage.get("status") == "done":
+                raise MedalignError(f"{path} is a finished run; it is never reopened")
+            run.stage.pop("error", None)
+            run.update(status="running", resumed=_now())
+            return run
         if (path / "manifest.json").exists() or (path / "adapter").exists():
             raise MedalignError(
                 f"{path} already holds a run; medalign never overwrites one. "

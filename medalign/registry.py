@@ -23,7 +23,7 @@ T = TypeVar("T")
 _DATASETS = tuple(f"medalign.data.{name}" for name in ("pubmedqa", "medmcqa", "medqa", "radqa"))
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": ("medalign.stages.sft", "medalign.stages.eval"),
+    "stage": ("medalign.stages.sft", "medalign.stages.eval", "medalign.stages.export"),
     "loader": _DATASETS,
     "template_fields": _DATASETS,
     "model_builder": ("medalign.models.builders",),

@@ -21,9 +21,17 @@ from medalign.tracking import start_tracking
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig | dict, run_dir: Path) -> dict[str, Any]:
-    """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics."""
+def run(
+    cfg: DictConfig | dict, run_dir: Path, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics.
+
+    `overrides` are the command line's: a curriculum re-composes each stage from them."""
     typed = validate(cfg)
+    if typed.stage.kind == "curriculum":
+        from medalign.curriculum import run_curriculum
+
+        return run_curriculum(typed, Path(run_dir), list(overrides or []))
     stage_fn = get("stage", typed.stage.kind)
     from medalign.models.quant import check_quant_available
 
@@ -33,7 +41,8 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> dict[str, Any]:
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
     run_dir = Path(run_dir)
-    out = RunDir.create(run_dir, typed.stage.name, plain)
+    resuming = typed.stage.kind == "sft" and typed.stage.resume_from == "latest"
+    out = RunDir.create(run_dir, typed.stage.name, plain, reopen=resuming)
     tracker = start_tracking(
         typed.logger, name=run_dir.name, job_type=typed.stage.name, run_dir=run_dir, config=plain
     )

@@ -67,7 +67,13 @@ class Tracker:
 
 
 def start_tracking(
-    cfg: LoggerConfig, *, name: str, job_type: str, run_dir: Path, config: dict[str, Any]
+    cfg: LoggerConfig,
+    *,
+    name: str,
+    job_type: str,
+    run_dir: Path,
+    config: dict[str, Any],
+    group: str | None = None,
 ) -> Tracker:
     """Start the stage's W&B run (in `run_dir/wandb/`), or return a null tracker."""
     mode = resolve_mode(cfg)
@@ -78,7 +84,7 @@ def start_tracking(
     run = wandb.init(
         project=cfg.project,
         entity=cfg.entity,
-        group=cfg.group or job_type,
+        group=group or cfg.group or job_type,
         job_type=job_type,
         name=name,
         tags=list(cfg.tags),

@@ -9,6 +9,7 @@ overlap an evaluation set.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections import Counter
@@ -155,7 +156,7 @@ def load_training_data(cfg: DatasetConfig, data_root: str | None) -> TrainingDat
     if cfg.decontaminate_against:
         index = EvalIndex(cfg.ngram)
         for name in cfg.decontaminate_against:
-            eval_cfg = dataset_config(name, cfg)
+            eval_cfg = dataclasses.replace(dataset_config(name, cfg), limit=None)
             try:
                 eval_data = load_records(eval_cfg, data_root, split=eval_cfg.eval_split)
             except MedalignError as exc:  # no such split here: nothing to check against

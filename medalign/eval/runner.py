@@ -9,6 +9,7 @@ scored with SQuAD v2 exact match and F1.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -33,7 +34,7 @@ def evaluate(
     model.eval()
     results, predictions = {}, []
     for name in cfg.datasets:
-        dcfg = dataset_config(name, current)
+        dcfg = dataclasses.replace(dataset_config(name, current), limit=None)  # eval.limit rules
         split = (cfg.splits or {}).get(name, dcfg.eval_split)
         data = load_records(dcfg, data_root, split=split)
         records = data.records[: (cfg.limits or {}).get(name, cfg.limit) or None]

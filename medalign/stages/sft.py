@@ -9,6 +9,7 @@ after a 7B download. The adapter is written to `adapter.partial/` and renamed to
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -54,11 +55,16 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         },
     )
 
+    check_init_adapter(cfg)  # a LoRA mismatch fails before the model loads
     model = load_causal_lm(cfg.model, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg)
     trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
+    checkpoint = _checkpoint_to_resume(stage.resume_from, run.path / "checkpoints")
+    if checkpoint:
+        log.info("resuming training from %s", checkpoint)
+        run.update(resumed_from=checkpoint)
     started = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     elapsed = time.perf_counter() - started
 
     out_name = "adapter" if cfg.lora.enabled or stage.init_from else "model"
@@ -103,25 +109,34 @@ def save_atomically(model: Any, tokenizer: Any, target: Path) -> Path:
     return target
 
 
+def check_init_adapter(cfg: RunConfig) -> None:
+    """The adapter to continue must exist and have the LoRA shape the config asks for."""
+    init_from = cfg.stage.init_from
+    if not init_from:
+        return
+    if not Path(init_from, "adapter_config.json").is_file():
+        raise MedalignError(f"stage.init_from: no LoRA adapter at {init_from}")
+    saved = json.loads(Path(init_from, "adapter_config.json").read_text())
+    asked = {"r": cfg.lora.r, "lora_alpha": cfg.lora.alpha}
+    names = {"r": "lora.r", "lora_alpha": "lora.alpha"}
+    for key, value in asked.items():
+        if cfg.lora.enabled and saved.get(key) != value:
+            raise MedalignError(
+                f"stage.init_from: the adapter at {init_from} has {key}={saved.get(key)}, "
+                f"but the config asks for {names[key]}={value}; make them agree, or use "
+                "curriculum.handoff=merge to start a new adapter"
+            )
+
+
 def _attach_adapter(model: Any, cfg: RunConfig) -> tuple[Any, Any]:
     """Continue `stage.init_from`'s adapter, or return the LoraConfig for a new one."""
     from medalign.models.lora import lora_config
 
-    init_from = cfg.stage.init_from
-    if not init_from:
+    if not cfg.stage.init_from:
         return model, lora_config(cfg.lora)
-    from peft import PeftConfig, PeftModel
+    from peft import PeftModel
 
-    if not Path(init_from, "adapter_config.json").is_file():
-        raise MedalignError(f"stage.init_from: no LoRA adapter at {init_from}")
-    saved = PeftConfig.from_pretrained(init_from)
-    if cfg.lora.enabled and (saved.r, saved.lora_alpha) != (cfg.lora.r, cfg.lora.alpha):
-        raise MedalignError(
-            f"stage.init_from: the adapter at {init_from} has r={saved.r}, "
-            f"alpha={saved.lora_alpha}, but the config asks for lora.r={cfg.lora.r}, "
-            f"lora.alpha={cfg.lora.alpha}"
-        )
-    return PeftModel.from_pretrained(model, init_from, is_trainable=True), None
+    return PeftModel.from_pretrained(model, cfg.stage.init_from, is_trainable=True), None
 
 
 def _build_trainer(
@@ -160,8 +175,9 @@ def _build_trainer(
         bf16=bf16,
         use_cpu=not on_gpu,
         logging_steps=stage.logging_steps,
-        save_strategy="steps" if stage.save_steps > 0 else "no",
-        save_steps=max(stage.save_steps, 1),
+        save_strategy="steps" if cfg.checkpoint.every_steps > 0 else "no",
+        save_steps=max(cfg.checkpoint.every_steps, 1),
+        save_total_limit=cfg.checkpoint.keep,
         report_to=["wandb"] if tracker.enabled else [],
         dataloader_num_workers=0,
     )
@@ -172,6 +188,19 @@ def _build_trainer(
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+
+
+def _checkpoint_to_resume(resume_from: str | None, folder: Path) -> str | None:
+    """`latest`: the newest checkpoint of this run, if any; a path: that checkpoint."""
+    if not resume_from:
+        return None
+    if resume_from != "latest":
+        if not Path(resume_from, "trainer_state.json").is_file():
+            raise MedalignError(f"stage.resume_from: no trainer checkpoint at {resume_from}")
+        return resume_from
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
 def _first_logged_loss(trainer: Any) -> float | None:

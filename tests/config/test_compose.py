@@ -19,7 +19,8 @@ def test_every_stage_and_experiment_validates(stage: str, experiment: str | None
     typed = validate(compose(*overrides))
     assert typed.stage.kind in STAGE_SCHEMAS
     assert isinstance(typed.stage, STAGE_SCHEMAS[typed.stage.kind])
-    assert typed.stage.kind == ("eval" if stage == "eval" else "sft")
+    special = {"eval": "eval", "curriculum": "curriculum", "export": "export"}
+    assert typed.stage.kind == special.get(stage, "sft")  # stage= beats the experiment's
 
 
 @pytest.mark.parametrize(
@@ -28,6 +29,10 @@ def test_every_stage_and_experiment_validates(stage: str, experiment: str | None
 def test_every_group_option_validates(group: str) -> None:
     for option in options(group):
         validate(compose(f"{group}={option}"))
+
+
+def test_experiment_curriculum_selects_the_curriculum_stage() -> None:
+    assert validate(compose("experiment=curriculum")).stage.kind == "curriculum"
 
 
 def test_stage_selects_its_dataset() -> None:

@@ -1,0 +1,266 @@
+"""The curriculum: stages run in order in one run directory, each continuing the last.
+
+    make curriculum        (= python -m medalign experiment=curriculum)
+    python -m medalign experiment=curriculum resume=latest
+
+Each stage is composed from the command line's overrides plus `stage=<name>` (so
+`lora.r=16` applies to all stages, `curriculum.stages.<name>.*` to one), runs in
+`<run>/<k>-<name>/` exactly as a single stage would, and is recorded in the curriculum's
+`manifest.json` (written atomically after every change: the single source of truth for
+resume and for `eval.run`). Stage k+1 continues stage k's adapter (`handoff=continue`)
+or starts a new adapter on stage k merged into the base (`handoff=merge`). The base
+model is evaluated first, every stage after it trains, and the run ends with the table
+"stage x dataset" in Markdown, PNG and W&B.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from medalign import __version__
+from medalign.config import RunConfig
+from medalign.errors import MedalignError
+from medalign.outputs import git_commit, write_json_atomic
+
+log = logging.getLogger(__name__)
+BEFORE = "before"
+_DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=")
+
+
+def run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Run (or resume) every stage of `cfg.curriculum`; return the final results table."""
+    if cfg.resume:
+        run_dir = resolve_resume(cfg.resume, run_dir)
+        log.info("resuming the curriculum in %s", run_dir)
+    manifest = _open_manifest(run_dir, cfg)
+    base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
+    plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
+    handoff: list[str] = []
+    for k, name in enumerate(plan):
+        entry = _entry(manifest, name, run_dir / f"{k}-{name}")
+        stage_dir = Path(entry["dir"])
+        if entry["status"] != "done":
+            stage_overrides = [
+                *base,
+                *_stage_overrides(cfg, name),
+                *handoff,
+                f"logger.group={run_dir.name}",
+            ]
+            if (stage_dir / "manifest.json").is_file() and name != BEFORE:
+                stage_overrides.append("stage.resume_from=latest")
+            _run_stage(manifest, run_dir, entry, stage_overrides)
+        if name != BEFORE:
+            handoff = _handoff(cfg, entry, stage_dir)
+    table = results_table(manifest)
+    manifest["results"] = table
+    write_json_atomic(run_dir / "manifest.json", manifest)
+    write_results(run_dir, table, cfg)
+    return table
+
+
+def resolve_resume(resume: str, new_dir: Path) -> Path:
+    """The curriculum directory `resume` names; `latest` = the newest under runs/."""
+    if resume != "latest":
+        path = Path(resume)
+        if not _is_curriculum(path):
+            raise MedalignError(f"resume={resume}: no curriculum manifest.json there")
+        return path
+    root = new_dir.parent.parent
+    found = [p.parent for p in root.glob("*/*/manifest.json") if p.parent != new_dir]
+    found = [p for p in found if _is_curriculum(p)]
+    if not found:
+        raise MedalignError(f"resume=latest: no curriculum run under {root}")
+    return max(found, key=lambda p: (p / "manifest.json").stat().st_mtime)
+
+
+def _is_curriculum(path: Path) -> bool:
+    try:
+        return json.loads((path / "manifest.json").read_text()).get("kind") == "curriculum"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _open_manifest(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+    path = run_dir / "manifest.json"
+    if path.is_file():
+        manifest = json.loads(path.read_text())
+        if manifest.get("kind") != "curriculum":
+            raise MedalignError(f"{run_dir} holds a single stage run, not a curriculum")
+        return manifest
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "kind": "curriculum",
+        "group": run_dir.name,
+        "order": list(cfg.curriculum.order),
+        "handoff": cfg.curriculum.handoff,
+        "medalign_version": __version__,
+        "git_commit": git_commit(),
+        "started": _now(),
+        "stages": [],
+    }
+    write_json_atomic(path, manifest)
+    return manifest
+
+
+def _entry(manifest: dict[str, Any], name: str, stage_dir: Path) -> dict[str, Any]:
+    for entry in manifest["stages"]:
+        if entry["name"] == name:
+            return entry
+    entry = {"name": name, "dir": str(stage_dir), "status": "pending"}
+    manifest["stages"].append(entry)
+    return entry
+
+
+def _stage_overrides(cfg: RunConfig, name: str) -> list[str]:
+    if name == BEFORE:
+        return ["stage=eval", "eval.after_train=false"]
+    if name not in cfg.curriculum.stages:
+        known = ", ".join(cfg.curriculum.stages)
+        raise MedalignError(f"curriculum.order: unknown stage {name!r}; known: {known}")
+    step = cfg.curriculum.stages[name]
+    out = [f"stage={name}"]
+    for key in ("max_steps", "learning_rate", "num_train_epochs"):
+        if getattr(step, key) is not None:
+            out.append(f"stage.{key}={getattr(step, key)}")
+    return out + list(step.overrides)
+
+
+def _handoff(cfg: RunConfig, entry: dict[str, Any], stage_dir: Path) -> list[str]:
+    """The overrides that make the next stage start where this one ended."""
+    adapter = entry.get("adapter")
+    if not adapter:
+        return []
+    if cfg.curriculum.handoff == "continue":
+        return [f"stage.init_from='{adapter}'"]
+    merged = stage_dir / "merged"
+    if not (merged / "config.json").is_file():
+        from medalign.models.merge import merge_adapter
+
+        merge_adapter(entry["base_model"], adapter, merged)
+    return [f"model.path='{merged}'"]
+
+
+def _run_stage(
+    manifest: dict[str, Any], run_dir: Path, entry: dict[str, Any], overrides: list[str]
+) -> None:
+    from medalign.run import run
+
+    stage_dir = Path(entry["dir"])
+    entry.update(status="running", started=entry.get("started") or _now(), overrides=overrides)
+    write_json_atomic(run_dir / "manifest.json", manifest)
+    log.info("curriculum stage %s -> %s", entry["name"], stage_dir)
+    started = time.perf_counter()
+    try:
+        run(compose(overrides), stage_dir)
+    except BaseException as exc:
+        entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        write_json_atomic(run_dir / "manifest.json", manifest)
+        raise
+    stage = json.loads((stage_dir / "manifest.json").read_text())["stages"][0]
+    entry.update(
+        status="done",
+        finished=_now(),
+        seconds=round(entry.get("seconds", 0) + time.perf_counter() - started, 2),
+        **{k: stage.get(k) for k in ("adapter", "base_model", "metrics", "wandb_run_id", "data")},
+    )
+    entry.pop("error", None)
+    write_json_atomic(run_dir / "manifest.json", manifest)
+
+
+def compose(overrides: list[str]) -> Any:
+    """The full config for `overrides`, composed by Hydra as the CLI would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from medalign.cli import CONFIG_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name="config", overrides=overrides)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+def results_table(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{stage: {dataset: headline metric}} from every stage's evaluation."""
+    table: dict[str, dict[str, float]] = {}
+    for entry in manifest["stages"]:
+        metrics = entry.get("metrics") or {}
+        row = {}
+        for key, value in metrics.items():
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == "eval" and parts[2] in ("acc", "f1"):
+                row[parts[1]] = value
+        if row:
+            table[entry["name"]] = row
+    return table
+
+
+def write_results(run_dir: Path, table: dict[str, dict[str, float]], cfg: RunConfig) -> None:
+    """results.md, results.png and a W&B summary run with the same table."""
+    if not table:
+        return
+    datasets = sorted({d for row in table.values() for d in row})
+    lines = ["| stage | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    for stage, row in table.items():
+        cells = [f"{row[d]:.3f}" if d in row else "" for d in datasets]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    markdown = "\n".join(lines) + "\n"
+    (run_dir / "results.md").write_text(
+        "# Curriculum: accuracy (F1 for RadQA) after each stage\n\n" + markdown
+    )
+    log.info("curriculum results (%s):\n%s", run_dir, markdown)
+    png = _plot(run_dir / "results.png", table, datasets)
+    _log_summary(cfg, run_dir, table, datasets, png)
+
+
+def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(table)
+    fig, ax = plt.subplots(figsize=(1.5 * len(stages) + 3, 3.8))
+    for dataset in datasets:
+        ax.plot(stages, [table[s].get(dataset, float("nan")) for s in stages], "o-", label=dataset)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("after stage")
+    ax.set_ylabel("accuracy (F1 for RadQA)")
+    ax.set_title("Does each stage help, and is an earlier one forgotten?")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _log_summary(cfg: RunConfig, run_dir: Path, table, datasets, png: Path) -> None:
+    from medalign.tracking import start_tracking
+
+    tracker = start_tracking(
+        cfg.logger,
+        name=f"{run_dir.name}-summary",
+        job_type="summary",
+        run_dir=run_dir,
+        config={"curriculum": list(table)},
+        group=run_dir.name,
+    )
+    if not tracker.enabled:
+        return
+    import wandb
+
+    try:
+        rows = [[stage, *[table[stage].get(d) for d in datasets]] for stage in table]
+        tracker.log({"curriculum/results": wandb.Table(columns=["stage", *datasets], data=rows)})
+        tracker.log_images({"curriculum/plot": png})
+    finally:
+        tracker.finish(True)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

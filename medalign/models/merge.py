@@ -1,0 +1,31 @@
+"""Merge a LoRA adapter into its base model and save the result with `save_pretrained`.
+
+Used by the curriculum's `handoff=merge` and by `stage=export`. Written to a `.partial`
+directory and renamed, so a reader never finds half a model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from medalign.errors import MedalignError
+
+
+def merge_adapter(base: str, adapter: str, out: Path, safe_serialization: bool = True) -> Path:
+    """Save base+adapter merged into plain weights at `out`; return `out`."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not Path(adapter, "adapter_config.json").is_file():
+        raise MedalignError(f"no LoRA adapter to merge at {adapter}")
+    model = AutoModelForCausalLM.from_pretrained(base)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    merged.save_pretrained(partial, safe_serialization=safe_serialization)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, out)
+    return out

@@ -1,0 +1,160 @@
+"""The curriculum: handoff, resume after SIGKILL, determinism, isolation, export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medalign.errors import MedalignError
+from medalign.run import run
+from tests.conftest import REPO, compose
+
+SMALL = [
+    "experiment=curriculum",
+    "logger=none",
+    "curriculum.order=[pubmedqa,medmcqa]",
+    "curriculum.eval_before=false",
+    "eval.datasets=[medqa]",
+    "eval.limit=4",
+    "eval.bootstrap=0",
+    "dataset.limit=8",
+    "stage.max_steps=30",
+    "stage.logging_steps=5",
+    "checkpoint.every_steps=5",
+]
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "medalign", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: int = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _adapter(folder: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+
+
+def test_killed_curriculum_resumes_to_the_same_result(tmp_path: Path) -> None:
+    import torch
+
+    reference = tmp_path / "reference"
+    _finish(_cli(*SMALL, f"hydra.run.dir={reference}"))
+    before = _snapshot(reference)
+    ref_manifest = json.loads((reference / "manifest.json").read_text())
+    assert [s["status"] for s in ref_manifest["stages"]] == ["done", "done"]
+
+    killed = tmp_path / "killed"
+    proc = _cli(*SMALL, f"hydra.run.dir={killed}")
+    checkpoint = killed / "1-medmcqa" / "checkpoints" / "checkpoint-10"
+    deadline = time.time() + 240
+    while not (checkpoint / "trainer_state.json").is_file():
+        assert proc.poll() is None, "the run ended before stage 2 reached step 10"
+        assert time.time() < deadline, "stage 2 never reached its step-10 checkpoint"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    manifest = json.loads((killed / "manifest.json").read_text())  # readable after a kill
+    assert [s["status"] for s in manifest["stages"]] == ["done", "running"]
+    stage1 = (killed / "0-pubmedqa" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+
+    _finish(_cli(*SMALL, f"resume={killed}", f"hydra.run.dir={tmp_path / 'resume'}"))
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["stages"]] == ["done", "done"]
+    assert (
+        killed / "0-pubmedqa" / "adapter" / "adapter_model.safetensors"
+    ).stat().st_mtime_ns == stage1
+    stage2 = json.loads((killed / "1-medmcqa" / "manifest.json").read_text())["stages"][0]
+    assert "checkpoint-" in stage2["resumed_from"]
+
+    # Same seed: the resumed adapter matches the uninterrupted one (CPU float tolerance).
+    ours, theirs = _adapter(killed / "1-medmcqa"), _adapter(reference / "1-medmcqa")
+    for name, tensor in theirs.items():
+        torch.testing.assert_close(ours[name], tensor, atol=1e-4, rtol=1e-3)
+    assert manifest["results"]["medmcqa"]["medqa"] == ref_manifest["results"]["medmcqa"]["medqa"]
+    assert _snapshot(reference) == before  # a second curriculum never touched the first
+
+
+def test_same_seed_same_losses(tmp_path: Path) -> None:
+    losses = []
+    for name in ("a", "b"):
+        run(
+            compose(
+                "stage=medmcqa",
+                "logger=none",
+                "stage.max_steps=6",
+                "stage.logging_steps=1",
+                "dataset.limit=8",
+            ),
+            tmp_path / name,
+        )
+        state = json.loads((tmp_path / name / "manifest.json").read_text())["stages"][0]
+        losses.append(state["metrics"]["train/loss"])
+    assert losses[0] == losses[1]
+
+
+def test_lora_mismatch_at_handoff_fails_before_training(tmp_path: Path) -> None:
+    overrides = [*SMALL, "stage.max_steps=2", "curriculum.stages.medmcqa.overrides=['lora.r=16']"]
+    with pytest.raises(MedalignError, match="has r=8, but the config asks for lora.r=16"):
+        run(compose(*overrides), tmp_path / "run", overrides=overrides)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["stages"]] == ["done", "failed"]
+    assert not (tmp_path / "run" / "1-medmcqa" / "checkpoints").exists()
+
+
+def test_merge_handoff_and_export(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    overrides = [
+        *SMALL,
+        "stage.max_steps=3",
+        "curriculum.handoff=merge",
+        "curriculum.stages.medmcqa.max_steps=2",
+    ]
+    run(compose(*overrides), tmp_path / "run", overrides=overrides)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    first, second = manifest["stages"]
+    assert second["base_model"] == str(tmp_path / "run" / "0-pubmedqa" / "merged")
+    assert second["metrics"]["train/steps"] == 2 and first["metrics"]["train/steps"] == 3
+    assert set(manifest["results"]) == {"pubmedqa", "medmcqa"}
+    assert (tmp_path / "run" / "results.md").is_file() and (
+        tmp_path / "run" / "results.png"
+    ).is_file()
+
+    run(compose("stage=export", "logger=none", f"run={tmp_path / 'run'}"), tmp_path / "export")
+    model_dir = tmp_path / "export" / "model"
+    assert (model_dir / "model.safetensors").is_file()
+    card = (model_dir / "README.md").read_text()
+    assert "stage **medmcqa**" in card and "| pubmedqa |" in card and "LoRA r=8" in card
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert not any("lora" in name for name, _ in model.named_parameters())
