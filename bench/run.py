@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_curriculum  # noqa: E402
 import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
 
@@ -35,7 +36,9 @@ def main() -> None:
     data = bench_data.measure()
     print("MCQ scoring, ours vs naive per-choice ...", flush=True)
     mcq = bench_eval.measure()
-    results = {"machine": machine(), "data": data, "mcq_eval": mcq}
+    print("the whole curriculum ...", flush=True)
+    curriculum = bench_curriculum.measure()
+    results = {"machine": machine(), "data": data, "mcq_eval": mcq, "curriculum": curriculum}
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# medalign benchmarks",
@@ -49,6 +52,10 @@ def main() -> None:
         "## MCQ evaluation (MedQA 4 options, tiny model, CPU)",
         "",
         bench_eval.markdown(mcq),
+        "",
+        "## The whole curriculum",
+        "",
+        bench_curriculum.markdown(curriculum),
         "",
     ]
     (OUT / "RESULTS.md").write_text("\n".join(md))

@@ -161,9 +161,12 @@ def _run_stage(
         write_json_atomic(run_dir / "manifest.json", manifest)
         raise
     stage = json.loads((stage_dir / "manifest.json").read_text())["stages"][0]
+    import resource
+
     entry.update(
         status="done",
         finished=_now(),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         seconds=round(entry.get("seconds", 0) + time.perf_counter() - started, 2),
         **{k: stage.get(k) for k in ("adapter", "base_model", "metrics", "wandb_run_id", "data")},
     )

@@ -78,3 +78,21 @@ def run_config(path: Path) -> dict[str, Any]:
         for item in updates:
             config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return config
+
+
+def run_info(path: Path) -> dict[str, Any]:
+    """The run record's identity: id, group, job type, name."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for raw in records(path):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") == "run":
+            r = rec.run
+            return {
+                "id": r.run_id,
+                "group": r.run_group,
+                "job_type": r.job_type,
+                "name": r.display_name,
+            }
+    raise AssertionError(f"no run record in {path}")

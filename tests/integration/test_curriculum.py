@@ -158,3 +158,27 @@ def test_merge_handoff_and_export(tmp_path: Path) -> None:
     assert "stage **medmcqa**" in card and "| pubmedqa |" in card and "LoRA r=8" in card
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+def test_one_wandb_group_per_curriculum_one_run_per_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import wandb_log
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = [*SMALL, "logger=wandb", "stage.max_steps=2", "checkpoint.every_steps=0"]
+    run(compose(*overrides), tmp_path / "run", overrides=overrides)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    infos = {}
+    for stage in manifest["stages"]:
+        files = list(
+            Path(stage["dir"]).glob(f"wandb/offline-run-*-{stage['wandb_run_id']}/*.wandb")
+        )
+        infos[stage["name"]] = wandb_log.run_info(files[0])
+    assert {i["group"] for i in infos.values()} == {"run"}
+    assert {n: i["job_type"] for n, i in infos.items()} == {
+        "pubmedqa": "pubmedqa",
+        "medmcqa": "medmcqa",
+    }
+    summary = list((tmp_path / "run").glob("wandb/offline-run-*/*.wandb"))
+    assert wandb_log.run_info(summary[0])["job_type"] == "summary"
