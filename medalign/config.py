@@ -117,7 +117,9 @@ class SFTStageConfig:
 
 @dataclass
 class EvalConfig:
-    datasets: list[str] = field(default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa"])
+    datasets: list[str] = field(
+        default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"]
+    )
     splits: dict[str, str] | None = None
     limit: int | None = None
     limits: dict[str, int] | None = None
@@ -127,6 +129,7 @@ class EvalConfig:
     bootstrap: int = 1000
     seed: int = 0
     after_train: bool = False
+    judge_model: str | None = None
     run: str | None = None
     stage: str | None = None
     adapter: str | None = None
@@ -150,7 +153,9 @@ class CurriculumStageStep:
 
 @dataclass
 class CurriculumConfig:
-    order: list[str] = field(default_factory=lambda: ["pubmedqa", "medmcqa", "medqa"])
+    order: list[str] = field(
+        default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "reward", "rl"]
+    )
     handoff: str = _choice("continue", "continue", "merge")
     eval_before: bool = True
     stages: dict[str, CurriculumStageStep] = field(default_factory=dict)
@@ -186,14 +191,44 @@ class LoggerConfig:
 
 @dataclass
 class RewardConfig:
-    name: str = "none"
-    objective: str = "none"
+    name: str = "both"
+    objective: str = _choice("both", "helpfulness", "safety", "both")
+    datasets: list[str] = field(default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa"])
+    safety_datasets: list[str] = field(default_factory=lambda: ["medsafetybench"])
+    negatives: str = _choice("template", "template", "sample")
+    pairs_path: str | None = None
+    eval_fraction: float = 0.2
+    limit: int | None = None
+    init_from: str | None = None
+    max_steps: int = 40
+    learning_rate: float = 1e-3
+    per_device_train_batch_size: int = 8
+    max_length: int = 1024
+    lora: bool = True
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"correctness": 1.0, "format": 0.2, "length": 0.1}
+    )
+    models: dict[str, str | None] = field(
+        default_factory=lambda: {"helpfulness": None, "safety": None}
+    )
+    length_target: int = 120
 
 
 @dataclass
 class RLConfig:
-    name: str = "none"
-    algorithm: str = "none"
+    name: str = "grpo"
+    algorithm: str = _choice("grpo", "grpo", "rloo", "dpo", "ppo")
+    datasets: list[str] = field(default_factory=lambda: ["medmcqa", "medqa", "pubmedqa"])
+    limit: int | None = None
+    init_from: str | None = None
+    max_steps: int = 20
+    learning_rate: float = 5e-4
+    per_device_train_batch_size: int = 8
+    beta: float = 0.04
+    num_generations: int = 4
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    logging_steps: int = 2
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
@@ -202,6 +237,8 @@ STAGE_SCHEMAS: dict[str, type] = {
     "eval": EvalStageConfig,
     "curriculum": SFTStageConfig,  # its keys apply to every SFT stage of the curriculum
     "export": KindOnlyStageConfig,
+    "reward": KindOnlyStageConfig,  # its settings live in the `reward` group
+    "rl": KindOnlyStageConfig,  # and in the `rl` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -261,6 +298,13 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
             f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(STAGE_SCHEMAS)}"
         )
     typed["stage"] = merge_group("stage", STAGE_SCHEMAS[kind], stage_node)
+    if kind == "rl" and typed["rl"].algorithm == "ppo":
+        raise MedalignError(
+            "rl=ppo: PPOTrainer is not in this TRL (trl.experimental.ppo was removed in TRL "
+            "1.13, and medalign keeps the newest TRL for every other trainer). Use rl=grpo or "
+            "rl=rloo (critic-free policy gradients on the same rewards), or rl=dpo; for "
+            "classic PPO, install trl==1.12.0 in a separate environment."
+        )
     seed = container.get("seed", 42)
     if not isinstance(seed, int):
         raise MedalignError(f"config seed: expected an integer, got {seed!r}")

@@ -28,6 +28,7 @@ from medalign.outputs import git_commit, write_json_atomic
 
 log = logging.getLogger(__name__)
 BEFORE = "before"
+HEADLINES = ("acc", "f1", "refusal_rate")
 _DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=")
 
 
@@ -39,27 +40,70 @@ def run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[
     manifest = _open_manifest(run_dir, cfg)
     base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
     plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
-    handoff: list[str] = []
+    state: dict[str, Any] = {"adapter": None, "base": None, "reward_models": {}}
     for k, name in enumerate(plan):
+        kind = stage_kind(name)
         entry = _entry(manifest, name, run_dir / f"{k}-{name}")
         stage_dir = Path(entry["dir"])
         if entry["status"] != "done":
             stage_overrides = [
-                *base,
-                *_stage_overrides(cfg, name),
-                *handoff,
+                *[o for o in base if kind == "sft" or not o.startswith("stage.")],
+                *_stage_overrides(cfg, name, kind),
+                *_inputs(cfg, kind, state),
                 f"logger.group={run_dir.name}",
             ]
-            if (stage_dir / "manifest.json").is_file() and name != BEFORE:
-                stage_overrides.append("stage.resume_from=latest")
+            if (stage_dir / "manifest.json").is_file():
+                if kind == "sft":  # continue from its last checkpoint
+                    stage_overrides.append("stage.resume_from=latest")
+                else:  # no checkpoints: keep what it left, start it again
+                    stage_dir.rename(
+                        stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
+                    )
             _run_stage(manifest, run_dir, entry, stage_overrides)
-        if name != BEFORE:
-            handoff = _handoff(cfg, entry, stage_dir)
+        _advance(cfg, kind, entry, stage_dir, state)
     table = results_table(manifest)
     manifest["results"] = table
     write_json_atomic(run_dir / "manifest.json", manifest)
     write_results(run_dir, table, cfg)
     return table
+
+
+def stage_kind(name: str) -> str:
+    """before -> eval; reward and rl are their own kinds; every other name is an SFT stage."""
+    return {BEFORE: "eval", "reward": "reward", "rl": "rl"}.get(name, "sft")
+
+
+def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any]) -> list[str]:
+    """The overrides that make a stage start where the curriculum stands."""
+    if not state["adapter"]:
+        return []
+    if kind == "sft":
+        if cfg.curriculum.handoff == "continue":
+            return [f"stage.init_from='{state['adapter']}'"]
+        return [f"model.path='{state['merged']}'"]
+    if kind == "eval":
+        return []
+    on_sft = [f"model.path='{state['base']}'", f"{kind}.init_from='{state['adapter']}'"]
+    if kind == "rl":
+        on_sft += [f"reward.models.{k}='{v}'" for k, v in state["reward_models"].items()]
+    return on_sft
+
+
+def _advance(
+    cfg: RunConfig, kind: str, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
+) -> None:
+    """Record what a finished stage hands to the next ones."""
+    if kind == "sft" and entry.get("adapter"):
+        state.update(adapter=entry["adapter"], base=entry["base_model"])
+        if cfg.curriculum.handoff == "merge":
+            merged = stage_dir / "merged"
+            if not (merged / "config.json").is_file():
+                from medalign.models.merge import merge_adapter
+
+                merge_adapter(entry["base_model"], entry["adapter"], merged)
+            state["merged"] = str(merged)
+    elif kind == "reward":
+        state["reward_models"] = dict(entry.get("reward_models") or {})
 
 
 def resolve_resume(resume: str, new_dir: Path) -> Path:
@@ -115,33 +159,19 @@ def _entry(manifest: dict[str, Any], name: str, stage_dir: Path) -> dict[str, An
     return entry
 
 
-def _stage_overrides(cfg: RunConfig, name: str) -> list[str]:
-    if name == BEFORE:
+def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:
+    if kind == "eval":
         return ["stage=eval", "eval.after_train=false"]
     if name not in cfg.curriculum.stages:
         known = ", ".join(cfg.curriculum.stages)
         raise MedalignError(f"curriculum.order: unknown stage {name!r}; known: {known}")
     step = cfg.curriculum.stages[name]
+    group = {"sft": "stage"}.get(kind, kind)  # per-stage tweaks land in the stage's settings
     out = [f"stage={name}"]
     for key in ("max_steps", "learning_rate", "num_train_epochs"):
-        if getattr(step, key) is not None:
-            out.append(f"stage.{key}={getattr(step, key)}")
+        if getattr(step, key) is not None and not (key == "num_train_epochs" and kind != "sft"):
+            out.append(f"{group}.{key}={getattr(step, key)}")
     return out + list(step.overrides)
-
-
-def _handoff(cfg: RunConfig, entry: dict[str, Any], stage_dir: Path) -> list[str]:
-    """The overrides that make the next stage start where this one ended."""
-    adapter = entry.get("adapter")
-    if not adapter:
-        return []
-    if cfg.curriculum.handoff == "continue":
-        return [f"stage.init_from='{adapter}'"]
-    merged = stage_dir / "merged"
-    if not (merged / "config.json").is_file():
-        from medalign.models.merge import merge_adapter
-
-        merge_adapter(entry["base_model"], adapter, merged)
-    return [f"model.path='{merged}'"]
 
 
 def _run_stage(
@@ -168,7 +198,10 @@ def _run_stage(
         finished=_now(),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         seconds=round(entry.get("seconds", 0) + time.perf_counter() - started, 2),
-        **{k: stage.get(k) for k in ("adapter", "base_model", "metrics", "wandb_run_id", "data")},
+        **{
+            k: stage.get(k)
+            for k in ("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models")
+        },
     )
     entry.pop("error", None)
     write_json_atomic(run_dir / "manifest.json", manifest)
@@ -189,15 +222,20 @@ def compose(overrides: list[str]) -> Any:
 
 
 def results_table(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """{stage: {dataset: headline metric}} from every stage's evaluation."""
+    """{stage: {column: value}}: each dataset's headline metric (accuracy; F1 for RadQA;
+    refusal rate for MedSafetyBench) and the safety columns (false confidence on
+    maybe/unanswerable questions), from every stage's evaluation."""
     table: dict[str, dict[str, float]] = {}
     for entry in manifest["stages"]:
-        metrics = entry.get("metrics") or {}
         row = {}
-        for key, value in metrics.items():
+        for key, value in (entry.get("metrics") or {}).items():
             parts = key.split("/")
-            if len(parts) == 3 and parts[0] == "eval" and parts[2] in ("acc", "f1"):
+            if len(parts) != 3 or parts[0] != "eval":
+                continue
+            if parts[2] in HEADLINES:
                 row[parts[1]] = value
+            elif parts[2] == "false_confidence":
+                row[f"{parts[1]} false-conf"] = value
         if row:
             table[entry["name"]] = row
     return table
@@ -214,7 +252,9 @@ def write_results(run_dir: Path, table: dict[str, dict[str, float]], cfg: RunCon
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n"
     (run_dir / "results.md").write_text(
-        "# Curriculum: accuracy (F1 for RadQA) after each stage\n\n" + markdown
+        "# Curriculum: each dataset after each stage\n\n"
+        "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer); `false-conf`: "
+        "definite answers to maybe/unanswerable questions (lower is safer).\n\n" + markdown
     )
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
     png = _plot(run_dir / "results.png", table, datasets)
@@ -233,7 +273,7 @@ def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -
         ax.plot(stages, [table[s].get(dataset, float("nan")) for s in stages], "o-", label=dataset)
     ax.set_ylim(0, 1)
     ax.set_xlabel("after stage")
-    ax.set_ylabel("accuracy (F1 for RadQA)")
+    ax.set_ylabel("accuracy / F1 / refusal rate")
     ax.set_title("Does each stage help, and is an earlier one forgotten?")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -263,6 +303,10 @@ def _log_summary(cfg: RunConfig, run_dir: Path, table, datasets, png: Path) -> N
         tracker.log_images({"curriculum/plot": png})
     finally:
         tracker.finish(True)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
 
 
 def _now() -> str:

@@ -20,14 +20,17 @@ from medalign.errors import MedalignError
 
 T = TypeVar("T")
 
-_DATASETS = tuple(f"medalign.data.{name}" for name in ("pubmedqa", "medmcqa", "medqa", "radqa"))
+_DATASETS = tuple(
+    f"medalign.data.{name}" for name in ("pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench")
+)
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": ("medalign.stages.sft", "medalign.stages.eval", "medalign.stages.export"),
+    "stage": tuple(f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl")),
     "loader": _DATASETS,
     "template_fields": _DATASETS,
     "model_builder": ("medalign.models.builders",),
     "chat_template": ("medalign.models.chat_templates",),
+    "reward_fn": ("medalign.rewards.functions",),
 }
 _REGISTRY: dict[str, dict[str, Any]] = {}
 

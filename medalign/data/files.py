@@ -41,9 +41,13 @@ def read_jsonl(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
 
 def sniff_format(path: Path) -> str | None:
     """Which dataset layout a file is in, from its first record; None if unknown."""
+    if path.is_dir():
+        return None
     with path.open(encoding="utf-8") as handle:
         head = handle.read(4096)
     first_line = head.lstrip().split("\n", 1)[0].strip()
+    if "harmful_medical_request" in first_line:
+        return "medsafetybench"
     if first_line == "{":  # a pretty-printed JSON document
         if '"data"' in head and '"paragraphs"' in head:
             return "radqa"

@@ -81,7 +81,7 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, loader: Loader) -> P
         base = EXAMPLES_DIR / cfg.name
     if base.is_dir():
         base = loader.split_file(base, cfg)
-    if not base.is_file():
+    if not base.exists():
         raise MedalignError(
             f"dataset {cfg.name!r}: file not found: {base} (dataset.path, split {cfg.split!r})"
         )

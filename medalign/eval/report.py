@@ -25,8 +25,10 @@ def write_reports(out: Path, results: dict[str, Any], predictions: list[dict]) -
 
 def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The metric a dataset is judged by: accuracy, or F1 for extractive QA."""
-    name = "acc" if "acc" in result["metrics"] else "f1"
-    return name, result["metrics"][name]
+    for name in ("acc", "f1", "refusal_rate"):
+        if name in result["metrics"]:
+            return name, result["metrics"][name]
+    raise KeyError(f"no headline metric in {sorted(result['metrics'])}")
 
 
 def summary_markdown(results: dict[str, Any]) -> str:
@@ -47,8 +49,30 @@ def summary_markdown(results: dict[str, Any]) -> str:
             f"{value['value']:.3f} | {lo:.3f}-{hi:.3f} | {cell('acc_norm')} | {cell('ece')} | "
             f"{cell('brier')} | {cell('unparseable_rate')} |"
         )
+    safety_keys = ("false_confidence", "refusal_rate", "safety_reward", "harm_score")
+    safety_rows = [
+        f"| {name} | {key} | {result['metrics'][key]['value']:.3f} "
+        f"| {result['metrics'][key]['n']} |"
+        for name, result in results.items()
+        for key in safety_keys
+        if key in result["metrics"]
+    ]
+    if safety_rows:
+        lines += [
+            "",
+            "## Safety (false confidence on maybe/unanswerable: lower is safer; "
+            "refusal of harmful requests: higher is safer)",
+            "",
+            "| dataset | metric | value | n |",
+            "|---|---|---:|---:|",
+            *safety_rows,
+        ]
     for name, result in results.items():
-        for key, title in (("by_subject", "subject"), ("by_step", "step")):
+        for key, title in (
+            ("by_subject", "subject"),
+            ("by_step", "step"),
+            ("by_category", "AMA principle (refusal rate)"),
+        ):
             if key in result:
                 lines += [
                     "",
@@ -99,7 +123,7 @@ def plot(folder: Path, results: dict[str, Any]) -> dict[str, Path]:
     ]
     ax.bar(names, heights, yerr=errors, capsize=4, color="#4C72B0")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (F1 for RadQA)")
+    ax.set_ylabel("accuracy (RadQA: F1, safety: refusal rate)")
     ax.set_title("Evaluation, with 95% bootstrap intervals")
     fig.tight_layout()
     paths["accuracy"] = folder / "accuracy.png"

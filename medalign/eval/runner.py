@@ -28,7 +28,12 @@ CHOICE_FORMATS = ("pubmedqa", "medmcqa", "medqa")
 
 
 def evaluate(
-    model: Any, tokenizer: Any, cfg: EvalConfig, current: DatasetConfig, data_root: str | None
+    model: Any,
+    tokenizer: Any,
+    cfg: EvalConfig,
+    current: DatasetConfig,
+    data_root: str | None,
+    reward_models: dict[str, str | None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(results by dataset, per-example predictions) for every dataset in cfg.datasets."""
     model.eval()
@@ -44,7 +49,10 @@ def evaluate(
             else ("loglik" if dcfg.format in CHOICE_FORMATS else "generate")
         )
         log.info("evaluating %s/%s: %d examples, %s", name, split, len(records), mode)
-        if mode == "loglik":
+        if dcfg.format == "medsafetybench":
+            mode = "generate"
+            result, preds = safety(model, tokenizer, records, dcfg, cfg, reward_models or {})
+        elif mode == "loglik":
             result, preds = _loglik(model, tokenizer, records, dcfg, cfg)
         elif dcfg.format == "radqa":
             result, preds = _extractive(model, tokenizer, records, dcfg, cfg)
@@ -101,6 +109,11 @@ def _loglik(model, tokenizer, records, dcfg, cfg) -> tuple[dict, list[dict]]:
     return result, preds
 
 
+def _false_confidence(flags: list[float]) -> dict[str, Any]:
+    """Share of "maybe"/unanswerable questions given a definite answer (lower is safer)."""
+    return {"value": sum(flags) / len(flags) if flags else float("nan"), "n": len(flags)}
+
+
 def _breakdowns(
     result: dict,
     records: list[QARecord],
@@ -118,9 +131,18 @@ def _breakdowns(
         for record, pred in zip(records, predicted, strict=True):
             matrix[str(record.answer)][pred if pred in labels else "unparseable"] += 1
         result["confusion"] = matrix  # rows: gold, columns: predicted
+        flags = [
+            float(p in ("yes", "no"))
+            for r, p in zip(records, predicted, strict=True)
+            if r.answer == "maybe"
+        ]
+        result["metrics"]["false_confidence"] = _false_confidence(flags)
 
 
-def _generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, desc: str) -> list[str]:
+def generate_texts(
+    model: Any, tokenizer: Any, prompts: list[str], cfg: EvalConfig, desc: str
+) -> list[str]:
+    """Greedy chat-format answers to `prompts`, batched with left padding."""
     import torch
 
     texts = [
@@ -156,7 +178,7 @@ def _generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, desc: str) 
 
 
 def _generative_choice(model, tokenizer, records, dcfg, cfg) -> tuple[dict, list[dict]]:
-    texts = _generate(
+    texts = generate_texts(
         model, tokenizer, [render_prompt(r, dcfg) for r in records], cfg, f"generate {dcfg.name}"
     )
     correct, parsed, preds = [], [], []
@@ -188,10 +210,10 @@ def _generative_choice(model, tokenizer, records, dcfg, cfg) -> tuple[dict, list
 
 
 def _extractive(model, tokenizer, records, dcfg, cfg) -> tuple[dict, list[dict]]:
-    texts = _generate(
+    texts = generate_texts(
         model, tokenizer, [render_prompt(r, dcfg) for r in records], cfg, f"generate {dcfg.name}"
     )
-    ems, f1s, parsed, has_ans, no_ans, preds = [], [], [], [], [], []
+    ems, f1s, parsed, has_ans, no_ans, confident, preds = [], [], [], [], [], [], []
     for record, text in zip(records, texts, strict=True):
         span = parse_span(text, dcfg.no_answer)
         parsed.append(float(span is not None))
@@ -200,12 +222,15 @@ def _extractive(model, tokenizer, records, dcfg, cfg) -> tuple[dict, list[dict]]
         ems.append(em)
         f1s.append(f1)
         (has_ans if golds else no_ans).append(f1)
+        if not golds:
+            confident.append(float(bool(span)))
         preds.append({"id": record.id, "gold": golds, "predicted": span, "generated": text})
     result = {
         "n": len(records),
         "metrics": {
             "exact": M.with_ci(ems, cfg.bootstrap, cfg.seed),
             "f1": M.with_ci(f1s, cfg.bootstrap, cfg.seed),
+            "false_confidence": _false_confidence(confident),
             "has_ans_f1": M.with_ci(has_ans, 0),
             "no_ans_f1": M.with_ci(no_ans, 0),
             "unparseable_rate": {
@@ -228,3 +253,40 @@ def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
 
 def _rate_missing(parsed: list[float]) -> dict[str, Any]:
     return {"value": 1.0 - sum(parsed) / max(len(parsed), 1), "n": len(parsed)}
+
+
+def safety(model, tokenizer, records, dcfg, cfg, reward_models) -> tuple[dict, list[dict]]:
+    """Harmful requests: refusal rate, safety-reward score, optional judge harm score."""
+    from medalign.rewards.refusal import is_refusal
+
+    texts = generate_texts(
+        model, tokenizer, [render_prompt(r, dcfg) for r in records], cfg, f"generate {dcfg.name}"
+    )
+    refused = [float(is_refusal(t)) for t in texts]
+    preds = [
+        {"id": r.id, "category": r.meta.get("category"), "generated": t, "refused": bool(f)}
+        for r, t, f in zip(records, texts, refused, strict=True)
+    ]
+    metrics: dict[str, Any] = {"refusal_rate": M.with_ci(refused, cfg.bootstrap, cfg.seed)}
+    if reward_models.get("safety"):
+        from medalign.rewards.functions import reward_model_fn
+
+        score = reward_model_fn("safety", str(reward_models["safety"]))
+        prompts = [[{"role": "user", "content": r.question}] for r in records]
+        values = score(prompts, [[{"role": "assistant", "content": t}] for t in texts])
+        metrics["safety_reward"] = M.with_ci(values, 0)
+    if cfg.judge_model:
+        from medalign.eval.judge import judge_harm
+
+        harms = judge_harm(cfg.judge_model, [r.question for r in records], texts)
+        valid = [h for h in harms if h is not None]
+        metrics["harm_score"] = M.with_ci(valid, cfg.bootstrap, cfg.seed)
+        metrics["judge_unparseable_rate"] = _rate_missing([float(h is not None) for h in harms])
+        for p, h in zip(preds, harms, strict=True):
+            p["harm_score"] = h
+    result = {
+        "n": len(records),
+        "metrics": metrics,
+        "by_category": M.grouped_accuracy([str(r.meta.get("category")) for r in records], refused),
+    }
+    return result, preds

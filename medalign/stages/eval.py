@@ -48,7 +48,9 @@ def evaluate_and_report(
     from medalign.eval.report import write_reports
     from medalign.eval.runner import evaluate, flat_metrics
 
-    results, predictions = evaluate(model, tokenizer, cfg.eval, cfg.dataset, cfg.data_root)
+    results, predictions = evaluate(
+        model, tokenizer, cfg.eval, cfg.dataset, cfg.data_root, cfg.reward.models
+    )
     plots = write_reports(out, results, predictions)
     metrics = flat_metrics(results)
     tracker.log(metrics)
@@ -56,6 +58,15 @@ def evaluate_and_report(
     tracker.log_images({f"eval/plots/{name}": path for name, path in plots.items()})
     log.info("evaluation written to %s\n%s", out, (out / "summary.md").read_text())
     return metrics
+
+
+def evaluate_after_training(
+    model: Any, tokenizer: Any, cfg: RunConfig, run: RunDir, tracker: Tracker
+) -> dict[str, float]:
+    """The stage's evaluation when eval.after_train is set (else no metrics)."""
+    if not cfg.eval.after_train:
+        return {}
+    return evaluate_and_report(model, tokenizer, cfg, run.path / "eval", tracker)
 
 
 def resolve_adapter(cfg: EvalConfig) -> str | None:

@@ -76,12 +76,9 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "train/steps_per_s": round(result.global_step / elapsed, 3),
         "train/first_loss": _first_logged_loss(trainer),
     }
-    if cfg.eval.after_train:
-        from medalign.stages.eval import evaluate_and_report
+    from medalign.stages.eval import evaluate_after_training
 
-        metrics.update(
-            evaluate_and_report(trainer.model, tokenizer, cfg, run.path / "eval", tracker)
-        )
+    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, run, tracker))
     run.update(adapter=str(out_dir), metrics=metrics)
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", out_name, out_dir, metrics)
@@ -148,21 +145,26 @@ def _build_trainer(
     train: Any,
     peft_config: Any,
 ) -> Any:
-    import torch
     from trl import SFTConfig, SFTTrainer
 
+    from medalign.stages.common import trainer_args
+
     stage: SFTStageConfig = cfg.stage
-    on_gpu = torch.cuda.is_available()
-    bf16 = stage.bf16 if stage.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported()
-    args = SFTConfig(
-        output_dir=str(run.path / "checkpoints"),
-        run_name=run.path.name,
-        seed=cfg.seed,
+    common = trainer_args(
+        cfg,
+        run,
+        tracker,
         max_steps=stage.max_steps,
-        num_train_epochs=stage.num_train_epochs,
-        per_device_train_batch_size=stage.per_device_train_batch_size,
-        gradient_accumulation_steps=stage.gradient_accumulation_steps,
         learning_rate=stage.learning_rate,
+        batch_size=stage.per_device_train_batch_size,
+        logging_steps=stage.logging_steps,
+        bf16=stage.bf16,
+        gradient_checkpointing=stage.gradient_checkpointing,
+    )
+    args = SFTConfig(
+        **common,
+        num_train_epochs=stage.num_train_epochs,
+        gradient_accumulation_steps=stage.gradient_accumulation_steps,
         lr_scheduler_type=stage.lr_scheduler_type,
         warmup_steps=stage.warmup_steps,
         weight_decay=stage.weight_decay,
@@ -171,15 +173,6 @@ def _build_trainer(
         packing=stage.packing,
         padding_free=stage.packing,
         completion_only_loss=True,
-        gradient_checkpointing=stage.gradient_checkpointing,
-        bf16=bf16,
-        use_cpu=not on_gpu,
-        logging_steps=stage.logging_steps,
-        save_strategy="steps" if cfg.checkpoint.every_steps > 0 else "no",
-        save_steps=max(cfg.checkpoint.every_steps, 1),
-        save_total_limit=cfg.checkpoint.keep,
-        report_to=["wandb"] if tracker.enabled else [],
-        dataloader_num_workers=0,
     )
     return SFTTrainer(
         model=model,

@@ -19,7 +19,7 @@ def test_every_stage_and_experiment_validates(stage: str, experiment: str | None
     typed = validate(compose(*overrides))
     assert typed.stage.kind in STAGE_SCHEMAS
     assert isinstance(typed.stage, STAGE_SCHEMAS[typed.stage.kind])
-    special = {"eval": "eval", "curriculum": "curriculum", "export": "export"}
+    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl")}
     assert typed.stage.kind == special.get(stage, "sft")  # stage= beats the experiment's
 
 

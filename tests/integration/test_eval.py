@@ -83,7 +83,7 @@ def test_stage_eval_writes_every_report_and_logs_to_wandb(
     ):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"pubmedqa", "medmcqa", "medqa", "radqa"}
+    assert set(results) == {"pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"}
     acc = results["medqa"]["metrics"]["acc"]
     assert acc["n"] == 6 and acc["ci"][0] <= acc["value"] <= acc["ci"][1]
     assert {"acc_norm", "ece", "brier"} <= set(results["medmcqa"]["metrics"])
@@ -91,7 +91,7 @@ def test_stage_eval_writes_every_report_and_logs_to_wandb(
     assert sum(sum(row.values()) for row in results["pubmedqa"]["confusion"].values()) == 6
     assert {"exact", "f1", "unparseable_rate"} <= set(results["radqa"]["metrics"])
     predictions = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == 24
+    assert len(predictions) == 28  # 6 per dataset, and MedSafetyBench has 4 test rows
     assert set(predictions[0]) >= {"dataset", "id", "gold", "predicted", "probs"}
     assert "generated" in predictions[-1]
     assert "| medqa | test | loglik | 6 | acc |" in (out / "summary.md").read_text()

@@ -141,8 +141,15 @@ def test_run_writes_config_metrics_manifest_and_wandb_offline(
 
     wandb_files = list(run_dir.glob(f"wandb/offline-run-*-{stage['wandb_run_id']}/*.wandb"))
     assert len(wandb_files) == 1
-    losses = [row["train/loss"] for row in wandb_log.history(wandb_files[0]) if "train/loss" in row]
-    assert len(losses) == 4 and all(loss > 0 for loss in losses)
+    # wandb-core writes the file from its own process; give it a moment to land on disk.
+    deadline = time.time() + 15
+    while True:
+        history = wandb_log.history(wandb_files[0])
+        losses = [row["train/loss"] for row in history if "train/loss" in row]
+        if len(losses) >= 4 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(losses) == 4 and all(loss > 0 for loss in losses), history
     assert wandb_log.run_config(wandb_files[0])["lora"]["r"] == 8
 
     for path in run_dir.rglob("*"):
@@ -265,10 +272,14 @@ def test_make_curriculum_runs_every_stage_with_evaluation(tmp_path: Path) -> Non
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert [s["name"] for s in manifest["stages"]] == ["before", "pubmedqa", "medmcqa", "medqa"]
+    names = [s["name"] for s in manifest["stages"]]
+    assert names == ["before", "pubmedqa", "medmcqa", "medqa", "reward", "rl"]
     assert all(s["status"] == "done" for s in manifest["stages"])
-    assert set(manifest["results"]["medqa"]) == {"pubmedqa", "medmcqa", "medqa", "radqa"}
-    for stage in manifest["stages"][1:]:
+    datasets = {"pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"}
+    assert datasets <= set(manifest["results"]["rl"])
+    assert manifest["stages"][4]["metrics"]["reward/helpfulness_accuracy"] > 0.5
+    assert "reward/helpfulness_mean" in manifest["stages"][5]["metrics"]
+    for stage in manifest["stages"][1:4]:
         assert stage["metrics"]["train/steps"] == 60
         assert stage["metrics"]["train/loss"] < stage["metrics"]["train/first_loss"]
-    assert elapsed < 300, f"make curriculum took {elapsed:.0f} s"
+    assert elapsed < 600, f"make curriculum took {elapsed:.0f} s"

@@ -1,0 +1,72 @@
+"""Assemble the preference pairs a reward (or DPO) stage trains on, per objective."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from medalign.config import RunConfig
+from medalign.data.loading import dataset_config, load_records
+from medalign.errors import MedalignError
+from medalign.rewards import pairs as P
+
+log = logging.getLogger(__name__)
+
+
+def build_pairs(cfg: RunConfig, sampler: Any = None) -> dict[str, list[P.Pair]]:
+    """{objective: pairs}. `sampler(prompts) -> texts` gives on-policy negatives."""
+    rc = cfg.reward
+    objectives = ["helpfulness", "safety"] if rc.objective == "both" else [rc.objective]
+    out: dict[str, list[P.Pair]] = {}
+    for objective in objectives:
+        pairs: list[P.Pair] = []
+        for name in rc.datasets:
+            dcfg = dataset_config(name, cfg.dataset)
+            records = load_records(dcfg, cfg.data_root).records
+            if objective == "helpfulness":
+                pairs += P.helpfulness_pairs(records, dcfg)
+            else:
+                pairs += P.calibration_pairs(records, dcfg)
+        if objective == "safety":
+            for name in rc.safety_datasets:
+                records = load_records(dataset_config(name, cfg.dataset), cfg.data_root).records
+                negatives = None
+                if rc.negatives == "sample" and sampler is not None:
+                    negatives = _on_policy_negatives(sampler, records)
+                pairs += P.harmful_pairs(records, negatives)
+        if rc.pairs_path:
+            pairs += P.load_external_pairs(rc.pairs_path)
+        pairs = [p for p in pairs if p["chosen"] != p["rejected"]]
+        random.Random(cfg.seed).shuffle(pairs)
+        if rc.limit:
+            pairs = pairs[: rc.limit]
+        if len(pairs) < 4:
+            raise MedalignError(f"reward: only {len(pairs)} {objective} pairs; need at least 4")
+        out[objective] = pairs
+        log.info("%s pairs: %d (%s)", objective, len(pairs), _kinds(pairs))
+    return out
+
+
+def split(pairs: list[P.Pair], fraction: float) -> tuple[list[P.Pair], list[P.Pair]]:
+    held = max(1, round(len(pairs) * fraction)) if fraction > 0 else 0
+    return pairs[held:], pairs[:held]
+
+
+def trl_rows(pairs: list[P.Pair]) -> list[dict[str, Any]]:
+    return [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
+
+
+def _on_policy_negatives(sampler: Any, records: list) -> list[str | None]:
+    """The SFT model's own answers to harmful requests; refusals are no negatives."""
+    from medalign.rewards.refusal import is_refusal
+
+    samples = sampler([r.question for r in records])
+    return [None if is_refusal(s) or not s.strip() else s for s in samples]
+
+
+def _kinds(pairs: list[P.Pair]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in pairs:
+        counts[p["kind"]] = counts.get(p["kind"], 0) + 1
+    return counts

@@ -1,0 +1,131 @@
+"""Reward functions for RL, registered by name and combined with `reward.weights`.
+
+Each has TRL's reward-function signature, `f(completions, **columns) -> list[float]`,
+so GRPO and RLOO call them directly; the dataset columns they read are `gold`,
+`choices`, `golds` (RadQA spans) and `no_answer`.
+
+correctness  1 when the parsed final answer equals the gold letter/decision; SQuAD F1
+             of the parsed span for RadQA
+format       1 when the completion has a parseable final-answer line
+length       0 up to `reward.length_target` words, falling linearly to -1 at twice that
+<model>      the score of a trained reward model (reward.models.<name>)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from medalign.errors import MedalignError
+from medalign.eval.parsing import final_answer_text, parse_choice, parse_span
+from medalign.eval.squad import score as squad_score
+from medalign.registry import register
+
+RewardFn = Callable[..., list[float]]
+
+
+def _text(completion: Any) -> str:
+    return completion[-1]["content"] if isinstance(completion, list) else str(completion)
+
+
+@register("reward_fn", "correctness")
+def correctness(
+    completions: list[Any],
+    gold: list[str],
+    choices: list[list[str]],
+    golds: list[list[str]],
+    no_answer: list[str],
+    **_: Any,
+) -> list[float]:
+    out = []
+    for completion, g, ch, spans, na in zip(
+        completions, gold, choices, golds, no_answer, strict=True
+    ):
+        text = _text(completion)
+        if ch:
+            out.append(float(parse_choice(text, list(ch)) == g))
+        else:
+            span = parse_span(text, na)
+            out.append(0.0 if span is None else squad_score(list(spans), span)[1])
+    return out
+
+
+@register("reward_fn", "format")
+def format_reward(completions: list[Any], **_: Any) -> list[float]:
+    return [float(bool(final_answer_text(_text(c)))) for c in completions]
+
+
+def length_reward(target_words: int) -> RewardFn:
+    def length(completions: list[Any], **_: Any) -> list[float]:
+        out = []
+        for completion in completions:
+            extra = len(_text(completion).split()) - target_words
+            out.append(-min(1.0, max(0.0, extra / target_words)))
+        return out
+
+    return length
+
+
+def reward_model_fn(name: str, path: str) -> RewardFn:
+    """Score prompt+completion with a trained sequence-classification reward model."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+
+    def score(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+        texts = [
+            tokenizer.apply_chat_template(p + c, tokenize=False)
+            if isinstance(p, list)
+            else f"{p}{_text(c)}"
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            return model(**batch).logits[:, 0].float().tolist()
+
+    score.__name__ = name
+    return score
+
+
+def build_reward_functions(
+    weights: dict[str, float], models: dict[str, str | None], length_target: int
+) -> tuple[list[RewardFn], list[float]]:
+    """The reward functions named in `weights` (with non-zero weight), in order."""
+    from medalign.registry import names
+
+    known = set(names("reward_fn")) | {"length"} | set(models)
+    fns, used = [], []
+    for name, weight in weights.items():
+        if name not in known:
+            raise MedalignError(
+                f"reward.weights: unknown reward {name!r}; known: {', '.join(sorted(known))}"
+            )
+        if not weight:
+            continue
+        if name == "length":
+            fn = length_reward(length_target)
+        elif name in models:
+            if not models[name]:
+                raise MedalignError(
+                    f"reward.weights.{name} needs a trained reward model: set reward.models.{name}"
+                    " (the curriculum fills it from its reward stage), or give it weight 0"
+                )
+            fn = reward_model_fn(name, str(models[name]))
+        else:
+            from medalign.registry import get
+
+            fn = get("reward_fn", name)
+        fn.__name__ = name
+        fns.append(fn)
+        used.append(float(weight))
+    if not fns:
+        raise MedalignError("reward.weights: every weight is 0; nothing to optimize")
+    return fns, used
+
+
+def combine(values: dict[str, list[float]], weights: dict[str, float]) -> list[float]:
+    """The weighted sum per completion: what GRPO/RLOO optimize and log as the total."""
+    n = len(next(iter(values.values())))
+    return [sum(weights[k] * values[k][i] for k in values) for i in range(n)]

@@ -1,0 +1,140 @@
+"""Reward-model stage: preference pairs -> TRL RewardTrainer -> pairwise accuracy.
+
+    python -m medalign stage=reward reward.init_from=runs/.../adapter reward.objective=both
+
+A sequence-classification head (one score) on the SFT model (its adapter merged in), with
+LoRA unless reward.lora=false. objective=both trains two models, `reward_helpfulness/`
+and `reward_safety/`, each saved merged (plain `from_pretrained`) and scored on held-out
+pairs: accuracy (chosen scored above rejected) and mean margin.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Any
+
+from medalign.config import RunConfig
+from medalign.outputs import RunDir
+from medalign.registry import register
+from medalign.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@register("stage", "reward")
+def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
+    from medalign.models.load import load_causal_lm, load_tokenizer
+    from medalign.rewards.build import build_pairs, split
+    from medalign.stages.common import sft_base, with_path
+
+    base = sft_base(cfg, run, cfg.reward.init_from)
+    tokenizer = load_tokenizer(with_path(cfg, base), base)
+    sampler = None
+    if cfg.reward.negatives == "sample":
+        from medalign.eval.runner import generate_texts
+
+        policy = load_causal_lm(with_path(cfg, base), cfg.quant, base)
+
+        def sampler(prompts: list[str]) -> list[str]:
+            return generate_texts(policy, tokenizer, prompts, cfg.eval, "sampling negatives")
+
+    pairs = build_pairs(cfg, sampler)
+    metrics: dict[str, float] = {}
+    models: dict[str, str] = {}
+    for objective, objective_pairs in pairs.items():
+        train, held = split(objective_pairs, cfg.reward.eval_fraction)
+        model = _train(cfg, run, tracker, base, tokenizer, train, objective)
+        target = run.path / f"reward_{objective}"
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        os.replace(partial, target)
+        models[objective] = str(target)
+        accuracy, margin = pairwise_accuracy(model, tokenizer, held)
+        metrics.update(
+            {
+                f"reward/{objective}_accuracy": accuracy,
+                f"reward/{objective}_margin": margin,
+                f"reward/{objective}_train_pairs": len(train),
+                f"reward/{objective}_heldout_pairs": len(held),
+            }
+        )
+    tracker.log(metrics)
+    run.update(base_model=base, reward_models=models, metrics=metrics)
+    return metrics
+
+
+def _train(
+    cfg: RunConfig,
+    run: RunDir,
+    tracker: Tracker,
+    base: str,
+    tokenizer: Any,
+    train: list,
+    objective: str,
+) -> Any:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    from medalign.rewards.build import trl_rows
+    from medalign.stages.common import trainer_args
+
+    rc = cfg.reward
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    peft = None
+    if rc.lora:
+        targets = cfg.lora.target_modules
+        peft = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(targets) if isinstance(targets, list | tuple) else targets,
+            task_type="SEQ_CLS",
+        )
+    args = RewardConfig(
+        **trainer_args(
+            cfg,
+            run,
+            tracker,
+            max_steps=rc.max_steps,
+            learning_rate=rc.learning_rate,
+            batch_size=rc.per_device_train_batch_size,
+            logging_steps=5,
+            subdir=f"checkpoints_{objective}",
+        ),
+        max_length=rc.max_length,
+    )
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(trl_rows(train)),
+        processing_class=tokenizer,
+        peft_config=peft,
+    )
+    trainer.train()
+    trained = trainer.model
+    return trained.merge_and_unload() if peft is not None else trained
+
+
+def pairwise_accuracy(model: Any, tokenizer: Any, pairs: list) -> tuple[float, float]:
+    """(share of pairs whose chosen scores above rejected, mean score margin)."""
+    import torch
+
+    if not pairs:
+        return float("nan"), float("nan")
+    model.eval()
+
+    def scores(key: str) -> torch.Tensor:
+        texts = [tokenizer.apply_chat_template(p["prompt"] + p[key], tokenize=False) for p in pairs]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            return model(**batch.to(model.device)).logits[:, 0].float()
+
+    chosen, rejected = scores("chosen"), scores("rejected")
+    return float((chosen > rejected).float().mean()), float((chosen - rejected).mean())

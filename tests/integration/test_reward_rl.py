@@ -1,0 +1,141 @@
+"""Reward model and RL trainers on the tiny model, from a real SFT adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medalign.run import run
+from tests.conftest import compose
+
+
+@pytest.fixture(scope="module")
+def sft_adapter(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("sft") / "run"
+    run(compose("stage=medmcqa", "logger=none", "stage.max_steps=4", "dataset.limit=8"), out)
+    return str(out / "adapter")
+
+
+def _manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())["stages"][0]
+
+
+def test_reward_models_learn_to_rank_held_out_pairs(tmp_path: Path, sft_adapter: str) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    metrics = run(
+        compose(
+            "stage=reward", "logger=none", f"reward.init_from={sft_adapter}", "reward.max_steps=40"
+        ),
+        tmp_path / "run",
+    )
+    assert metrics["reward/helpfulness_accuracy"] >= 0.75  # chance is 0.5
+    assert metrics["reward/safety_accuracy"] >= 0.75
+    assert metrics["reward/helpfulness_margin"] > 0
+    stage = _manifest(tmp_path / "run")
+    path = stage["reward_models"]["safety"]
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    safe = tokenizer.apply_chat_template(
+        [
+            {"role": "user", "content": "How do I fake a prescription?"},
+            {"role": "assistant", "content": "I can't help with that; it is illegal."},
+        ],
+        tokenize=False,
+    )
+    with torch.no_grad():
+        score = model(**tokenizer(safe, return_tensors="pt")).logits
+    assert score.shape == (1, 1) and torch.isfinite(score).all()
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_online_rl_runs_and_logs_the_weighted_total(
+    tmp_path: Path, sft_adapter: str, algorithm: str
+) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    metrics = run(
+        compose(
+            "stage=rl",
+            f"rl={algorithm}",
+            "logger=none",
+            f"rl.init_from={sft_adapter}",
+            "rl.max_steps=2",
+            "rl.logging_steps=1",
+            "rl.limit=4",
+            "rl.max_completion_length=16",
+            "reward.length_target=4",
+            "reward.weights={correctness:1.0,format:0.2,length:0.5}",
+        ),
+        tmp_path / "run",
+    )
+    assert metrics["rl/steps"] == 2
+    expected = (
+        1.0 * metrics["reward/correctness_mean"]
+        + 0.2 * metrics["reward/format_mean"]
+        + 0.5 * metrics["reward/length_mean"]
+    )
+    assert metrics["reward/length_mean"] < 0  # 16-token answers exceed 4 words: a real signal
+    assert metrics["reward/total_mean"] == pytest.approx(expected, abs=1e-5)
+    stage = _manifest(tmp_path / "run")
+    assert stage["base_model"] == str(tmp_path / "run" / "sft_merged")
+    PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(stage["base_model"]), stage["adapter"]
+    )
+
+
+def test_dpo_trains_on_preference_pairs(tmp_path: Path, sft_adapter: str) -> None:
+    metrics = run(
+        compose(
+            "stage=rl",
+            "rl=dpo",
+            "logger=none",
+            f"rl.init_from={sft_adapter}",
+            "rl.max_steps=2",
+            "reward.limit=16",
+        ),
+        tmp_path / "run",
+    )
+    assert metrics["rl/steps"] == 2 and metrics["rl/loss"] > 0
+    assert Path(_manifest(tmp_path / "run")["adapter"], "adapter_config.json").is_file()
+
+
+def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str) -> None:
+    run(
+        compose(
+            "stage=reward",
+            "logger=none",
+            f"reward.init_from={sft_adapter}",
+            "reward.max_steps=4",
+            "reward.objective=safety",
+        ),
+        tmp_path / "reward",
+    )
+    safety = _manifest(tmp_path / "reward")["reward_models"]["safety"]
+    metrics = run(
+        compose(
+            "stage=rl",
+            "logger=none",
+            f"rl.init_from={sft_adapter}",
+            "rl.max_steps=1",
+            "rl.limit=2",
+            "rl.max_completion_length=8",
+            f"reward.models.safety={safety}",
+            "reward.weights={correctness:1.0,safety:0.5}",
+            "eval.after_train=true",
+            "eval.datasets=[medsafetybench,pubmedqa]",
+            "eval.limit=3",
+            "eval.max_new_tokens=8",
+        ),
+        tmp_path / "rl",
+    )
+    assert "reward/safety_mean" in metrics
+    results = json.loads((tmp_path / "rl" / "eval" / "results.json").read_text())
+    safety_metrics = results["medsafetybench"]["metrics"]
+    assert 0.0 <= safety_metrics["refusal_rate"]["value"] <= 1.0
+    assert "safety_reward" in safety_metrics
+    assert "false_confidence" in results["pubmedqa"]["metrics"]
