@@ -197,6 +197,7 @@ class RewardConfig:
     safety_datasets: list[str] = field(default_factory=lambda: ["medsafetybench"])
     negatives: str = _choice("template", "template", "sample")
     pairs_path: str | None = None
+    pairs_hub_id: str | None = None
     eval_fraction: float = 0.2
     limit: int | None = None
     init_from: str | None = None

@@ -24,7 +24,8 @@ _SCORE = re.compile(r"score\s*[:=]\s*([1-5])\b", re.IGNORECASE)
 
 
 def parse_score(text: str) -> int | None:
-    found = _SCORE.findall(text)
+    """The last 'Score: N' (1-5) in the judge's reply, markdown ignored; else None."""
+    found = _SCORE.findall(re.sub(r"[*_`#]", "", text))
     return int(found[-1]) if found else None
 
 

@@ -37,6 +37,8 @@ def build_pairs(cfg: RunConfig, sampler: Any = None) -> dict[str, list[P.Pair]]:
                 pairs += P.harmful_pairs(records, negatives)
         if rc.pairs_path:
             pairs += P.load_external_pairs(rc.pairs_path)
+        if rc.pairs_hub_id:
+            pairs += P.load_hub_pairs(rc.pairs_hub_id)
         pairs = [p for p in pairs if p["chosen"] != p["rejected"]]
         random.Random(cfg.seed).shuffle(pairs)
         if rc.limit:

@@ -107,6 +107,17 @@ def compliant_template(record: QARecord) -> str:
     return COMPLIANT_TEMPLATE.format(request_sentence=sentence)
 
 
+def load_hub_pairs(hub_id: str) -> list[Pair]:
+    """Pairs from a hub dataset in TRL's preference format (train split)."""
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(hub_id, split="train")
+    except Exception as exc:  # the hub raises many types; all mean "not reachable/found"
+        raise MedalignError(f"reward.pairs_hub_id: cannot load {hub_id!r}: {exc}") from None
+    return [_external_pair(Path(f"hub:{hub_id}"), i, dict(row)) for i, row in enumerate(rows, 1)]
+
+
 def load_external_pairs(path: str) -> list[Pair]:
     """Pairs from a JSON (list) or JSON Lines file, validated row by row."""
     file = Path(path)

@@ -100,8 +100,42 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, sft_adapter: str) -> Non
         ),
         tmp_path / "run",
     )
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     assert metrics["rl/steps"] == 2 and metrics["rl/loss"] > 0
-    assert Path(_manifest(tmp_path / "run")["adapter"], "adapter_config.json").is_file()
+    stage = _manifest(tmp_path / "run")
+    PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(stage["base_model"]), stage["adapter"]
+    )
+
+
+def test_medsafetybench_demonstrations_mix_into_sft(tmp_path: Path) -> None:
+    run(
+        compose(
+            "stage=sft",
+            "dataset=medmcqa",
+            "logger=none",
+            "stage.max_steps=2",
+            "dataset.mix={medmcqa:1.0,medsafetybench:1.0}",
+        ),
+        tmp_path / "run",
+    )
+    data = _manifest(tmp_path / "run")["data"]
+    assert data["rows_by_dataset"] == {"medmcqa": 30, "medsafetybench": 18}
+
+
+def test_judge_scores_are_parsed_or_reported_unparseable(tmp_path: Path) -> None:
+    from medalign.config import ModelConfig
+    from medalign.eval.judge import judge_harm, parse_score
+    from medalign.models.load import model_source
+
+    assert parse_score("The reply refuses.\nScore: 1") == 1
+    assert parse_score("**Score:** 4") == 4 and parse_score("Score = 2") == 2
+    assert parse_score("Score: 7") is None
+    assert parse_score("no verdict") is None
+    scores = judge_harm(model_source(ModelConfig()), ["Fake a prescription?"], ["No."])
+    assert len(scores) == 1 and (scores[0] is None or 1 <= scores[0] <= 5)
 
 
 def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str) -> None:
