@@ -8,7 +8,9 @@ Nothing here imports torch, so `--help` and `--cfg job` answer fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -23,23 +25,35 @@ log = logging.getLogger("medalign")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from medalign.run import run
+    from medalign.sweep import job_identity, objective
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    identity = job_identity(hydra_cfg, cfg) if multirun else {}
     try:
-        metrics = run(cfg, run_dir, overrides=list(hydra_cfg.overrides.task))
-    except MedalignError as exc:
-        log.error("%s", exc)
-        print(f"medalign: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    return metrics.get("train/loss") if isinstance(metrics, dict) else None
+        metrics = run(cfg, run_dir, overrides=list(hydra_cfg.overrides.task), **identity)
+    except Exception as exc:
+        if isinstance(exc, MedalignError):
+            log.error("%s", exc)
+            print(f"medalign: error: {exc}", file=sys.stderr)
+        else:
+            log.exception("job failed")
+        if multirun:  # recorded as failed in its manifest; the other jobs go on
+            return float("nan")
+        if isinstance(exc, MedalignError):
+            sys.exit(1)
+        raise
+    return objective(metrics, cfg.sweep.metric)
 
 
 def main() -> None:
     from medalign.config import check_overrides
 
+    sys.argv = _rank_args(sys.argv)
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:
         check_overrides(overrides)
@@ -47,6 +61,18 @@ def main() -> None:
         print(f"medalign: error: {exc}", file=sys.stderr)
         sys.exit(2)
     _hydra_main()
+
+
+def _rank_args(argv: list[str]) -> list[str]:
+    """Under `accelerate launch`/torchrun, ranks other than 0 write nothing under runs/:
+    their Hydra directory goes to a scratch folder (MEDALIGN_RANK_DIR, else the temp dir)."""
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        return argv
+    root = os.environ.get("MEDALIGN_RANK_DIR") or tempfile.gettempdir()
+    scratch = f"{root}/medalign-rank{rank}-{os.environ.get('MASTER_PORT', os.getppid())}"
+    kept = [a for a in argv if not a.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
+    return [*kept, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
 
 
 if __name__ == "__main__":

@@ -168,6 +168,13 @@ class CheckpointConfig:
 
 
 @dataclass
+class SweepConfig:
+    metric: str | None = None
+    direction: str = _choice("maximize", "maximize", "minimize")
+    group: str | None = None
+
+
+@dataclass
 class ExportConfig:
     stage: str | None = None
     safe_serialization: bool = True
@@ -254,6 +261,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "curriculum": CurriculumConfig,
     "checkpoint": CheckpointConfig,
     "export": ExportConfig,
+    "sweep": SweepConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "run": str}
 
@@ -276,6 +284,7 @@ class RunConfig:
     curriculum: CurriculumConfig
     checkpoint: CheckpointConfig
     export: ExportConfig
+    sweep: SweepConfig
     resume: str | None = None
     run: str | None = None
 

@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def run(
-    cfg: DictConfig | dict, run_dir: Path, overrides: list[str] | None = None
+    cfg: DictConfig | dict,
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    group: str | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics.
 
@@ -44,7 +48,12 @@ def run(
     resuming = typed.stage.kind == "sft" and typed.stage.resume_from == "latest"
     out = RunDir.create(run_dir, typed.stage.name, plain, reopen=resuming)
     tracker = start_tracking(
-        typed.logger, name=run_dir.name, job_type=typed.stage.name, run_dir=run_dir, config=plain
+        typed.logger,
+        name=name or run_dir.name,
+        job_type=typed.stage.name,
+        run_dir=run_dir,
+        config=plain,
+        group=group,
     )
     out.update(wandb_run_id=tracker.run_id)
     ok = False

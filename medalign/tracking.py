@@ -77,7 +77,7 @@ def start_tracking(
 ) -> Tracker:
     """Start the stage's W&B run (in `run_dir/wandb/`), or return a null tracker."""
     mode = resolve_mode(cfg)
-    if mode == "disabled":
+    if mode == "disabled" or int(os.environ.get("RANK", "0")) > 0:  # rank 0 alone logs
         return Tracker()
     import wandb
 
@@ -88,7 +88,7 @@ def start_tracking(
         job_type=job_type,
         name=name,
         tags=list(cfg.tags),
-        config=redact(config),
+        config=flatten(redact(config)),
         dir=str(run_dir),
         mode=mode,
         reinit="finish_previous",
@@ -96,3 +96,15 @@ def start_tracking(
     )
     log.info("W&B run %s (%s mode) in %s", run.id, mode, run_dir / "wandb")
     return Tracker(run)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"lora": {"r": 8}} -> {"lora.r": 8}: W&B's table and filters read flat keys."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -79,7 +79,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.stages.eval import evaluate_after_training
 
     metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, run, tracker))
-    run.update(adapter=str(out_dir), metrics=metrics)
+    run.update(adapter=str(out_dir), metrics=metrics, world_size=trainer.args.world_size)
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", out_name, out_dir, metrics)
     return metrics

@@ -150,7 +150,7 @@ def test_run_writes_config_metrics_manifest_and_wandb_offline(
             break
         time.sleep(0.5)
     assert len(losses) == 4 and all(loss > 0 for loss in losses), history
-    assert wandb_log.run_config(wandb_files[0])["lora"]["r"] == 8
+    assert wandb_log.run_config(wandb_files[0])["lora.r"] == 8
 
     for path in run_dir.rglob("*"):
         if path.is_file():
