@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_curriculum  # noqa: E402
 import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
+import bench_sft  # noqa: E402
+import bench_startup  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 
@@ -31,19 +33,45 @@ def machine() -> dict:
     }
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main() -> None:
+    print("start-up ...", flush=True)
+    startup = bench_startup.measure()
+    print("SFT throughput vs plain TRL, and scaling ...", flush=True)
+    sft = bench_sft.measure()
     print("data loading and formatting ...", flush=True)
     data = bench_data.measure()
     print("MCQ scoring, ours vs naive per-choice ...", flush=True)
     mcq = bench_eval.measure()
     print("the whole curriculum ...", flush=True)
     curriculum = bench_curriculum.measure()
-    results = {"machine": machine(), "data": data, "mcq_eval": mcq, "curriculum": curriculum}
+    results = {
+        "machine": machine(),
+        "startup": startup,
+        "sft": sft,
+        "data": data,
+        "mcq_eval": mcq,
+        "curriculum": curriculum,
+        "gpu": "not measured: no CUDA GPU on this machine" if not _cuda() else "see gpu/",
+    }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# medalign benchmarks",
         "",
         f"Machine: {results['machine']}",
+        "",
+        "## Start-up (median of 7)",
+        "",
+        bench_startup.markdown(startup),
+        "",
+        "## SFT throughput: medalign vs a plain TRL script",
+        "",
+        bench_sft.markdown(sft),
         "",
         "## Data loading and formatting",
         "",
@@ -56,6 +84,16 @@ def main() -> None:
         "## The whole curriculum",
         "",
         bench_curriculum.markdown(curriculum),
+        "",
+        "## GPU",
+        "",
+        results["gpu"],
+        "",
+        "## Not measured",
+        "",
+        "lm-evaluation-harness side by side: not installed in this environment "
+        "(`pip install lm-eval==0.4.13` to add it); the log-likelihood prompts and choices "
+        "follow its medqa_4options / medmcqa / pubmedqa tasks.",
         "",
     ]
     (OUT / "RESULTS.md").write_text("\n".join(md))

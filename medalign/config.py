@@ -108,7 +108,7 @@ class SFTStageConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 1024
-    packing: bool = False
+    packing: bool | None = None
     gradient_checkpointing: bool = False
     bf16: bool | None = None
     logging_steps: int = 5

@@ -48,16 +48,18 @@ class SweepSummary(Callback):
 
 def write_summary(sweep_dir: Path, metric: str | None, maximize: bool = True) -> list[dict]:
     rows = []
-    for manifest_path in sorted(sweep_dir.glob("*/manifest.json")):
-        manifest = json.loads(manifest_path.read_text())
-        stage = manifest["stages"][-1] if manifest.get("stages") else {}
-        overrides_file = manifest_path.parent / ".hydra" / "overrides.yaml"
-        overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+    for job in sorted(p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")):
+        manifest_path = job / "manifest.json"
+        if manifest_path.is_file():
+            manifest = json.loads(manifest_path.read_text())
+            stage = manifest["stages"][-1] if manifest.get("stages") else {}
+        else:  # it failed before its run directory was claimed (a config error, say)
+            stage = {"status": "failed", "error": f"failed at start-up: see {job}/medalign.log"}
         value = objective(stage.get("metrics") or {}, metric)
         rows.append(
             {
-                "job": manifest_path.parent.name,
-                "overrides": list(overrides),
+                "job": job.name,
+                "overrides": list(OmegaConf.load(job / ".hydra" / "overrides.yaml")),
                 "status": stage.get("status"),
                 "metric": value,
                 "wandb_run_id": stage.get("wandb_run_id"),

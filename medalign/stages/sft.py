@@ -69,8 +69,12 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
     out_name = "adapter" if cfg.lora.enabled or stage.init_from else "model"
     out_dir = save_atomically(trainer.model, tokenizer, run.path / out_name)
+    tokens = _num_tokens(trainer)
     metrics = {
         "train/loss": float(result.training_loss),
+        "train/num_tokens": tokens,
+        "train/tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
+        "train/packing": packing_mode(cfg),
         "train/steps": int(result.global_step),
         "train/runtime_s": round(elapsed, 3),
         "train/steps_per_s": round(result.global_step / elapsed, 3),
@@ -170,8 +174,8 @@ def _build_trainer(
         weight_decay=stage.weight_decay,
         max_grad_norm=stage.max_grad_norm,
         max_length=stage.max_length,
-        packing=stage.packing,
-        padding_free=stage.packing,
+        packing=packing_mode(cfg),
+        padding_free=packing_mode(cfg),
         completion_only_loss=True,
     )
     return SFTTrainer(
@@ -194,6 +198,22 @@ def _checkpoint_to_resume(resume_from: str | None, folder: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def packing_mode(cfg: RunConfig) -> bool:
+    """stage.packing, or by device when null: padding-free packing pays off only with
+    flash attention on a GPU; on a CPU it measured slower than padded batches."""
+    if cfg.stage.packing is not None:
+        return cfg.stage.packing
+    import torch
+
+    return torch.cuda.is_available() and "flash" in cfg.model.attn_implementation
+
+
+def _num_tokens(trainer: Any) -> int | None:
+    """Non-padding tokens trained on (TRL logs a running count)."""
+    counts = [entry["num_tokens"] for entry in trainer.state.log_history if "num_tokens" in entry]
+    return int(counts[-1]) if counts else None
 
 
 def _first_logged_loss(trainer: Any) -> float | None:

@@ -62,17 +62,24 @@ def test_multirun_jobs_are_wandb_runs_of_one_group(tmp_path: Path) -> None:
 
 def test_a_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
+    # dataset.limit=0 fails while running (no rows); lora.r=x fails at start-up (not an int)
     _medalign(
         "-m",
         *TINY,
         "dataset.limit=0,4",
+        "lora.r=8,x",
         "logger=none",
         "sweep.metric=train/loss",
         f"hydra.sweep.dir={sweep}",
     )
     jobs = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
-    status = {"dataset.limit=0" in j["overrides"]: j["status"] for j in jobs}
-    assert status == {True: "failed", False: "done"}
+    status = {" ".join(j["overrides"][-2:]): j["status"] for j in jobs}
+    assert status == {
+        "dataset.limit=0 lora.r=8": "failed",
+        "dataset.limit=0 lora.r=x": "failed",
+        "dataset.limit=4 lora.r=8": "done",
+        "dataset.limit=4 lora.r=x": "failed",
+    }
 
 
 def test_optuna_runs_three_trials_and_records_the_best(tmp_path: Path) -> None:
