@@ -137,19 +137,25 @@ def measure() -> dict:
             "plain_trl": plain_trl(rows, model_dir, packing),
             "medalign": medalign_sft(f"stage.packing={str(packing).lower()}"),
         }
-    default = medalign_sft()
+    from medalign.stages.sft import packing_mode
+
+    default_packing = packing_mode(_default_cfg())
+    default = {
+        **modes["packed" if default_packing else "unpacked"]["medalign"],
+        "packing": default_packing,
+    }
     best_trl = max(m["plain_trl"]["tokens_per_s"] for m in modes.values())
     context = "{question}\n{options}"
     scaling = {
         "tiny (64 x 2 layers)": default,
         "2x width+depth": medalign_sft(
             "model.tiny.hidden_size=128",
-            "model.tiny.intermediate_size=352",
+            "model.tiny.intermediate_size=384",
             "model.tiny.num_hidden_layers=4",
         ),
         "4x width+depth": medalign_sft(
             "model.tiny.hidden_size=256",
-            "model.tiny.intermediate_size=704",
+            "model.tiny.intermediate_size=768",
             "model.tiny.num_hidden_layers=8",
         ),
         "2x sequence": medalign_sft(f"dataset.prompt_template='{context}\n{context}'"),
@@ -166,6 +172,13 @@ def measure() -> dict:
         "ratio_default_vs_best_plain_trl": round(default["tokens_per_s"] / best_trl, 2),
         "scaling": scaling,
     }
+
+
+def _default_cfg():
+    from medalign.config import validate
+    from medalign.curriculum import compose
+
+    return validate(compose(["stage=medmcqa"]))
 
 
 def markdown(result: dict) -> str:

@@ -26,7 +26,7 @@ def _choice(default: Any, *choices: Any) -> Any:
 @dataclass
 class TinyModelConfig:
     hidden_size: int = 64
-    intermediate_size: int = 176
+    intermediate_size: int = 192
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     num_key_value_heads: int = 2

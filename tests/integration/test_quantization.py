@@ -35,15 +35,24 @@ def test_bnb_config_follows_the_quant_group() -> None:
     assert bnb_config(QuantConfig(mode="none")) is None
 
 
-def test_int8_lora_training_runs_on_this_machine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["int8", "nf4"])
+def test_quantized_lora_training_and_eval_run_on_this_machine(tmp_path: Path, mode: str) -> None:
     run(
         compose(
-            "stage=pubmedqa", "quant=int8", "logger=none", "stage.max_steps=3", "dataset.limit=8"
+            "stage=medmcqa",
+            f"quant={mode}",
+            "logger=none",
+            "stage.max_steps=3",
+            "dataset.limit=8",
+            "eval.after_train=true",
+            "eval.datasets=[medmcqa]",
+            "eval.limit=4",
         ),
         tmp_path / "run",
     )
     stage = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done" and stage["metrics"]["train/steps"] == 3
+    assert "eval/medmcqa/acc" in stage["metrics"]
 
 
 def test_without_cuda_or_a_cpu_backend_int8_fails_at_start_up(
