@@ -42,7 +42,8 @@ curriculum: $(STAMP) ## Run the whole curriculum on the configured model (tiny b
 	$(PY) -m medalign experiment=curriculum $(ARGS)
 
 bench: $(STAMP) ## Run the benchmarks: bench/results.json and bench/RESULTS.md
-	$(PY) bench/run.py
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) bench/run.py
 
 clean: ## Remove caches (keeps runs/ and .venv)
 	rm -rf .pytest_cache .ruff_cache

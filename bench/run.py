@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_curriculum  # noqa: E402
 import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
+import bench_lmeval  # noqa: E402
 import bench_sft  # noqa: E402
 import bench_startup  # noqa: E402
 
@@ -48,6 +49,8 @@ def main() -> None:
     data = bench_data.measure()
     print("MCQ scoring, ours vs naive per-choice ...", flush=True)
     mcq = bench_eval.measure()
+    print("MCQ scoring vs lm-evaluation-harness ...", flush=True)
+    lmeval = bench_lmeval.measure()
     print("the whole curriculum ...", flush=True)
     curriculum = bench_curriculum.measure()
     results = {
@@ -81,6 +84,10 @@ def main() -> None:
         "",
         bench_eval.markdown(mcq),
         "",
+        "## MCQ evaluation vs lm-evaluation-harness (same model, same questions)",
+        "",
+        bench_lmeval.markdown(lmeval),
+        "",
         "## The whole curriculum",
         "",
         bench_curriculum.markdown(curriculum),
@@ -88,12 +95,6 @@ def main() -> None:
         "## GPU",
         "",
         results["gpu"],
-        "",
-        "## Not measured",
-        "",
-        "lm-evaluation-harness side by side: not installed in this environment "
-        "(`pip install lm-eval==0.4.13` to add it); the log-likelihood prompts and choices "
-        "follow its medqa_4options / medmcqa / pubmedqa tasks.",
         "",
     ]
     (OUT / "RESULTS.md").write_text("\n".join(md))
