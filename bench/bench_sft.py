@@ -85,7 +85,7 @@ def _child(cmd: list[str]) -> tuple[str, float]:
     return out, usage.ru_maxrss / 1024
 
 
-def plain_trl(rows: list[dict], model_dir: str, packing: bool) -> dict:
+def _plain_trl_once(rows: list[dict], model_dir: str, packing: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out, _ = _child(
             [
@@ -104,7 +104,7 @@ def plain_trl(rows: list[dict], model_dir: str, packing: bool) -> dict:
     return {"tokens_per_s": round(result["tokens"] / result["seconds"], 1)}
 
 
-def medalign_sft(*overrides: str) -> dict:
+def _medalign_once(*overrides: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         _, peak = _child(
             [
@@ -128,15 +128,40 @@ def medalign_sft(*overrides: str) -> dict:
     }
 
 
+def best_of(runs: dict[str, object], repeats: int = REPEATS) -> dict[str, dict]:
+    """Run each measurement `repeats` times, interleaved (A B A B ...), keep each one's
+    fastest: drift on a shared machine then hits every contender alike."""
+    results: dict[str, list[dict]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, once in runs.items():
+            results[name].append(once())
+    return {name: max(r, key=lambda x: x["tokens_per_s"]) for name, r in results.items()}
+
+
+def medalign_sft(*overrides: str) -> dict:
+    return best_of({"run": lambda: _medalign_once(*overrides)})["run"]
+
+
 def measure() -> dict:
     rows, model_dir, lengths = _rows_and_model()
-    modes = {}
-    for packing in (False, True):
-        name = "packed" if packing else "unpacked"
-        modes[name] = {
-            "plain_trl": plain_trl(rows, model_dir, packing),
-            "medalign": medalign_sft(f"stage.packing={str(packing).lower()}"),
+
+    def contender(who: str, packing: bool):
+        if who == "trl":
+            return lambda: _plain_trl_once(rows, model_dir, packing)
+        return lambda: _medalign_once(f"stage.packing={str(packing).lower()}")
+
+    pairs = (("unpacked", False), ("packed", True))
+    timed = best_of(
+        {
+            f"{who}_{mode}": contender(who, packing)
+            for mode, packing in pairs
+            for who in ("trl", "medalign")
         }
+    )
+    modes = {
+        mode: {"plain_trl": timed[f"trl_{mode}"], "medalign": timed[f"medalign_{mode}"]}
+        for mode in ("unpacked", "packed")
+    }
     from medalign.stages.sft import packing_mode
 
     default_packing = packing_mode(_default_cfg())
