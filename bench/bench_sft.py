@@ -208,7 +208,8 @@ def _default_cfg():
 
 def markdown(result: dict) -> str:
     lines = [
-        f"{result['steps']} steps, batch {result['batch']}, LoRA r=8; non-padding tokens/s. "
+        f"{result['steps']} steps, batch {result['batch']}, LoRA r=8; non-padding tokens/s, "
+        f"best of {result.get('repeats', 1)} interleaved runs. "
         f"Padding share of unpacked batches: {result['padding_share_unpacked']:.0%}.",
         "",
         "| mode | plain TRL | medalign | ratio |",
