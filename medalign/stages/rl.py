@@ -39,10 +39,23 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     tokenizer = load_tokenizer(model_cfg, base)
     model = load_causal_lm(model_cfg, cfg.quant, base)
     peft = lora_config(cfg.lora)
-    if cfg.rl.algorithm == "dpo":
-        trainer = _dpo(cfg, run, tracker, model, tokenizer, peft)
+    from medalign.stages.common import trainer_args
+
+    rl = cfg.rl
+    common = trainer_args(
+        cfg,
+        run,
+        tracker,
+        max_steps=rl.max_steps,
+        learning_rate=rl.learning_rate,
+        batch_size=rl.per_device_train_batch_size,
+        logging_steps=rl.logging_steps,
+    )
+    logger = None
+    if rl.algorithm == "dpo":
+        trainer = _dpo(cfg, common, model, tokenizer, peft)
     else:
-        trainer = _online(cfg, run, tracker, model, tokenizer, peft)
+        trainer, logger = _online(cfg, common, tracker, model, tokenizer, peft)
     started = time.perf_counter()
     result = trainer.train()
     elapsed = time.perf_counter() - started
@@ -51,7 +64,7 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "rl/steps": int(result.global_step),
         "rl/runtime_s": round(elapsed, 2),
         "rl/loss": float(result.training_loss),
-        **_reward_summary(trainer, cfg),
+        **_reward_summary(logger),
     }
     from medalign.stages.eval import evaluate_after_training
 
@@ -85,12 +98,11 @@ def prompt_rows(cfg: RunConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _online(cfg: RunConfig, run: RunDir, tracker: Tracker, model, tokenizer, peft) -> Any:
+def _online(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) -> Any:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     from medalign.rewards.functions import build_reward_functions
-    from medalign.stages.common import trainer_args
 
     rl = cfg.rl
     fns, weights = build_reward_functions(
@@ -100,15 +112,7 @@ def _online(cfg: RunConfig, run: RunDir, tracker: Tracker, model, tokenizer, pef
         (GRPOConfig, GRPOTrainer) if rl.algorithm == "grpo" else (RLOOConfig, RLOOTrainer)
     )
     args = config_cls(
-        **trainer_args(
-            cfg,
-            run,
-            tracker,
-            max_steps=rl.max_steps,
-            learning_rate=rl.learning_rate,
-            batch_size=rl.per_device_train_batch_size,
-            logging_steps=rl.logging_steps,
-        ),
+        **common,
         beta=rl.beta,
         num_generations=rl.num_generations,
         max_completion_length=rl.max_completion_length,
@@ -123,29 +127,21 @@ def _online(cfg: RunConfig, run: RunDir, tracker: Tracker, model, tokenizer, pef
         processing_class=tokenizer,
         peft_config=peft,
     )
-    trainer.callback_handler.callbacks.insert(0, RewardLogger(tracker, [f.__name__ for f in fns]))
-    return trainer
+    logger = reward_logger(tracker, [f.__name__ for f in fns])
+    trainer.callback_handler.callbacks.insert(0, logger)  # before W&B's, which reads the logs
+    return trainer, logger
 
 
-def _dpo(cfg: RunConfig, run: RunDir, tracker: Tracker, model, tokenizer, peft) -> Any:
+def _dpo(cfg: RunConfig, common: dict, model, tokenizer, peft) -> Any:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from medalign.rewards.build import build_pairs, trl_rows
-    from medalign.stages.common import trainer_args
 
     rl = cfg.rl
     pairs = [p for objective in build_pairs(cfg).values() for p in objective]
     args = DPOConfig(
-        **trainer_args(
-            cfg,
-            run,
-            tracker,
-            max_steps=rl.max_steps,
-            learning_rate=rl.learning_rate,
-            batch_size=rl.per_device_train_batch_size,
-            logging_steps=rl.logging_steps,
-        ),
+        **common,
         beta=rl.beta if rl.beta > 0 else 0.1,
         max_length=cfg.reward.max_length,
     )
@@ -158,42 +154,36 @@ def _dpo(cfg: RunConfig, run: RunDir, tracker: Tracker, model, tokenizer, peft) 
     )
 
 
-class RewardLogger:
-    """Re-logs TRL's per-function rewards under medalign's names (reward/<name>_mean,
-    reward/total_mean, rl/kl) to W&B, and keeps them for the manifest."""
+def reward_logger(tracker: Tracker, names: list[str]) -> Any:
+    """A callback that re-logs TRL's per-function rewards under medalign's names
+    (reward/<name>_mean, reward/total_mean, rl/kl) to W&B and keeps them for the manifest."""
+    from transformers import TrainerCallback
 
-    def __init__(self, tracker: Tracker, names: list[str]) -> None:
-        self.tracker, self.names, self.history = tracker, names, []
+    class RewardLogger(TrainerCallback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
 
-    def __getattr__(self, name: str):  # every other TrainerCallback event: nothing to do
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
+        def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+            logs = logs or {}
+            row = {
+                f"reward/{n}_mean": logs[f"rewards/{n}/mean"]
+                for n in names
+                if f"rewards/{n}/mean" in logs
+            }
+            if "reward" in logs:
+                row["reward/total_mean"] = logs["reward"]
+            if "kl" in logs:
+                row["rl/kl"] = logs["kl"]
+            if row:
+                self.history.append(row)
+                tracker.log(row)
 
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
-        logs = logs or {}
-        row = {
-            f"reward/{n}_mean": logs[f"rewards/{n}/mean"]
-            for n in self.names
-            if f"rewards/{n}/mean" in logs
-        }
-        if "reward" in logs:
-            row["reward/total_mean"] = logs["reward"]
-        if "kl" in logs:
-            row["rl/kl"] = logs["kl"]
-        if row:
-            self.history.append(row)
-            self.tracker.log(row)
+    return RewardLogger()
 
 
-def _reward_summary(trainer: Any, cfg: RunConfig) -> dict[str, float]:
+def _reward_summary(logger: Any) -> dict[str, float]:
     """The last logged value of each reward metric (mean over the final logging window)."""
-    logger = next(
-        (c for c in trainer.callback_handler.callbacks if isinstance(c, RewardLogger)), None
-    )
-    if logger is None or not logger.history:
-        return {}
     last: dict[str, float] = {}
-    for row in logger.history:
+    for row in logger.history if logger is not None else []:
         last.update(row)
     return last

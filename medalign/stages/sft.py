@@ -165,6 +165,7 @@ def _build_trainer(
         bf16=stage.bf16,
         gradient_checkpointing=stage.gradient_checkpointing,
     )
+    packed = packing_mode(cfg)
     args = SFTConfig(
         **common,
         num_train_epochs=stage.num_train_epochs,
@@ -174,8 +175,8 @@ def _build_trainer(
         weight_decay=stage.weight_decay,
         max_grad_norm=stage.max_grad_norm,
         max_length=stage.max_length,
-        packing=packing_mode(cfg),
-        padding_free=packing_mode(cfg),
+        packing=packed,
+        padding_free=packed,
         completion_only_loss=True,
     )
     return SFTTrainer(
