@@ -5,7 +5,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
+CONF = str(Path(__file__).resolve().parent.parent / "medalign" / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")

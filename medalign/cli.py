@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from medalign.errors import MedalignError
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # package data: in every wheel
 log = logging.getLogger("medalign")
 
 

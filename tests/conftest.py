@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
+CONF = REPO / "medalign" / "conf"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
