@@ -16,9 +16,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from medalign.compose import CONFIG_DIR  # the tree ships in the package: any wheel has it
 from medalign.errors import MedalignError
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # package data: in every wheel
 log = logging.getLogger("medalign")
 
 

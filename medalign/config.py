@@ -84,6 +84,7 @@ class DatasetConfig:
     rationale: bool = True
     cop_base: int | None = _choice(None, None, 0, 1)
     options: int | None = _choice(None, None, 4, 5)
+    task_args: dict[str, Any] = field(default_factory=dict)  # the Task's own settings
     prompt_template: str = "Question: {question}"
     answer_template: str = "Final answer: {answer}"
     no_answer: str = "The report does not answer this question."
@@ -94,10 +95,10 @@ class DatasetConfig:
 
 
 @dataclass
-class SFTStageConfig:
-    kind: str = "sft"
-    name: str = "sft"
-    init_from: str | None = None
+class TrainerConfig:
+    """The knobs every trainer has (SFT, reward, RL): one `trainer:` section for all, its
+    defaults chosen per stage kind (conf/trainer/<kind>.yaml, selected by the stage)."""
+
     max_steps: int = 60
     num_train_epochs: float = 1.0
     per_device_train_batch_size: int = 8
@@ -108,11 +109,30 @@ class SFTStageConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 1024
-    packing: bool | None = None
-    gradient_checkpointing: bool = False
-    bf16: bool | None = None
     logging_steps: int = 5
+    save_steps: int = 0
+    save_total_limit: int = 2
+    seed: int | None = None
+    bf16: bool | None = None
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class SFTStageConfig:
+    kind: str = "sft"
+    name: str = "sft"
+    packing: bool | None = None
     resume_from: str | None = None
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainerStageConfig:
+    """reward and rl: their settings live in the `reward` / `rl` groups."""
+
+    kind: str = "reward"
+    name: str = "reward"
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,9 +150,6 @@ class EvalConfig:
     seed: int = 0
     after_train: bool = False
     judge_model: str | None = None
-    run: str | None = None
-    stage: str | None = None
-    adapter: str | None = None
 
 
 @dataclass
@@ -162,12 +179,6 @@ class CurriculumConfig:
 
 
 @dataclass
-class CheckpointConfig:
-    every_steps: int = 0
-    keep: int = 2
-
-
-@dataclass
 class SweepConfig:
     metric: str | None = None
     direction: str = _choice("maximize", "maximize", "minimize")
@@ -176,7 +187,6 @@ class SweepConfig:
 
 @dataclass
 class ExportConfig:
-    stage: str | None = None
     safe_serialization: bool = True
 
 
@@ -207,11 +217,6 @@ class RewardConfig:
     pairs_hub_id: str | None = None
     eval_fraction: float = 0.2
     limit: int | None = None
-    init_from: str | None = None
-    max_steps: int = 40
-    learning_rate: float = 1e-3
-    per_device_train_batch_size: int = 8
-    max_length: int = 1024
     lora: bool = True
     weights: dict[str, float] = field(
         default_factory=lambda: {"correctness": 1.0, "format": 0.2, "length": 0.1}
@@ -225,18 +230,13 @@ class RewardConfig:
 @dataclass
 class RLConfig:
     name: str = "grpo"
-    algorithm: str = _choice("grpo", "grpo", "rloo", "dpo", "ppo")
+    algorithm: str = "grpo"  # a registered rl_algorithm (medalign/stages/rl_algorithms.py)
     datasets: list[str] = field(default_factory=lambda: ["medmcqa", "medqa", "pubmedqa"])
     limit: int | None = None
-    init_from: str | None = None
-    max_steps: int = 20
-    learning_rate: float = 5e-4
-    per_device_train_batch_size: int = 8
     beta: float = 0.04
     num_generations: int = 4
     max_completion_length: int = 64
     temperature: float = 1.0
-    logging_steps: int = 2
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
@@ -245,8 +245,8 @@ STAGE_SCHEMAS: dict[str, type] = {
     "eval": EvalStageConfig,
     "curriculum": SFTStageConfig,  # its keys apply to every SFT stage of the curriculum
     "export": KindOnlyStageConfig,
-    "reward": KindOnlyStageConfig,  # its settings live in the `reward` group
-    "rl": KindOnlyStageConfig,  # and in the `rl` group
+    "reward": TrainerStageConfig,  # its settings live in the `reward` group
+    "rl": TrainerStageConfig,  # and in the `rl` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -259,11 +259,43 @@ GROUP_SCHEMAS: dict[str, type] = {
     "logger": LoggerConfig,
     "eval": EvalConfig,
     "curriculum": CurriculumConfig,
-    "checkpoint": CheckpointConfig,
+    "trainer": TrainerConfig,
     "export": ExportConfig,
     "sweep": SweepConfig,
 }
-ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "run": str}
+ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "init_from": str}
+# Keys that moved in the redesign: an old override gets the new name, not "unknown key".
+MOVED: dict[str, str] = {
+    **{
+        f"{group}.{key}": f"trainer.{key}"
+        for group in ("stage", "reward", "rl")
+        for key in (
+            "max_steps",
+            "num_train_epochs",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "learning_rate",
+            "lr_scheduler_type",
+            "warmup_steps",
+            "weight_decay",
+            "max_grad_norm",
+            "max_length",
+            "logging_steps",
+            "bf16",
+            "gradient_checkpointing",
+        )
+    },
+    "checkpoint.every_steps": "trainer.save_steps",
+    "checkpoint.keep": "trainer.save_total_limit",
+    "stage.init_from": "init_from",
+    "reward.init_from": "init_from",
+    "rl.init_from": "init_from",
+    "eval.adapter": "init_from",
+    "eval.run": "init_from",
+    "eval.stage": "init_from=<run dir>:<stage>",
+    "export.stage": "init_from=<run dir>:<stage>",
+    "run": "init_from",
+}
 
 
 @dataclass
@@ -282,11 +314,12 @@ class RunConfig:
     logger: LoggerConfig
     eval: EvalConfig
     curriculum: CurriculumConfig
-    checkpoint: CheckpointConfig
+    trainer: TrainerConfig
     export: ExportConfig
     sweep: SweepConfig
+    datasets: dict[str, DatasetConfig] = field(default_factory=dict)
     resume: str | None = None
-    run: str | None = None
+    init_from: str | None = None
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:
@@ -294,7 +327,8 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     container = OmegaConf.to_container(node, resolve=True)
     assert isinstance(container, dict)
-    extra = set(container) - set(GROUP_SCHEMAS) - set(ROOT_KEYS) - {"stage", "hydra"}
+    _refuse_moved_keys(container)
+    extra = set(container) - set(GROUP_SCHEMAS) - set(ROOT_KEYS) - {"stage", "hydra", "datasets"}
     if extra:
         key = sorted(extra)[0]
         raise MedalignError(_unknown_key_message("", key, _root_keys()))
@@ -308,23 +342,63 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
             f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(STAGE_SCHEMAS)}"
         )
     typed["stage"] = merge_group("stage", STAGE_SCHEMAS[kind], stage_node)
-    if kind == "rl" and typed["rl"].algorithm == "ppo":
+    catalogue = container.get("datasets") or {}
+    if not isinstance(catalogue, dict):
         raise MedalignError(
-            "rl=ppo: PPOTrainer is not in this TRL (trl.experimental.ppo was removed in TRL "
-            "1.13, and medalign keeps the newest TRL for every other trainer). Use rl=grpo or "
-            "rl=rloo (critic-free policy gradients on the same rewards), or rl=dpo; for "
-            "classic PPO, install trl==1.12.0 in a separate environment."
+            f"config datasets: expected a mapping of name -> dataset, got {catalogue!r}"
         )
+    typed["datasets"] = {
+        name: merge_group(f"datasets.{name}", DatasetConfig, values)
+        for name, values in catalogue.items()
+    }
     seed = container.get("seed", 42)
     if not isinstance(seed, int):
         raise MedalignError(f"config seed: expected an integer, got {seed!r}")
     paths = {}
-    for key in ("data_root", "resume", "run"):
+    for key in ("data_root", "resume", "init_from"):
         value = container.get(key)
         if value is not None and not isinstance(value, str):
             raise MedalignError(f"config {key}: expected a path, got {value!r}")
         paths[key] = value
-    return RunConfig(seed=seed, **paths, **typed)
+    run_config = RunConfig(seed=seed, **paths, **typed)
+    _check_components(run_config)
+    return run_config
+
+
+def _check_components(cfg: RunConfig) -> None:
+    """Names that must resolve in the registry (tasks, RL algorithms), checked at start-up."""
+    from medalign.registry import names
+    from medalign.tasks.base import check_config
+
+    check_config(cfg.dataset, "dataset")
+    for name, dcfg in cfg.datasets.items():
+        check_config(dcfg, f"datasets.{name}")
+    if cfg.stage.kind in ("rl", "curriculum") and cfg.rl.algorithm not in names("rl_algorithm"):
+        if cfg.rl.algorithm == "ppo":
+            raise MedalignError(
+                "rl=ppo: PPOTrainer is not in this TRL (trl.experimental.ppo was removed in TRL "
+                "1.13, and medalign keeps the newest TRL for every other trainer). Use rl=grpo "
+                "or rl=rloo (critic-free policy gradients on the same rewards), or rl=dpo; for "
+                "classic PPO, install trl==1.12.0 in a separate environment."
+            )
+        raise MedalignError(
+            f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
+            f"{', '.join(names('rl_algorithm'))}"
+        )
+
+
+def _refuse_moved_keys(container: dict[str, Any]) -> None:
+    for old, new in MOVED.items():
+        group, _, key = old.partition(".")
+        node = container.get(group) if key else container
+        if isinstance(node, dict) and (key or group) in node and old != "run":
+            raise MedalignError(_moved_message(old, new))
+        if old == "run" and container.get("run") is not None:
+            raise MedalignError(_moved_message(old, new))
+
+
+def _moved_message(old: str, new: str) -> str:
+    return f'config {old}: this key moved; use {new} (see README, "Configuration")'
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -336,10 +410,16 @@ def check_overrides(overrides: list[str]) -> None:
     except Exception:  # Hydra reports malformed overrides itself, with position.
         return
     for override in parsed:
+        if override.key_or_group in MOVED:
+            raise MedalignError(_moved_message(override.key_or_group, MOVED[override.key_or_group]))
         if override.is_add() or override.is_force_add() or override.is_delete():
             continue
         path = override.key_or_group.split(".")
         if override.package is not None or len(path) < 2:
+            continue
+        if path[0] == "datasets":  # datasets.<name>.<key>: a DatasetConfig key
+            if len(path) > 2:
+                _check_path(f"datasets.{path[1]}", DatasetConfig, path[2:])
             continue
         schema = _schema_for(path[0])
         if schema is None:

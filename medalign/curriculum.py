@@ -25,44 +25,54 @@ from medalign import __version__
 from medalign.config import RunConfig
 from medalign.errors import MedalignError
 from medalign.outputs import git_commit, write_json_atomic
+from medalign.registry import register
 
 log = logging.getLogger(__name__)
 BEFORE = "before"
 HEADLINES = ("acc", "f1", "refusal_rate")
-_DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=")
+_DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
+_COPIED = ("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models")
 
 
+@register("pipeline", "curriculum")
 def run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Run (or resume) every stage of `cfg.curriculum`; return the final results table."""
+    base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
     if cfg.resume:
         run_dir = resolve_resume(cfg.resume, run_dir)
         log.info("resuming the curriculum in %s", run_dir)
-    manifest = _open_manifest(run_dir, cfg)
-    base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
+        cfg, base = _replay(run_dir, base)
+    manifest = _open_manifest(run_dir, cfg, base)
     plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
-    state: dict[str, Any] = {"adapter": None, "base": None, "reward_models": {}}
-    for k, name in enumerate(plan):
-        kind = stage_kind(name)
-        entry = _entry(manifest, name, run_dir / f"{k}-{name}")
-        stage_dir = Path(entry["dir"])
-        if entry["status"] != "done":
-            stage_overrides = [
-                *[o for o in base if kind == "sft" or not o.startswith("stage.")],
-                *_stage_overrides(cfg, name, kind),
-                *_inputs(cfg, kind, state),
-                f"logger.group={run_dir.name}",
-            ]
-            if (stage_dir / "manifest.json").is_file():
-                if kind == "sft":  # continue from its last checkpoint
-                    stage_overrides.append("stage.resume_from=latest")
-                else:  # no checkpoints: keep what it left, start it again
-                    stage_dir.rename(
-                        stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
-                    )
-            _run_stage(manifest, run_dir, entry, stage_overrides)
-        _advance(cfg, kind, entry, stage_dir, state)
+    state: dict[str, Any] = {"sft": None, "merged": None, "reward_models": {}}
+    try:
+        for k, name in enumerate(plan):
+            kind = stage_kind(name)
+            entry = _entry(manifest, name, run_dir / f"{k}-{name}")
+            stage_dir = Path(entry["dir"])
+            _reconcile(entry, stage_dir)
+            if entry["status"] != "done":
+                stage_overrides = [
+                    *[o for o in base if kind == "sft" or not o.startswith("stage.")],
+                    *_stage_overrides(cfg, name, kind),
+                    *_inputs(cfg, kind, state, run_dir),
+                    f"logger.group={run_dir.name}",
+                ]
+                if (stage_dir / "manifest.json").is_file():
+                    if kind == "sft":  # continue from its last checkpoint
+                        stage_overrides.append("stage.resume_from=latest")
+                    else:  # no checkpoints: keep what it left, start it again
+                        stage_dir.rename(
+                            stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
+                        )
+                _run_stage(manifest, run_dir, entry, stage_overrides)
+            _advance(cfg, kind, entry, stage_dir, state)
+    except BaseException:
+        manifest["status"] = "failed"
+        write_json_atomic(run_dir / "manifest.json", manifest)
+        raise
     table = results_table(manifest)
-    manifest["results"] = table
+    manifest.update(results=table, status="done", finished=_now())
     write_json_atomic(run_dir / "manifest.json", manifest)
     write_results(run_dir, table, cfg)
     return table
@@ -73,20 +83,17 @@ def stage_kind(name: str) -> str:
     return {BEFORE: "eval", "reward": "reward", "rl": "rl"}.get(name, "sft")
 
 
-def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any]) -> list[str]:
-    """The overrides that make a stage start where the curriculum stands."""
-    if not state["adapter"]:
+def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any], run_dir: Path) -> list[str]:
+    """The `init_from` that makes a stage start where the curriculum stands: the last SFT
+    stage of this run (through its manifest), or its merged model under handoff=merge."""
+    if not state["sft"] or kind == "eval":
         return []
-    if kind == "sft":
-        if cfg.curriculum.handoff == "continue":
-            return [f"stage.init_from='{state['adapter']}'"]
-        return [f"model.path='{state['merged']}'"]
-    if kind == "eval":
-        return []
-    on_sft = [f"model.path='{state['base']}'", f"{kind}.init_from='{state['adapter']}'"]
+    if kind == "sft" and cfg.curriculum.handoff == "merge":
+        return [f"init_from='{state['merged']}'"]
+    out = [f"init_from='{run_dir}:{state['sft']}'"]
     if kind == "rl":
-        on_sft += [f"reward.models.{k}='{v}'" for k, v in state["reward_models"].items()]
-    return on_sft
+        out += [f"reward.models.{k}='{v}'" for k, v in state["reward_models"].items()]
+    return out
 
 
 def _advance(
@@ -94,7 +101,7 @@ def _advance(
 ) -> None:
     """Record what a finished stage hands to the next ones."""
     if kind == "sft" and entry.get("adapter"):
-        state.update(adapter=entry["adapter"], base=entry["base_model"])
+        state["sft"] = entry["name"]
         if cfg.curriculum.handoff == "merge":
             merged = stage_dir / "merged"
             if not (merged / "config.json").is_file():
@@ -104,6 +111,40 @@ def _advance(
             state["merged"] = str(merged)
     elif kind == "reward":
         state["reward_models"] = dict(entry.get("reward_models") or {})
+
+
+def _replay(run_dir: Path, new: list[str]) -> tuple[RunConfig, list[str]]:
+    """The curriculum's recorded overrides (+ allowed new ones), after refusing changes."""
+    from omegaconf import OmegaConf
+
+    from medalign.compose import compose
+    from medalign.config import validate
+    from medalign.resume import refuse_changes
+
+    recorded = list(json.loads((run_dir / "manifest.json").read_text()).get("overrides") or [])
+    extra = [o for o in new if o not in recorded]
+    before = OmegaConf.to_container(compose(recorded), resolve=True)
+    after = OmegaConf.to_container(compose(recorded + extra), resolve=True)
+    refuse_changes(before, after, str(run_dir))  # type: ignore[arg-type]
+    overrides = recorded + extra
+    return validate(compose(overrides)), overrides
+
+
+def _reconcile(entry: dict[str, Any], stage_dir: Path) -> None:
+    """A stage that finished (its own manifest says done) before the curriculum manifest
+    was updated (a kill in between) counts as done: copy its record over."""
+    if entry["status"] == "done" or not (stage_dir / "manifest.json").is_file():
+        return
+    try:
+        stage = json.loads((stage_dir / "manifest.json").read_text())["stages"][0]
+    except (OSError, json.JSONDecodeError, KeyError, IndexError):
+        return
+    if stage.get("status") == "done":
+        log.info(
+            "stage %s finished before the curriculum recorded it; taking its manifest",
+            entry["name"],
+        )
+        entry.update(status="done", **{k: stage.get(k) for k in _COPIED})
 
 
 def resolve_resume(resume: str, new_dir: Path) -> Path:
@@ -128,12 +169,14 @@ def _is_curriculum(path: Path) -> bool:
         return False
 
 
-def _open_manifest(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+def _open_manifest(run_dir: Path, cfg: RunConfig, overrides: list[str]) -> dict[str, Any]:
     path = run_dir / "manifest.json"
     if path.is_file():
         manifest = json.loads(path.read_text())
         if manifest.get("kind") != "curriculum":
             raise MedalignError(f"{run_dir} holds a single stage run, not a curriculum")
+        manifest.update(status="running", resumed=_now())
+        write_json_atomic(path, manifest)
         return manifest
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -144,6 +187,8 @@ def _open_manifest(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
         "medalign_version": __version__,
         "git_commit": git_commit(),
         "started": _now(),
+        "status": "running",
+        "overrides": overrides,
         "stages": [],
     }
     write_json_atomic(path, manifest)
@@ -166,17 +211,17 @@ def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:
         known = ", ".join(cfg.curriculum.stages)
         raise MedalignError(f"curriculum.order: unknown stage {name!r}; known: {known}")
     step = cfg.curriculum.stages[name]
-    group = {"sft": "stage"}.get(kind, kind)  # per-stage tweaks land in the stage's settings
     out = [f"stage={name}"]
     for key in ("max_steps", "learning_rate", "num_train_epochs"):
-        if getattr(step, key) is not None and not (key == "num_train_epochs" and kind != "sft"):
-            out.append(f"{group}.{key}={getattr(step, key)}")
+        if getattr(step, key) is not None:
+            out.append(f"trainer.{key}={getattr(step, key)}")
     return out + list(step.overrides)
 
 
 def _run_stage(
     manifest: dict[str, Any], run_dir: Path, entry: dict[str, Any], overrides: list[str]
 ) -> None:
+    from medalign.compose import compose
     from medalign.run import run
 
     stage_dir = Path(entry["dir"])
@@ -198,27 +243,10 @@ def _run_stage(
         finished=_now(),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         seconds=round(entry.get("seconds", 0) + time.perf_counter() - started, 2),
-        **{
-            k: stage.get(k)
-            for k in ("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models")
-        },
+        **{k: stage.get(k) for k in _COPIED},
     )
     entry.pop("error", None)
     write_json_atomic(run_dir / "manifest.json", manifest)
-
-
-def compose(overrides: list[str]) -> Any:
-    """The full config for `overrides`, composed by Hydra as the CLI would."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from medalign.cli import CONFIG_DIR
-
-    if GlobalHydra.instance().is_initialized():
-        return hydra_compose(config_name="config", overrides=overrides)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 def results_table(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:

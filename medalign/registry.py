@@ -20,14 +20,24 @@ from medalign.errors import MedalignError
 
 T = TypeVar("T")
 
-_DATASETS = tuple(
-    f"medalign.data.{name}" for name in ("pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench")
+_TASKS = tuple(
+    f"medalign.tasks.{name}"
+    for name in (
+        "pubmedqa",
+        "medmcqa",
+        "medqa",
+        "radqa",
+        "medsafetybench",
+        "mmlu_medical",
+        "instructions",
+    )
 )
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "stage": tuple(f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl")),
-    "loader": _DATASETS,
-    "template_fields": _DATASETS,
+    "pipeline": ("medalign.curriculum",),
+    "task": _TASKS,
+    "rl_algorithm": ("medalign.stages.rl_algorithms",),
     "model_builder": ("medalign.models.builders",),
     "chat_template": ("medalign.models.chat_templates",),
     "reward_fn": ("medalign.rewards.functions",),

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medalign.config import validate
 from medalign.outputs import RunDir, write_json_atomic
-from medalign.registry import get
+from medalign.registry import get, names
 from medalign.tracking import start_tracking
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,8 @@ def run(
 
     `overrides` are the command line's: a curriculum re-composes each stage from them."""
     typed = validate(cfg)
-    if typed.stage.kind == "curriculum":
-        from medalign.curriculum import run_curriculum
-
-        return run_curriculum(typed, Path(run_dir), list(overrides or []))
+    if typed.stage.kind in names("pipeline"):  # a run of runs (the curriculum)
+        return get("pipeline", typed.stage.kind)(typed, Path(run_dir), list(overrides or []))
     stage_fn = get("stage", typed.stage.kind)
     from medalign.models.quant import check_quant_available
 

@@ -39,6 +39,22 @@ def read_jsonl(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def read_csv_rows(path: Path, header: bool = False) -> list[tuple[int, Any]]:
+    """(line number, row) of a CSV file: lists, or dicts when `header`; UTF-8 checked."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            if header:
+                reader: Any = csv.DictReader(handle)
+                return [(number, row) for number, row in enumerate(reader, start=2)]
+            return [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
+    except UnicodeDecodeError as exc:
+        raise MedalignError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8"
+        ) from None
+
+
 def sniff_format(path: Path) -> str | None:
     """Which dataset layout a file is in, from its first record; None if unknown."""
     if path.is_dir():

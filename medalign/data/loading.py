@@ -1,9 +1,9 @@
 """`dataset.*` -> normalized records, from a local file or folder, the examples, or the hub.
 
-Loaders are registered per format (`@register("loader", "medqa")`) and know only their
-format. This module decides where the rows come from (`dataset.path`, else
-`<data_root>/<name>`, else medalign's examples), recognizes a file of another dataset
-given by mistake, applies `limit`/`seed`, builds the training mix and removes rows that
+Each format's Task (medalign/tasks/) knows how to read its files; this module decides
+where the rows come from (`dataset.path`, else `<data_root>/<name>`, else medalign's
+examples), recognizes a file of another dataset given by mistake, applies
+`limit`/`seed`, builds the training mix and removes rows that
 overlap an evaluation set.
 """
 
@@ -15,26 +15,17 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from medalign.config import DatasetConfig, merge_group
+from medalign.config import DatasetConfig, RunConfig, merge_group
 from medalign.data.decontaminate import EvalIndex, split_contaminated
 from medalign.data.files import sniff_format
 from medalign.data.records import BadRows, LoadedData, QARecord
 from medalign.errors import MedalignError
-from medalign.registry import get
+from medalign.tasks.base import Task, get_task
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-CONF_DATASETS = Path(__file__).resolve().parent.parent.parent / "conf" / "dataset"
-
-
-class Loader(Protocol):
-    def split_file(self, folder: Path, cfg: DatasetConfig) -> Path: ...
-
-    def read(self, path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]: ...
-
-    def read_hub(self, rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]: ...
 
 
 def load_records(
@@ -43,23 +34,23 @@ def load_records(
     """Read, validate and normalize the rows `cfg` names (for `split`, default cfg.split)."""
     if split is not None and split != cfg.split:
         cfg = merge_group("dataset", DatasetConfig, {**vars(cfg), "split": split})
-    loader: Loader = get("loader", cfg.format)
+    task = get_task(cfg)
     bad: BadRows
     if cfg.hub_id:
         source = f"hub:{cfg.hub_id}" + (f"/{cfg.hub_config}" if cfg.hub_config else "")
         bad = BadRows(source, cfg.on_bad_row)
-        records = loader.read_hub(_load_hub(cfg), cfg, bad)
+        records = task.read_hub(_load_hub(cfg, task.hub_split()), bad)
     else:
-        path = resolve_path(cfg, data_root, loader)
+        path = resolve_path(cfg, data_root, task)
         source = str(path)
         found = sniff_format(path)
-        if found is not None and found != cfg.format:
+        if found is not None and found != cfg.format and task.sniffed:
             raise MedalignError(
                 f"{path}: this is a {found} file, not {cfg.format} (dataset {cfg.name!r}); "
                 f"use dataset={found} or point dataset.path at a {cfg.format} file"
             )
         bad = BadRows(source, cfg.on_bad_row)
-        records = loader.read(path, cfg, bad)
+        records = task.read(path, bad)
     records = _subset(records, cfg)
     if not records:
         raise MedalignError(f"dataset {cfg.name!r}: no usable rows in {source} ({cfg.split})")
@@ -70,7 +61,7 @@ def load_records(
     return LoadedData(records=records, source=source, skipped=skipped, config=cfg)
 
 
-def resolve_path(cfg: DatasetConfig, data_root: str | None, loader: Loader) -> Path:
+def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Task) -> Path:
     """The file to read: dataset.path (a file, or a folder in the official layout),
     else <data_root>/<name>, else the bundled example folder."""
     if cfg.path:
@@ -80,7 +71,7 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, loader: Loader) -> P
     else:
         base = EXAMPLES_DIR / cfg.name
     if base.is_dir():
-        base = loader.split_file(base, cfg)
+        base = task.split_file(base)
     if not base.exists():
         raise MedalignError(
             f"dataset {cfg.name!r}: file not found: {base} (dataset.path, split {cfg.split!r})"
@@ -88,27 +79,37 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, loader: Loader) -> P
     return base
 
 
-def dataset_config(name: str, current: DatasetConfig) -> DatasetConfig:
-    """The config of dataset `name`: the live one if it is the current, else its YAML
-    defaults with the current run's row policy."""
-    if name == current.name:
-        return current
-    path = CONF_DATASETS / f"{name}.yaml"
-    if name.startswith("_") or not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONF_DATASETS.glob("[!_]*.yaml")))
-        raise MedalignError(
-            f"dataset {name!r} (in dataset.mix or dataset.decontaminate_against) has no "
-            f"conf/dataset/{name}.yaml; known datasets: {known}"
-        )
-    from omegaconf import OmegaConf
+def catalogue_config(cfg: RunConfig, name: str, key: str) -> DatasetConfig:
+    """`datasets.<name>` of the composed config (the dataset catalogue), or a clear error."""
+    if name in cfg.datasets:
+        return cfg.datasets[name]
+    known = ", ".join(sorted(cfg.datasets))
+    raise MedalignError(
+        f"{key}: unknown dataset {name!r}. The catalogue (datasets.*) has: {known}. "
+        f"Add a dataset with its YAML in conf/dataset/ and the override "
+        f"'+dataset@datasets.{name}={name}'"
+    )
 
-    own = OmegaConf.load(path)
-    own.pop("defaults", None)
-    merged = OmegaConf.merge(OmegaConf.load(CONF_DATASETS / "_base.yaml"), own)
-    values = OmegaConf.to_container(merged)
-    assert isinstance(values, dict)
-    values.update(on_bad_row=current.on_bad_row, rationale=current.rationale, seed=current.seed)
-    return merge_group(f"dataset/{name}", DatasetConfig, values)
+
+def eval_dataset_config(cfg: RunConfig, name: str) -> DatasetConfig:
+    """The config evaluation uses for `name`: its catalogue entry with eval.splits/limits.
+
+    When the training dataset is the same dataset read from a folder in the official
+    layout (or the hub), evaluation reads the evaluation split from that same source; a
+    training *file* is only the training split, and the catalogue says where the
+    evaluation rows come from (logged)."""
+    dcfg = catalogue_config(cfg, name, "eval.datasets")
+    train = cfg.dataset
+    if name == train.name and not (dcfg.path or dcfg.hub_id):
+        if train.hub_id:
+            dcfg = dataclasses.replace(dcfg, hub_id=train.hub_id, hub_config=train.hub_config)
+        elif train.path and Path(train.path).expanduser().is_dir():
+            dcfg = dataclasses.replace(dcfg, path=train.path)
+    split = (cfg.eval.splits or {}).get(name, dcfg.eval_split)
+    limit = (cfg.eval.limits or {}).get(name, cfg.eval.limit)
+    return dataclasses.replace(
+        dcfg, eval_split=split, limit=limit if limit is not None else dcfg.limit
+    )
 
 
 @dataclass
@@ -144,38 +145,60 @@ class TrainingData:
         }
 
 
-def load_training_data(cfg: DatasetConfig, data_root: str | None) -> TrainingData:
-    """The current dataset or the `dataset.mix`, with evaluation overlaps removed."""
-    names = dict(cfg.mix or {}) or {cfg.name: 1.0}
+def load_training_data(cfg: RunConfig) -> TrainingData:
+    """The training dataset or its `dataset.mix`, with evaluation overlaps removed."""
+    train = cfg.dataset
+    names = dict(train.mix or {}) or {train.name: 1.0}
     parts = []
     for name, weight in names.items():
-        part = load_records(dataset_config(name, cfg), data_root)
-        parts.append(_weighted(part, weight, cfg.seed or 0))
+        part_cfg = train if name == train.name else catalogue_config(cfg, name, "dataset.mix")
+        part_cfg = dataclasses.replace(part_cfg, on_bad_row=train.on_bad_row, seed=train.seed)
+        part = load_records(part_cfg, cfg.data_root)
+        parts.append(_weighted(part, weight, train.seed or 0))
     counts: Counter[str] = Counter()
     unchecked: dict[str, str] = {}
-    if cfg.decontaminate_against:
-        index = EvalIndex(cfg.ngram)
-        for name in cfg.decontaminate_against:
-            eval_cfg = dataclasses.replace(dataset_config(name, cfg), limit=None)
+    if train.decontaminate_against:
+        index = EvalIndex(train.ngram)
+        train_ids: dict[str, set[str]] = {}
+        for part in parts:
+            train_ids.setdefault(part.source, set()).update(r.id for r in part.records)
+        for name in train.decontaminate_against:
+            eval_cfg = dataclasses.replace(eval_dataset_config(cfg, name), limit=None)
             try:
-                eval_data = load_records(eval_cfg, data_root, split=eval_cfg.eval_split)
+                eval_data = load_records(eval_cfg, cfg.data_root, split=eval_cfg.eval_split)
             except MedalignError as exc:  # no such split here: nothing to check against
                 log.warning("not decontaminating against %s: %s", name, exc)
                 unchecked[name] = str(exc)
                 continue
+            shared = {r.id for r in eval_data.records} & train_ids.get(eval_data.source, set())
+            if shared:
+                raise MedalignError(
+                    f"dataset.path: {eval_data.source} is both the training file and the "
+                    f"evaluation set of {name!r} ({eval_cfg.eval_split}: {len(shared)} rows in "
+                    f"both); point datasets.{name}.path (or data_root) at the evaluation rows"
+                )
+            log.info(
+                "decontaminating against %s/%s: %s", name, eval_cfg.eval_split, eval_data.source
+            )
             index.add(name, eval_data.records)
         for part in parts:
             clean, found = split_contaminated(part.records, index)
             counts.update(found)
-            if cfg.decontaminate:
+            if train.decontaminate:
                 part.records = clean
         if counts:
-            action = "dropped" if cfg.decontaminate else "kept (dataset.decontaminate=false)"
+            action = "dropped" if train.decontaminate else "kept (dataset.decontaminate=false)"
             log.warning(
                 "%d training rows overlap evaluation sets, %s: %s",
                 sum(counts.values()),
                 action,
                 dict(counts),
+            )
+    for part in parts:
+        if not part.records:
+            raise MedalignError(
+                f"dataset {part.config.name!r}: no training rows left from {part.source} "
+                f"after decontamination ({dict(counts)}); see dataset.decontaminate"
             )
     return TrainingData(parts=parts, decontaminated=dict(counts), unchecked=unchecked)
 
@@ -199,11 +222,11 @@ def _subset(records: list[QARecord], cfg: DatasetConfig) -> list[QARecord]:
     return random.Random(cfg.seed).sample(records, cfg.limit)
 
 
-def _load_hub(cfg: DatasetConfig) -> Any:
+def _load_hub(cfg: DatasetConfig, split: str) -> Any:
     import datasets
 
     try:
-        return datasets.load_dataset(cfg.hub_id, cfg.hub_config, split=cfg.split)
+        return datasets.load_dataset(cfg.hub_id, cfg.hub_config, split=split)
     except Exception as exc:  # the hub raises many types; all mean "not reachable/found"
         raise MedalignError(
             f"dataset {cfg.name!r}: cannot load hub dataset {cfg.hub_id!r} "

@@ -33,7 +33,7 @@ def judge_harm(judge: str, requests: list[str], responses: list[str]) -> list[in
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from medalign.config import EvalConfig
-    from medalign.eval.runner import generate_texts
+    from medalign.eval.generate import generate_texts
 
     tokenizer = AutoTokenizer.from_pretrained(judge)
     model = AutoModelForCausalLM.from_pretrained(judge).eval()

@@ -14,6 +14,7 @@ choices of a question in one batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Item = tuple[str, list[str]]  # (context, choices)
@@ -119,3 +120,30 @@ def _score_sequences(model: Any, enc: list[tuple[list[int], list[int]]], pad: in
         positions = range(len(ctx) - 1, len(ctx) + len(cont) - 1)
         scores.append(sum(float(logprobs[row, p, t]) for p, t in zip(positions, cont, strict=True)))
     return scores
+
+
+@dataclass
+class ChoiceScores:
+    """Per question: each choice's summed log-likelihood and token count, and whether
+    the prompt was longer than the model's context."""
+
+    scores: list[list[float]]
+    token_counts: list[list[int]]
+    truncated: list[bool]
+
+
+def score_choices(
+    model: Any,
+    tokenizer: Any,
+    items: list[Item],
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> ChoiceScores:
+    """`score_fast` plus what a report needs to re-derive every metric."""
+    encoded = encode_batch(tokenizer, items)
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return ChoiceScores(
+        scores=score_fast(model, tokenizer, items, batch_size, progress),
+        token_counts=[[len(cont) for _, cont in enc] for enc in encoded],
+        truncated=[bool(limit) and max(len(c) + len(k) for c, k in enc) > limit for enc in encoded],
+    )

@@ -84,3 +84,13 @@ def grouped_accuracy(groups: list[str | None], correct: list[float]) -> dict[str
     for group, ok in zip(groups, correct, strict=True):
         table[group or "unknown"].append(ok)
     return {g: {"acc": float(np.mean(v)), "n": len(v)} for g, v in sorted(table.items())}
+
+
+def rate_missing(parsed: list[float]) -> dict[str, Any]:
+    """Share of outputs with no parseable answer (reported, never scored as an answer)."""
+    return {"value": 1.0 - sum(parsed) / max(len(parsed), 1), "n": len(parsed)}
+
+
+def share(flags: list[float]) -> dict[str, Any]:
+    """Mean of 0/1 flags; NaN (not 0) when there is nothing to count."""
+    return {"value": sum(flags) / len(flags) if flags else float("nan"), "n": len(flags)}

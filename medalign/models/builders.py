@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 BUILDER_VERSION = 1  # bump when the tiny model's construction changes
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
+# The tokenizer's training text: the four QA example sets (a fixed list, so adding an
+# example file elsewhere never changes the tiny model and the numbers built on it).
+CORPUS_DIRS = ("medmcqa", "medqa", "pubmedqa", "radqa")
 SPECIAL_TOKENS = ["<|pad|>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>"]
 
 
@@ -71,7 +74,8 @@ def build_tiny(cfg: ModelConfig) -> str:
 def tiny_corpus() -> list[str]:
     """Every string in medalign's bundled example files: the tokenizer's training text."""
     texts: list[str] = []
-    for path in sorted(EXAMPLES_DIR.rglob("*")):
+    paths = [p for d in CORPUS_DIRS for p in (EXAMPLES_DIR / d).rglob("*")]
+    for path in sorted(paths):
         if path.suffix in {".json", ".jsonl"}:
             text = path.read_text()
             try:

@@ -7,34 +7,33 @@ import random
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.data.loading import dataset_config, load_records
+from medalign.data.loading import catalogue_config, load_records
 from medalign.errors import MedalignError
 from medalign.rewards import pairs as P
+from medalign.tasks.base import get_task
 
 log = logging.getLogger(__name__)
 
 
 def build_pairs(cfg: RunConfig, sampler: Any = None) -> dict[str, list[P.Pair]]:
-    """{objective: pairs}. `sampler(prompts) -> texts` gives on-policy negatives."""
+    """{objective: pairs}, each dataset's pairs from its Task. `sampler(prompts) -> texts`
+    gives on-policy negatives for tasks that use them (reward.negatives=sample)."""
     rc = cfg.reward
     objectives = ["helpfulness", "safety"] if rc.objective == "both" else [rc.objective]
+    sources = list(dict.fromkeys([*rc.datasets, *rc.safety_datasets]))
+    loaded = []
+    for name in sources:
+        dcfg = catalogue_config(cfg, name, "reward.datasets")
+        loaded.append((get_task(dcfg), load_records(dcfg, cfg.data_root).records))
     out: dict[str, list[P.Pair]] = {}
     for objective in objectives:
         pairs: list[P.Pair] = []
-        for name in rc.datasets:
-            dcfg = dataset_config(name, cfg.dataset)
-            records = load_records(dcfg, cfg.data_root).records
-            if objective == "helpfulness":
-                pairs += P.helpfulness_pairs(records, dcfg)
-            else:
-                pairs += P.calibration_pairs(records, dcfg)
-        if objective == "safety":
-            for name in rc.safety_datasets:
-                records = load_records(dataset_config(name, cfg.dataset), cfg.data_root).records
-                negatives = None
-                if rc.negatives == "sample" and sampler is not None:
-                    negatives = _on_policy_negatives(sampler, records)
-                pairs += P.harmful_pairs(records, negatives)
+        for task, records in loaded:
+            negatives = None
+            on_policy = rc.negatives == "sample" and sampler is not None
+            if objective == "safety" and on_policy and task.cfg.name in rc.safety_datasets:
+                negatives = _on_policy_negatives(sampler, records)
+            pairs += task.pairs(records, objective, negatives)
         if rc.pairs_path:
             pairs += P.load_external_pairs(rc.pairs_path)
         if rc.pairs_hub_id:

@@ -1,11 +1,13 @@
 """Reward functions for RL, registered by name and combined with `reward.weights`.
 
 Each has TRL's reward-function signature, `f(completions, **columns) -> list[float]`,
-so GRPO and RLOO call them directly; the dataset columns they read are `gold`,
-`choices`, `golds` (RadQA spans) and `no_answer`.
+so GRPO and RLOO call them directly; the dataset columns they read are `task` (the
+prompt's Task name) and `reference` (JSON: what that Task's `correctness` needs).
+Your own reward: `reward.weights={my_pkg.rewards:brevity: 0.5}` names any importable
+function with this signature.
 
-correctness  1 when the parsed final answer equals the gold letter/decision; SQuAD F1
-             of the parsed span for RadQA
+correctness  the Task's verdict: 1 when the parsed final answer equals the gold
+             letter/decision; SQuAD F1 of the parsed span for RadQA
 format       1 when the completion has a parseable final-answer line
 length       0 up to `reward.length_target` words, falling linearly to -1 at twice that
 <model>      the score of a trained reward model (reward.models.<name>)
@@ -13,12 +15,13 @@ length       0 up to `reward.length_target` words, falling linearly to -1 at twi
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Callable
 from typing import Any
 
 from medalign.errors import MedalignError
-from medalign.eval.parsing import final_answer_text, parse_choice, parse_span
-from medalign.eval.squad import score as squad_score
+from medalign.eval.parsing import final_answer_text
 from medalign.registry import register
 
 RewardFn = Callable[..., list[float]]
@@ -30,24 +33,15 @@ def _text(completion: Any) -> str:
 
 @register("reward_fn", "correctness")
 def correctness(
-    completions: list[Any],
-    gold: list[str],
-    choices: list[list[str]],
-    golds: list[list[str]],
-    no_answer: list[str],
-    **_: Any,
+    completions: list[Any], task: list[str], reference: list[str], **_: Any
 ) -> list[float]:
-    out = []
-    for completion, g, ch, spans, na in zip(
-        completions, gold, choices, golds, no_answer, strict=True
-    ):
-        text = _text(completion)
-        if ch:
-            out.append(float(parse_choice(text, list(ch)) == g))
-        else:
-            span = parse_span(text, na)
-            out.append(0.0 if span is None else squad_score(list(spans), span)[1])
-    return out
+    """Each prompt's Task scores its completion against the row's JSON reference."""
+    from medalign.tasks.base import task_class
+
+    return [
+        task_class(t).correctness(_text(c), json.loads(ref))
+        for c, t, ref in zip(completions, task, reference, strict=True)
+    ]
 
 
 @register("reward_fn", "format")
@@ -98,7 +92,7 @@ def build_reward_functions(
     known = set(names("reward_fn")) | {"length"} | set(models)
     fns, used = [], []
     for name, weight in weights.items():
-        if name not in known:
+        if name not in known and ":" not in name and "." not in name:
             raise MedalignError(
                 f"reward.weights: unknown reward {name!r}; known: {', '.join(sorted(known))}"
             )
@@ -114,15 +108,40 @@ def build_reward_functions(
                 )
             fn = reward_model_fn(name, str(models[name]))
         else:
-            from medalign.registry import get
-
-            fn = get("reward_fn", name)
-        fn.__name__ = name
+            fn = _named_function(name)
         fns.append(fn)
         used.append(float(weight))
     if not fns:
         raise MedalignError("reward.weights: every weight is 0; nothing to optimize")
     return fns, used
+
+
+def _named_function(name: str) -> RewardFn:
+    """A registered reward function, or `pkg.module:function`, checked for TRL's signature."""
+    from medalign.registry import get
+
+    fn = get("reward_fn", name)
+    if not callable(fn):
+        raise MedalignError(f"reward.weights: {name!r} is not a function")
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "completions" not in params or not takes_kwargs:
+        raise MedalignError(
+            f"reward.weights: {name!r} must have TRL's reward signature "
+            "f(completions, **columns) -> list[float]"
+        )
+    if ":" not in name and "." not in name:
+        fn.__name__ = name  # TRL logs rewards/<__name__>/mean
+        return fn
+
+    def wrapped(*args: Any, **kwargs: Any) -> list[float]:
+        return fn(*args, **kwargs)
+
+    wrapped.__name__ = name.replace(":", ".").rsplit(".", 1)[-1]
+    return wrapped
 
 
 def combine(values: dict[str, list[float]], weights: dict[str, float]) -> list[float]:

@@ -1,13 +1,9 @@
-"""Preference pairs (TRL's conversational prompt/chosen/rejected) built from our records.
+"""Preference pairs in TRL's conversational prompt/chosen/rejected form.
 
-helpfulness  chosen = the gold answer with its expert rationale (MedMCQA `exp`, PubMedQA
-             `LONG_ANSWER`, RadQA evidence sentence); rejected = a wrong option argued with
-             the same confidence (even rows) or the right answer with no rationale (odd rows).
-safety       calibration: where the gold is "maybe" (PubMedQA) or the RadQA question is
-             unanswerable, chosen = the hedged/deferring answer, rejected = a confident
-             definite answer; harmful requests (MedSafetyBench): chosen = the safe response,
-             rejected = a compliant answer: the SFT model's own sample when
-             reward.negatives=sample (and it did not refuse), else the template below.
+Which pairs a dataset yields is its Task's business (`Task.pairs`, e.g. a wrong option
+argued with confidence for MedMCQA, a confident "yes" on a "maybe" PubMedQA question, a
+compliant answer to a harmful MedSafetyBench request); this module holds the pair shape,
+the templated compliant answer, and external pairs.
 
 External pairs (reward.pairs_path: JSON or JSON Lines with prompt/chosen/rejected, plain
 strings or message lists) are validated row by row and used as they are.
@@ -19,8 +15,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medalign.config import DatasetConfig
-from medalign.data.formatting import render_prompt, target_text
 from medalign.data.records import QARecord
 from medalign.errors import MedalignError, where
 
@@ -28,7 +22,6 @@ COMPLIANT_TEMPLATE = (
     "Sure, here is how to do that. {request_sentence} Follow these steps carefully and "
     "make sure nobody notices."
 )
-CONFIDENT_WRONG = "The answer is clearly {letter}: {text}. This is well established.\n"
 Pair = dict[str, Any]
 
 
@@ -44,61 +37,6 @@ def pair(prompt: str, chosen: str, rejected: str, kind: str, source: str) -> Pai
         "kind": kind,
         "source": source,
     }
-
-
-def helpfulness_pairs(records: list[QARecord], cfg: DatasetConfig) -> list[Pair]:
-    out = []
-    for i, record in enumerate(records):
-        chosen = target_text(record, _with_rationale(cfg))
-        final = cfg.answer_template
-        if record.options:
-            letters = list(record.options)
-            wrong = letters[(letters.index(str(record.answer)) + 1) % len(letters)]
-            if i % 2 == 0 or not record.rationale:
-                rejected = CONFIDENT_WRONG.format(letter=wrong, text=record.options[wrong])
-                rejected += final.format(answer=wrong)
-            else:
-                rejected = final.format(answer=record.answer)
-        elif isinstance(record.answer, str):  # yes / no / maybe
-            if record.answer == "maybe":
-                continue  # a calibration pair (safety), not a helpfulness one
-            wrong = "no" if record.answer == "yes" else "yes"
-            rejected = f"The evidence clearly shows the answer is {wrong}.\n" + final.format(
-                answer=wrong
-            )
-        else:  # extractive
-            if not record.answer:
-                continue
-            rejected = final.format(answer=cfg.no_answer)
-        out.append(pair(render_prompt(record, cfg), chosen, rejected, "helpfulness", cfg.name))
-    return out
-
-
-def calibration_pairs(records: list[QARecord], cfg: DatasetConfig) -> list[Pair]:
-    out = []
-    for record in records:
-        prompt = render_prompt(record, cfg)
-        chosen = target_text(record, _with_rationale(cfg))
-        if record.answer == "maybe":
-            rejected = "The abstract proves it beyond doubt.\n" + cfg.answer_template.format(
-                answer="yes"
-            )
-        elif isinstance(record.answer, list) and not record.answer:
-            claim = record.context[0].strip().splitlines()[-1].strip() or record.context[0][:80]
-            rejected = cfg.answer_template.format(answer=claim)
-        else:
-            continue
-        out.append(pair(prompt, chosen, rejected, "calibration", cfg.name))
-    return out
-
-
-def harmful_pairs(records: list[QARecord], negatives: list[str] | None = None) -> list[Pair]:
-    """MedSafetyBench: chosen = safe response; rejected = sampled or templated compliance."""
-    out = []
-    for i, record in enumerate(records):
-        rejected = negatives[i] if negatives and negatives[i] else compliant_template(record)
-        out.append(pair(record.question, str(record.answer), rejected, "harmful", "medsafetybench"))
-    return out
 
 
 def compliant_template(record: QARecord) -> str:
@@ -159,9 +97,3 @@ def _external_pair(file: Path, number: int, row: Any) -> Pair:
     if out["chosen"] == out["rejected"]:
         raise MedalignError(f"{where(file, number, 'rejected')}: identical to chosen")
     return out
-
-
-def _with_rationale(cfg: DatasetConfig) -> DatasetConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, rationale=True)

@@ -1,4 +1,5 @@
-"""What every trainer-backed stage shares: TRL/transformers arguments and the SFT base.
+"""What every trainer-backed stage shares: the TRL/transformers arguments built from the
+`trainer:` section, pass-through `stage.trainer_kwargs`, and the starting model.
 
 One place decides the device flags (bf16 only on a bf16 GPU, `use_cpu` otherwise,
 gradient checkpointing off unless asked: TRL's defaults assume a GPU and run 2.5x slower
@@ -7,69 +8,81 @@ on a CPU), checkpointing and W&B reporting, so SFT, reward and RL stages agree.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.errors import MedalignError
+from medalign.models.init_from import StartingPoint, base_source
 from medalign.outputs import RunDir
 from medalign.tracking import Tracker
 
 
 def trainer_args(
-    cfg: RunConfig,
-    run: RunDir,
-    tracker: Tracker,
-    *,
-    max_steps: int,
-    learning_rate: float,
-    batch_size: int,
-    logging_steps: int,
-    bf16: bool | None = None,
-    gradient_checkpointing: bool = False,
-    subdir: str = "checkpoints",
-) -> dict[str, Any]:
+    cfg: RunConfig, run: RunDir, tracker: Tracker, subdir: str = "checkpoints"
+) -> dict:
+    """transformers.TrainingArguments keys every TRL config takes, from `trainer:`."""
     import torch
 
+    t = cfg.trainer
     on_gpu = torch.cuda.is_available()
-    if bf16 is None:
-        bf16 = on_gpu and torch.cuda.is_bf16_supported()
-    every = cfg.checkpoint.every_steps
+    bf16 = t.bf16 if t.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported()
     return {
         "output_dir": str(run.path / subdir),
         "run_name": run.path.name,
-        "seed": cfg.seed,
-        "max_steps": max_steps,
-        "learning_rate": learning_rate,
-        "per_device_train_batch_size": batch_size,
-        "logging_steps": logging_steps,
+        "seed": cfg.seed if t.seed is None else t.seed,
+        "max_steps": t.max_steps,
+        "num_train_epochs": t.num_train_epochs,
+        "learning_rate": t.learning_rate,
+        "per_device_train_batch_size": t.per_device_train_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "lr_scheduler_type": t.lr_scheduler_type,
+        "warmup_steps": t.warmup_steps,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "logging_steps": t.logging_steps,
         "bf16": bf16,
         "use_cpu": not on_gpu,
-        "gradient_checkpointing": gradient_checkpointing,
-        "save_strategy": "steps" if every > 0 else "no",
-        "save_steps": max(every, 1),
-        "save_total_limit": cfg.checkpoint.keep,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "save_strategy": "steps" if t.save_steps > 0 else "no",
+        "save_steps": max(t.save_steps, 1),
+        "save_total_limit": t.save_total_limit,
         "report_to": ["wandb"] if tracker.enabled else [],
         "dataloader_num_workers": 0,
     }
 
 
-def sft_base(cfg: RunConfig, run: RunDir, init_from: str | None) -> str:
-    """The model a reward or RL stage starts from: the base, or the base with the SFT
-    adapter `init_from` merged in (so the RL reference model is the SFT model)."""
-    from medalign.models.load import model_source
+def build_config(config_cls: type, cfg: RunConfig, common: dict, **specific: Any) -> Any:
+    """`config_cls(**common, **specific, **stage.trainer_kwargs)`, with a typo in
+    trainer_kwargs caught here (before any model loads) with the valid names."""
+    extra = dict(getattr(cfg.stage, "trainer_kwargs", None) or {})
+    valid = {f.name for f in dataclasses.fields(config_cls)}
+    for key in extra:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise MedalignError(
+                f"config stage.trainer_kwargs.{key}: not an argument of "
+                f"{config_cls.__module__}.{config_cls.__name__}.{hint}"
+            )
+    return config_cls(**{**common, **specific, **extra})
 
-    source = model_source(cfg.model)
-    if not init_from:
-        return source
+
+def sft_base(cfg: RunConfig, run: RunDir, point: StartingPoint | None) -> str:
+    """The model a reward or RL stage starts from: the base, or the starting point's
+    adapter merged into its base (so the RL reference model is the SFT model)."""
+    base = base_source(point, cfg.model)
+    if point is None or not point.adapter:
+        return base
     merged = run.path / "sft_merged"
     if not (merged / "config.json").is_file():
         from medalign.models.merge import merge_adapter
 
-        merge_adapter(source, init_from, merged)
+        merge_adapter(base, point.adapter, merged)
     return str(merged)
 
 
 def with_path(cfg: RunConfig, path: str) -> Any:
     """`cfg.model` pointing at `path` (a merged model dir)."""
-    import dataclasses
-
     return dataclasses.replace(cfg.model, path=path, builder="hub", chat_template=None)

@@ -1,9 +1,10 @@
 """Export: merge a run's adapter into its base model, with a model card.
 
-    python -m medalign stage=export run=runs/2026-11-25/15-29-08-123456_curriculum
+    python -m medalign stage=export init_from=runs/2026-11-25/15-29-08-123456_curriculum
+    python -m medalign stage=export init_from=runs/2026-11-25/15-29-08-123456_curriculum:medqa
 
-Reads the run's manifest (a single stage or a curriculum; `export.stage` picks a stage,
-default the last one done), writes `model/` (merged weights as safetensors, config,
+Reads the run's manifest through `init_from` (a single stage or a curriculum; `:<stage>`
+picks a stage, default the last one done), writes `model/` (merged weights as safetensors, config,
 tokenizer: ready for `from_pretrained` and `push_to_hub`) and `model/README.md` into this
 export's own run directory. The source run is only read, never written.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from medalign.config import RunConfig
 from medalign.errors import MedalignError
+from medalign.models.init_from import base_source, resolve_init_from
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -25,24 +27,22 @@ from medalign.tracking import Tracker
 def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
     from medalign.models.merge import merge_adapter
 
-    if not cfg.run:
-        raise MedalignError("stage=export needs run=<a run directory> to export")
-    source = Path(cfg.run)
+    point = resolve_init_from(cfg.init_from)
+    if point is None:
+        raise MedalignError(
+            "stage=export needs init_from=<a run directory> (or <run dir>:<stage>, or an adapter)"
+        )
+    if not point.adapter:
+        raise MedalignError(f"init_from={point.spec}: a full model, no adapter to merge")
+    base = base_source(point, cfg.model)
+    source = Path(point.run or Path(point.adapter).parent)
     manifest_path = source / "manifest.json"
-    if not manifest_path.is_file():
-        raise MedalignError(f"run={cfg.run}: no manifest.json there")
-    manifest = json.loads(manifest_path.read_text())
-    stages = [
-        s for s in manifest.get("stages", []) if s.get("status") == "done" and s.get("adapter")
-    ]
-    if cfg.export.stage:
-        stages = [s for s in stages if s["name"] == cfg.export.stage]
-    if not stages:
-        raise MedalignError(f"run={cfg.run}: no finished stage with an adapter to export")
-    stage = stages[-1]
-    out = merge_adapter(
-        stage["base_model"], stage["adapter"], run.path / "model", cfg.export.safe_serialization
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    stage = next(
+        (s for s in manifest.get("stages", []) if s.get("name") == point.stage),
+        {"name": point.stage or "adapter", "base_model": base, "adapter": point.adapter},
     )
+    out = merge_adapter(base, point.adapter, run.path / "model", cfg.export.safe_serialization)
     (out / "README.md").write_text(model_card(manifest, stage, source))
     run.update(exported=str(out), source_run=str(source), source_stage=stage["name"])
     return {"export/stages": len(manifest.get("stages", []))}

@@ -1,6 +1,6 @@
 """Reward-model stage: preference pairs -> TRL RewardTrainer -> pairwise accuracy.
 
-    python -m medalign stage=reward reward.init_from=runs/.../adapter reward.objective=both
+    python -m medalign stage=reward init_from=runs/<date>/<time>_medqa reward.objective=both
 
 A sequence-classification head (one score) on the SFT model (its adapter merged in), with
 LoRA unless reward.lora=false. objective=both trains two models, `reward_helpfulness/`
@@ -16,6 +16,7 @@ import shutil
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.models.init_from import resolve_init_from
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -29,11 +30,12 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
     from medalign.rewards.build import build_pairs, split
     from medalign.stages.common import sft_base, with_path
 
-    base = sft_base(cfg, run, cfg.reward.init_from)
+    point = resolve_init_from(cfg.init_from)
+    base = sft_base(cfg, run, point)
     tokenizer = load_tokenizer(with_path(cfg, base), base)
     sampler = None
     if cfg.reward.negatives == "sample":
-        from medalign.eval.runner import generate_texts
+        from medalign.eval.generate import generate_texts
 
         policy = load_causal_lm(with_path(cfg, base), cfg.quant, base)
 
@@ -82,7 +84,7 @@ def _train(
     from trl import RewardConfig, RewardTrainer
 
     from medalign.rewards.build import trl_rows
-    from medalign.stages.common import trainer_args
+    from medalign.stages.common import build_config, trainer_args
 
     rc = cfg.reward
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
@@ -97,18 +99,11 @@ def _train(
             target_modules=list(targets) if isinstance(targets, list | tuple) else targets,
             task_type="SEQ_CLS",
         )
-    args = RewardConfig(
-        **trainer_args(
-            cfg,
-            run,
-            tracker,
-            max_steps=rc.max_steps,
-            learning_rate=rc.learning_rate,
-            batch_size=rc.per_device_train_batch_size,
-            logging_steps=5,
-            subdir=f"checkpoints_{objective}",
-        ),
-        max_length=rc.max_length,
+    args = build_config(
+        RewardConfig,
+        cfg,
+        trainer_args(cfg, run, tracker, subdir=f"checkpoints_{objective}"),
+        max_length=cfg.trainer.max_length,
     )
     trainer = RewardTrainer(
         model=model,

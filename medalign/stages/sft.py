@@ -18,6 +18,7 @@ from typing import Any
 
 from medalign.config import RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
+from medalign.models.init_from import StartingPoint, base_source, resolve_init_from
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -30,34 +31,39 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     """Train one SFT stage; return its metrics (also written to metrics.json)."""
     from medalign.data.formatting import to_sft_dataset
     from medalign.data.loading import load_training_data
-    from medalign.models.load import load_causal_lm, load_tokenizer, model_source
+    from medalign.models.load import load_causal_lm, load_tokenizer
+    from medalign.stages.common import with_path
 
     stage: SFTStageConfig = cfg.stage
-    data = load_training_data(cfg.dataset, cfg.data_root)
-    source = model_source(cfg.model)
-    tokenizer = load_tokenizer(cfg.model, source)
+    trainer_cfg = cfg.trainer
+    point = resolve_init_from(cfg.init_from)
+    check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
+    data = load_training_data(cfg)
+    source = base_source(point, cfg.model)
+    model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
+    tokenizer = load_tokenizer(model_cfg, source)
     train = to_sft_dataset([(p.records, p.config) for p in data.parts], seed=cfg.seed)
     lengths = example_lengths(train, tokenizer)
-    truncated = sum(n > stage.max_length for n in lengths)
+    truncated = sum(n > trainer_cfg.max_length for n in lengths)
     if truncated:
         log.warning(
-            "%d of %d examples are longer than stage.max_length=%d tokens and will be truncated",
+            "%d of %d examples are longer than trainer.max_length=%d tokens and will be truncated",
             truncated,
             len(lengths),
-            stage.max_length,
+            trainer_cfg.max_length,
         )
     run.update(
         base_model=source,
+        **({"init_from": point.record()} if point else {}),
         data={
             **data.summary(),
             "truncated": truncated,
-            "tokens": sum(min(n, stage.max_length) for n in lengths),
+            "tokens": sum(min(n, trainer_cfg.max_length) for n in lengths),
         },
     )
 
-    check_init_adapter(cfg)  # a LoRA mismatch fails before the model loads
-    model = load_causal_lm(cfg.model, cfg.quant, source)
-    model, peft_config = _attach_adapter(model, cfg)
+    model = load_causal_lm(model_cfg, cfg.quant, source)
+    model, peft_config = _attach_adapter(model, cfg, point)
     trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
     checkpoint = _checkpoint_to_resume(stage.resume_from, run.path / "checkpoints")
     if checkpoint:
@@ -67,7 +73,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     result = trainer.train(resume_from_checkpoint=checkpoint)
     elapsed = time.perf_counter() - started
 
-    out_name = "adapter" if cfg.lora.enabled or stage.init_from else "model"
+    out_name = "adapter" if cfg.lora.enabled or (point and point.adapter) else "model"
     out_dir = save_atomically(trainer.model, tokenizer, run.path / out_name)
     tokens = _num_tokens(trainer)
     metrics = {
@@ -110,34 +116,31 @@ def save_atomically(model: Any, tokenizer: Any, target: Path) -> Path:
     return target
 
 
-def check_init_adapter(cfg: RunConfig) -> None:
-    """The adapter to continue must exist and have the LoRA shape the config asks for."""
-    init_from = cfg.stage.init_from
-    if not init_from:
+def check_init_adapter(cfg: RunConfig, point: StartingPoint | None) -> None:
+    """The adapter to continue must have the LoRA shape the config asks for."""
+    if point is None or not point.adapter:
         return
-    if not Path(init_from, "adapter_config.json").is_file():
-        raise MedalignError(f"stage.init_from: no LoRA adapter at {init_from}")
-    saved = json.loads(Path(init_from, "adapter_config.json").read_text())
+    saved = json.loads(Path(point.adapter, "adapter_config.json").read_text())
     asked = {"r": cfg.lora.r, "lora_alpha": cfg.lora.alpha}
     names = {"r": "lora.r", "lora_alpha": "lora.alpha"}
     for key, value in asked.items():
         if cfg.lora.enabled and saved.get(key) != value:
             raise MedalignError(
-                f"stage.init_from: the adapter at {init_from} has {key}={saved.get(key)}, "
-                f"but the config asks for {names[key]}={value}; make them agree, or use "
-                "curriculum.handoff=merge to start a new adapter"
+                f"init_from={point.spec}: the adapter at {point.adapter} has "
+                f"{key}={saved.get(key)}, but the config asks for {names[key]}={value}; make "
+                "them agree, or use curriculum.handoff=merge to start a new adapter"
             )
 
 
-def _attach_adapter(model: Any, cfg: RunConfig) -> tuple[Any, Any]:
-    """Continue `stage.init_from`'s adapter, or return the LoraConfig for a new one."""
+def _attach_adapter(model: Any, cfg: RunConfig, point: StartingPoint | None) -> tuple[Any, Any]:
+    """Continue the starting point's adapter, or return the LoraConfig for a new one."""
     from medalign.models.lora import lora_config
 
-    if not cfg.stage.init_from:
+    if point is None or not point.adapter:
         return model, lora_config(cfg.lora)
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, cfg.stage.init_from, is_trainable=True), None
+    return PeftModel.from_pretrained(model, point.adapter, is_trainable=True), None
 
 
 def _build_trainer(
@@ -151,30 +154,15 @@ def _build_trainer(
 ) -> Any:
     from trl import SFTConfig, SFTTrainer
 
-    from medalign.stages.common import trainer_args
+    from medalign.stages.common import build_config, trainer_args
 
-    stage: SFTStageConfig = cfg.stage
-    common = trainer_args(
-        cfg,
-        run,
-        tracker,
-        max_steps=stage.max_steps,
-        learning_rate=stage.learning_rate,
-        batch_size=stage.per_device_train_batch_size,
-        logging_steps=stage.logging_steps,
-        bf16=stage.bf16,
-        gradient_checkpointing=stage.gradient_checkpointing,
-    )
+    common = trainer_args(cfg, run, tracker)
     packed = packing_mode(cfg)
-    args = SFTConfig(
-        **common,
-        num_train_epochs=stage.num_train_epochs,
-        gradient_accumulation_steps=stage.gradient_accumulation_steps,
-        lr_scheduler_type=stage.lr_scheduler_type,
-        warmup_steps=stage.warmup_steps,
-        weight_decay=stage.weight_decay,
-        max_grad_norm=stage.max_grad_norm,
-        max_length=stage.max_length,
+    args = build_config(
+        SFTConfig,
+        cfg,
+        common,
+        max_length=cfg.trainer.max_length,
         packing=packed,
         padding_free=packed,
         completion_only_loss=True,

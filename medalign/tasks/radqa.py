@@ -14,23 +14,23 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medalign.config import DatasetConfig
 from medalign.data.files import read_json
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
+from medalign.tasks.base import EvalContext, Pair, Task
 
 _SENTENCE = re.compile(r"[^.]*(?:\.|$)")
 
 
-@register("loader", "radqa")
-class RadQALoader:
-    @staticmethod
-    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
-        return folder / f"{cfg.split}.json"
+@register("task", "radqa")
+class RadQA(Task):
+    """Extractive QA, SQuAD v2 scoring (EM/F1, HasAns/NoAns), unanswerables kept."""
 
-    @staticmethod
-    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+    name = "radqa"
+    eval_modes = ("generate",)
+
+    def read(self, path: Path, bad: BadRows) -> list[QARecord]:
         doc = read_json(path)
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise MedalignError(f"{path}: expected a SQuAD-v2 style object with a 'data' list")
@@ -44,8 +44,7 @@ class RadQALoader:
                         records.append(record)
         return records
 
-    @staticmethod
-    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+    def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
         """Flat SQuAD v2 hub rows: id, context, question, answers {text: [], answer_start: []}."""
         records = []
         for row in rows:
@@ -66,6 +65,54 @@ class RadQALoader:
             if record is not None:
                 records.append(record)
         return records
+
+    def template_fields(self, record: QARecord) -> dict[str, str]:
+        return {**super().template_fields(record), "report": record.context[0]}
+
+    def parse(self, text: str, record: QARecord) -> str | None:
+        from medalign.eval.parsing import parse_span
+
+        return parse_span(text, self.cfg.no_answer)
+
+    def evaluate(
+        self, ctx: EvalContext, records: list[QARecord], mode: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from medalign.eval.extractive import score_spans
+
+        return score_spans(self, ctx, records)
+
+    def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
+        return {"golds": list(record.answer), "no_answer": self.cfg.no_answer}
+
+    @classmethod
+    def correctness(cls, text: str, reference: dict[str, Any]) -> float:
+        """SQuAD F1 of the parsed span; unparseable scores 0."""
+        from medalign.eval.parsing import parse_span
+        from medalign.eval.squad import score
+
+        span = parse_span(text, reference["no_answer"])
+        return 0.0 if span is None else score(list(reference["golds"]), span)[1]
+
+    def pairs(
+        self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
+    ) -> list[Pair]:
+        """helpfulness: the evidence + span beats "no answer"; safety (calibration): on an
+        unanswerable question, "the report does not answer" beats a confident claim."""
+        from medalign.rewards.pairs import pair
+
+        out = []
+        for record in records:
+            chosen = self.target(record, rationale=True)
+            if objective == "helpfulness" and record.answer:
+                rejected, kind = self.final_line(self.cfg.no_answer), "helpfulness"
+            elif objective == "safety" and not record.answer:
+                report = record.context[0].strip()
+                claim = report.splitlines()[-1].strip() or report[:80]
+                rejected, kind = self.final_line(claim), "calibration"
+            else:
+                continue
+            out.append(pair(self.prompt(record), chosen, rejected, kind, self.cfg.name))
+        return out
 
 
 def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | None:
@@ -106,7 +153,7 @@ def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | 
         return None
     return QARecord(
         id=key,
-        question=question.strip(),
+        question=question,
         context=[context],
         answer=spans,
         rationale=evidence_sentence(context, starts[0]) if starts else None,
@@ -120,8 +167,3 @@ def evidence_sentence(context: str, start: int) -> str:
         if match.start() <= start < max(match.end(), match.start() + 1):
             return " ".join(match.group().split())
     return ""
-
-
-@register("template_fields", "radqa")
-def radqa_fields(record: QARecord) -> dict[str, str]:
-    return {"report": record.context[0]}

@@ -14,24 +14,27 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medalign.config import DatasetConfig
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
+from medalign.tasks.base import EvalContext, Pair, Task
 
 COLUMNS = ("harmful_medical_request", "safe_response")
 _CATEGORY = re.compile(r"category_(\d+)")
 
 
-@register("loader", "medsafetybench")
-class MedSafetyBenchLoader:
-    @staticmethod
-    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
-        split = folder / cfg.split
+@register("task", "medsafetybench")
+class MedSafetyBench(Task):
+    """Harmful requests: refusal rate, safety reward, judge; harmful preference pairs."""
+
+    name = "medsafetybench"
+    eval_modes = ("generate",)
+
+    def split_file(self, folder: Path) -> Path:
+        split = folder / self.cfg.split
         return split if split.is_dir() else folder
 
-    @staticmethod
-    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+    def read(self, path: Path, bad: BadRows) -> list[QARecord]:
         files = sorted(path.rglob("*.csv")) if path.is_dir() else [path]
         if not files:
             raise MedalignError(f"{path}: no MedSafetyBench CSV files there")
@@ -51,10 +54,35 @@ class MedSafetyBenchLoader:
                         records.append(record)
         return records
 
-    @staticmethod
-    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+    def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
         out = [to_record(Path("hub"), i, dict(row), bad) for i, row in enumerate(rows)]
         return [r for r in out if r is not None]
+
+    def template_fields(self, record: QARecord) -> dict[str, str]:
+        category = str(record.meta.get("category") or "")
+        return {**super().template_fields(record), "category": category}
+
+    def evaluate(
+        self, ctx: EvalContext, records: list[QARecord], mode: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from medalign.eval.safety import score_safety
+
+        return score_safety(self, ctx, records)
+
+    def pairs(
+        self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
+    ) -> list[Pair]:
+        """safety: chosen = the safe response; rejected = the policy's own compliant
+        sample (reward.negatives=sample, when it did not refuse) or a templated one."""
+        from medalign.rewards.pairs import compliant_template, pair
+
+        if objective != "safety":
+            return []
+        out = []
+        for i, record in enumerate(records):
+            rejected = negatives[i] if negatives and negatives[i] else compliant_template(record)
+            out.append(pair(record.question, str(record.answer), rejected, "harmful", self.name))
+        return out
 
 
 def to_record(file: Path, number: int, row: dict[str, Any], bad: BadRows) -> QARecord | None:
@@ -74,8 +102,3 @@ def to_record(file: Path, number: int, row: dict[str, Any], bad: BadRows) -> QAR
         answer=safe.strip(),
         meta={"category": int(category.group(1)) if category else None, "source": file.parent.name},
     )
-
-
-@register("template_fields", "medsafetybench")
-def medsafetybench_fields(record: QARecord) -> dict[str, str]:
-    return {"category": str(record.meta.get("category") or "")}

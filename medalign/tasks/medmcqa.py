@@ -13,36 +13,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medalign.config import DatasetConfig
 from medalign.data.files import read_jsonl
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
+from medalign.tasks.choice import LetterChoiceTask
 
 LETTERS = ("A", "B", "C", "D")
 OPTION_KEYS = ("opa", "opb", "opc", "opd")
 
 
-@register("loader", "medmcqa")
-class MedMCQALoader:
-    @staticmethod
-    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
-        _refuse_test_split(cfg)
-        return folder / f"{cfg.split}.json"
+@register("task", "medmcqa")
+class MedMCQA(LetterChoiceTask):
+    """lm-eval `medmcqa` prompt ("Choices:" header); accuracy per subject."""
 
-    @staticmethod
-    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
-        _refuse_test_split(cfg)
+    name = "medmcqa"
+    reads = frozenset({"cop_base"})
+    lm_eval_header = "\nChoices:\n"
+    breakdown_key, breakdown_name = "subject", "subject"
+
+    def split_file(self, folder: Path) -> Path:
+        _refuse_test_split(self.cfg)
+        return folder / f"{self.cfg.split}.json"
+
+    def read(self, path: Path, bad: BadRows) -> list[QARecord]:
+        _refuse_test_split(self.cfg)
         rows = read_jsonl(path, bad)
-        base = cfg.cop_base if cfg.cop_base is not None else detect_cop_base(rows, path)
+        base = self.cfg.cop_base
+        if base is None:
+            base = detect_cop_base(rows, path)
         return [r for key, row in rows if (r := to_record(key, row, base, bad)) is not None]
 
-    @staticmethod
-    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
-        _refuse_test_split(cfg)
-        base = 0 if cfg.cop_base is None else cfg.cop_base
+    def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
+        _refuse_test_split(self.cfg)
+        base = 0 if self.cfg.cop_base is None else self.cfg.cop_base
         records = [to_record(str(row.get("id")), dict(row), base, bad) for row in rows]
         return [r for r in records if r is not None]
+
+    def template_fields(self, record: QARecord) -> dict[str, str]:
+        return {**super().template_fields(record), "subject": record.meta.get("subject") or ""}
 
 
 def detect_cop_base(rows: list[tuple[str, dict[str, Any]]], path: Path) -> int:
@@ -67,7 +76,7 @@ def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecor
         if not isinstance(row.get(name), str):
             bad.reject(key, name, "missing option text")
             return None
-        options[letter] = row[name].strip()
+        options[letter] = row[name]
     cop = row.get("cop")
     if not isinstance(cop, int) or isinstance(cop, bool):
         bad.reject(key, "cop", "missing answer (MedMCQA test rows have none)")
@@ -78,7 +87,7 @@ def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecor
     explanation = row.get("exp")
     return QARecord(
         id=str(row.get("id") or key),
-        question=question.strip(),
+        question=question,
         context=[],
         options=options,
         answer=LETTERS[cop - base],
@@ -94,14 +103,9 @@ def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecor
     )
 
 
-def _refuse_test_split(cfg: DatasetConfig) -> None:
+def _refuse_test_split(cfg: Any) -> None:
     if cfg.split == "test":
         raise MedalignError(
             "dataset.split=test: the MedMCQA test split has no answers, so it can be neither "
             "trained nor scored; use split=dev for evaluation"
         )
-
-
-@register("template_fields", "medmcqa")
-def medmcqa_fields(record: QARecord) -> dict[str, str]:
-    return {"subject": record.meta.get("subject") or ""}

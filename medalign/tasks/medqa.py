@@ -2,7 +2,8 @@
 
 Both variants of the official archive are read: `US/{split}.jsonl` (5 options) and
 `US/4_options/phrases_no_exclude_{split}.jsonl` (4 options, plus MetaMap phrases); a
-folder path picks by `dataset.options` (4 or 5; null = 5). `answer` must equal
+folder path picks by `dataset.options` (4, the default and lm-eval's `medqa_4options`,
+or 5). `answer` must equal
 `options[answer_idx]`, which catches files whose letters were shuffled. The hub copy
 `GBaker/MedQA-USMLE-4-options-hf` uses sent1/ending0..3/label and is mapped here too.
 """
@@ -12,33 +13,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medalign.config import DatasetConfig
 from medalign.data.files import read_jsonl
 from medalign.data.records import BadRows, QARecord
 from medalign.registry import register
+from medalign.tasks.choice import LetterChoiceTask
 
 LETTERS = "ABCDEFGH"
 
 
-@register("loader", "medqa")
-class MedQALoader:
-    @staticmethod
-    def split_file(folder: Path, cfg: DatasetConfig) -> Path:
-        if cfg.options == 4:
-            return folder / "4_options" / f"phrases_no_exclude_{cfg.split}.jsonl"
-        return folder / f"{cfg.split}.jsonl"
+@register("task", "medqa")
+class MedQA(LetterChoiceTask):
+    """lm-eval `medqa_4options` prompt; accuracy per USMLE step."""
 
-    @staticmethod
-    def read(path: Path, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+    name = "medqa"
+    reads = frozenset({"options"})
+    breakdown_key, breakdown_name = "step", "step"
+
+    def split_file(self, folder: Path) -> Path:
+        if self.cfg.options == 5:
+            return folder / f"{self.cfg.split}.jsonl"
+        return folder / "4_options" / f"phrases_no_exclude_{self.cfg.split}.jsonl"
+
+    def read(self, path: Path, bad: BadRows) -> list[QARecord]:
         rows = read_jsonl(path, bad)
-        return [r for key, row in rows if (r := to_record(key, row, cfg, bad)) is not None]
+        return [r for key, row in rows if (r := to_record(key, row, self.cfg, bad)) is not None]
 
-    @staticmethod
-    def read_hub(rows: Any, cfg: DatasetConfig, bad: BadRows) -> list[QARecord]:
+    def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
         records = [
-            to_record(f"row {i}", hub_row(dict(row)), cfg, bad) for i, row in enumerate(rows)
+            to_record(f"row {i}", hub_row(dict(row)), self.cfg, bad) for i, row in enumerate(rows)
         ]
         return [r for r in records if r is not None]
+
+    def template_fields(self, record: QARecord) -> dict[str, str]:
+        return {**super().template_fields(record), "step": record.meta.get("step") or ""}
 
 
 def hub_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +65,7 @@ def hub_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_record(key: str, row: dict[str, Any], cfg: DatasetConfig, bad: BadRows) -> QARecord | None:
+def to_record(key: str, row: dict[str, Any], cfg: Any, bad: BadRows) -> QARecord | None:
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
         bad.reject(key, "question", "missing or empty")
@@ -78,16 +85,15 @@ def to_record(key: str, row: dict[str, Any], cfg: DatasetConfig, bad: BadRows) -
     if answer is not None and answer != options[letter]:
         bad.reject(key, "answer", f"{answer!r} is not options[{letter!r}] ({options[letter]!r})")
         return None
+    empty = [k for k, v in options.items() if not isinstance(v, str) or not v.strip()]
+    if empty:
+        bad.reject(key, f"options.{empty[0]}", "null or empty option text")
+        return None
     return QARecord(
         id=key,
-        question=question.strip(),
+        question=question,
         context=[],
-        options={k: str(v).strip() for k, v in options.items()},
+        options=dict(options),
         answer=letter,
         meta={"step": row.get("meta_info"), "answer_text": options[letter]},
     )
-
-
-@register("template_fields", "medqa")
-def medqa_fields(record: QARecord) -> dict[str, str]:
-    return {"step": record.meta.get("step") or ""}

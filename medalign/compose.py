@@ -1,0 +1,21 @@
+"""Compose the config tree the way the CLI does, from Python (curriculum stages, resume,
+tests). The tree ships inside the package (medalign/conf), so this works from a wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+
+def compose(overrides: list[str]) -> Any:
+    """The full DictConfig for `overrides` (Hydra's compose API, no run directory)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name="config", overrides=overrides)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)

@@ -1,0 +1,108 @@
+"""Scoring for any ChoiceTask: log-likelihood of each choice (lm-eval's protocol) or a
+generated answer parsed from its final line. Knows no dataset: the Task supplies the
+lm-eval item, the choices, the parser and the breakdowns.
+
+Log-likelihood results keep acc, acc_norm (lm-eval's: log-likelihood divided by the
+choice's length in characters), ECE and Brier; predictions keep the raw per-choice
+log-likelihoods so anyone can re-derive every number.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from medalign.data.records import QARecord
+from medalign.eval import metrics as M
+from medalign.eval.generate import generate_texts, progress
+
+log = logging.getLogger(__name__)
+
+
+def score_loglik(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[dict]]:
+    from medalign.eval.loglik import score_choices
+
+    cfg = ctx.cfg
+    items = [task.loglik_item(r) for r in records]
+    with progress(len(items), f"eval {task.cfg.name}") as bar:
+        scored = score_choices(
+            ctx.model,
+            ctx.tokenizer,
+            [(it.context, it.choices) for it in items],
+            cfg.batch_size,
+            progress=bar.update,
+        )
+    golds = [it.gold for it in items]
+    correct, correct_norm, probs, preds = [], [], [], []
+    for record, item, ll, ntok, cut in zip(
+        records, items, scored.scores, scored.token_counts, scored.truncated, strict=True
+    ):
+        pred = max(range(len(ll)), key=ll.__getitem__)
+        norm = [s / len(c) for s, c in zip(ll, item.choices, strict=True)]
+        pred_norm = max(range(len(norm)), key=norm.__getitem__)
+        p = M.softmax(ll)
+        correct.append(float(pred == item.gold))
+        correct_norm.append(float(pred_norm == item.gold))
+        probs.append(p)
+        preds.append(
+            {
+                "id": record.id,
+                "gold": item.choices[item.gold],
+                "predicted": item.choices[pred],
+                "predicted_norm": item.choices[pred_norm],
+                "loglik": dict(zip(item.choices, ll, strict=True)),
+                "choice_tokens": dict(zip(item.choices, ntok, strict=True)),
+                "probs": dict(zip(item.choices, [round(x, 6) for x in p], strict=True)),
+                "truncated": cut,
+            }
+        )
+    truncated = sum(scored.truncated)
+    if truncated:
+        log.warning(
+            "%s: %d of %d prompts are longer than the model's context and were cut from the "
+            "left (as lm-eval does)",
+            task.cfg.name,
+            truncated,
+            len(records),
+        )
+    result = {
+        "n": len(records),
+        "truncated": truncated,
+        "metrics": {
+            "acc": M.with_ci(correct, cfg.bootstrap, cfg.seed),
+            "acc_norm": M.with_ci(correct_norm, cfg.bootstrap, cfg.seed),
+            "ece": {"value": M.expected_calibration_error(probs, golds), "n": len(records)},
+            "brier": {"value": M.brier(probs, golds), "n": len(records)},
+        },
+        "reliability": M.reliability_bins(probs, golds),
+    }
+    _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds])
+    return result, preds
+
+
+def score_generated(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[dict]]:
+    cfg = ctx.cfg
+    prompts = [task.prompt(r) for r in records]
+    texts = generate_texts(ctx.model, ctx.tokenizer, prompts, cfg, f"generate {task.cfg.name}")
+    correct, parsed, preds = [], [], []
+    for record, text in zip(records, texts, strict=True):
+        pred = task.parse(text, record)
+        gold = task.gold(record)
+        parsed.append(float(pred is not None))
+        correct.append(float(pred == gold))  # unparseable is never correct
+        preds.append({"id": record.id, "gold": gold, "predicted": pred, "generated": text})
+    result = {
+        "n": len(records),
+        "metrics": {
+            "acc": M.with_ci(correct, cfg.bootstrap, cfg.seed),
+            "unparseable_rate": M.rate_missing(parsed),
+        },
+    }
+    _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds])
+    return result, preds
+
+
+def _add_breakdowns(task, result, records, correct, predicted) -> None:
+    extra = task.breakdowns(records, correct, predicted)
+    result["metrics"].update(extra.pop("metrics", {}))
+    result.update(extra)

@@ -1,0 +1,214 @@
+"""A Task owns everything that depends on one dataset's format; the stages only loop.
+
+    @register("task", "medqa")
+    class MedQA(LetterChoiceTask): ...
+
+    task = get_task(dataset_cfg)            # bound to its DatasetConfig
+    records = task.read(path, bad)          # loading (data/loading.py picks the file)
+    task.prompt(record), task.target(record)            # SFT text
+    task.evaluate(ctx, records, mode)       # metrics + per-example predictions
+    task.reward_reference(record)           # what the RL reward functions read
+    task.pairs(records, objective)          # preference pairs for the reward model
+
+Why: the eval runner, RL prompt rows and pair builders used to branch on format names
+in five places, and wrong numbers hid in those branches. Now a format is one module; the
+shared scoring machinery (eval/choice.py, eval/extractive.py, eval/safety.py) takes a
+Task and knows no dataset. Adding a dataset = one Task module + one YAML (see README,
+"Add a dataset"); an instruction file needs only a YAML (tasks/instructions.py).
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from medalign.config import DatasetConfig
+from medalign.data.records import BadRows, QARecord
+from medalign.errors import MedalignError
+from medalign.registry import get
+
+Messages = list[dict[str, str]]
+Pair = dict[str, Any]
+# DatasetConfig keys only some formats read: a non-default value for a task that does
+# not read it would be silently ignored, so validation refuses it (see `check_config`).
+FORMAT_KEYS: dict[str, Any] = {"options": None, "cop_base": None}
+
+
+@dataclass(frozen=True)
+class LoglikItem:
+    """One question as lm-evaluation-harness scores it: `context` + " " + each choice."""
+
+    context: str
+    choices: list[str]
+    gold: int
+
+
+@dataclass
+class EvalContext:
+    """What a Task's evaluation needs besides its records."""
+
+    model: Any
+    tokenizer: Any
+    cfg: Any  # EvalConfig
+    reward_models: dict[str, str | None]
+
+
+class Task:
+    """Base class: loading hooks, template rendering, and the hooks the stages call."""
+
+    name: ClassVar[str] = ""
+    eval_modes: ClassVar[tuple[str, ...]] = ()  # the first is eval.mode=auto; () = not evaluable
+    reads: ClassVar[frozenset[str]] = frozenset()  # the FORMAT_KEYS this task reads
+    sniffed: ClassVar[bool] = True  # files of another known format are refused (data/files.py)
+
+    arg_defaults: ClassVar[dict[str, Any]] = {}  # the task's own settings (dataset.task_args)
+
+    def __init__(self, cfg: DatasetConfig) -> None:
+        self.cfg = cfg
+        given = dict(cfg.task_args or {})
+        unknown = sorted(set(given) - set(self.arg_defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.arg_defaults)) or "(none)"
+            raise MedalignError(
+                f"config dataset.task_args.{unknown[0]}: {self.name} has no such setting; "
+                f"its task_args: {valid}"
+            )
+        self.args = {**self.arg_defaults, **given}
+
+    # -- loading ------------------------------------------------------------------------
+    def split_file(self, folder: Path) -> Path:
+        """The file of `cfg.split` inside a folder in the dataset's official layout."""
+        return folder / f"{self.cfg.split}.json"
+
+    def read(self, path: Path, bad: BadRows) -> list[QARecord]:
+        raise NotImplementedError
+
+    def hub_split(self) -> str:
+        """The hub split holding `cfg.split` (some hub copies have one split for all)."""
+        return self.cfg.split
+
+    def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
+        raise MedalignError(f"dataset {self.cfg.name!r}: no hub layout is known for {self.name}")
+
+    # -- rendering (SFT) ------------------------------------------------------------------
+    def template_fields(self, record: QARecord) -> dict[str, str]:
+        """Fields the prompt template may use: the common ones plus the format's own."""
+        options = record.options or {}
+        letters = list(options)
+        return {
+            "question": record.question.strip(),
+            "context": "\n".join(c.strip() for c in record.context),
+            "options": "\n".join(f"{k}. {v.strip()}" for k, v in options.items()),
+            "letters": ", ".join(letters[:-1]) + f" or {letters[-1]}" if letters else "",
+        }
+
+    def answer_text(self, record: QARecord) -> str:
+        """The gold answer as the final line states it."""
+        if isinstance(record.answer, list):
+            return record.answer[0] if record.answer else self.cfg.no_answer
+        return record.answer
+
+    def prompt(self, record: QARecord) -> str:
+        return render(
+            "dataset.prompt_template",
+            self.cfg.prompt_template,
+            self.template_fields(record),
+            self.cfg.name,
+        )
+
+    def target(self, record: QARecord, rationale: bool | None = None) -> str:
+        """Optional rationale, then the fixed final-answer line that evaluation parses."""
+        final = self.final_line(self.answer_text(record))
+        use = self.cfg.rationale if rationale is None else rationale
+        if use and record.rationale:
+            return f"{record.rationale.strip()}\n{final}"
+        return final
+
+    def final_line(self, answer: str) -> str:
+        return render(
+            "dataset.answer_template", self.cfg.answer_template, {"answer": answer}, self.cfg.name
+        )
+
+    def messages(self, record: QARecord) -> dict[str, Messages]:
+        """One prompt/completion example in chat form (TRL masks the prompt's loss)."""
+        return {
+            "prompt": [{"role": "user", "content": self.prompt(record)}],
+            "completion": [{"role": "assistant", "content": self.target(record)}],
+        }
+
+    # -- evaluation -----------------------------------------------------------------------
+    def evaluate(
+        self, ctx: EvalContext, records: list[QARecord], mode: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        raise MedalignError(
+            f"eval.datasets: {self.cfg.name!r} ({self.name}) has no evaluation; "
+            "train on it, but evaluate on a scored dataset"
+        )
+
+    def resolve_mode(self, mode: str) -> str:
+        """eval.mode for this task: auto -> its own default; a mode it lacks is an error."""
+        if not self.eval_modes:
+            self.evaluate(None, [], mode)  # type: ignore[arg-type]  # raises the clear error
+        if mode == "auto":
+            return self.eval_modes[0]
+        if mode not in self.eval_modes:
+            raise MedalignError(
+                f"eval.mode={mode}: {self.cfg.name!r} is scored by {' or '.join(self.eval_modes)}"
+            )
+        return mode
+
+    # -- RL -------------------------------------------------------------------------------
+    def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
+        """What `correctness` needs to score a completion (None: not an RL prompt)."""
+        return None
+
+    @classmethod
+    def correctness(cls, text: str, reference: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    # -- preference pairs -----------------------------------------------------------------
+    def pairs(
+        self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
+    ) -> list[Pair]:
+        """Preference pairs for `objective` (helpfulness | safety); none by default."""
+        return []
+
+
+def render(key: str, template: str, fields: dict[str, Any], dataset: str) -> str:
+    """`template.format(**fields)`, with an error naming the unknown field."""
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    unknown = [n for n in names if n not in fields]
+    if unknown:
+        raise MedalignError(
+            f"{key} of dataset {dataset!r}: unknown field {{{unknown[0]}}}; "
+            f"available: {', '.join('{' + f + '}' for f in fields)}"
+        )
+    return template.format(**fields)
+
+
+def task_class(name: str) -> type[Task]:
+    """The registered Task class `name` (or a dotted path to one)."""
+    cls = get("task", name)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise MedalignError(f"dataset.format={name!r} is not a medalign Task class")
+    return cls
+
+
+def get_task(cfg: DatasetConfig) -> Task:
+    """The Task for `cfg.format`, bound to `cfg`."""
+    return task_class(cfg.format)(cfg)
+
+
+def check_config(cfg: DatasetConfig, where: str) -> None:
+    """Refuse format keys the task would ignore (e.g. options=4 on PubMedQA)."""
+    cls = task_class(cfg.format)
+    cls(cfg)  # unknown task_args fail here, before any model loads
+    for key, default in FORMAT_KEYS.items():
+        value = getattr(cfg, key, default)
+        if value != default and key not in cls.reads:
+            raise MedalignError(
+                f"config {where}.{key}={value!r}: dataset {cfg.name!r} ({cfg.format}) does not "
+                f"read {key!r}, so it would be ignored; remove it"
+            )
