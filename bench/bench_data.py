@@ -11,9 +11,9 @@ import dataclasses
 import time
 from pathlib import Path
 
-from medalign.config import DatasetConfig
+from medalign.compose import catalogue
 from medalign.data.formatting import to_messages
-from medalign.data.loading import EXAMPLES_DIR, dataset_config, load_records
+from medalign.data.loading import EXAMPLES_DIR, load_records
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FILES = [
@@ -35,9 +35,7 @@ def measure(repeats: int = 5) -> list[dict]:
     root, files = (SHARED, FILES) if SHARED.is_dir() else (EXAMPLES_DIR, EXAMPLES)
     rows = []
     for name, rel, changes in files:
-        cfg = dataclasses.replace(
-            dataset_config(name, DatasetConfig(name="_")), path=str(root / rel), **changes
-        )
+        cfg = dataclasses.replace(catalogue(name), path=str(root / rel), **changes)
         load_s = format_s = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()

@@ -10,10 +10,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-from medalign.config import DatasetConfig, ModelConfig, QuantConfig
-from medalign.data.loading import dataset_config, load_records
-from medalign.eval.loglik import score_fast, score_naive
 from medalign.eval.prompts import loglik_item
+
+from medalign.compose import catalogue
+from medalign.config import ModelConfig, QuantConfig
+from medalign.data.loading import load_records
+from medalign.eval.loglik import score_fast, score_naive
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -24,7 +26,7 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = dataset_config("medqa", DatasetConfig(name="_"))
+    cfg = catalogue("medqa")
     if REAL.is_file():
         cfg = dataclasses.replace(cfg, path=str(REAL), options=4)
     else:

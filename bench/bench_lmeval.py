@@ -38,13 +38,15 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
         return {"status": "not measured: lm-eval not installed (pip install lm-eval==0.4.13)"}
     import dataclasses
 
-    from medalign.config import DatasetConfig, ModelConfig, QuantConfig
-    from medalign.data.loading import dataset_config, load_records
-    from medalign.eval.loglik import score_fast
     from medalign.eval.prompts import loglik_item
+
+    from medalign.compose import catalogue
+    from medalign.config import ModelConfig, QuantConfig
+    from medalign.data.loading import load_records
+    from medalign.eval.loglik import score_fast
     from medalign.models.load import load_causal_lm, load_tokenizer, model_source
 
-    cfg = dataset_config("medqa", DatasetConfig(name="_"))
+    cfg = catalogue("medqa")
     cfg = (
         dataclasses.replace(cfg, path=str(REAL), options=4)
         if REAL.is_file()

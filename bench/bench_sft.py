@@ -40,13 +40,14 @@ print("RESULT", json.dumps({"tokens": tokens, "seconds": elapsed}))
 
 
 def _rows_and_model() -> tuple[list[dict], str, list[int]]:
-    from medalign.config import DatasetConfig, ModelConfig
+    from medalign.compose import catalogue
+    from medalign.config import ModelConfig
     from medalign.data.formatting import to_messages
-    from medalign.data.loading import dataset_config, load_records
+    from medalign.data.loading import load_records
     from medalign.models.load import load_tokenizer, model_source
     from medalign.stages.sft import example_lengths
 
-    cfg = dataset_config("medmcqa", DatasetConfig(name="_"))
+    cfg = catalogue("medmcqa")
     rows = [to_messages(r, cfg) for r in load_records(cfg).records]
     source = model_source(ModelConfig())
     from datasets import Dataset
@@ -113,8 +114,8 @@ def _medalign_once(*overrides: str) -> dict:
                 "medalign",
                 "stage=medmcqa",
                 "logger=none",
-                f"stage.max_steps={STEPS}",
-                f"stage.per_device_train_batch_size={BATCH}",
+                f"trainer.max_steps={STEPS}",
+                f"trainer.per_device_train_batch_size={BATCH}",
                 f"hydra.run.dir={tmp}/run",
                 *overrides,
             ]

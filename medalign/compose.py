@@ -19,3 +19,10 @@ def compose(overrides: list[str]) -> Any:
         return hydra_compose(config_name="config", overrides=overrides)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides)
+
+
+def catalogue(name: str) -> Any:
+    """The DatasetConfig of `datasets.<name>` as the default config composes it."""
+    from medalign.config import validate
+
+    return validate(compose([])).datasets[name]

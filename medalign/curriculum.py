@@ -7,8 +7,9 @@ Each stage is composed from the command line's overrides plus `stage=<name>` (so
 `lora.r=16` applies to all stages, `curriculum.stages.<name>.*` to one), runs in
 `<run>/<k>-<name>/` exactly as a single stage would, and is recorded in the curriculum's
 `manifest.json` (written atomically after every change: the single source of truth for
-resume and for `eval.run`). Stage k+1 continues stage k's adapter (`handoff=continue`)
-or starts a new adapter on stage k merged into the base (`handoff=merge`). The base
+resume and for `init_from=<run>:<stage>`). Stage k+1 continues stage k's adapter
+(`handoff=continue`) or starts a new adapter on stage k merged into the base
+(`handoff=merge`). The base
 model is evaluated first, every stage after it trains, and the run ends with the table
 "stage x dataset" in Markdown, PNG and W&B.
 """

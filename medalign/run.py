@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from medalign.checks import check_components
 from medalign.config import validate
 from medalign.outputs import RunDir, write_json_atomic
 from medalign.registry import get, names
@@ -32,6 +33,7 @@ def run(
 
     `overrides` are the command line's: a curriculum re-composes each stage from them."""
     typed = validate(cfg)
+    check_components(typed)
     if typed.stage.kind in names("pipeline"):  # a run of runs (the curriculum)
         return get("pipeline", typed.stage.kind)(typed, Path(run_dir), list(overrides or []))
     stage_fn = get("stage", typed.stage.kind)
@@ -44,6 +46,11 @@ def run(
     plain.pop("hydra", None)
     run_dir = Path(run_dir)
     resuming = typed.stage.kind == "sft" and typed.stage.resume_from == "latest"
+    if resuming and (run_dir / "config.yaml").is_file():  # resume is a replay
+        from medalign.resume import refuse_changes
+
+        recorded = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+        refuse_changes(recorded, plain, str(run_dir))  # type: ignore[arg-type]
     out = RunDir.create(run_dir, typed.stage.name, plain, reopen=resuming)
     tracker = start_tracking(
         typed.logger,

@@ -42,14 +42,26 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("[!_]*.yaml"))
 
 
+_CATALOGUE: dict = {}
+
+
 def dataset_cfg(name: str, **changes: object):
-    """The DatasetConfig of conf/dataset/<name>.yaml with `changes` applied."""
+    """The DatasetConfig of conf/dataset/<name>.yaml (the composed catalogue entry
+    `datasets.<name>`) with `changes` applied."""
     import dataclasses
 
-    from medalign.config import DatasetConfig
-    from medalign.data.loading import dataset_config
+    from medalign.config import validate
 
-    return dataclasses.replace(dataset_config(name, DatasetConfig(name="_")), **changes)
+    if not _CATALOGUE:
+        _CATALOGUE.update(validate(compose()).datasets)
+    return dataclasses.replace(_CATALOGUE[name], **changes)
+
+
+def task_for(name: str, **changes: object):
+    """The Task of dataset `name` (its catalogue config with `changes`)."""
+    from medalign.tasks.base import get_task
+
+    return get_task(dataset_cfg(name, **changes))
 
 
 def shared_file(*parts: str) -> Path:
@@ -57,3 +69,12 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data sample not present: {path} (../shared/data is optional)")
     return path
+
+
+def with_dataset(dcfg, *overrides: str):
+    """The validated RunConfig of `overrides` whose training dataset is `dcfg`."""
+    import dataclasses
+
+    from medalign.config import validate
+
+    return dataclasses.replace(validate(compose(*overrides)), dataset=dcfg)

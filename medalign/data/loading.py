@@ -159,9 +159,6 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     unchecked: dict[str, str] = {}
     if train.decontaminate_against:
         index = EvalIndex(train.ngram)
-        train_ids: dict[str, set[str]] = {}
-        for part in parts:
-            train_ids.setdefault(part.source, set()).update(r.id for r in part.records)
         for name in train.decontaminate_against:
             eval_cfg = dataclasses.replace(eval_dataset_config(cfg, name), limit=None)
             try:
@@ -170,13 +167,6 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
                 log.warning("not decontaminating against %s: %s", name, exc)
                 unchecked[name] = str(exc)
                 continue
-            shared = {r.id for r in eval_data.records} & train_ids.get(eval_data.source, set())
-            if shared:
-                raise MedalignError(
-                    f"dataset.path: {eval_data.source} is both the training file and the "
-                    f"evaluation set of {name!r} ({eval_cfg.eval_split}: {len(shared)} rows in "
-                    f"both); point datasets.{name}.path (or data_root) at the evaluation rows"
-                )
             log.info(
                 "decontaminating against %s/%s: %s", name, eval_cfg.eval_split, eval_data.source
             )

@@ -66,9 +66,11 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     model, peft_config = _attach_adapter(model, cfg, point)
     trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
     checkpoint = _checkpoint_to_resume(stage.resume_from, run.path / "checkpoints")
+    resumed_at = 0
     if checkpoint:
         log.info("resuming training from %s", checkpoint)
         run.update(resumed_from=checkpoint)
+        resumed_at = _continue_counters(trainer, Path(checkpoint))
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     elapsed = time.perf_counter() - started
@@ -77,7 +79,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     out_dir = save_atomically(trainer.model, tokenizer, run.path / out_name)
     tokens = _num_tokens(trainer)
     metrics = {
-        "train/loss": float(result.training_loss),
+        "train/loss": _whole_run_loss(trainer, result, resumed_at),
         "train/num_tokens": tokens,
         "train/tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
         "train/packing": packing_mode(cfg),
@@ -197,6 +199,31 @@ def packing_mode(cfg: RunConfig) -> bool:
     import torch
 
     return torch.cuda.is_available() and "flash" in cfg.model.attn_implementation
+
+
+def _continue_counters(trainer: Any, checkpoint: Path) -> int:
+    """Carry TRL's running token count over a resume (it restarts at 0 in a new
+    process); return the checkpoint's step."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    counts = [e["num_tokens"] for e in state.get("log_history", []) if "num_tokens" in e]
+    if counts and hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = int(counts[-1])
+    return int(state.get("global_step", 0))
+
+
+def _whole_run_loss(trainer: Any, result: Any, resumed_at: int) -> float:
+    """Mean training loss over every step of the run. After a resume the trainer's own
+    figure covers only the resumed steps; the steps before come from the logged windows
+    the checkpoint restored, so a resumed stage reports what an uninterrupted one does."""
+    if not resumed_at:
+        return float(result.training_loss)
+    total, previous = 0.0, 0
+    for entry in trainer.state.log_history:
+        if "loss" in entry and entry.get("step", 0) <= resumed_at:
+            total += entry["loss"] * (entry["step"] - previous)
+            previous = entry["step"]
+    after = result.global_step - resumed_at
+    return (total + float(result.training_loss) * after) / max(previous + after, 1)
 
 
 def _num_tokens(trainer: Any) -> int | None:

@@ -7,22 +7,25 @@ import sys
 
 import pytest
 
+from medalign.checks import check_components
 from medalign.config import STAGE_SCHEMAS, check_overrides, validate
 from medalign.errors import MedalignError
 from tests.conftest import REPO, compose, options
 
 
+@pytest.mark.parametrize("debug", [None, "fast"])
 @pytest.mark.parametrize("stage", options("stage"))
 @pytest.mark.parametrize("experiment", [None, *options("experiment")])
-def test_every_stage_and_experiment_validates(stage: str, experiment: str | None) -> None:
+def test_every_stage_and_experiment_validates(
+    stage: str, experiment: str | None, debug: str | None
+) -> None:
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
+    overrides += [f"debug={debug}"] if debug else []
     special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl")}
-    if experiment == "all_data_mix" and stage in ("eval", "export", "reward", "rl"):
-        # its SFT step count cannot apply to a stage without steps: a clear error, not a crash
-        with pytest.raises(MedalignError, match="stage.max_steps: unknown key 'max_steps'"):
-            validate(compose(*overrides))
-        return
     typed = validate(compose(*overrides))
+    check_components(typed)
+    if debug:
+        assert typed.trainer.max_steps == 5 and typed.logger.name == "none"
     assert typed.stage.kind in STAGE_SCHEMAS
     assert isinstance(typed.stage, STAGE_SCHEMAS[typed.stage.kind])
     assert typed.stage.kind == special.get(stage, "sft")  # stage= beats the experiment's
@@ -47,9 +50,9 @@ def test_stage_selects_its_dataset() -> None:
 
 
 def test_overrides_reach_the_typed_config() -> None:
-    typed = validate(compose("stage=pubmedqa", "lora.r=16", "stage.max_steps=7"))
+    typed = validate(compose("stage=pubmedqa", "lora.r=16", "trainer.max_steps=7"))
     assert typed.lora.r == 16
-    assert typed.stage.max_steps == 7
+    assert typed.trainer.max_steps == 7
 
 
 def test_real_model_configs_name_their_hub_ids_and_chat_formats() -> None:

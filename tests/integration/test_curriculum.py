@@ -26,9 +26,9 @@ SMALL = [
     "eval.limit=4",
     "eval.bootstrap=0",
     "dataset.limit=8",
-    "stage.max_steps=30",
-    "stage.logging_steps=5",
-    "checkpoint.every_steps=5",
+    "trainer.max_steps=30",
+    "trainer.logging_steps=5",
+    "trainer.save_steps=5",
 ]
 
 
@@ -102,6 +102,12 @@ def test_killed_curriculum_resumes_to_the_same_result(tmp_path: Path) -> None:
     for name, tensor in theirs.items():
         torch.testing.assert_close(ours[name], tensor, atol=1e-4, rtol=1e-3)
     assert manifest["results"]["medmcqa"]["medqa"] == ref_manifest["results"]["medmcqa"]["medqa"]
+    # Issue 12 item 9: a resumed stage logs its whole training, not only the resumed steps.
+    ref_stage2 = json.loads((reference / "1-medmcqa" / "manifest.json").read_text())["stages"][0]
+    ours_m, ref_m = stage2["metrics"], ref_stage2["metrics"]
+    assert ours_m["train/num_tokens"] == ref_m["train/num_tokens"]
+    assert ours_m["train/loss"] == pytest.approx(ref_m["train/loss"], abs=1e-3)
+    assert manifest["status"] == "done"
     assert _snapshot(reference) == before  # a second curriculum never touched the first
 
 
@@ -112,8 +118,8 @@ def test_same_seed_same_losses(tmp_path: Path) -> None:
             compose(
                 "stage=medmcqa",
                 "logger=none",
-                "stage.max_steps=6",
-                "stage.logging_steps=1",
+                "trainer.max_steps=6",
+                "trainer.logging_steps=1",
                 "dataset.limit=8",
             ),
             tmp_path / name,
@@ -124,7 +130,7 @@ def test_same_seed_same_losses(tmp_path: Path) -> None:
 
 
 def test_lora_mismatch_at_handoff_fails_before_training(tmp_path: Path) -> None:
-    overrides = [*SMALL, "stage.max_steps=2", "curriculum.stages.medmcqa.overrides=['lora.r=16']"]
+    overrides = [*SMALL, "trainer.max_steps=2", "curriculum.stages.medmcqa.overrides=['lora.r=16']"]
     with pytest.raises(MedalignError, match="has r=8, but the config asks for lora.r=16"):
         run(compose(*overrides), tmp_path / "run", overrides=overrides)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -137,7 +143,7 @@ def test_merge_handoff_and_export(tmp_path: Path) -> None:
 
     overrides = [
         *SMALL,
-        "stage.max_steps=3",
+        "trainer.max_steps=3",
         "curriculum.handoff=merge",
         "curriculum.stages.medmcqa.max_steps=2",
     ]
@@ -151,7 +157,9 @@ def test_merge_handoff_and_export(tmp_path: Path) -> None:
         tmp_path / "run" / "results.png"
     ).is_file()
 
-    run(compose("stage=export", "logger=none", f"run={tmp_path / 'run'}"), tmp_path / "export")
+    run(
+        compose("stage=export", "logger=none", f"init_from={tmp_path / 'run'}"), tmp_path / "export"
+    )
     model_dir = tmp_path / "export" / "model"
     assert (model_dir / "model.safetensors").is_file()
     card = (model_dir / "README.md").read_text()
@@ -166,7 +174,7 @@ def test_one_wandb_group_per_curriculum_one_run_per_stage(
     from tests import wandb_log
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    overrides = [*SMALL, "logger=wandb", "stage.max_steps=2", "checkpoint.every_steps=0"]
+    overrides = [*SMALL, "logger=wandb", "trainer.max_steps=2", "trainer.save_steps=0"]
     run(compose(*overrides), tmp_path / "run", overrides=overrides)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     infos = {}
@@ -182,3 +190,18 @@ def test_one_wandb_group_per_curriculum_one_run_per_stage(
     }
     summary = list((tmp_path / "run").glob("wandb/offline-run-*/*.wandb"))
     assert wandb_log.run_info(summary[0])["job_type"] == "summary"
+
+
+def test_resume_replays_the_recorded_config_and_refuses_a_conflicting_override(
+    tmp_path: Path,
+) -> None:
+    overrides = [*SMALL, "curriculum.order=[pubmedqa]", "trainer.max_steps=2"]
+    run(compose(*overrides), tmp_path / "run", overrides=overrides)
+    recorded = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert recorded["overrides"][-1] == "trainer.max_steps=2" and recorded["status"] == "done"
+    changed = [*overrides, f"resume={tmp_path / 'run'}", "lora.r=16"]
+    with pytest.raises(MedalignError, match=r"lora.r=16 would change the recorded lora.r=8"):
+        run(compose(*changed), tmp_path / "other", overrides=changed)
+    again = [f"resume={tmp_path / 'run'}", "experiment=curriculum", "logger=none"]
+    table = run(compose(*again), tmp_path / "other", overrides=again)
+    assert table == recorded["results"]  # nothing re-ran: every stage was done

@@ -11,11 +11,10 @@ from medalign.config import ModelConfig, QuantConfig
 from medalign.data.loading import load_records
 from medalign.errors import MedalignError
 from medalign.eval.loglik import score_fast, score_naive
-from medalign.eval.prompts import loglik_item
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
 from medalign.run import run
 from tests import wandb_log
-from tests.conftest import compose, dataset_cfg, shared_file
+from tests.conftest import compose, shared_file, task_for
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,8 @@ def tiny():
 
 
 def _items(name: str, rel: str, n: int, **changes: object):
-    records = load_records(dataset_cfg(name, path=str(shared_file(*rel.split("/"))), **changes))
-    return [loglik_item(r, name) for r in records.records[:n]]
+    task = task_for(name, path=str(shared_file(*rel.split("/"))), **changes)
+    return [task.loglik_item(r) for r in load_records(task.cfg).records[:n]]
 
 
 def test_fast_scoring_equals_naive_per_choice_scoring_on_real_rows(tiny) -> None:
@@ -38,7 +37,7 @@ def test_fast_scoring_equals_naive_per_choice_scoring_on_real_rows(tiny) -> None
         + _items("medmcqa", "medmcqa/dev_converted_sample.json", 6)
         + _items("pubmedqa", "pubmedqa/ori_pqal_sample.json", 4)
     )
-    pairs = [(context, choices) for context, choices, _ in items]
+    pairs = [(item.context, item.choices) for item in items]
     fast = score_fast(model, tokenizer, pairs, batch_size=4)
     naive = score_naive(model, tokenizer, pairs)
     for f, n in zip(fast, naive, strict=True):
@@ -83,7 +82,9 @@ def test_stage_eval_writes_every_report_and_logs_to_wandb(
     ):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"}
+    assert set(results) == {
+        "pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench", "mmlu_medical"
+    }  # fmt: skip
     acc = results["medqa"]["metrics"]["acc"]
     assert acc["n"] == 6 and acc["ci"][0] <= acc["value"] <= acc["ci"][1]
     assert {"acc_norm", "ece", "brier"} <= set(results["medmcqa"]["metrics"])
@@ -91,9 +92,9 @@ def test_stage_eval_writes_every_report_and_logs_to_wandb(
     assert sum(sum(row.values()) for row in results["pubmedqa"]["confusion"].values()) == 6
     assert {"exact", "f1", "unparseable_rate"} <= set(results["radqa"]["metrics"])
     predictions = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == 28  # 6 per dataset, and MedSafetyBench has 4 test rows
-    assert set(predictions[0]) >= {"dataset", "id", "gold", "predicted", "probs"}
-    assert "generated" in predictions[-1]
+    assert len(predictions) == 34  # 6 per dataset, and MedSafetyBench has 4 test rows
+    assert set(predictions[0]) >= {"dataset", "id", "gold", "predicted", "probs", "loglik"}
+    assert all("generated" in p for p in predictions if p["dataset"] == "radqa")
     assert "| medqa | test | loglik | 6 | acc |" in (out / "summary.md").read_text()
 
     stage = json.loads((run_dir / "manifest.json").read_text())["stages"][0]
@@ -121,7 +122,7 @@ def test_eval_of_a_finished_run_uses_its_adapter(tmp_path: Path) -> None:
         compose(
             "stage=medqa",
             "logger=none",
-            "stage.max_steps=2",
+            "trainer.max_steps=2",
             "dataset.limit=4",
             "eval.after_train=true",
             "eval.datasets=[medqa]",
@@ -135,7 +136,7 @@ def test_eval_of_a_finished_run_uses_its_adapter(tmp_path: Path) -> None:
         compose(
             "stage=eval",
             "logger=none",
-            f"eval.run={train_dir}",
+            f"init_from={train_dir}",
             "eval.datasets=[medqa]",
             "eval.limit=4",
         ),
@@ -146,6 +147,6 @@ def test_eval_of_a_finished_run_uses_its_adapter(tmp_path: Path) -> None:
     assert metrics["eval/medqa/acc"] == stage["metrics"]["eval/medqa/acc"]
     with pytest.raises(MedalignError, match="has no stage 'medmcqa'"):
         run(
-            compose("stage=eval", "logger=none", f"eval.run={train_dir}", "eval.stage=medmcqa"),
+            compose("stage=eval", "logger=none", f"init_from={train_dir}:medmcqa"),
             tmp_path / "eval2",
         )

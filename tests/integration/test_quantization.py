@@ -42,7 +42,7 @@ def test_quantized_lora_training_and_eval_run_on_this_machine(tmp_path: Path, mo
             "stage=medmcqa",
             f"quant={mode}",
             "logger=none",
-            "stage.max_steps=3",
+            "trainer.max_steps=3",
             "dataset.limit=8",
             "eval.after_train=true",
             "eval.datasets=[medmcqa]",

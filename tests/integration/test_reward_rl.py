@@ -14,7 +14,7 @@ from tests.conftest import compose
 @pytest.fixture(scope="module")
 def sft_adapter(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("sft") / "run"
-    run(compose("stage=medmcqa", "logger=none", "stage.max_steps=4", "dataset.limit=8"), out)
+    run(compose("stage=medmcqa", "logger=none", "trainer.max_steps=4", "dataset.limit=8"), out)
     return str(out / "adapter")
 
 
@@ -27,9 +27,7 @@ def test_reward_models_learn_to_rank_held_out_pairs(tmp_path: Path, sft_adapter:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     metrics = run(
-        compose(
-            "stage=reward", "logger=none", f"reward.init_from={sft_adapter}", "reward.max_steps=40"
-        ),
+        compose("stage=reward", "logger=none", f"init_from={sft_adapter}", "trainer.max_steps=40"),
         tmp_path / "run",
     )
     assert metrics["reward/helpfulness_accuracy"] >= 0.75  # chance is 0.5
@@ -63,9 +61,9 @@ def test_online_rl_runs_and_logs_the_weighted_total(
             "stage=rl",
             f"rl={algorithm}",
             "logger=none",
-            f"rl.init_from={sft_adapter}",
-            "rl.max_steps=2",
-            "rl.logging_steps=1",
+            f"init_from={sft_adapter}",
+            "trainer.max_steps=2",
+            "trainer.logging_steps=1",
             "rl.limit=4",
             "rl.max_completion_length=16",
             "reward.length_target=4",
@@ -94,8 +92,8 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, sft_adapter: str) -> Non
             "stage=rl",
             "rl=dpo",
             "logger=none",
-            f"rl.init_from={sft_adapter}",
-            "rl.max_steps=2",
+            f"init_from={sft_adapter}",
+            "trainer.max_steps=2",
             "reward.limit=16",
         ),
         tmp_path / "run",
@@ -116,7 +114,7 @@ def test_medsafetybench_demonstrations_mix_into_sft(tmp_path: Path) -> None:
             "stage=sft",
             "dataset=medmcqa",
             "logger=none",
-            "stage.max_steps=2",
+            "trainer.max_steps=2",
             "dataset.mix={medmcqa:1.0,medsafetybench:1.0}",
         ),
         tmp_path / "run",
@@ -143,8 +141,8 @@ def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str)
         compose(
             "stage=reward",
             "logger=none",
-            f"reward.init_from={sft_adapter}",
-            "reward.max_steps=4",
+            f"init_from={sft_adapter}",
+            "trainer.max_steps=4",
             "reward.objective=safety",
         ),
         tmp_path / "reward",
@@ -154,8 +152,8 @@ def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str)
         compose(
             "stage=rl",
             "logger=none",
-            f"rl.init_from={sft_adapter}",
-            "rl.max_steps=1",
+            f"init_from={sft_adapter}",
+            "trainer.max_steps=1",
             "rl.limit=2",
             "rl.max_completion_length=8",
             f"reward.models.safety={safety}",

@@ -15,7 +15,7 @@ from medalign.run import run
 from tests import wandb_log
 from tests.conftest import REPO, compose
 
-FAST = ["stage.max_steps=4", "stage.logging_steps=1", "dataset.limit=8"]
+FAST = ["trainer.max_steps=4", "trainer.logging_steps=1", "dataset.limit=8"]
 
 
 def _completion_loss(model, tokenizer, examples: list[dict]) -> float:
@@ -52,10 +52,10 @@ def test_sft_lowers_loss_and_the_adapter_reloads_exactly(tmp_path: Path) -> None
         "stage=pubmedqa",
         "logger=none",
         "dataset.limit=8",
-        "stage.max_steps=30",
-        "stage.learning_rate=1e-2",
-        "stage.warmup_steps=0",
-        "stage.lr_scheduler_type=constant",
+        "trainer.max_steps=30",
+        "trainer.learning_rate=1e-2",
+        "trainer.warmup_steps=0",
+        "trainer.lr_scheduler_type=constant",
     )
     typed_dataset = cfg.dataset
     from medalign.config import validate
@@ -110,7 +110,7 @@ def test_mixed_stage_records_rows_per_dataset(tmp_path: Path) -> None:
             "stage=sft",
             "dataset=medmcqa",
             "logger=none",
-            "stage.max_steps=2",
+            "trainer.max_steps=2",
             "dataset.mix={medmcqa:1.0,medqa:0.5}",
         ),
         tmp_path / "run",
@@ -188,7 +188,7 @@ def test_skipped_rows_are_counted_in_the_manifest(tmp_path: Path) -> None:
         compose(
             "stage=pubmedqa",
             "logger=none",
-            "stage.max_steps=1",
+            "trainer.max_steps=1",
             f"dataset.path={path}",
             "dataset.on_bad_row=skip",
         ),
@@ -202,10 +202,10 @@ def test_skipped_rows_are_counted_in_the_manifest(tmp_path: Path) -> None:
 
 def test_a_finished_run_directory_is_never_reused(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run(compose("stage=pubmedqa", "logger=none", "stage.max_steps=1", "dataset.limit=4"), run_dir)
+    run(compose("stage=pubmedqa", "logger=none", "trainer.max_steps=1", "dataset.limit=4"), run_dir)
     adapter = (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
     with pytest.raises(MedalignError, match="already holds a run"):
-        run(compose("stage=pubmedqa", "logger=none", "stage.max_steps=1"), run_dir)
+        run(compose("stage=pubmedqa", "logger=none", "trainer.max_steps=1"), run_dir)
     assert (run_dir / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
     assert json.loads((run_dir / "manifest.json").read_text())["stages"][0]["status"] == "done"
 
@@ -221,13 +221,11 @@ def test_continuing_an_adapter_checks_its_lora_settings(tmp_path: Path) -> None:
     run(compose("stage=pubmedqa", "logger=none", *FAST), first)
     with pytest.raises(MedalignError, match="has r=8, but the config asks for lora.r=16"):
         run(
-            compose(
-                "stage=pubmedqa", "logger=none", "lora.r=16", f"stage.init_from={first}/adapter"
-            ),
+            compose("stage=pubmedqa", "logger=none", "lora.r=16", f"init_from={first}/adapter"),
             tmp_path / "second",
         )
     run(
-        compose("stage=pubmedqa", "logger=none", *FAST, f"stage.init_from={first}/adapter"),
+        compose("stage=pubmedqa", "logger=none", *FAST, f"init_from={first}/adapter"),
         tmp_path / "third",
     )
     assert (tmp_path / "third" / "adapter" / "adapter_config.json").is_file()

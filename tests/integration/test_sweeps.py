@@ -16,7 +16,7 @@ from medalign.run import run
 from tests import wandb_log
 from tests.conftest import REPO, compose, options
 
-TINY = ["stage=medmcqa", "stage.max_steps=2", "dataset.limit=4"]
+TINY = ["stage=medmcqa", "trainer.max_steps=2", "dataset.limit=4"]
 
 
 def _medalign(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> str:
@@ -52,8 +52,8 @@ def test_multirun_jobs_are_wandb_runs_of_one_group(tmp_path: Path) -> None:
         configs.append(wandb_log.run_config(run_file))
     assert infos[0]["group"] == infos[1]["group"] == f"sweep-{sweep.name}"
     assert {i["name"] for i in infos} == {
-        "dataset.limit=4,lora.r=4,stage.max_steps=2,stage=medmcqa,sweep.metric=train/loss",
-        "dataset.limit=4,lora.r=8,stage.max_steps=2,stage=medmcqa,sweep.metric=train/loss",
+        "dataset.limit=4,lora.r=4,trainer.max_steps=2,stage=medmcqa,sweep.metric=train/loss",
+        "dataset.limit=4,lora.r=8,trainer.max_steps=2,stage=medmcqa,sweep.metric=train/loss",
     }
     assert [c["lora.r"] for c in configs] == [4, 8]  # flattened resolved config
     summary = json.loads((sweep / "sweep_summary.json").read_text())
@@ -98,11 +98,11 @@ def test_optuna_runs_three_trials_and_records_the_best(tmp_path: Path) -> None:
     )
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert set(best["best_params"]) == {
-        "stage.learning_rate",
+        "trainer.learning_rate",
         "lora.r",
         "lora.alpha",
         "lora.dropout",
-        "stage.num_train_epochs",
+        "trainer.num_train_epochs",
     }
     summary = json.loads((sweep / "sweep_summary.json").read_text())
     assert len(summary["jobs"]) == 3
@@ -133,7 +133,7 @@ def test_two_cpu_processes_train_one_synchronized_adapter(tmp_path: Path) -> Non
         "-m",
         "medalign",
         *TINY,
-        "stage.max_steps=4",
+        "trainer.max_steps=4",
         "logger=wandb",
         f"hydra.run.dir={run_dir}",
         launcher=[accelerate, "launch"],
@@ -156,14 +156,14 @@ def test_every_experiment_composes_validates_and_runs(tmp_path: Path, experiment
     overrides = [
         f"experiment={experiment}",
         "logger=none",
-        "stage.max_steps=2",
+        "trainer.max_steps=2",
         "dataset.limit=4",
         "eval.limit=2",
         "eval.datasets=[medqa]",
         "eval.bootstrap=0",
         "curriculum.order=[pubmedqa,medmcqa]",
         "curriculum.eval_before=false",
-        "checkpoint.every_steps=0",
+        "trainer.save_steps=0",
     ]
     validate(compose(*overrides))
     run(compose(*overrides), tmp_path / "run", overrides=overrides)

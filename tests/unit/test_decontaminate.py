@@ -4,7 +4,7 @@ from medalign.config import DatasetConfig
 from medalign.data.decontaminate import EvalIndex, split_contaminated
 from medalign.data.loading import load_training_data
 from medalign.data.records import QARecord
-from tests.conftest import dataset_cfg
+from tests.conftest import dataset_cfg, with_dataset
 
 EVAL = [
     QARecord(
@@ -39,25 +39,23 @@ def test_catches_exact_and_near_duplicates_and_spares_distinct_questions() -> No
 def test_training_data_drops_planted_test_rows_and_reports_them() -> None:
     # PubMedQA's example test PMIDs planted into training via split=all.
     planted = dataset_cfg("pubmedqa", split="all", decontaminate_against=["pubmedqa"])
-    data = load_training_data(planted, None)
+    data = load_training_data(with_dataset(planted))
     assert data.decontaminated == {"exact:pubmedqa": 8}
     assert len(data.records) == 22
-    kept = load_training_data(
-        dataset_cfg(
-            "pubmedqa", split="all", decontaminate=False, decontaminate_against=["pubmedqa"]
-        ),
-        None,
+    kept_cfg = dataset_cfg(
+        "pubmedqa", split="all", decontaminate=False, decontaminate_against=["pubmedqa"]
     )
+    kept = load_training_data(with_dataset(kept_cfg))
     assert len(kept.records) == 30 and kept.summary()["decontaminated"] == 8
 
 
 def test_the_example_data_is_clean_against_every_eval_set() -> None:
     for name in ("pubmedqa", "medmcqa", "medqa", "radqa"):
-        assert load_training_data(dataset_cfg(name), None).decontaminated == {}, name
+        assert load_training_data(with_dataset(dataset_cfg(name))).decontaminated == {}, name
 
 
 def test_mix_weights_rows_per_dataset() -> None:
     cfg = dataset_cfg("medmcqa", mix={"medmcqa": 1.0, "medqa": 0.5, "pubmedqa": 2.0}, seed=0)
-    data = load_training_data(cfg, None)
+    data = load_training_data(with_dataset(cfg))
     assert data.summary()["rows_by_dataset"] == {"medmcqa": 30, "medqa": 12, "pubmedqa": 44}
     assert DatasetConfig().mix is None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from medalign.data.formatting import render_prompt, target_text, to_messages
+from medalign.data.formatting import to_messages
 from medalign.data.loading import load_records
 from medalign.errors import MedalignError
+from medalign.tasks.base import get_task
 from tests.conftest import dataset_cfg
 
 
@@ -17,7 +18,7 @@ def _first(name: str, **changes: object):
 
 def test_pubmedqa_prompt_and_target() -> None:
     record, cfg = _first("pubmedqa", split="all")
-    assert render_prompt(record, cfg) == (
+    assert get_task(cfg).prompt(record) == (
         "Abstract:\n"
         "BACKGROUND: Prolonged bed rest after hip fracture surgery is linked to pneumonia and "
         "delirium in older adults.\n"
@@ -28,7 +29,7 @@ def test_pubmedqa_prompt_and_target() -> None:
         "Question: Does early mobilisation after hip fracture surgery shorten hospital stay?\n"
         "Answer yes, no or maybe."
     )
-    assert target_text(record, cfg) == (
+    assert get_task(cfg).target(record) == (
         "Mobilising patients within 24 hours of hip fracture surgery was associated with a "
         "shorter stay and fewer pneumonias.\nFinal answer: yes"
     )
@@ -36,46 +37,46 @@ def test_pubmedqa_prompt_and_target() -> None:
 
 def test_medmcqa_prompt_and_target() -> None:
     record, cfg = _first("medmcqa")
-    assert render_prompt(record, cfg) == (
+    assert get_task(cfg).prompt(record) == (
         "Question: Which vitamin deficiency causes scurvy?\nOptions:\nA. Vitamin A\n"
         "B. Vitamin B12\nC. Vitamin C\nD. Vitamin D\n"
         "Answer with the letter of the correct option (A, B, C or D)."
     )
-    assert target_text(record, cfg) == (
+    assert get_task(cfg).target(record) == (
         "Scurvy results from vitamin C deficiency, which impairs collagen hydroxylation and "
         "causes bleeding gums and poor wound healing.\nFinal answer: C"
     )
     answer_only, cfg = _first("medmcqa", rationale=False)
-    assert target_text(answer_only, cfg) == "Final answer: C"
+    assert get_task(cfg).target(answer_only) == "Final answer: C"
 
 
 def test_medqa_prompt_and_target() -> None:
     record, cfg = _first("medqa", options=4)
-    prompt = render_prompt(record, cfg)
+    prompt = get_task(cfg).prompt(record)
     assert prompt.startswith("Question: A 24-year-old woman comes to the physician")
     assert prompt.endswith(
         "Options:\nA. Graves disease\nB. Toxic multinodular goitre\n"
         "C. Hashimoto thyroiditis\nD. Factitious thyrotoxicosis\n"
         "Answer with the letter of the correct option (A, B, C or D)."
     )
-    assert target_text(record, cfg) == "Final answer: A"
+    assert get_task(cfg).target(record) == "Final answer: A"
 
 
 def test_radqa_prompt_and_targets_answerable_and_not() -> None:
     records = load_records(dataset_cfg("radqa")).records
     cfg = dataset_cfg("radqa")
     answerable = records[0]
-    assert render_prompt(answerable, cfg) == (
+    assert get_task(cfg).prompt(answerable) == (
         "Radiology report:\nIMPRESSION:  Moderate right pleural effusion.  Mild cardiomegaly.\n\n"
         "Question: Is there a pleural effusion?\n"
         "Answer with the exact words of the report, or say that the report does not answer it."
     )
-    assert target_text(answerable, cfg) == (
+    assert get_task(cfg).target(answerable) == (
         "IMPRESSION: Moderate right pleural effusion.\n"
         "Final answer: Moderate right pleural effusion"
     )
     unanswerable = next(r for r in records if not r.answer)
-    assert target_text(unanswerable, cfg) == (
+    assert get_task(cfg).target(unanswerable) == (
         "Final answer: The report does not answer this question."
     )
 
@@ -101,4 +102,4 @@ def test_unknown_template_field_is_named() -> None:
         match=r"dataset.prompt_template of dataset 'medqa': unknown field \{abstract\}; "
         r"available: \{question\}",
     ):
-        render_prompt(record, cfg)
+        get_task(cfg).prompt(record)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from medalign.data.loading import load_records
-from medalign.data.medmcqa import MedMCQALoader
 from medalign.data.records import BadRows
 from medalign.errors import MedalignError
+from medalign.tasks.medmcqa import MedMCQA
 from tests.conftest import dataset_cfg, shared_file
 
 
@@ -67,7 +67,7 @@ def test_medmcqa_cop_convention_both_ways() -> None:
     for row in hub_rows:
         row["cop"] -= 1
     cfg = dataset_cfg("medmcqa")
-    from_hub = MedMCQALoader.read_hub(hub_rows, cfg, BadRows("hub", "error"))
+    from_hub = MedMCQA(cfg).read_hub(hub_rows, BadRows("hub", "error"))
     assert [r.answer for r in from_hub] == [r.answer for r in from_file]
     # Told the wrong base, every label would shift: the tell-tale is a changed gold letter.
     wrong = load_records(dataset_cfg("medmcqa", path=str(path), cop_base=0, on_bad_row="skip"))
@@ -141,8 +141,8 @@ def test_medqa_both_real_variants_agree_on_every_answer() -> None:
 
 
 def test_medqa_example_folder_picks_the_variant() -> None:
-    five = load_records(dataset_cfg("medqa")).records
-    four = load_records(dataset_cfg("medqa", options=4, split="test")).records
+    five = load_records(dataset_cfg("medqa", options=5)).records
+    four = load_records(dataset_cfg("medqa", split="test")).records  # 4: the default
     assert len(five) == 24 and len(five[0].options) == 5
     assert len(four) == 8 and all(len(r.options) == 4 for r in four)
 
@@ -247,7 +247,7 @@ def test_missing_split_file_names_path_and_split(tmp_path: Path) -> None:
 
 
 def test_medqa_hub_hf_layout_maps_to_the_original_fields() -> None:
-    from medalign.data.medqa import MedQALoader
+    from medalign.tasks.medqa import MedQA
 
     row = {
         "sent1": "Q?",
@@ -257,7 +257,7 @@ def test_medqa_hub_hf_layout_maps_to_the_original_fields() -> None:
         "ending3": "w",
         "label": 2,
     }
-    record = MedQALoader.read_hub([row], dataset_cfg("medqa"), BadRows("hub", "error"))[0]
+    record = MedQA(dataset_cfg("medqa")).read_hub([row], BadRows("hub", "error"))[0]
     assert record.options == {"A": "x", "B": "y", "C": "z", "D": "w"} and record.answer == "C"
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from medalign.config import DatasetConfig
 from medalign.data.loading import load_records
-from medalign.data.pubmedqa import PubMedQALoader, to_record
 from medalign.data.records import BadRows
 from medalign.errors import MedalignError
+from medalign.tasks.pubmedqa import PubMedQA, official_test_ids, to_record
 from tests.conftest import dataset_cfg, shared_file
 
 
@@ -55,10 +55,26 @@ def test_test_pmids_come_from_test_ground_truth(tmp_path: Path) -> None:
     assert [r.id for r in test.records] == ["1", "3"]
 
 
-def test_test_split_without_ground_truth_is_an_error(tmp_path: Path) -> None:
-    path = _write(tmp_path, {"1": _row()})
-    with pytest.raises(MedalignError, match="no test_ground_truth.json next to"):
+def test_without_ground_truth_the_official_test_pmids_split_the_file(tmp_path: Path) -> None:
+    official = sorted(official_test_ids())
+    rows = {pmid: _row(QUESTION=f"Question {pmid}?") for pmid in [*official, "1", "2"]}
+    path = _write(tmp_path, rows)
+    train = load_records(DatasetConfig(path=str(path)))
+    test = load_records(DatasetConfig(path=str(path), split="test"))
+    assert len(official) == 500
+    assert sorted(r.id for r in train.records) == ["1", "2"]
+    assert sorted(r.id for r in test.records) == official
+
+
+def test_test_pmids_missing_from_the_data_are_an_error_not_a_silent_drop(tmp_path: Path) -> None:
+    """Issue 12 item 7: the official script asserts all and only the test PMIDs."""
+    rows = {str(i): _row(QUESTION=f"Question {i}?") for i in range(4)}
+    path = _write(tmp_path, rows)
+    (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1": "yes", "9": "no"}))
+    with pytest.raises(MedalignError, match="1 of the 2 official test PMIDs are not in the data"):
         load_records(DatasetConfig(path=str(path), split="test"))
+    warned = DatasetConfig(path=str(path), split="test", task_args={"on_missing_test_ids": "warn"})
+    assert [r.id for r in load_records(warned).records] == ["1"]
 
 
 def test_real_sample_has_the_documented_label_counts() -> None:
@@ -152,5 +168,24 @@ def test_hub_layout_maps_to_the_same_record() -> None:
         "final_decision": "yes",
     }
     bad = BadRows("hub:qiaojin/PubMedQA", "error")
-    from_hub = PubMedQALoader.read_hub([hub_row], DatasetConfig(), bad)
+    from_hub = PubMedQA(DatasetConfig(split="all")).read_hub([hub_row], bad)
     assert from_hub == [to_record("123", _row(), bad)]
+
+
+def test_hub_copy_is_split_by_the_official_test_pmids() -> None:
+    """Issue 12 item 6: qiaojin/PubMedQA has one split holding all 1,000 labelled rows;
+    training on it must not train on the 500 official test PMIDs."""
+    test_pmid = sorted(official_test_ids())[0]
+    rows = [
+        {"pubid": int(pmid), "question": f"Q {pmid}?", "final_decision": "yes",
+         "context": {"contexts": ["Some text."], "labels": ["RESULTS"]}}
+        for pmid in (test_pmid, "123")
+    ]  # fmt: skip
+    bad = BadRows("hub", "error")
+    assert PubMedQA(DatasetConfig(split="train")).hub_split() == "train"
+    train = PubMedQA(DatasetConfig(split="train")).read_hub(rows, bad)
+    test = PubMedQA(
+        DatasetConfig(split="test", task_args={"on_missing_test_ids": "warn"})
+    ).read_hub(rows, bad)
+    assert [r.id for r in train] == ["123"]
+    assert [r.id for r in test] == [test_pmid]

@@ -7,9 +7,10 @@ from medalign.errors import MedalignError
 
 
 def test_registered_names_resolve() -> None:
-    from medalign.data.pubmedqa import pubmedqa_fields
+    from medalign.tasks.pubmedqa import PubMedQA
 
-    assert registry.get("template_fields", "pubmedqa") is pubmedqa_fields
+    assert registry.get("task", "pubmedqa") is PubMedQA
+    assert {"grpo", "rloo", "dpo"} <= set(registry.names("rl_algorithm"))
     assert "sft" in registry.names("stage")
     assert {"tiny", "hub"} <= set(registry.names("model_builder"))
 
@@ -22,8 +23,8 @@ def test_unknown_name_lists_registered_names() -> None:
 
 
 def test_dotted_path_fallback_imports_any_object() -> None:
-    assert registry.get("formatter", "medalign.data.formatting:target_text").__name__ == (
-        "target_text"
+    assert registry.get("formatter", "medalign.data.formatting:to_messages").__name__ == (
+        "to_messages"
     )
     assert registry.get("formatter", "json.dumps").__name__ == "dumps"
 
