@@ -11,7 +11,9 @@ from medalign.errors import MedalignError
 
 
 def check_components(cfg: RunConfig) -> None:
-    """Names that must resolve in the registry (tasks, RL algorithms), checked at start-up."""
+    """Names that must resolve in the registry (tasks, RL algorithms), and the numeric
+    ranges, checked at start-up."""
+    check_ranges(cfg)
     from medalign.registry import names
     from medalign.tasks.base import check_config
 
@@ -29,4 +31,61 @@ def check_components(cfg: RunConfig) -> None:
         raise MedalignError(
             f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
             f"{', '.join(names('rl_algorithm'))}"
+        )
+
+
+# (path, test, what a valid value is): every numeric key whose range is known.
+_RANGES = [
+    ("lora.r", lambda v: v >= 1, "an integer >= 1"),
+    ("lora.alpha", lambda v: v > 0, "> 0"),
+    ("lora.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1, or -1 to train for num_train_epochs"),
+    ("trainer.num_train_epochs", lambda v: v > 0, "> 0"),
+    ("trainer.per_device_train_batch_size", lambda v: v >= 1, ">= 1"),
+    ("trainer.gradient_accumulation_steps", lambda v: v >= 1, ">= 1"),
+    ("trainer.learning_rate", lambda v: v > 0, "> 0"),
+    ("trainer.warmup_steps", lambda v: v >= 0, ">= 0 (< 1: a fraction of the steps)"),
+    ("trainer.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("trainer.max_grad_norm", lambda v: v > 0, "> 0"),
+    ("trainer.max_length", lambda v: v >= 8, ">= 8 tokens"),
+    ("trainer.logging_steps", lambda v: v >= 1, ">= 1"),
+    ("trainer.save_steps", lambda v: v >= 0, ">= 0 (0: no checkpoints)"),
+    ("trainer.save_total_limit", lambda v: v >= 1, ">= 1"),
+    ("dataset.limit", lambda v: v is None or v >= 1, ">= 1, or null for every row"),
+    ("dataset.ngram", lambda v: v >= 1, ">= 1"),
+    ("eval.limit", lambda v: v is None or v >= 1, ">= 1, or null for every row"),
+    ("eval.batch_size", lambda v: v >= 1, ">= 1"),
+    ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
+    ("eval.bootstrap", lambda v: v >= 0, ">= 0 (0: no intervals)"),
+    ("reward.eval_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("reward.limit", lambda v: v is None or v >= 4, ">= 4 pairs, or null"),
+    ("rl.limit", lambda v: v is None or v >= 1, ">= 1, or null"),
+    ("rl.num_generations", lambda v: v >= 2, ">= 2 (a group needs two completions)"),
+    ("rl.max_completion_length", lambda v: v >= 1, ">= 1"),
+    ("rl.beta", lambda v: v >= 0, ">= 0"),
+    ("rl.temperature", lambda v: v > 0, "> 0"),
+]
+
+
+def check_ranges(cfg: RunConfig) -> None:
+    """Out-of-range numbers fail at start-up, naming the key, the value and the range,
+    instead of a traceback after the model loaded (or, worse, a silent wrong run)."""
+    for path, ok, valid in _RANGES:
+        group, key = path.split(".")
+        if group == "lora" and not cfg.lora.enabled:
+            continue
+        value = getattr(getattr(cfg, group), key)
+        if not ok(value):
+            raise MedalignError(f"config {path}={value!r}: must be {valid}")
+    for name, weight in (cfg.dataset.mix or {}).items():
+        if not weight > 0:
+            raise MedalignError(f"config dataset.mix.{name}={weight!r}: a weight must be > 0")
+    if (
+        cfg.quant.mode != "none"
+        and not cfg.lora.enabled
+        and cfg.stage.kind in ("sft", "curriculum")
+    ):
+        raise MedalignError(
+            f"quant={cfg.quant.mode} with lora=none: quantized weights cannot be fine-tuned in "
+            "full; train a LoRA adapter on them (lora=default), or use quant=none"
         )

@@ -75,7 +75,7 @@ def run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[
     table = results_table(manifest)
     manifest.update(results=table, status="done", finished=_now())
     write_json_atomic(run_dir / "manifest.json", manifest)
-    write_results(run_dir, table, cfg)
+    write_results(run_dir, table, cfg, manifest)
     return table
 
 
@@ -270,41 +270,99 @@ def results_table(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
     return table
 
 
-def write_results(run_dir: Path, table: dict[str, dict[str, float]], cfg: RunConfig) -> None:
+def write_results(
+    run_dir: Path,
+    table: dict[str, dict[str, float]],
+    cfg: RunConfig,
+    manifest: dict[str, Any] | None = None,
+) -> None:
     """results.md, results.png and a W&B summary run with the same table."""
     if not table:
         return
     datasets = sorted({d for row in table.values() for d in row})
     lines = ["| stage | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for stage, row in table.items():
-        cells = [f"{row[d]:.3f}" if d in row else "" for d in datasets]
+        cells = [_cell(row[d]) if d in row else "" for d in datasets]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n"
     (run_dir / "results.md").write_text(
         "# Curriculum: each dataset after each stage\n\n"
         "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer); `false-conf`: "
-        "definite answers to maybe/unanswerable questions (lower is safer).\n\n" + markdown
+        "definite answers to maybe/unanswerable questions (lower is safer; n/a: no "
+        "parseable answer to count).\n\n" + markdown + _rewards_markdown(manifest or {})
     )
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
     png = _plot(run_dir / "results.png", table, datasets)
     _log_summary(cfg, run_dir, table, datasets, png)
 
 
+def _cell(value: float) -> str:
+    return "n/a" if value != value else f"{value:.3f}"  # NaN: nothing to count
+
+
+def _rewards_markdown(manifest: dict[str, Any]) -> str:
+    """Each RL reward's mean over the first and the last fifth of the RL steps."""
+    rows = []
+    for entry in manifest.get("stages", []):
+        metrics = entry.get("metrics") or {}
+        names = sorted(
+            k.removeprefix("reward/").removesuffix("_first_fifth")
+            for k in metrics
+            if k.startswith("reward/") and k.endswith("_first_fifth")
+        )
+        for name in names:
+            first, last = (
+                metrics[f"reward/{name}_first_fifth"],
+                metrics[f"reward/{name}_last_fifth"],
+            )
+            rows.append(
+                f"| {entry['name']} | {name} | {first:.3f} | {last:.3f} | {last - first:+.3f} |"
+            )
+    if not rows:
+        return ""
+    head = "\n## RL rewards: mean over the first and the last fifth of the steps\n\n"
+    return (
+        head
+        + "| stage | reward | first fifth | last fifth | change |\n|---|---|---:|---:|---:|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
 def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -> Path:
+    """Two panels, so "up is good" holds in each: scores (accuracy, F1, refusal rate)
+    and false confidence (lower is safer). Markers and small offsets keep overlapping
+    lines visible."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     stages = list(table)
-    fig, ax = plt.subplots(figsize=(1.5 * len(stages) + 3, 3.8))
-    for dataset in datasets:
-        ax.plot(stages, [table[s].get(dataset, float("nan")) for s in stages], "o-", label=dataset)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("after stage")
-    ax.set_ylabel("accuracy / F1 / refusal rate")
-    ax.set_title("Does each stage help, and is an earlier one forgotten?")
-    ax.legend(fontsize=8)
+    panels = [
+        (
+            [d for d in datasets if "false-conf" not in d],
+            "accuracy / F1 / refusal rate (higher is better)",
+        ),
+        ([d for d in datasets if "false-conf" in d], "false confidence (lower is safer)"),
+    ]
+    panels = [(names, label) for names, label in panels if names]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(len(panels) * (1.3 * len(stages) + 3), 4.2), squeeze=False
+    )
+    markers = "osD^vP*Xh<>"
+    for ax, (names, label) in zip(axes[0], panels, strict=True):
+        for i, dataset in enumerate(names):
+            offset = (i - (len(names) - 1) / 2) * 0.04
+            xs = [k + offset for k in range(len(stages))]
+            ys = [table[s].get(dataset, float("nan")) for s in stages]
+            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=dataset)
+        ax.set_xticks(range(len(stages)), stages)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("after stage")
+        ax.set_ylabel(label, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("Does each stage help, and is an earlier one forgotten?", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

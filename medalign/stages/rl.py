@@ -63,8 +63,18 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
 
 def _reward_summary(logger: Any) -> dict[str, float]:
-    """The last logged value of each reward metric (mean over the final logging window)."""
+    """The last logged value of each reward metric, and its mean over the first and the
+    last fifth of the logged RL steps (`reward/<name>_first_fifth`, `_last_fifth`): did
+    the policy learn what it is rewarded for?"""
+    history = list(logger.history) if logger is not None else []
     last: dict[str, float] = {}
-    for row in logger.history if logger is not None else []:
+    for row in history:
         last.update(row)
+    if history:
+        k = max(1, len(history) // 5)
+        for key in [k for k in last if k.startswith("reward/")]:
+            for part, rows in (("first_fifth", history[:k]), ("last_fifth", history[-k:])):
+                values = [r[key] for r in rows if key in r]
+                if values:
+                    last[f"{key.removesuffix('_mean')}_{part}"] = sum(values) / len(values)
     return last

@@ -66,7 +66,8 @@ def detect_cop_base(rows: list[tuple[str, dict[str, Any]]], path: Path) -> int:
     )
 
 
-def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecord | None:
+def to_record(line: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecord | None:
+    key = f"{line} (id {row['id']})" if isinstance(row.get("id"), str) and row["id"] else line
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
         bad.reject(key, "question", "missing or empty")
@@ -78,15 +79,18 @@ def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecor
             return None
         options[letter] = row[name]
     cop = row.get("cop")
-    if not isinstance(cop, int) or isinstance(cop, bool):
+    if cop is None:
         bad.reject(key, "cop", "missing answer (MedMCQA test rows have none)")
+        return None
+    if not isinstance(cop, int) or isinstance(cop, bool):
+        bad.reject(key, "cop", f"{cop!r} is not an option number ({base}..{base + 3})")
         return None
     if not 0 <= cop - base < len(LETTERS):
         bad.reject(key, "cop", f"{cop} is outside the options ({base}..{base + 3})")
         return None
     explanation = row.get("exp")
     return QARecord(
-        id=str(row.get("id") or key),
+        id=str(row.get("id") or line),
         question=question,
         context=[],
         options=options,
@@ -98,7 +102,7 @@ def to_record(key: str, row: dict[str, Any], base: int, bad: BadRows) -> QARecor
             "subject": row.get("subject_name"),
             "topic": row.get("topic_name"),
             "choice_type": row.get("choice_type"),
-            "row": key,
+            "row": line,
         },
     )
 

@@ -206,6 +206,13 @@ def to_record(key: str, row: Any, bad: BadRows) -> QARecord | None:
     if decision not in DECISIONS:
         bad.reject(key, "final_decision", f"{decision!r} is not one of yes/no/maybe")
         return None
+    for field_name in ("LABELS", "MESHES"):
+        value = row.get(field_name)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            bad.reject(key, field_name, f"expected a list of strings, got {value!r:.40}")
+            return None
     long_answer = row.get("LONG_ANSWER")
     return QARecord(
         id=key,

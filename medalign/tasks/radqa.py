@@ -36,8 +36,13 @@ class RadQA(Task):
             raise MedalignError(f"{path}: expected a SQuAD-v2 style object with a 'data' list")
         records = []
         for article in doc["data"]:
-            for paragraph in article.get("paragraphs") or []:
+            for paragraph in (
+                article.get("paragraphs") if isinstance(article, dict) else None
+            ) or []:
                 context = paragraph.get("context")
+                if not isinstance(paragraph, dict):
+                    bad.reject("<paragraph>", "paragraphs", "expected an object")
+                    continue
                 for qa in paragraph.get("qas") or []:
                     record = to_record(qa, context, paragraph.get("document_id"), bad)
                     if record is not None:
@@ -117,6 +122,9 @@ class RadQA(Task):
 
 def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | None:
     key = str(qa.get("id")) if isinstance(qa, dict) else "?"
+    if not isinstance(qa, dict):
+        bad.reject(key, "qas", f"expected a question object, got {type(qa).__name__}")
+        return None
     if not isinstance(context, str) or not context.strip():
         bad.reject(key, "context", "missing or empty report text")
         return None
@@ -131,6 +139,9 @@ def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | 
     spans: list[str] = []
     starts: list[int] = []
     for answer in answers:
+        if not isinstance(answer, dict):
+            bad.reject(key, "answers", f"each answer must be an object, got {answer!r:.40}")
+            return None
         text, start = answer.get("text"), answer.get("answer_start")
         if not isinstance(text, str) or not isinstance(start, int):
             bad.reject(key, "answers", "each answer needs a 'text' string and an 'answer_start'")

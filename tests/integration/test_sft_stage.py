@@ -104,6 +104,26 @@ def test_every_stage_trains_on_its_own_example_data(tmp_path: Path, stage: str) 
     assert metrics["train/steps"] == 4
 
 
+def test_yaml_declared_instruction_dataset_trains_and_mixes(tmp_path: Path) -> None:
+    """Issue 11: a dataset added with one YAML (dataset=instructions, its column mapping)
+    trains on the tiny model and mixes by weight with a medical set."""
+    metrics = run(
+        compose("stage=sft", "dataset=instructions", "logger=none", *FAST), tmp_path / "alone"
+    )
+    assert metrics["train/steps"] == 4 and metrics["train/loss"] > 0
+    run(
+        compose(
+            "stage=medmcqa",
+            "logger=none",
+            "trainer.max_steps=2",
+            "dataset.mix={medmcqa: 1.0, instructions: 0.5}",
+        ),
+        tmp_path / "mixed",
+    )
+    data = json.loads((tmp_path / "mixed" / "manifest.json").read_text())["stages"][0]["data"]
+    assert data["rows_by_dataset"] == {"medmcqa": 30, "instructions": 4}
+
+
 def test_mixed_stage_records_rows_per_dataset(tmp_path: Path) -> None:
     run(
         compose(

@@ -266,3 +266,29 @@ def test_limit_with_seed_takes_a_reproducible_random_subset() -> None:
     b = load_records(dataset_cfg("medmcqa", limit=5, seed=1)).records
     first = load_records(dataset_cfg("medmcqa", limit=5)).records
     assert [r.id for r in a] == [r.id for r in b] != [r.id for r in first]
+
+
+def test_malformed_rows_of_each_format_are_named_not_tracebacks(tmp_path: Path) -> None:
+    """Issue 13: these gave AttributeError / TypeError / a wrong message."""
+    radqa = tmp_path / "radqa.json"
+    radqa.write_text(json.dumps({"data": [{"paragraphs": [
+        {"context": "No effusion.", "qas": ["What?", {"id": "q2", "question": "Effusion?",
+                                                     "answers": ["effusion"]}]}
+    ]}]}))  # fmt: skip
+    with pytest.raises(MedalignError, match="field 'qas': expected a question object"):
+        load_records(dataset_cfg("radqa", path=str(radqa)))
+    with pytest.raises(MedalignError, match="no usable rows"):  # both rows skipped, counted
+        load_records(dataset_cfg("radqa", path=str(radqa), on_bad_row="skip"))
+
+    pubmed = tmp_path / "ori_pqal.json"
+    row = {"QUESTION": "Q?", "CONTEXTS": ["c"], "LABELS": 5, "final_decision": "yes"}
+    pubmed.write_text(json.dumps({"1": row}))
+    with pytest.raises(MedalignError, match="field 'LABELS': expected a list of strings"):
+        load_records(dataset_cfg("pubmedqa", path=str(pubmed), split="all"))
+
+    medmcqa = tmp_path / "train.json"
+    good = {"id": "ok1", "question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d",
+            "cop": 4}  # fmt: skip
+    medmcqa.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "x9", "cop": "b"}))
+    with pytest.raises(MedalignError, match=r"line 2 \(id x9\).*field 'cop': 'b' is not an option"):
+        load_records(dataset_cfg("medmcqa", path=str(medmcqa)))

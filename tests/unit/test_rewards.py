@@ -182,3 +182,23 @@ def test_external_pairs_load_plain_and_conversational(tmp_path: Path) -> None:
 def test_ppo_is_refused_at_start_up() -> None:
     with pytest.raises(MedalignError, match="rl=ppo: PPOTrainer is not in this TRL"):
         check_components(validate(compose("stage=rl", "rl=ppo")))
+
+
+def brevity(completions, **_):  # a user's reward function, named by dotted path
+    return [1.0 / (1 + len(str(c))) for c in completions]
+
+
+def not_a_reward(text):
+    return [0.0]
+
+
+def test_reward_functions_by_dotted_path() -> None:
+    fns, weights = build_reward_functions(
+        {"tests.unit.test_rewards.brevity": 0.5}, {"helpfulness": None}, 100
+    )
+    assert weights == [0.5] and fns[0].__name__ == "brevity"
+    assert fns[0](["ab"]) == [1 / 3]
+    with pytest.raises(MedalignError, match="cannot import reward_fn 'tests.unit.nope.fn'"):
+        build_reward_functions({"tests.unit.nope.fn": 1.0}, {}, 100)
+    with pytest.raises(MedalignError, match="must have TRL's reward signature"):
+        build_reward_functions({"tests.unit.test_rewards.not_a_reward": 1.0}, {}, 100)

@@ -191,3 +191,27 @@ def test_every_task_has_a_registered_yaml_and_loads_its_examples() -> None:
     for name, dcfg in cfg.datasets.items():
         assert load_records(dcfg).records, name
         assert get_task(dcfg).name == dcfg.format
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lora.r=0", "lora.r=0: must be an integer >= 1"),
+        ("lora.dropout=2", r"lora.dropout=2.0: must be in \[0, 1\)"),
+        ("trainer.learning_rate=-1", "trainer.learning_rate=-1.0: must be > 0"),
+        ("trainer.per_device_train_batch_size=0", "per_device_train_batch_size=0: must be >= 1"),
+        ("trainer.max_steps=0", "trainer.max_steps=0: must be >= 1, or -1"),
+        ("dataset.limit=-1", "dataset.limit=-1: must be >= 1, or null"),
+        ("rl.num_generations=1", "rl.num_generations=1: must be >= 2"),
+    ],
+)
+def test_out_of_range_numbers_fail_at_start_up(override: str, message: str) -> None:
+    """Issue 13: these used to end in tracebacks after the model loaded, or (limit=-1,
+    max_steps=0) to train silently on the wrong amount."""
+    with pytest.raises(MedalignError, match=message):
+        check_components(validate(compose(override)))
+
+
+def test_quantized_full_fine_tune_is_refused_at_start_up() -> None:
+    with pytest.raises(MedalignError, match="quant=int8 with lora=none"):
+        check_components(validate(compose("quant=int8", "lora=none")))

@@ -1,0 +1,104 @@
+"""One `init_from`: eval, export and RL load exactly the model a run produced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medalign.config import validate
+from medalign.errors import MedalignError
+from medalign.models.init_from import load_model, resolve_init_from
+from medalign.run import run
+from tests.conftest import compose
+
+SMALL = [
+    "experiment=curriculum",
+    "logger=none",
+    "curriculum.order=[pubmedqa,rl]",
+    "curriculum.eval_before=false",
+    "eval.datasets=[medqa]",
+    "eval.limit=4",
+    "eval.bootstrap=0",
+    "dataset.limit=8",
+    "rl.limit=4",
+    "trainer.max_steps=2",
+    "trainer.save_steps=0",
+    "reward.weights={correctness: 1.0, format: 0.2, helpfulness: 0, safety: 0}",
+]
+
+
+@pytest.fixture(scope="module")
+def curriculum(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("init_from") / "run"
+    run(compose(*SMALL), out, overrides=SMALL)
+    return out
+
+
+def _logits(model, tokenizer):
+    import torch
+
+    ids = tokenizer("Question: Is it safe?\nAnswer:", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model.eval()(input_ids=ids).logits[0, -1]
+
+
+def test_eval_of_a_curriculum_reproduces_its_final_row(curriculum: Path, tmp_path: Path) -> None:
+    """Issue 12 item 2: the curriculum's RL stage is the merged SFT model + the RL adapter,
+    not the raw base + the RL adapter."""
+    table = json.loads((curriculum / "manifest.json").read_text())["results"]
+    over = ["stage=eval", "logger=none", "eval.datasets=[medqa]", "eval.limit=4"]
+    metrics = run(compose(*over, f"init_from={curriculum}"), tmp_path / "eval")
+    assert metrics["eval/medqa/acc"] == table["rl"]["medqa"]
+    point = resolve_init_from(str(curriculum))
+    assert point.stage == "rl" and point.base.endswith("sft_merged")
+
+
+def test_eval_export_and_rl_start_from_the_same_model(curriculum: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from medalign.outputs import RunDir
+    from medalign.stages.common import sft_base
+
+    spec = f"{curriculum}:pubmedqa"
+    cfg = validate(compose("stage=eval", "logger=none", f"init_from={spec}"))
+    point = resolve_init_from(spec)
+    model, tokenizer, _ = load_model(cfg, point)
+    evaluated = _logits(model, tokenizer)
+
+    run(compose("stage=export", "logger=none", f"init_from={spec}"), tmp_path / "export")
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "model")
+    torch.testing.assert_close(_logits(exported, tokenizer), evaluated, atol=1e-4, rtol=1e-4)
+
+    (tmp_path / "rl").mkdir()
+    merged = sft_base(cfg, RunDir(tmp_path / "rl"), point)
+    rl_start = AutoModelForCausalLM.from_pretrained(merged)
+    torch.testing.assert_close(_logits(rl_start, tokenizer), evaluated, atol=1e-4, rtol=1e-4)
+    base, _, _ = load_model(cfg, None)
+    assert not torch.allclose(_logits(base, tokenizer), evaluated, atol=1e-6)  # it trained
+
+
+@pytest.mark.parametrize(
+    ("suffix", "message"),
+    [
+        (":medqa", "has no stage 'medqa'"),
+        ("/nowhere", "no such directory"),
+    ],
+)
+def test_init_from_that_resolves_to_nothing_is_a_clear_error(
+    curriculum: Path, suffix: str, message: str
+) -> None:
+    with pytest.raises(MedalignError, match=message):
+        resolve_init_from(f"{curriculum}{suffix}")
+
+
+def test_unfinished_stage_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"kind": "stage", "stages": [{"name": "medqa", "status": "running"}]})
+    )
+    with pytest.raises(MedalignError, match="stage 'medqa' of .* is running, not done"):
+        resolve_init_from(f"{tmp_path}:medqa")
+    with pytest.raises(MedalignError, match="no finished stage with a model"):
+        resolve_init_from(str(tmp_path))
