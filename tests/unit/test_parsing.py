@@ -39,6 +39,12 @@ NO_ANSWER = "The report does not answer this question."
         ("Let me think.\n\n**C**", "C"),
         ("Final answer: I think the answer is C", "C"),
         ("Final answer: B is correct", "B"),
+        ("The best answer is A because the patient is septic.", "A"),
+        ("Final answer: C (Graves disease)", "C"),
+        ("Final answer: D, since the others are contraindicated", "D"),
+        ("The correct option is C.", "C"),
+        ("The answer is B.\nThis answer is consistent with the vignette.", "B"),
+        ("The answer is A.\nOn reflection, the answer is C.", "C"),
         # two different letters: unparseable
         ("Final answer: A or C", None),
         ("Final answer: A, C", None),
@@ -51,6 +57,8 @@ NO_ANSWER = "The report does not answer this question."
         ("I have no idea what to answer.", None),
         ("A 45-year-old man presents with chest pain.", None),
         ("The answer is a tricky one.", None),
+        ("The answer is not B", None),
+        ("The answer is A or C.\nEither fits.", None),
         ("Final answer: I", None),  # not among the choices
         ("Final answer: E", None),  # not among the choices
     ],
@@ -100,9 +108,10 @@ def test_final_answer_text_takes_the_last_marker() -> None:
         ("Final answer: ...", None),
         ("Final answer:", None),
         ("there is an effusion", None),
-        ("Final answer: The report does not answer this question, but maybe effusion", (
-            "The report does not answer this question, but maybe effusion"
-        )),
+        (
+            "Final answer: The report does not answer this question, but maybe effusion",
+            ("The report does not answer this question, but maybe effusion"),
+        ),
     ],
 )
 def test_parse_span_never_turns_a_non_answer_into_no_answer(
