@@ -25,7 +25,9 @@ def _with_bos(tokenizer):
 
     bos = tokenizer.bos_token
     tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.bos_token_id)]
+        single=f"{bos} $A",
+        pair=f"{bos} $A {bos} $B",
+        special_tokens=[(bos, tokenizer.bos_token_id)],
     )
     return tokenizer
 
