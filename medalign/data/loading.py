@@ -154,7 +154,7 @@ def load_training_data(cfg: DatasetConfig, data_root: str | None) -> TrainingDat
     counts: Counter[str] = Counter()
     unchecked: dict[str, str] = {}
     if cfg.decontaminate_against:
-        index = EvalIndex(cfg.ngram)
+        index = EvalIndex.from_config(cfg)
         for name in cfg.decontaminate_against:
             eval_cfg = dataclasses.replace(dataset_config(name, cfg), limit=None)
             try:

@@ -14,10 +14,10 @@ import pytest
 from medalign.config import DatasetConfig
 from medalign.data.decontaminate import EvalIndex, decontaminate, split_contaminated
 from medalign.data.records import QARecord
+from medalign.errors import MedalignError
 
 STEM = (
-    " Which of the following is the most appropriate next step in the management of this "
-    "patient?"
+    " Which of the following is the most appropriate next step in the management of this patient?"
 )
 ED = " is brought to the emergency department by his wife because of "
 VIGNETTES = [
@@ -99,7 +99,11 @@ def test_report_counts_per_eval_set_and_why_each_row_was_dropped() -> None:
     assert result.counts == {"medqa": {"exact": 1, "near": 1}, "other": {"exact": 1, "near": 0}}
     reasons = {r.id: r.as_dict() for r in result.dropped}
     assert reasons["exact"] == {
-        "id": "exact", "kind": "exact", "eval_set": "medqa", "eval_id": "e2", "overlap": 1.0
+        "id": "exact",
+        "kind": "exact",
+        "eval_set": "medqa",
+        "eval_id": "e2",
+        "overlap": 1.0,
     }
     assert reasons["t1"]["kind"] == "exact" and reasons["t1"]["eval_set"] == "other"
     assert reasons["edited"]["kind"] == "near" and 0.5 <= reasons["edited"]["overlap"] < 1
@@ -110,5 +114,5 @@ def test_thresholds_are_dataset_config_keys() -> None:
     assert cfg.ngram_boilerplate_rows == 5 and cfg.ngram_min_overlap == 0.5
     index = EvalIndex.from_config(dataclasses.replace(cfg, ngram=8, ngram_min_overlap=0.7))
     assert (index.n, index.boilerplate_rows, index.min_overlap) == (8, 5, 0.7)
-    with pytest.raises(ValueError, match="ngram_min_overlap"):
+    with pytest.raises(MedalignError, match="ngram_min_overlap"):
         EvalIndex(13, min_overlap=1.5)
