@@ -10,8 +10,10 @@ contamination studies), with the two safeguards of those studies against false h
 - boilerplate is ignored: an n-gram found in more than `boilerplate_rows` rows of the
   evaluation set itself ("which of the following is the most appropriate next step in the
   management of this patient") says nothing about a copy;
-- a near duplicate shares at least `min_overlap` of its remaining n-grams with one
-  evaluation row (PaLM uses 70% of 8-grams; Llama 2 calls a sample dirty above 80%).
+- a near duplicate has at least `min_overlap` of its words inside n-grams it shares with
+  one evaluation row (Llama 2's token coverage, which calls a sample dirty above 80%;
+  PaLM counts 70% of 8-grams). Coverage, unlike a share of n-grams, survives light edits:
+  a word changed every 15 words leaves 13% of the 13-grams but 93% of the words covered.
 
 Texts shorter than n words are compared whole. Set by `dataset.ngram`,
 `dataset.ngram_boilerplate_rows` and `dataset.ngram_min_overlap`:
@@ -58,7 +60,7 @@ class Overlap:
     kind: str  # "exact" | "near"
     eval_set: str
     eval_id: str
-    overlap: float  # share of the row's (non-boilerplate) n-grams found in the eval row
+    overlap: float  # share of the row's words inside (non-boilerplate) n-grams of the eval row
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +71,23 @@ class _EvalSet:
     ids: list[str] = field(default_factory=list)
     exact: dict[Gram, int] = field(default_factory=dict)
     rows: dict[Gram, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _starts(words: list[str], n: int) -> list[tuple[int, Gram]]:
+    """(start, n-gram) at every position; a text shorter than n is one n-gram."""
+    if len(words) < n:
+        return [(0, tuple(words))] if words else []
+    return [(i, tuple(words[i : i + n])) for i in range(len(words) - n + 1)]
+
+
+def _covered(starts: list[int], n: int, length: int) -> int:
+    """How many of `length` words lie inside the n-grams starting at `starts`."""
+    covered, end = 0, 0
+    for start in sorted(starts):
+        stop = min(start + n, length)
+        covered += max(0, stop - max(start, end))
+        end = max(end, stop)
+    return covered
 
 
 class EvalIndex:
@@ -121,23 +140,19 @@ class EvalIndex:
             if tuple(words) in table.exact:
                 row = table.exact[tuple(words)]
                 return Overlap(record.id, "exact", name, table.ids[row], 1.0)
-        grams = ngrams(words, self.n)
+        starts = _starts(words, self.n)
         best: Overlap | None = None
         for name, table in self.sets.items():
-            shared: Counter[int] = Counter()
-            informative = 0
-            for gram in grams:
+            by_row: dict[int, list[int]] = defaultdict(list)  # eval row -> shared n-gram starts
+            for start, gram in starts:
                 rows = table.rows.get(gram)
-                if rows is not None and self._boilerplate(rows):
-                    continue
-                informative += 1
-                shared.update(set(rows or ()))
-            if not shared:
-                continue
-            row, count = max(shared.items(), key=lambda kv: (kv[1], -kv[0]))
-            fraction = count / informative
-            if fraction >= self.min_overlap and (best is None or fraction > best.overlap):
-                best = Overlap(record.id, "near", name, table.ids[row], round(fraction, 4))
+                if rows and not self._boilerplate(rows):
+                    for row in rows:
+                        by_row[row].append(start)
+            for row, found in by_row.items():
+                fraction = _covered(found, self.n, len(words)) / max(len(words), 1)
+                if fraction >= self.min_overlap and (best is None or fraction > best.overlap):
+                    best = Overlap(record.id, "near", name, table.ids[row], round(fraction, 4))
         return best
 
     def match(self, record: QARecord) -> tuple[str, str] | None:

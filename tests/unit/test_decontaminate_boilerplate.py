@@ -24,22 +24,27 @@ VIGNETTES = [
     "A 67-year-old man" + ED + "sudden weakness of the left arm that began two hours ago. "
     "He has hypertension treated with amlodipine and smoked one pack daily for forty years. "
     "His blood pressure is 182/104 mm Hg. A noncontrast CT scan of the head shows no "
-    "hemorrhage." + STEM,
+    "hemorrhage. His speech is slurred and the left nasolabial fold is flattened." + STEM,
     "A 54-year-old man" + ED + "crushing substernal chest pain radiating to the jaw for "
     "forty minutes. He is diaphoretic and nauseated. An electrocardiogram shows ST-segment "
-    "elevations in leads II, III and aVF. Aspirin was given by the paramedics." + STEM,
+    "elevations in leads II, III and aVF. Aspirin was given by the paramedics. His "
+    "right ventricular leads also show elevation and he becomes hypotensive." + STEM,
     "A 23-year-old man" + ED + "confusion after a week of polyuria and polydipsia. His "
     "breath has a fruity odor and his respirations are deep. Serum glucose is 612 mg/dL, "
-    "bicarbonate 9 mEq/L, and urine ketones are strongly positive." + STEM,
+    "bicarbonate 9 mEq/L, and urine ketones are strongly positive. Potassium is "
+    "5.9 mEq/L and he has not been taking his insulin." + STEM,
     "A 71-year-old man" + ED + "black tarry stools since yesterday and lightheadedness on "
     "standing. He takes naproxen daily for knee osteoarthritis. His pulse is 118/min and "
-    "hemoglobin is 7.9 g/dL; two large-bore intravenous lines are placed." + STEM,
+    "hemoglobin is 7.9 g/dL; two large-bore intravenous lines are placed. Nasogastric "
+    "lavage returns coffee-ground material." + STEM,
     "A 45-year-old man" + ED + "a seizure at home followed by persistent drowsiness. He "
     "drinks a pint of vodka daily and stopped drinking three days ago. He is tremulous, "
-    "diaphoretic and visually hallucinating insects on the walls." + STEM,
+    "diaphoretic and visually hallucinating insects on the walls. His pulse is "
+    "128/min and temperature 38.4 C." + STEM,
     "A 38-year-old man" + ED + "shortness of breath and pleuritic chest pain after a "
     "transatlantic flight. His left calf is swollen and tender. Pulse oximetry shows 89% "
-    "on room air and his pulse is 124/min; he has no history of bleeding." + STEM,
+    "on room air and his pulse is 124/min; he has no history of bleeding. Serum "
+    "creatinine is normal." + STEM,
 ]
 
 
@@ -47,7 +52,15 @@ def _rec(id_: str, question: str) -> QARecord:
     return QARecord(id=id_, question=question, context=[], answer="A")
 
 
-EVAL = [_rec(f"e{i}", q) for i, q in enumerate(VIGNETTES[:4])]
+FILLERS = [  # more eval rows with the same stock phrases, so they are boilerplate there
+    f"A {age}-year-old man" + ED + f"{complaint}." + STEM
+    for age, complaint in [
+        (30, "a painful swollen knee after a fall from his bicycle"),
+        (62, "a three-day history of productive cough and high fever"),
+        (19, "a deep laceration of the palm from broken glass"),
+    ]
+]
+EVAL = [_rec(f"e{i}", q) for i, q in enumerate(VIGNETTES[:4] + FILLERS)]
 DISTINCT = [_rec(f"t{i}", q) for i, q in enumerate(VIGNETTES[4:])]
 EDITED = _rec(
     "edited",
