@@ -41,7 +41,7 @@ _LIST = re.compile(
 # a letter labelling the answer: "C. text", "(B) text", "c) text", "C: text", "C - text"
 _LABEL = re.compile(r"\(([A-Za-z])\)|([A-Z])(?:[.):,]|\s+[-–—])|([a-z])\)")
 # another option labelled after a connector: "C. Scurvy or D. Rickets"
-_ALSO = re.compile(r"(?:\bor\b|\band\b|,|/|;)\s*\(?([A-Z])(?:\)|\.|\b(?![-'’]))")
+_ALSO = re.compile(r"(?:\bor\b|\band\b|,|/|;)\s*\(?([A-Z])(?:[.)]|\s*$|\s*(?:,|/|\bor\b|\band\b))")
 # a capital letter opening the answer: "B is correct"; "A" only before a verb or "because"
 # ("A patient ..." is English), "I" never ("I think ...")
 _OPENING = re.compile(r"([B-HJ-Z])\s|(A)\s+(?:is|was|because|since|would|seems|fits)\b")

@@ -41,6 +41,8 @@ NO_ANSWER = "The report does not answer this question."
         ("Final answer: B is correct", "B"),
         ("The best answer is A because the patient is septic.", "A"),
         ("Final answer: C (Graves disease)", "C"),
+        ("Final answer: D. Ceftriaxone, and I would add azithromycin", "D"),
+        ("Final answer: C. Both A and B are wrong", "C"),
         ("Final answer: D, since the others are contraindicated", "D"),
         ("The correct option is C.", "C"),
         ("The answer is B.\nThis answer is consistent with the vignette.", "B"),
@@ -49,6 +51,8 @@ NO_ANSWER = "The report does not answer this question."
         ("Final answer: A or C", None),
         ("Final answer: A, C", None),
         ("Final answer: B and D", None),
+        ("Final answer: (B) and (D)", None),
+        ("Final answer: A, B, or C", None),
         ("Final answer: C. Scurvy or D. Rickets", None),
         ("Final answer: Hepatitis B (option D or option C)", None),
         # English words, not letters
