@@ -99,12 +99,17 @@ DATASETS: dict[str, tuple[str, str, str, str, Reader, str, dict[str, Any]]] = {
         "pubmedqa",
         {},
     ),
-    # HOOK (MMLU-medical, for the lead): add one entry per subject, e.g.
+    # HOOK (MMLU-medical, for the lead): add one entry per subject (anatomy,
+    # clinical_knowledge, college_biology, college_medicine, medical_genetics,
+    # professional_medicine), e.g.
     # "mmlu_anatomy": ("mmlu/default", "mmlu_anatomy.yaml", "", "mmlu/test/anatomy_test.csv",
     #                  read_mmlu, "mmlu", {}),
-    # with a reader of the headerless CSV (question, A, B, C, D, answer) and a medalign
-    # `loglik_item` format "mmlu"; MMLU's YAMLs use Jinja templates (no module to copy:
-    # pass "" and `_task_yaml` keeps `include: _default_template_yaml`, copied alongside).
+    # with `read_mmlu` turning the headerless CSV (question, A, B, C, D, answer) into the
+    # hub fields lm-eval reads (question, subject, choices, answer index) and a QARecord,
+    # and a medalign `loglik_item` format "mmlu". MMLU's YAMLs are Jinja templates with
+    # `include: _default_template_yaml` (no module to copy: pass ""): copy that template
+    # next to the task too, and check that its split keys (validation/fewshot: dev) do not
+    # name splits the local JSON lacks.
 }
 
 
