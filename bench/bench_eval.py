@@ -10,13 +10,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-from medalign.eval.prompts import loglik_item
-
 from medalign.compose import catalogue
 from medalign.config import ModelConfig, QuantConfig
 from medalign.data.loading import load_records
 from medalign.eval.loglik import score_fast, score_naive
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
+from medalign.tasks.base import get_task
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 REAL = SHARED / "medqa" / "US_4_options_phrases_no_exclude_test_sample.jsonl"
@@ -32,7 +31,8 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
     else:
         cfg = dataclasses.replace(cfg, options=4, split="train")
     records = load_records(cfg).records[:n]
-    items = [loglik_item(r, "medqa")[:2] for r in records]
+    task = get_task(cfg)
+    items = [(i.context, i.choices) for i in map(task.loglik_item, records)]
     source = model_source(ModelConfig())
     model = load_causal_lm(ModelConfig(), QuantConfig(), source).eval()
     tokenizer = load_tokenizer(ModelConfig(), source)

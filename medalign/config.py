@@ -92,6 +92,8 @@ class DatasetConfig:
     decontaminate: bool = True
     decontaminate_against: list[str] = field(default_factory=list)
     ngram: int = 13
+    ngram_boilerplate_rows: int | None = 5
+    ngram_min_overlap: float = 0.5
 
 
 @dataclass

@@ -78,3 +78,9 @@ def with_dataset(dcfg, *overrides: str):
     from medalign.config import validate
 
     return dataclasses.replace(validate(compose(*overrides)), dataset=dcfg)
+
+
+def loglik_pairs(name: str, records) -> list[tuple[str, list[str]]]:
+    """(context, choices) of each record, from dataset `name`'s Task (lm-eval's items)."""
+    task = task_for(name)
+    return [(item.context, item.choices) for item in map(task.loglik_item, records)]

@@ -158,7 +158,7 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     counts: Counter[str] = Counter()
     unchecked: dict[str, str] = {}
     if train.decontaminate_against:
-        index = EvalIndex(train.ngram)
+        index = EvalIndex.from_config(train)
         for name in train.decontaminate_against:
             eval_cfg = dataclasses.replace(eval_dataset_config(cfg, name), limit=None)
             try:

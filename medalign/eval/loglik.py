@@ -1,5 +1,14 @@
 """Log-likelihood scoring of answer choices, the lm-evaluation-harness way, but fast.
 
+Encoding follows lm-eval 0.4.13's HFLM (`TemplateLM._encode_pair`, `HFLM.tok_encode`):
+the continuation is the target delimiter (" ") plus the choice; trailing whitespace of
+the context moves to the continuation; context+continuation is encoded whole and cut at
+the context's length; the tokenizer's own special tokens are used unless `add_bos_token`
+says otherwise (so a LLaMA/Mistral tokenizer puts BOS in front of every context); an
+empty context is conditioned on the BOS (else EOS) token. A context+continuation longer
+than the model's maximum length is cut from the left, as lm-eval does (it keeps the last
+`max_length + 1` tokens and feeds all but the last), and counted.
+
 Every choice of a question shares the prompt, and the choices of these benchmarks are
 single tokens (" A", " yes"), so one forward pass over the prompt scores them all: the
 next-token log-probabilities at its last position. Prompts are batched across questions,
@@ -9,127 +18,162 @@ vocabulary projection over every position would cost more than the model itself.
 Choices that span several tokens fall back to scoring prompt+choice sequences, all
 choices of a question in one batch.
 `score_naive` is the reference: each choice a separate full sequence, one at a time.
+
+    scored = score_choices(model, tokenizer, [(context, ["A", "B", "C", "D"])])
+    scored.scores, scored.tokens, scored.truncated   # per-choice log-likelihoods, ...
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 Item = tuple[str, list[str]]  # (context, choices)
+Pair = tuple[list[int], list[int]]  # (context ids, continuation ids)
+DEFAULT_MAX_LENGTH = 2048  # lm-eval's default when neither config nor tokenizer has one
+_TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no limit"
 
 
-def encode(tokenizer: Any, context: str, choice: str) -> tuple[list[int], list[int]]:
-    """(context ids, continuation ids) as lm-eval splits them: encode the whole, then cut."""
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    whole = tokenizer(context + " " + choice, add_special_tokens=False)["input_ids"]
-    return ctx, whole[len(ctx) :]
+@dataclass
+class ChoiceScores:
+    """Raw per-choice results: everything acc, acc_norm and calibration derive from."""
+
+    scores: list[list[float]]  # summed log-likelihood of each choice's tokens
+    tokens: list[list[int]]  # continuation token count of each choice
+    context_tokens: list[int]  # context length in tokens, before any truncation
+    truncated: list[bool]  # a choice of the question was cut from the left
+    max_length: int  # the model length the sequences were held to
+
+    @property
+    def n_truncated(self) -> int:
+        return sum(self.truncated)
 
 
-def encode_batch(tokenizer: Any, items: list[Item]) -> list[list[tuple[list[int], list[int]]]]:
-    """`encode` for every (question, choice), in two batched tokenizer calls."""
-    contexts = tokenizer([c for c, _ in items], add_special_tokens=False)["input_ids"]
-    wholes = tokenizer(
-        [c + " " + ch for c, choices in items for ch in choices], add_special_tokens=False
-    )["input_ids"]
-    out, k = [], 0
-    for (_, choices), ctx in zip(items, contexts, strict=True):
-        out.append([(ctx, wholes[k + j][len(ctx) :]) for j in range(len(choices))])
-        k += len(choices)
+def _prefix_token_id(tokenizer: Any) -> int:
+    """lm-eval's `prefix_token_id`: BOS, else EOS."""
+    bos = tokenizer.bos_token_id
+    return bos if bos is not None else tokenizer.eos_token_id
+
+
+def tok_encode(tokenizer: Any, texts: list[str], add_bos_token: bool | None = None) -> list:
+    """lm-eval's `HFLM.tok_encode` for each text, in batched tokenizer calls.
+
+    None: the tokenizer's default special tokens; True/False: `add_special_tokens` so set
+    (True also guarantees a leading BOS, as lm-eval's `add_bos_token=True` tokenizer load
+    does); a text that already starts with the BOS (prefix) token text gets none added.
+    """
+    prefix = tokenizer.decode(_prefix_token_id(tokenizer))
+    groups: dict[bool | None, list[int]] = {}
+    for i, text in enumerate(texts):
+        special = False if text.startswith(prefix) else add_bos_token
+        groups.setdefault(special, []).append(i)
+    out: list = [None] * len(texts)
+    for special, rows in groups.items():
+        kwargs = {} if special is None else {"add_special_tokens": special}
+        ids = tokenizer([texts[i] for i in rows], **kwargs)["input_ids"]
+        for i, row in zip(rows, ids, strict=True):
+            out[i] = list(row)
+    bos = tokenizer.bos_token_id
+    if add_bos_token and bos is not None:
+        for i, row in enumerate(out):
+            if not texts[i].startswith(prefix) and (not row or row[0] != bos):
+                out[i] = [bos, *row]
     return out
 
 
-def score_naive(model: Any, tokenizer: Any, items: list[Item]) -> list[list[float]]:
+def encode_batch(
+    tokenizer: Any,
+    items: list[Item],
+    add_bos_token: bool | None = None,
+    delimiter: str = " ",
+) -> list[list[Pair]]:
+    """(context ids, continuation ids) for every (question, choice), as lm-eval's
+    `_encode_pair` computes them for the request (context, delimiter + choice)."""
+    contexts, wholes, where = [], [], []
+    empty: list[tuple[int, int, str]] = []
+    for q, (context, choices) in enumerate(items):
+        for j, choice in enumerate(choices):
+            continuation = delimiter + choice
+            if context == "":
+                empty.append((q, j, continuation))
+                continue
+            stripped = context.rstrip()
+            moved = context[len(stripped) :]  # trailing spaces join the continuation
+            contexts.append(stripped)
+            wholes.append(stripped + moved + continuation)
+            where.append((q, j))
+    out: list[list[Pair | None]] = [[None] * len(choices) for _, choices in items]
+    unique = list(dict.fromkeys(contexts))  # one encoding per distinct context
+    ctx_ids = dict(zip(unique, tok_encode(tokenizer, unique, add_bos_token), strict=True))
+    for (q, j), context, whole in zip(
+        where, contexts, tok_encode(tokenizer, wholes, add_bos_token), strict=True
+    ):
+        ctx = ctx_ids[context]
+        out[q][j] = (ctx, whole[len(ctx) :])
+    prefix = _prefix_token_id(tokenizer)
+    for (q, j, _), cont in zip(
+        empty, tok_encode(tokenizer, [c for *_, c in empty], add_bos_token=False), strict=True
+    ):  # lm-eval: condition on the prefix token, unless the continuation starts with it
+        out[q][j] = ([prefix], cont) if cont[0] != prefix else (cont[:1], cont[1:])
+    return out  # type: ignore[return-value]
+
+
+def encode(tokenizer: Any, context: str, choice: str, add_bos_token: bool | None = None) -> Pair:
+    """(context ids, continuation ids) of one choice, as lm-eval splits them."""
+    return encode_batch(tokenizer, [(context, [choice])], add_bos_token)[0][0]
+
+
+def model_max_length(model: Any, tokenizer: Any = None) -> int:
+    """lm-eval's `resolve_max_length`: the model config's length, else the tokenizer's."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None)
+        if value is not None:
+            return int(value)
+    value = getattr(tokenizer, "model_max_length", None)
+    if value is not None and value != _TOKENIZER_INFINITY:
+        return int(value)
+    return DEFAULT_MAX_LENGTH
+
+
+def _window(ctx: list[int], cont: list[int], max_length: int) -> tuple[list[int], int]:
+    """lm-eval's left truncation: (the sequence fed to the model, where the continuation's
+    first prediction sits), from the last `max_length + 1` tokens minus the last one."""
+    seq = (ctx + cont)[-(max_length + 1) :]
+    return seq[:-1], len(seq) - len(cont) - 1
+
+
+def score_naive(
+    model: Any,
+    tokenizer: Any,
+    items: list[Item],
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
+) -> list[list[float]]:
     """Sum of log-probabilities of each choice's tokens; one forward per choice."""
     import torch
 
+    limit = max_length or model_max_length(model, tokenizer)
     out = []
     with torch.no_grad():
-        for context, choices in items:
+        for (_, choices), enc in zip(
+            items, encode_batch(tokenizer, items, add_bos_token), strict=True
+        ):
             scores = []
-            for choice in choices:
-                ctx, cont = encode(tokenizer, context, choice)
-                ids = torch.tensor([ctx + cont])
-                logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-                positions = range(len(ctx) - 1, len(ctx) + len(cont) - 1)
+            for _, (ctx, cont) in zip(choices, enc, strict=True):
+                inp, first = _window(ctx, cont, limit)
+                logprobs = torch.log_softmax(model(input_ids=torch.tensor([inp])).logits[0], -1)
+                positions = range(first, first + len(cont))
                 scores.append(
                     sum(float(logprobs[p, t]) for p, t in zip(positions, cont, strict=True))
                 )
             out.append(scores)
     return out
-
-
-def score_fast(
-    model: Any,
-    tokenizer: Any,
-    items: list[Item],
-    batch_size: int = 16,
-    progress: Callable[[int], None] | None = None,
-) -> list[list[float]]:
-    """Same numbers as `score_naive`, one prompt pass per question, batched."""
-    import torch
-
-    encoded = encode_batch(tokenizer, items)
-    results: list[list[float] | None] = [None] * len(items)
-    single = [i for i, enc in enumerate(encoded) if all(len(cont) == 1 for _, cont in enc)]
-    single_set = set(single)
-    order = sorted(single, key=lambda i: len(encoded[i][0][0]))
-    pad = tokenizer.pad_token_id or 0
-    with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            contexts = [encoded[i][0][0] for i in batch]
-            width = max(len(c) for c in contexts)
-            ids = torch.full((len(batch), width), pad)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, ctx in enumerate(contexts):  # left padding: every prompt ends at -1
-                ids[row, width - len(ctx) :] = torch.tensor(ctx)
-                mask[row, width - len(ctx) :] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # pads do not shift positions
-            logits = model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
-            ).logits
-            logprobs = torch.log_softmax(logits[:, -1].float(), -1)
-            for row, i in enumerate(batch):
-                results[i] = [float(logprobs[row, cont[0]]) for _, cont in encoded[i]]
-            if progress:
-                progress(len(batch))
-        for i, enc in enumerate(encoded):
-            if i not in single_set:
-                results[i] = _score_sequences(model, enc, pad)
-                if progress:
-                    progress(1)
-    return [r for r in results if r is not None]
-
-
-def _score_sequences(model: Any, enc: list[tuple[list[int], list[int]]], pad: int) -> list[float]:
-    """All choices of one question as one right-padded batch of prompt+choice sequences."""
-    import torch
-
-    seqs = [ctx + cont for ctx, cont in enc]
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
-    logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
-    scores = []
-    for row, (ctx, cont) in enumerate(enc):
-        positions = range(len(ctx) - 1, len(ctx) + len(cont) - 1)
-        scores.append(sum(float(logprobs[row, p, t]) for p, t in zip(positions, cont, strict=True)))
-    return scores
-
-
-@dataclass
-class ChoiceScores:
-    """Per question: each choice's summed log-likelihood and token count, and whether
-    the prompt was longer than the model's context."""
-
-    scores: list[list[float]]
-    token_counts: list[list[int]]
-    truncated: list[bool]
 
 
 def score_choices(
@@ -138,12 +182,100 @@ def score_choices(
     items: list[Item],
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
 ) -> ChoiceScores:
-    """`score_fast` plus what a report needs to re-derive every metric."""
-    encoded = encode_batch(tokenizer, items)
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    """Per-choice log-likelihoods (lm-eval's numbers), token counts and truncation flags.
+
+    `max_length` defaults to the model's (lm-eval's rule); `add_bos_token=None` uses the
+    tokenizer's default special tokens, as lm-eval does.
+    """
+    import torch
+
+    limit = max_length or model_max_length(model, tokenizer)
+    encoded = encode_batch(tokenizer, items, add_bos_token)
+    truncated = [any(len(c) + len(t) > limit + 1 for c, t in enc) for enc in encoded]
+    results: list[list[float] | None] = [None] * len(items)
+    single = [i for i, enc in enumerate(encoded) if all(len(cont) == 1 for _, cont in enc)]
+    single_set = set(single)
+    order = sorted(single, key=lambda i: len(encoded[i][0][0]))
+    pad = tokenizer.pad_token_id or 0
+    device = getattr(model, "device", "cpu")
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            contexts = [encoded[i][0][0][-limit:] for i in batch]  # = lm-eval's window
+            width = max(len(c) for c in contexts)
+            ids = torch.full((len(batch), width), pad)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, ctx in enumerate(contexts):  # left padding: every prompt ends at -1
+                ids[row, width - len(ctx) :] = torch.tensor(ctx)
+                mask[row, width - len(ctx) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # pads do not shift positions
+            logits = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=1,
+            ).logits
+            logprobs = torch.log_softmax(logits[:, -1].float(), -1)
+            for row, i in enumerate(batch):
+                results[i] = [float(logprobs[row, cont[0]]) for _, cont in encoded[i]]
+            if progress:
+                progress(len(batch))
+        for i, enc in enumerate(encoded):
+            if i not in single_set:
+                results[i] = _score_sequences(model, enc, pad, limit)
+                if progress:
+                    progress(1)
+    if any(truncated):
+        log.warning(
+            "%d of %d questions are longer than the model's %d tokens: cut from the left, "
+            "as lm-eval does",
+            sum(truncated),
+            len(items),
+            limit,
+        )
     return ChoiceScores(
-        scores=score_fast(model, tokenizer, items, batch_size, progress),
-        token_counts=[[len(cont) for _, cont in enc] for enc in encoded],
-        truncated=[bool(limit) and max(len(c) + len(k) for c, k in enc) > limit for enc in encoded],
+        scores=[r for r in results if r is not None],
+        tokens=[[len(cont) for _, cont in enc] for enc in encoded],
+        context_tokens=[len(enc[0][0]) if enc else 0 for enc in encoded],
+        truncated=truncated,
+        max_length=limit,
     )
+
+
+def score_fast(
+    model: Any,
+    tokenizer: Any,
+    items: list[Item],
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
+) -> list[list[float]]:
+    """Same numbers as `score_naive`, one prompt pass per question, batched."""
+    return score_choices(
+        model, tokenizer, items, batch_size, progress, max_length, add_bos_token
+    ).scores
+
+
+def _score_sequences(model: Any, enc: list[Pair], pad: int, limit: int) -> list[float]:
+    """All choices of one question as one right-padded batch of prompt+choice sequences."""
+    import torch
+
+    windows = [_window(ctx, cont, limit) for ctx, cont in enc]
+    width = max(len(seq) for seq, _ in windows)
+    ids = torch.full((len(windows), width), pad)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    for row, (seq, _) in enumerate(windows):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    device = getattr(model, "device", "cpu")
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    logprobs = torch.log_softmax(logits.float(), -1)
+    scores = []
+    for row, ((_, first), (_, cont)) in enumerate(zip(windows, enc, strict=True)):
+        positions = range(first, first + len(cont))
+        scores.append(sum(float(logprobs[row, p, t]) for p, t in zip(positions, cont, strict=True)))
+    return scores

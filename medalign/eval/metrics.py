@@ -1,7 +1,9 @@
 """Aggregate metrics with bootstrap confidence intervals, and calibration.
 
 Accuracy is a mean of per-example 0/1 scores; its 95% interval comes from
-`scipy.stats.bootstrap` (percentile). Calibration uses the choice probabilities
+`scipy.stats.bootstrap` (percentile), seeded, on the sorted values: the interval is a
+function of the values and the seed alone, never of the order the rows were scored in.
+Calibration uses the choice probabilities
 (softmax over the choices' log-likelihoods): expected calibration error over equal-width
 confidence bins of the top choice, and the multi-class Brier score.
 """
@@ -15,8 +17,8 @@ import numpy as np
 
 
 def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """{"value", "ci": [low, high], "n"} for the mean of `values`."""
-    data = np.asarray(values, dtype=float)
+    """{"value", "ci": [low, high], "n"} for the mean of `values` (order-independent)."""
+    data = np.sort(np.asarray(values, dtype=float))
     value = float(data.mean()) if len(data) else float("nan")
     if len(data) < 2 or resamples <= 0 or np.all(data == data[0]):
         return {"value": value, "ci": [value, value], "n": len(data)}

@@ -21,7 +21,7 @@ LETTERS = ["A", "B", "C", "D"]
         ("Reasoning...\n### Final answer: `D.`", "D"),
         ("Final answer: A or C", None),
         ("Final answer: A, C", None),
-        ("I think the answer is C.", None),
+        ("I think the answer is C.", "C"),  # "the answer is X" is an answer (issue 12)
         ("Final answer:", None),
         ("Final answer: E", None),  # not among the options
     ],

@@ -89,7 +89,9 @@ def test_medmcqa_test_split_is_refused() -> None:
     with pytest.raises(MedalignError, match="MedMCQA test split has no answers"):
         load_records(dataset_cfg("medmcqa", split="test"))
     path = shared_file("medmcqa", "test.sample.json")
-    with pytest.raises(MedalignError, match=r"row 'line 1', field 'cop': missing answer"):
+    with pytest.raises(
+        MedalignError, match=r"row 'line 1 \(id [0-9a-f-]+\)', field 'cop': missing answer"
+    ):
         load_records(dataset_cfg("medmcqa", path=str(path), cop_base=1))
 
 
@@ -106,7 +108,8 @@ def test_medmcqa_bad_rows(tmp_path: Path, row: object, field: str, problem: str)
     path = _jsonl(tmp_path, [MCQ, row])
     with pytest.raises(MedalignError) as err:
         load_records(dataset_cfg("medmcqa", path=str(path)))
-    assert str(err.value).startswith(f"{path}, row 'line 2', field '{field}': {problem}")
+    row_key = "line 2 (id q1)" if isinstance(row, dict) else "line 2"  # the row's own id too
+    assert str(err.value).startswith(f"{path}, row '{row_key}', field '{field}': {problem}")
     kept = load_records(dataset_cfg("medmcqa", path=str(path), on_bad_row="skip"))
     assert len(kept.records) == 1 and sum(kept.skipped.values()) == 1
 
@@ -169,7 +172,8 @@ def test_medqa_bad_rows(tmp_path: Path, row: dict, field: str, problem: str) -> 
     path = _jsonl(tmp_path, [QA, row], "test.jsonl")
     with pytest.raises(MedalignError) as err:
         load_records(dataset_cfg("medqa", path=str(path)))
-    assert str(err.value).startswith(f"{path}, row 'line 2', field '{field}': {problem}")
+    row_key = "line 2"
+    assert str(err.value).startswith(f"{path}, row '{row_key}', field '{field}': {problem}")
 
 
 def test_medqa_wrong_variant_is_caught(tmp_path: Path) -> None:
