@@ -82,7 +82,9 @@ def test_a_run_dir_in_use_is_refused_and_left_alone(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         before = _hashes(run)
-        result = _cli("stage=medqa", "logger=none", "stage.resume_from=latest", f"hydra.run.dir={run}")
+        result = _cli(
+            "stage=medqa", "logger=none", "stage.resume_from=latest", f"hydra.run.dir={run}"
+        )
         assert result.returncode != 0, result.stderr
         assert f"in use by PID {holder.pid}" in result.stderr
         assert "Traceback" not in result.stderr
@@ -131,14 +133,19 @@ def test_help_lists_only_what_can_be_selected_and_how_to_launch_accelerate() -> 
 
 
 def test_a_sweep_experiment_without_m_warns_and_shows_the_m_command(tmp_path: Path) -> None:
-    result = _cli("experiment=lora_rank", "logger=none", "dataset.path=/nonexistent",
-                  f"hydra.run.dir={tmp_path}/run")
+    result = _cli(
+        "experiment=lora_rank",
+        "logger=none",
+        "dataset.path=/nonexistent",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert result.returncode == 1
     warnings = [line for line in result.stderr.splitlines() if "is a sweep" in line]
     assert len(warnings) == 1, result.stderr
     assert "python -m medalign -m experiment=lora_rank" in warnings[0]
-    plain = _cli("stage=medqa", "logger=none", "dataset.path=/nonexistent",
-                 f"hydra.run.dir={tmp_path}/run2")
+    plain = _cli(
+        "stage=medqa", "logger=none", "dataset.path=/nonexistent", f"hydra.run.dir={tmp_path}/run2"
+    )
     assert "is a sweep" not in plain.stderr
 
 
@@ -147,9 +154,16 @@ def test_ctrl_c_prints_one_line_exits_130_and_marks_the_run_interrupted(tmp_path
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "medalign", "stage=pubmedqa", "logger=none",
-            "dataset.limit=8", "stage.max_steps=400", "checkpoint.every_steps=1",
-            "eval.after_train=false", f"hydra.run.dir={run}",
+            sys.executable,
+            "-m",
+            "medalign",
+            "stage=pubmedqa",
+            "logger=none",
+            "dataset.limit=8",
+            "stage.max_steps=400",
+            "checkpoint.every_steps=1",
+            "eval.after_train=false",
+            f"hydra.run.dir={run}",
         ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},

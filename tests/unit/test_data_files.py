@@ -58,3 +58,13 @@ def test_a_csv_file_not_in_utf8_names_file_line_and_byte(tmp_path: Path) -> None
     path.write_bytes(b"question,answer\nok,fine\n" + LATIN1 + b",x\n")
     with pytest.raises(MedalignError, match=r"cat_2.csv: not UTF-8 text at line 3, byte 25"):
         files.read_csv_rows(path, header=True)
+
+
+def test_csv_rows_match_dictreader_for_short_and_long_rows(tmp_path: Path) -> None:
+    import csv
+
+    path = tmp_path / "cat_3.csv"
+    path.write_text("a,b,c\n1,2\n1,2,3,4\n")
+    with path.open(newline="") as handle:
+        expected = list(csv.DictReader(handle))
+    assert [row for _, row in files.read_csv_rows(path, header=True)] == expected

@@ -76,9 +76,10 @@ def test_the_curriculum_lock_is_a_context_manager_other_processes_respect(tmp_pa
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    with run_lock(run_dir), run_lock(run_dir):  # re-entrant within one process
+    fresh = tmp_path / "fresh"
+    with run_lock(fresh), run_lock(fresh):  # re-entrant within one process
         probe = subprocess.run(
-            [sys.executable, "-c", _HOLDER, str(run_dir)],
+            [sys.executable, "-c", _HOLDER, str(fresh)],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,
@@ -103,7 +104,11 @@ def test_redact_by_key_name_override_and_value_shape(monkeypatch: pytest.MonkeyP
             "max_new_tokens": 5,
         }
     )
-    assert cleaned["overrides"] == [f"+logger.api_key={REDACTED}", "lora.r=32", f"+x.WANDB_API_KEY={REDACTED}"]
+    assert cleaned["overrides"] == [
+        f"+logger.api_key={REDACTED}",
+        "lora.r=32",
+        f"+x.WANDB_API_KEY={REDACTED}",
+    ]
     assert cleaned["env_set"] == {"WANDB_API_KEY": REDACTED, "HF_HOME": "/tmp/hf"}
     assert cleaned["note"] == f"token {REDACTED} here" and cleaned["plain"] == REDACTED
     assert cleaned["git_commit"] == WB and cleaned["revision"] == WB  # ids, not keys
@@ -153,17 +158,18 @@ def small_disk(tmp_path: Path):
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
     yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(disk: Path) -> None:
-    with open(disk / "filler", "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 def test_on_a_full_disk_the_failure_is_still_recorded(small_disk: Path) -> None:
@@ -185,7 +191,7 @@ def test_a_full_disk_before_the_run_starts_leaves_no_empty_config(small_disk: Pa
     _fill(small_disk)
     with pytest.raises(MedalignError, match="disk full at"):
         RunDir.create(small_disk / "run", "pubmedqa", {"seed": 1, "pad": "x" * 20000})
-    leftovers = [p for p in (small_disk / "run").rglob("*") if p.is_file()]
+    leftovers = [p for p in (small_disk / "run").rglob("*") if p.name != ".medalign.lock"]
     assert all(p.stat().st_size > 0 for p in leftovers), leftovers
 
 
