@@ -261,6 +261,11 @@ class RunDir:
         write_text_atomic(path, "\0" * RESERVE_BYTES)
 
 
+def failure_status(exc: BaseException) -> str:
+    """The manifest status of a run that ended with `exc`: Ctrl-C is not a failure."""
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+
+
 def check_claimable(path: Path, reopen: bool = False) -> None:
     """Raise unless `path` may be claimed: empty or new, or (with `reopen`) an unfinished
     run. Reads only: called before Hydra or medalign writes anything there."""
