@@ -89,6 +89,7 @@ def main() -> None:
     from medalign.config import check_overrides
 
     sys.argv = _rank_args(sys.argv)
+    logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:
         check_overrides(overrides)

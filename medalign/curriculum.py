@@ -24,7 +24,7 @@ from typing import Any
 from medalign import __version__
 from medalign.config import RunConfig
 from medalign.errors import MedalignError
-from medalign.outputs import git_commit, write_json_atomic
+from medalign.outputs import failure_status, git_commit, write_json_atomic
 
 log = logging.getLogger(__name__)
 BEFORE = "before"
@@ -187,7 +187,7 @@ def _run_stage(
     try:
         run(compose(overrides), stage_dir)
     except BaseException as exc:
-        entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        entry.update(status=failure_status(exc), error=f"{type(exc).__name__}: {exc}")
         write_json_atomic(run_dir / "manifest.json", manifest)
         raise
     stage = json.loads((stage_dir / "manifest.json").read_text())["stages"][0]

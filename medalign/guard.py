@@ -58,6 +58,8 @@ def check_run_dir_arg(argv: list[str]) -> None:
     run_dir = _last(args, "hydra.run.dir")
     if not run_dir or not runs_a_job(argv) or any(a in _MULTIRUN_FLAGS for a in args):
         return
+    if int(os.environ.get("RANK", "0")) > 0:  # a scratch directory (see cli._rank_args)
+        return
     path = Path(run_dir)
     who = holder(path)
     if who is not None:
