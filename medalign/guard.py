@@ -103,10 +103,10 @@ def interrupted_line(
     """ "medalign: interrupted at step N; resume with: ..." for a Ctrl-C during a run."""
     step, phase = _where(tb)
     at = f"at step {step}" if step is not None else f"during {phase}"
-    kept = [a for a in argv[1:] if not a.startswith(("hydra.run.dir=", "stage.resume_from="))]
+    kept = _user_args(argv, "hydra.run.dir=", "stage.resume_from=")
     if kind == "curriculum":
         kept = [a for a in kept if not a.startswith("resume=")]
-        target = resume if resume not in (None, "latest") else run_dir
+        target = resume or run_dir  # `latest` still names the newest curriculum
         how = "resume with: " + _command([*kept, f"resume={target}"])
     elif kind == "sft":
         how = "resume with: " + _command(
@@ -115,6 +115,11 @@ def interrupted_line(
     else:
         how = f"the stage starts over when run again: {_command(kept)}"
     return f"medalign: interrupted {at}; {how}"
+
+
+def _user_args(argv: list[str], *dropped: str) -> list[str]:
+    """The command line's arguments without `dropped` prefixes and what main() added."""
+    return [a for a in argv[1:] if not a.startswith((*dropped, "hydra.output_subdir=.hydra-p"))]
 
 
 def _command(args: list[str]) -> str:
@@ -160,7 +165,7 @@ def sweep_warning(hydra_cfg: Any, argv: list[str]) -> str | None:
     experiment = OmegaConf.select(hydra_cfg, "runtime.choices.experiment")
     what = f"experiment={experiment}" if experiment else "this config"
     swept = ", ".join(f"{k}: {v}" for k, v in params.items())
-    args = [a for a in argv[1:] if not a.startswith("hydra.run.dir=")]
+    args = _user_args(argv, "hydra.run.dir=")
     return (
         f"medalign: warning: {what} is a sweep ({swept}) but runs as ONE job without -m; "
         f"for the sweep: {_command(['-m', *args])}"
@@ -172,7 +177,7 @@ def filter_help(text: str) -> str:
     lines = []
     for line in text.splitlines():
         group, sep, options = line.partition(": ")
-        if sep and re.fullmatch(r"[\w/]+", group):  # "group: a, b, c"
+        if sep and re.fullmatch(r"[\w/]+", group) and re.fullmatch(r"[\w.-]+(, [\w.-]+)*", options):
             kept = [o for o in options.split(", ") if not o.startswith("_")]
             line = f"{group}{sep}{', '.join(kept)}"
         lines.append(line)
