@@ -122,6 +122,8 @@ def evaluate_saved(cfg: Any, run: Any, tracker: Any, saved: Path, source: str) -
     else:
         model = load_causal_lm(cfg.model, cfg.quant, str(saved))
     metrics = dict(run.stage.get("train_metrics") or {})
+    if not metrics:  # killed in the moment between saving and recording them
+        log.warning("the training metrics of %s were not recorded before the kill", saved)
     metrics.update(evaluate_after_training(model, tokenizer, cfg, run, tracker))
     run.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
     tracker.summary(metrics)
