@@ -1,8 +1,11 @@
 """The command line: `python -m medalign [group=option ...] [key=value ...]`.
 
-Thin on purpose: override typos are caught before Hydra (Hydra's own message would
-suggest `+key`), Hydra composes the config, and `medalign.run.run` does the work.
-Nothing here imports torch, so `--help` and `--cfg job` answer fast.
+Thin on purpose: override typos and a `hydra.run.dir` that may not be used are caught
+before Hydra (Hydra's own message would suggest `+key`; Hydra would write into the other
+run's `.hydra/`), Hydra composes the config, and `medalign.run.run` does the work.
+`medalign.guard` holds the checks and messages: a user's mistake, a full disk and Ctrl-C
+(exit 130) are one line each, never a traceback. Nothing here imports torch, so
+`--help` and `--cfg job` answer fast.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import tempfile
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from medalign.compose import CONFIG_DIR  # the tree ships in the package: any wheel has it
 from medalign.errors import MedalignError
+from medalign.locks import RunDirInUse
 
 log = logging.getLogger("medalign")
 
@@ -27,40 +31,103 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from medalign import guard
+    from medalign.outputs import install_log_redaction, redact_text, redact_yaml_files
     from medalign.run import run
     from medalign.sweep import job_identity, objective
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    subdir = hydra_cfg.output_subdir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    install_log_redaction()  # Hydra's file and console handlers exist now
+    if subdir:  # Hydra has just saved its record: no secret stays in it
+        redact_yaml_files(run_dir / subdir)
+    if multirun:
+        redact_yaml_files(Path(hydra_cfg.sweep.dir))  # multirun.yaml
+    elif warning := guard.sweep_warning(hydra_cfg, sys.argv):
+        log.warning("%s", warning)
+        guard.print_error(warning)
     identity = job_identity(hydra_cfg, cfg) if multirun else {}
     try:
-        metrics = run(cfg, run_dir, overrides=list(hydra_cfg.overrides.task), **identity)
+        metrics = run(
+            cfg,
+            run_dir,
+            overrides=list(hydra_cfg.overrides.task),
+            hydra_subdir=subdir,
+            **identity,
+        )
+    except KeyboardInterrupt as exc:
+        kind = OmegaConf.select(cfg, "stage.kind")
+        line = guard.interrupted_line(
+            exc.__traceback__, kind, run_dir, sys.argv, OmegaConf.select(cfg, "resume")
+        )
+        log.warning("%s", line)
+        guard.print_error(line)
+        sys.exit(130)
     except Exception as exc:
-        if isinstance(exc, MedalignError):
-            log.error("%s", exc)
-            print(f"medalign: error: {exc}", file=sys.stderr)
+        full = guard.disk_full(exc, run_dir)
+        if isinstance(exc, MedalignError) or full:
+            message = redact_text(str(exc) if isinstance(exc, MedalignError) else full)
+            if not isinstance(exc, RunDirInUse):  # that log belongs to the other run
+                log.error("%s", message)
+            guard.print_error(f"medalign: error: {message}")
         else:
             log.exception("job failed")
         if multirun:  # recorded as failed in its manifest; the other jobs go on
             return float("nan")
-        if isinstance(exc, MedalignError):
+        if isinstance(exc, MedalignError) or full:
             sys.exit(1)
         raise
+    finally:
+        guard.settle_hydra_record(run_dir, subdir)
     return objective(metrics, cfg.sweep.metric)
 
 
 def main() -> None:
+    from medalign import guard
     from medalign.config import check_overrides
 
     sys.argv = _rank_args(sys.argv)
+    logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:
         check_overrides(overrides)
+        guard.check_run_dir_arg(sys.argv)  # before Hydra writes into the directory
     except MedalignError as exc:
-        print(f"medalign: error: {exc}", file=sys.stderr)
+        guard.print_error(f"medalign: error: {exc}")
         sys.exit(2)
-    _hydra_main()
+    if guard.runs_a_job(sys.argv) and not any(
+        a.startswith("hydra.output_subdir=") for a in sys.argv
+    ):
+        sys.argv.append(f"hydra.output_subdir={guard.pending_subdir()}")
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        _print_help()
+        return
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:  # before the job started (composing the config)
+        guard.print_error("medalign: interrupted before the run started; nothing was written")
+        sys.exit(130)
+
+
+def _print_help() -> None:
+    """Hydra's --help, without the options no one can select (`dataset: _base`)."""
+    import contextlib
+    import io
+
+    from medalign.guard import filter_help
+
+    buffer = io.StringIO()
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(buffer):
+        try:
+            _hydra_main()
+        except SystemExit as exc:
+            code = exc.code
+    sys.stdout.write(filter_help(buffer.getvalue()))
+    if code:
+        sys.exit(code)
 
 
 def _rank_args(argv: list[str]) -> list[str]:

@@ -25,7 +25,8 @@ from typing import Any
 from medalign import __version__
 from medalign.config import RunConfig
 from medalign.errors import MedalignError
-from medalign.outputs import git_commit, write_json_atomic
+from medalign.locks import run_lock
+from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
 from medalign.registry import register
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,19 @@ _COPIED = ("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_m
 
 
 @register("pipeline", "curriculum")
-def run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Run (or resume) every stage of `cfg.curriculum`; return the final results table."""
+def run_curriculum(
+    cfg: RunConfig, run_dir: Path, overrides: list[str], hydra_subdir: str | None = None
+) -> dict[str, Any]:
+    """Run (or resume) every stage of `cfg.curriculum`, holding the directory's lock;
+    return the final results table."""
+    target = resolve_resume(cfg.resume, run_dir) if cfg.resume else run_dir
+    with run_lock(target):  # one process per curriculum directory
+        if hydra_subdir and target == run_dir:
+            adopt_hydra_record(target, hydra_subdir)
+        return _run_curriculum(cfg, run_dir, overrides)
+
+
+def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
     if cfg.resume:
         run_dir = resolve_resume(cfg.resume, run_dir)
@@ -68,8 +80,8 @@ def run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[
                         )
                 _run_stage(manifest, run_dir, entry, stage_overrides)
             _advance(cfg, kind, entry, stage_dir, state)
-    except BaseException:
-        manifest["status"] = "failed"
+    except BaseException as exc:
+        manifest["status"] = failure_status(exc)
         write_json_atomic(run_dir / "manifest.json", manifest)
         raise
     table = results_table(manifest)
@@ -233,7 +245,7 @@ def _run_stage(
     try:
         run(compose(overrides), stage_dir)
     except BaseException as exc:
-        entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        entry.update(status=failure_status(exc), error=f"{type(exc).__name__}: {exc}")
         write_json_atomic(run_dir / "manifest.json", manifest)
         raise
     stage = json.loads((stage_dir / "manifest.json").read_text())["stages"][0]

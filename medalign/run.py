@@ -2,7 +2,8 @@
 
 Order matters: validate the config and check quantization support before anything is
 written or loaded, then claim the run directory, start W&B, run the stage, and record
-success or failure in the manifest; the W&B run closes in `finally` either way.
+success or failure in the manifest (`interrupted` for Ctrl-C); the W&B run closes and
+the directory's lock is released in `finally` either way.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from medalign.checks import check_components
 from medalign.config import validate
-from medalign.outputs import RunDir, write_json_atomic
+from medalign.outputs import RunDir, failure_status, write_json_atomic
 from medalign.registry import get, names
-from medalign.tracking import start_tracking
+from medalign.tracking import Tracker, start_tracking
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,18 @@ def run(
     overrides: list[str] | None = None,
     group: str | None = None,
     name: str | None = None,
+    hydra_subdir: str | None = None,
 ) -> dict[str, Any]:
     """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics.
 
-    `overrides` are the command line's: a curriculum re-composes each stage from them."""
+    `overrides` are the command line's: a curriculum re-composes each stage from them.
+    `hydra_subdir`: where Hydra saved its record, moved to `.hydra/` once the run directory
+    is claimed (never into a run that refuses this one)."""
     typed = validate(cfg)
     check_components(typed)
     if typed.stage.kind in names("pipeline"):  # a run of runs (the curriculum)
-        return get("pipeline", typed.stage.kind)(typed, Path(run_dir), list(overrides or []))
+        pipeline = get("pipeline", typed.stage.kind)
+        return pipeline(typed, Path(run_dir), list(overrides or []), hydra_subdir=hydra_subdir)
     stage_fn = get("stage", typed.stage.kind)
     from medalign.models.quant import check_quant_available
 
@@ -51,25 +56,29 @@ def run(
 
         recorded = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
         refuse_changes(recorded, plain, str(run_dir))  # type: ignore[arg-type]
-    out = RunDir.create(run_dir, typed.stage.name, plain, reopen=resuming)
-    tracker = start_tracking(
-        typed.logger,
-        name=name or run_dir.name,
-        job_type=typed.stage.name,
-        run_dir=run_dir,
-        config=plain,
-        group=group,
+    out = RunDir.create(
+        run_dir, typed.stage.name, plain, reopen=resuming, hydra_subdir=hydra_subdir
     )
-    out.update(wandb_run_id=tracker.run_id)
+    tracker = Tracker()
     ok = False
     try:
+        tracker = start_tracking(
+            typed.logger,
+            name=name or run_dir.name,
+            job_type=typed.stage.name,
+            run_dir=run_dir,
+            config=plain,
+            group=group,
+        )
+        out.update(wandb_run_id=tracker.run_id)
         metrics = stage_fn(typed, out, tracker)
         write_json_atomic(run_dir / "metrics.json", metrics)
         out.finish("done")
         ok = True
         return metrics
     except BaseException as exc:
-        out.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        out.finish(failure_status(exc), error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         tracker.finish(ok)
+        out.close()

@@ -1,4 +1,9 @@
-"""Reading JSON and JSON Lines with errors that name the file and line."""
+"""Reading JSON, JSON Lines and CSV with errors that name the file and line.
+
+Every reader decodes the whole file as UTF-8 first, so a stray Latin-1 byte is one
+MedalignError naming the file, the line and the byte offset (not a UnicodeDecodeError
+from deep inside the csv or json module).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,22 @@ from medalign.data.records import BadRows
 from medalign.errors import MedalignError
 
 
+def read_text(path: Path) -> str:
+    """The file's text; not UTF-8 -> MedalignError with its line and byte offset."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MedalignError(
+            f"{path}: not UTF-8 text at line {line}, byte {exc.start} "
+            f"(0x{data[exc.start]:02x}: {exc.reason}); re-save the file as UTF-8"
+        ) from None
+
+
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise MedalignError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
@@ -22,45 +40,58 @@ def read_json(path: Path) -> Any:
 def read_jsonl(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
     """(row key "line N", object) for each non-empty line; invalid lines go to `bad`."""
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            key = f"line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                bad.reject(key, "<json>", f"not valid JSON (column {exc.colno}): {exc.msg}")
-                continue
-            if not isinstance(row, dict):
-                bad.reject(key, "<row>", f"expected a JSON object, got {type(row).__name__}")
-                continue
-            rows.append((key, row))
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        key = f"line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.reject(key, "<json>", f"not valid JSON (column {exc.colno}): {exc.msg}")
+            continue
+        if not isinstance(row, dict):
+            bad.reject(key, "<row>", f"expected a JSON object, got {type(row).__name__}")
+            continue
+        rows.append((key, row))
     return rows
 
 
 def read_csv_rows(path: Path, header: bool = False) -> list[tuple[int, Any]]:
-    """(line number, row) of a CSV file: lists, or dicts when `header`; UTF-8 checked."""
+    """(line number, row) of a CSV file: lists, or dicts keyed by the header row when
+    `header`; the number is the line the row starts on (quoted fields may span lines).
+    Blank rows are left out; not UTF-8 -> MedalignError naming line and byte."""
     import csv
+    import io
 
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            if header:
-                reader: Any = csv.DictReader(handle)
-                return [(number, row) for number, row in enumerate(reader, start=2)]
-            return [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
-    except UnicodeDecodeError as exc:
-        raise MedalignError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8"
-        ) from None
+    reader: Any = csv.reader(io.StringIO(read_text(path), newline=""))
+    rows: list[tuple[int, Any]] = []
+    names: list[str] | None = None
+    start = 1
+    for row in reader:
+        if row and header and names is None:
+            names = row
+        elif row:
+            rows.append((start, _as_dict(names, row) if header else row))
+        start = reader.line_num + 1
+    return rows
+
+
+def _as_dict(names: list[str] | None, row: list[str]) -> dict[Any, Any]:
+    """A row keyed by the header, as csv.DictReader does: missing cells None, extra
+    cells in a list under the key None."""
+    names = names or []
+    out: dict[Any, Any] = {name: (row[i] if i < len(row) else None) for i, name in enumerate(names)}
+    if len(row) > len(names):
+        out[None] = row[len(names) :]
+    return out
 
 
 def sniff_format(path: Path) -> str | None:
     """Which dataset layout a file is in, from its first record; None if unknown."""
     if path.is_dir():
         return None
-    with path.open(encoding="utf-8") as handle:
-        head = handle.read(4096)
+    with path.open("rb") as handle:  # a sniff only: the reader reports bad bytes
+        head = handle.read(4096).decode("utf-8", errors="replace")
     first_line = head.lstrip().split("\n", 1)[0].strip()
     if "harmful_medical_request" in first_line:
         return "medsafetybench"

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medalign.checkpoints import completed_adapter, evaluate_saved, latest_checkpoint
 from medalign.config import RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
 from medalign.models.init_from import StartingPoint, base_source, resolve_init_from
@@ -62,6 +63,13 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         },
     )
 
+    saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
+    if saved is not None:  # killed after training, during its evaluation
+        import dataclasses
+
+        return evaluate_saved(
+            dataclasses.replace(cfg, model=model_cfg), run, tracker, saved, source
+        )
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
     trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
@@ -90,6 +98,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     }
     from medalign.stages.eval import evaluate_after_training
 
+    run.update(adapter=str(out_dir), train_metrics=metrics)  # a resume needs only the eval
     metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, run, tracker))
     run.update(adapter=str(out_dir), metrics=metrics, world_size=trainer.args.world_size)
     tracker.summary(metrics)
@@ -107,14 +116,23 @@ def example_lengths(dataset: Any, tokenizer: Any) -> list[int]:
 
 
 def save_atomically(model: Any, tokenizer: Any, target: Path) -> Path:
-    """`save_pretrained` into `<target>.partial`, then rename: no half-written adapter."""
+    """`save_pretrained` into `<target>.partial`, then rename: no half-written adapter.
+    A complete `target` already there moves aside and goes only once the new one is in."""
     import shutil
 
-    partial = target.with_name(target.name + ".partial")
+    partial, aside = (target.with_name(target.name + ext) for ext in (".partial", ".old"))
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
+    try:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
     os.replace(partial, target)
+    shutil.rmtree(aside, ignore_errors=True)
     return target
 
 
@@ -186,9 +204,7 @@ def _checkpoint_to_resume(resume_from: str | None, folder: Path) -> str | None:
         if not Path(resume_from, "trainer_state.json").is_file():
             raise MedalignError(f"stage.resume_from: no trainer checkpoint at {resume_from}")
         return resume_from
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    return latest_checkpoint(folder)  # the newest *complete* one; says which were skipped
 
 
 def packing_mode(cfg: RunConfig) -> bool:

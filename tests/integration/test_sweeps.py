@@ -129,7 +129,7 @@ def test_two_cpu_processes_train_one_synchronized_adapter(tmp_path: Path) -> Non
     run_dir = tmp_path / "runs" / "ddp"
     _medalign(
         "--config_file",
-        str(REPO / "conf" / "accelerate" / "cpu_ddp.yaml"),
+        str(REPO / "medalign" / "accelerate" / "cpu_ddp.yaml"),
         "-m",
         "medalign",
         *TINY,

@@ -1,0 +1,188 @@
+"""What the command line checks and says around a run, so nothing is lost or rewritten.
+
+- Before Hydra writes anything: a `hydra.run.dir=` that holds a finished run, another
+  run (unless this is a documented resume: `stage.resume_from=...` or `resume=...`), or
+  a directory another process works in is refused (`check_run_dir_arg`).
+- Hydra saves its record of the run into a per-process folder (`pending_subdir()`),
+  redacted at once, moved to `.hydra/` only when the run is accepted (by
+  `outputs.RunDir.create` or the curriculum) and removed when it is refused
+  (`settle_hydra_record`); `.hydra/` of another run is never rewritten.
+- Ctrl-C is one line naming the step and the command that resumes (`interrupted_line`).
+- A sweep experiment started without `-m` gets a one-line warning (`sweep_warning`).
+- `--help` lists only selectable options (`filter_help`).
+
+    python -m medalign stage=medqa hydra.run.dir=runs/x      # refused if runs/x is a run
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from medalign.errors import MedalignError
+
+_NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
+_MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def pending_subdir() -> str:
+    """This process's folder for Hydra's record, until the run is accepted."""
+    return f".hydra-pending-{os.getpid()}"
+
+
+def _last(args: list[str], key: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith(f"{key}=")]
+    return values[-1] if values else None
+
+
+def runs_a_job(argv: list[str]) -> bool:
+    """Whether the command line runs a job (not --help, --cfg, ...)."""
+    return not any(a in _NO_RUN_FLAGS or a.startswith("--cfg=") for a in argv[1:])
+
+
+def check_run_dir_arg(argv: list[str]) -> None:
+    """Refuse, before Hydra writes into it, a `hydra.run.dir` this run may not use."""
+    import json
+
+    from medalign.locks import holder
+    from medalign.outputs import check_claimable
+
+    args = argv[1:]
+    run_dir = _last(args, "hydra.run.dir")
+    if not run_dir or not runs_a_job(argv) or any(a in _MULTIRUN_FLAGS for a in args):
+        return
+    if int(os.environ.get("RANK", "0")) > 0:  # a scratch directory (see cli._rank_args)
+        return
+    path = Path(run_dir)
+    who = holder(path)
+    if who is not None:
+        raise MedalignError(f"{path} is in use by {who}; wait for it to end or stop it")
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        return
+    try:
+        kind = json.loads(manifest.read_text()).get("kind")
+    except (OSError, ValueError):
+        kind = None
+    if kind == "curriculum":
+        if _last(args, "resume") in (None, "null"):
+            raise MedalignError(
+                f"{path} already holds a curriculum run; resume it with resume={path}, "
+                "or use a new hydra.run.dir"
+            )
+        return
+    resume = _last(args, "stage.resume_from")
+    check_claimable(path, reopen=resume not in (None, "null", ""))
+
+
+def settle_hydra_record(run_dir: Path, subdir: str | None) -> None:
+    """After the job: a record the run did not adopt is kept as `.hydra/` only in a fresh
+    directory nobody else holds (a run that failed before starting); otherwise removed."""
+    from medalign.locks import holder
+    from medalign.outputs import adopt_hydra_record
+
+    if not subdir or not (run_dir / subdir).is_dir() or subdir == ".hydra":
+        return
+    fresh = not (run_dir / ".hydra").exists() and not (run_dir / "manifest.json").exists()
+    if fresh and holder(run_dir) is None:
+        adopt_hydra_record(run_dir, subdir)
+    else:
+        shutil.rmtree(run_dir / subdir, ignore_errors=True)
+
+
+def interrupted_line(
+    tb: TracebackType | None, kind: str, run_dir: Path, argv: list[str], resume: Any = None
+) -> str:
+    """ "medalign: interrupted at step N; resume with: ..." for a Ctrl-C during a run."""
+    step, phase = _where(tb)
+    at = f"at step {step}" if step is not None else f"during {phase}"
+    kept = _user_args(argv, "hydra.run.dir=", "stage.resume_from=")
+    if kind == "curriculum":
+        kept = [a for a in kept if not a.startswith("resume=")]
+        target = resume or run_dir  # `latest` still names the newest curriculum
+        how = "resume with: " + _command([*kept, f"resume={target}"])
+    elif kind == "sft":
+        how = "resume with: " + _command(
+            [*kept, "stage.resume_from=latest", f"hydra.run.dir={run_dir}"]
+        )
+    else:
+        how = f"the stage starts over when run again: {_command(kept)}"
+    return f"medalign: interrupted {at}; {how}"
+
+
+def _user_args(argv: list[str], *dropped: str) -> list[str]:
+    """The command line's arguments without `dropped` prefixes and what main() added."""
+    return [a for a in argv[1:] if not a.startswith((*dropped, "hydra.output_subdir=.hydra-p"))]
+
+
+def _command(args: list[str]) -> str:
+    return " ".join(["python -m medalign", *(shlex.quote(a) for a in args)])
+
+
+def _where(tb: TracebackType | None) -> tuple[int | None, str]:
+    """The trainer's global step if a Trainer was on the stack, and the innermost
+    medalign function (the phase)."""
+    step, phase = None, "start-up"
+    while tb is not None:
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("medalign."):
+            phase = f"{frame.f_code.co_name} ({module})"
+        owner = frame.f_locals.get("self")
+        state = getattr(owner, "state", None)
+        if hasattr(owner, "args") and isinstance(getattr(state, "global_step", None), int):
+            step = state.global_step
+        tb = tb.tb_next
+    return step, phase
+
+
+def disk_full(exc: BaseException, run_dir: Path) -> str | None:
+    """ "disk full at <path>" when `exc` (or its cause) is an ENOSPC, else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = Path(exc.filename).parent if exc.filename else run_dir
+            return f"disk full at {where}"
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+def sweep_warning(hydra_cfg: Any, argv: list[str]) -> str | None:
+    """One line when a sweep experiment (hydra.sweeper.params set) runs without `-m`."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.select(hydra_cfg, "sweeper.params")
+    if not params:
+        return None
+    experiment = OmegaConf.select(hydra_cfg, "runtime.choices.experiment")
+    what = f"experiment={experiment}" if experiment else "this config"
+    swept = ", ".join(f"{k}: {v}" for k, v in params.items())
+    args = _user_args(argv, "hydra.run.dir=")
+    return (
+        f"medalign: warning: {what} is a sweep ({swept}) but runs as ONE job without -m; "
+        f"for the sweep: {_command(['-m', *args])}"
+    )
+
+
+def filter_help(text: str) -> str:
+    """Hydra's --help with options named `_x` (bases other configs include) left out."""
+    lines = []
+    for line in text.splitlines():
+        group, sep, options = line.partition(": ")
+        if sep and re.fullmatch(r"[\w/]+", group) and re.fullmatch(r"[\w.-]+(, [\w.-]+)*", options):
+            kept = [o for o in options.split(", ") if not o.startswith("_")]
+            line = f"{group}{sep}{', '.join(kept)}"
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def print_error(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

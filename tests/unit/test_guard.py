@@ -1,0 +1,52 @@
+"""The one-line messages of medalign.guard (the CLI tests run them end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from medalign.guard import filter_help, interrupted_line
+
+
+class _Loop:
+    """Has what the frame walk looks for on a transformers Trainer: `args` and `state`."""
+
+    def __init__(self) -> None:
+        self.args = SimpleNamespace()
+        self.state = SimpleNamespace(global_step=0)
+
+    def train(self) -> None:
+        for step in range(1, 10):
+            self.state.global_step = step
+            if step == 7:
+                raise KeyboardInterrupt
+
+
+def _interrupt():
+    try:
+        _Loop().train()
+    except KeyboardInterrupt as exc:
+        return exc.__traceback__
+
+
+def test_interrupted_line_names_the_step_and_the_resume_command() -> None:
+    argv = ["medalign", "stage=medqa", "hydra.run.dir=/r/x", "hydra.output_subdir=.hydra-pending-9"]
+    line = interrupted_line(_interrupt(), "sft", Path("/r/x"), argv)
+    assert line == (
+        "medalign: interrupted at step 7; resume with: python -m medalign stage=medqa "
+        "stage.resume_from=latest hydra.run.dir=/r/x"
+    )
+    curriculum = interrupted_line(
+        None, "curriculum", Path("/r/new"), ["m", "resume=latest"], "latest"
+    )
+    assert curriculum.endswith("python -m medalign resume=latest")
+    assert "during start-up" in curriculum
+
+
+def test_help_filter_drops_base_options_only() -> None:
+    text = (
+        "Usage:  python -m medalign [a, _b]\ndataset: _base, medqa, pubmedqa\nlora: default, none\n"
+    )
+    assert filter_help(text) == (
+        "Usage:  python -m medalign [a, _b]\ndataset: medqa, pubmedqa\nlora: default, none\n"
+    )
