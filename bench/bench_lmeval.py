@@ -158,6 +158,14 @@ def _model_dirs(tmp: Path) -> dict[str, Path]:
     return {"tiny": plain, "tiny + BOS post-processor": bos}
 
 
+def medalign_item(fmt: str, record: QARecord) -> tuple[str, list[str], int]:
+    """medalign's lm-eval prompt for a raw-text record: (context, choices, gold index).
+    The one place to adapt when `loglik_item` moves into the Tasks (redesign)."""
+    from medalign.eval.prompts import loglik_item
+
+    return loglik_item(record, fmt)
+
+
 def _argmax(values: list[float]) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
@@ -172,13 +180,12 @@ def _loader_items(name: str, n: int) -> list[tuple[str, list[str]]]:
 
     from medalign.config import DatasetConfig
     from medalign.data.loading import dataset_config, load_records
-    from medalign.eval.prompts import loglik_item
 
     _, _, _, rel, _, fmt, changes = DATASETS[name]
     cfg = dataclasses.replace(
         dataset_config(fmt, DatasetConfig(name="_")), path=str(SHARED / rel), **changes
     )
-    return [loglik_item(r, fmt)[:2] for r in load_records(cfg).records[:n]]
+    return [medalign_item(fmt, r)[:2] for r in load_records(cfg).records[:n]]
 
 
 def measure(n: int = 100, batch_size: int = 16) -> dict:
@@ -193,7 +200,6 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
         return {"status": f"not measured: the raw data samples are absent ({SHARED})"}
     from medalign.config import ModelConfig, QuantConfig
     from medalign.eval.loglik import score_choices
-    from medalign.eval.prompts import loglik_item
     from medalign.models.load import load_causal_lm, load_tokenizer
 
     tasks_dir = Path(lm_eval.tasks.__file__).parent
@@ -233,7 +239,7 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
                 samples = sorted(out["samples"][f"medalign_{name}"], key=lambda s: s["doc_id"])
                 theirs = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
                 fmt = DATASETS[name][5]
-                items = [loglik_item(record, fmt) for _, record in pairs]
+                items = [medalign_item(fmt, record) for _, record in pairs]
                 score_choices(model, tokenizer, [i[:2] for i in items[:4]], batch_size)  # warm-up
                 start = time.perf_counter()
                 ours = score_choices(model, tokenizer, [i[:2] for i in items], batch_size)
