@@ -158,6 +158,16 @@ def _model_dirs(tmp: Path) -> dict[str, Path]:
     return {"tiny": plain, "tiny + BOS post-processor": bos}
 
 
+def medalign_item(fmt: str, record: QARecord) -> tuple[str, list[str], int]:
+    """medalign's lm-eval prompt for a raw-text record (its Task's `loglik_item`):
+    (context, choices, gold index)."""
+    from medalign.compose import catalogue
+    from medalign.tasks.base import get_task
+
+    item = get_task(catalogue(fmt)).loglik_item(record)
+    return item.context, item.choices, item.gold
+
+
 def _argmax(values: list[float]) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
@@ -172,16 +182,10 @@ def _loader_items(name: str, n: int) -> list[tuple[str, list[str]]]:
 
     from medalign.compose import catalogue
     from medalign.data.loading import load_records
-    from medalign.tasks.base import get_task
 
     _, _, _, rel, _, fmt, changes = DATASETS[name]
     cfg = dataclasses.replace(catalogue(fmt), path=str(SHARED / rel), **changes)
-    task = get_task(cfg)
-    return [_triple(task.loglik_item(r))[:2] for r in load_records(cfg).records[:n]]
-
-
-def _triple(item) -> tuple[str, list[str], int]:
-    return item.context, item.choices, item.gold
+    return [medalign_item(fmt, r)[:2] for r in load_records(cfg).records[:n]]
 
 
 def measure(n: int = 100, batch_size: int = 16) -> dict:
@@ -194,11 +198,9 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
         return {"status": "not measured: lm-eval not installed (pip install -e '.[bench]')"}
     if not SHARED.is_dir():
         return {"status": f"not measured: the raw data samples are absent ({SHARED})"}
-    from medalign.compose import catalogue
     from medalign.config import ModelConfig, QuantConfig
     from medalign.eval.loglik import score_choices
     from medalign.models.load import load_causal_lm, load_tokenizer
-    from medalign.tasks.base import get_task
 
     tasks_dir = Path(lm_eval.tasks.__file__).parent
     rows: list[dict] = []
@@ -237,8 +239,7 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
                 samples = sorted(out["samples"][f"medalign_{name}"], key=lambda s: s["doc_id"])
                 theirs = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
                 fmt = DATASETS[name][5]
-                task = get_task(catalogue(fmt))
-                items = [_triple(task.loglik_item(record)) for _, record in pairs]
+                items = [medalign_item(fmt, record) for _, record in pairs]
                 score_choices(model, tokenizer, [i[:2] for i in items[:4]], batch_size)  # warm-up
                 start = time.perf_counter()
                 ours = score_choices(model, tokenizer, [i[:2] for i in items], batch_size)

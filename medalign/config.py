@@ -152,6 +152,7 @@ class EvalConfig:
     seed: int = 0
     after_train: bool = False
     judge_model: str | None = None
+    add_bos_token: bool | None = None
 
 
 @dataclass

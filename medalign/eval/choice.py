@@ -31,11 +31,12 @@ def score_loglik(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
             [(it.context, it.choices) for it in items],
             cfg.batch_size,
             progress=bar.update,
+            add_bos_token=cfg.add_bos_token,
         )
     golds = [it.gold for it in items]
     correct, correct_norm, probs, preds = [], [], [], []
     for record, item, ll, ntok, cut in zip(
-        records, items, scored.scores, scored.tokens, scored.truncated, strict=True
+        records, items, scored.scores, scored.token_counts, scored.truncated, strict=True
     ):
         pred = max(range(len(ll)), key=ll.__getitem__)
         norm = [s / len(c) for s, c in zip(ll, item.choices, strict=True)]

@@ -20,7 +20,7 @@ choices of a question in one batch.
 `score_naive` is the reference: each choice a separate full sequence, one at a time.
 
     scored = score_choices(model, tokenizer, [(context, ["A", "B", "C", "D"])])
-    scored.scores, scored.tokens, scored.truncated   # per-choice log-likelihoods, ...
+    scored.scores, scored.token_counts, scored.truncated   # per choice, per question
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ChoiceScores:
     """Raw per-choice results: everything acc, acc_norm and calibration derive from."""
 
     scores: list[list[float]]  # summed log-likelihood of each choice's tokens
-    tokens: list[list[int]]  # continuation token count of each choice
+    token_counts: list[list[int]]  # continuation token count of each choice
     context_tokens: list[int]  # context length in tokens, before any truncation
     truncated: list[bool]  # a choice of the question was cut from the left
     max_length: int  # the model length the sequences were held to
@@ -238,7 +238,7 @@ def score_choices(
         )
     return ChoiceScores(
         scores=[r for r in results if r is not None],
-        tokens=[[len(cont) for _, cont in enc] for enc in encoded],
+        token_counts=[[len(cont) for _, cont in enc] for enc in encoded],
         context_tokens=[len(enc[0][0]) if enc else 0 for enc in encoded],
         truncated=truncated,
         max_length=limit,

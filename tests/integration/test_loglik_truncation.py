@@ -48,7 +48,7 @@ def test_left_truncation_reads_the_models_max_length_and_is_counted(tiny) -> Non
     assert cut.max_length == SHORT
     assert cut.truncated == [True, True, False, True] and cut.n_truncated == 3
     encoded = encode_batch(tokenizer, items)
-    assert cut.tokens == [[len(c) for _, c in enc] for enc in encoded]
+    assert cut.token_counts == [[len(c) for _, c in enc] for enc in encoded]
     assert cut.context_tokens == [len(enc[0][0]) for enc in encoded]
     for c, f, n in zip(cut.scores, fast, naive, strict=True):
         assert c == pytest.approx(f, abs=1e-5) and c == pytest.approx(n, abs=1e-4)
