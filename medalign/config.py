@@ -36,6 +36,23 @@ class TinyModelConfig:
 
 
 @dataclass
+class ArchitectureConfig:
+    """The published config.json numbers of a model: what the planner and the
+    `random_init` builder need, so neither downloads anything. null: unknown."""
+
+    family: str | None = None  # transformers model_type: llama, mistral, qwen2, gemma2, phi3
+    hidden_size: int | None = None
+    intermediate_size: int | None = None
+    num_layers: int | None = None
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None  # null: hidden_size // num_attention_heads
+    vocab_size: int | None = None
+    max_position_embeddings: int | None = None
+    tie_word_embeddings: bool | None = None
+
+
+@dataclass
 class ModelConfig:
     name: str = "tiny"
     builder: str = "tiny"
@@ -44,8 +61,11 @@ class ModelConfig:
     chat_template: str | None = None
     trust_remote_code: bool = False
     dtype: str = _choice("float32", *DTYPES)
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = _choice("sdpa", "sdpa", "eager", "flash_attention_2")
+    liger: bool = False  # Liger kernels (fused RMSNorm/SwiGLU/RoPE/linear+CE): CUDA only
+    num_layers: int | None = None  # keep only the first N layers (a real-architecture slice)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
 
 
 @dataclass
@@ -237,6 +257,24 @@ class RLConfig:
     max_completion_length: int = 64
     temperature: float = 1.0
     logging_steps: int = 2
+    use_vllm: bool = False  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
+    vllm_mode: str = _choice("colocate", "colocate", "server")
+    engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
+
+
+@dataclass
+class PlanConfig:
+    """stage=plan: will it fit, and how long will it take (medalign/plan)."""
+
+    gpu: str = "a100_80gb"  # a name of medalign.plan.formulas.GPUS, or `custom`
+    gpu_memory_gb: float | None = None  # overrides the named GPU's memory (GiB)
+    gpu_tflops: float | None = None  # overrides its dense bf16 peak (TFLOP/s)
+    world_size: int = 1
+    sharding: str = _choice("ddp", "ddp", "fsdp", "zero2", "zero3")
+    for_stage: str = _choice("sft", "sft", "reward", "rl", "dpo")  # `for` is a Python keyword
+    mfu: float = 0.4
+    seq_len: int | None = None  # null: the trainer's max_length
+    micro_batch: int | None = None  # null: the trainer's per-device batch size
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
@@ -247,6 +285,7 @@ STAGE_SCHEMAS: dict[str, type] = {
     "export": KindOnlyStageConfig,
     "reward": KindOnlyStageConfig,  # its settings live in the `reward` group
     "rl": KindOnlyStageConfig,  # and in the `rl` group
+    "plan": KindOnlyStageConfig,  # its settings live in the `plan` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -262,6 +301,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "checkpoint": CheckpointConfig,
     "export": ExportConfig,
     "sweep": SweepConfig,
+    "plan": PlanConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "run": str}
 
@@ -285,6 +325,7 @@ class RunConfig:
     checkpoint: CheckpointConfig
     export: ExportConfig
     sweep: SweepConfig
+    plan: PlanConfig = field(default_factory=PlanConfig)
     resume: str | None = None
     run: str | None = None
 
@@ -308,7 +349,11 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
             f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(STAGE_SCHEMAS)}"
         )
     typed["stage"] = merge_group("stage", STAGE_SCHEMAS[kind], stage_node)
-    if kind == "rl" and typed["rl"].algorithm == "ppo":
+    if kind == "rl" and typed["rl"].engine == "verl":
+        from medalign.rl_engines.verl import check_algorithm
+
+        check_algorithm(typed["rl"].algorithm)  # verl runs ppo/grpo/rloo, not dpo
+    elif kind == "rl" and typed["rl"].algorithm == "ppo":
         raise MedalignError(
             "rl=ppo: PPOTrainer is not in this TRL (trl.experimental.ppo was removed in TRL "
             "1.13, and medalign keeps the newest TRL for every other trainer). Use rl=grpo or "

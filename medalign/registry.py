@@ -25,10 +25,12 @@ _DATASETS = tuple(
 )
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": tuple(f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl")),
+    "stage": tuple(
+        f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl", "plan")
+    ),
     "loader": _DATASETS,
     "template_fields": _DATASETS,
-    "model_builder": ("medalign.models.builders",),
+    "model_builder": ("medalign.models.builders", "medalign.models.random_init"),
     "chat_template": ("medalign.models.chat_templates",),
     "reward_fn": ("medalign.rewards.functions",),
 }
