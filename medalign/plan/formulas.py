@@ -72,10 +72,7 @@ def nf4_bytes(numel: int, double_quant: bool, blocksize: int = 64) -> float:
     """QLoRA NF4 weight: 4 bits per weight + absmax per block (fp32, or 8-bit + fp32 per
     256 blocks with double quantization, plus its fp32 offset)."""
     blocks = -(-numel // blocksize)
-    if double_quant:
-        constants = blocks * 1 + 4 * -(-blocks // 256) + 4
-    else:
-        constants = blocks * 4
+    constants = blocks * 1 + 4 * -(-blocks // 256) + 4 if double_quant else blocks * 4
     return numel / 2 + constants
 
 
@@ -115,10 +112,7 @@ def train_flops_per_token(
     (LoRA): backward = forward (activation gradients) + 4·N_trainable (adapter weight
     gradients, and their activation gradients). Recomputation adds a forward."""
     forward = 2 * matmul_params + 2 * layers * context * attn_dim
-    if frozen_base:
-        backward = forward + 4 * trainable_matmul_params
-    else:
-        backward = 2 * forward
+    backward = forward + 4 * trainable_matmul_params if frozen_base else 2 * forward
     return forward + backward + (forward if recompute else 0.0)
 
 
