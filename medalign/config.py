@@ -275,6 +275,7 @@ class PlanConfig:
     mfu: float = 0.4
     seq_len: int | None = None  # null: the trainer's max_length
     micro_batch: int | None = None  # null: the trainer's per-device batch size
+    gradient_checkpointing: bool | None = None  # null: the trainer's setting
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.

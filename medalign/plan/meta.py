@@ -45,6 +45,8 @@ def build_meta(cfg: RunConfig, *, reward: bool = False, num_layers: int | None =
             )
         else:
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+    if config.tie_word_embeddings:
+        model.tie_weights()  # not done under init_empty_weights; real loading ties them
     lora = _lora(cfg, reward)
     if lora is not None:
         from peft import get_peft_model

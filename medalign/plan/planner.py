@@ -83,7 +83,9 @@ def workload(cfg: RunConfig) -> Workload:
     """The configured step: stage, micro-batch, sequence length, steps, sharding."""
     plan, knobs = cfg.plan, _trainer_knobs(cfg)
     stage = plan.for_stage
-    ckpt = bool(knobs["gradient_checkpointing"])
+    ckpt = plan.gradient_checkpointing
+    if ckpt is None:
+        ckpt = bool(knobs["gradient_checkpointing"])
     quant = cfg.quant.mode
     accum = int(knobs["gradient_accumulation_steps"])
     if stage == "sft":
