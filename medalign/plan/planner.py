@@ -236,8 +236,10 @@ def memory_components(
         "activations": model.activations(work.batch, seq_total, work.ckpt, act_bytes),
     }
     token_scale = work.batch * seq_total / model.seq
-    # logits held by the outputs + the fp32 gradient of the loss w.r.t. them at backward
-    out["logits_loss"] = token_scale * (model.logits + model.logits_fp32)
+    # logits held by the outputs; at the loss's backward the fp32 gradients w.r.t. the
+    # log-probabilities and w.r.t. the logits are alive together (the log-softmax output
+    # autograd keeps is in `activations`)
+    out["logits_loss"] = token_scale * (model.logits + 2 * model.logits_fp32)
     if work.stage == "rl":
         arch = cfg.model.architecture
         out.update(_rl_extra(cfg, model, work, base, dtype, arch))

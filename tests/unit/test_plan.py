@@ -46,8 +46,8 @@ def test_memory_components_by_hand_fp32_lora() -> None:
     assert mem["lora_weights"] == LORA * 4
     assert mem["gradients"] == LORA * 4  # only the adapter trains
     assert mem["optimizer"] == LORA * 8  # AdamW: two fp32 moments
-    # logits (2 x 32 x 2048 fp32) held by the outputs + their fp32 gradient
-    assert mem["logits_loss"] == 2 * 32 * V * 4 * 2
+    # logits (2 x 32 x 2048 fp32) held by the outputs + two fp32 gradients at the loss
+    assert mem["logits_loss"] == 2 * 32 * V * 4 * 3
     assert "cuda_context" not in mem  # device="cpu"
 
 
