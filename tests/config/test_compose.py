@@ -16,8 +16,8 @@ from tests.conftest import REPO, compose, options
 @pytest.mark.parametrize("experiment", [None, *options("experiment")])
 def test_every_stage_and_experiment_validates(stage: str, experiment: str | None) -> None:
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
-    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl")}
-    if experiment == "all_data_mix" and stage in ("eval", "export", "reward", "rl"):
+    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl", "plan")}
+    if experiment == "all_data_mix" and stage in ("eval", "export", "reward", "rl", "plan"):
         # its SFT step count cannot apply to a stage without steps: a clear error, not a crash
         with pytest.raises(MedalignError, match="stage.max_steps: unknown key 'max_steps'"):
             validate(compose(*overrides))
@@ -29,7 +29,8 @@ def test_every_stage_and_experiment_validates(stage: str, experiment: str | None
 
 
 @pytest.mark.parametrize(
-    "group", ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval"]
+    "group",
+    ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval", "plan"],
 )
 def test_every_group_option_validates(group: str) -> None:
     for option in options(group):
