@@ -164,16 +164,21 @@ def trace_activations(model: Any, batch: int, seq: int, *, eager: bool) -> dict[
     kwargs = {"labels": ids} if _is_causal(model) else {}
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(input_ids=ids, **kwargs)
-    total = attention_probs = lse = 0.0
+    total = attention_probs = lse = head = 0.0
+    vocab = out.logits.shape[-1]
     for shape, nbytes in saved.values():
         if not eager and len(shape) == 4 and shape[-1] == seq and shape[-2] == seq and seq > 1:
             attention_probs += nbytes
             lse += shape[0] * shape[1] * seq * 4
             continue
+        if shape and shape[-1] == vocab and vocab > 1:  # the loss's log-softmax: see planner
+            head += nbytes
+            continue
         total += nbytes
     logits = out.logits
     return {
         "saved": total + lse,
+        "head_saved": head,
         "attention_probs_dropped": attention_probs,
         "logits": logits.numel() * logits.element_size(),
         "logits_fp32": logits.numel() * 4,

@@ -179,6 +179,7 @@ class _Model:
             self.per_layer = one["saved"] / 2  # a 1-layer model: split evenly (rarely used)
         self.outside = one["saved"] - self.per_layer  # embeddings, final norm, head, loss
         self.logits = one["logits"]
+        self.head_saved = one["head_saved"]
         self.logits_fp32 = one["logits_fp32"]
 
     def activations(self, batch: int, seq: int, ckpt: bool, act_bytes: int) -> float:
@@ -236,10 +237,7 @@ def memory_components(
         "activations": model.activations(work.batch, seq_total, work.ckpt, act_bytes),
     }
     token_scale = work.batch * seq_total / model.seq
-    # logits held by the outputs; at the loss's backward the fp32 gradients w.r.t. the
-    # log-probabilities and w.r.t. the logits are alive together (the log-softmax output
-    # autograd keeps is in `activations`)
-    out["logits_loss"] = token_scale * (model.logits + 2 * model.logits_fp32)
+    out["logits_loss"] = loss_head_bytes(model, work, dtype, device, token_scale)
     if work.stage == "rl":
         arch = cfg.model.architecture
         out.update(_rl_extra(cfg, model, work, base, dtype, arch))
@@ -251,6 +249,30 @@ def memory_components(
         out["allocator_reserve"] = F.ALLOCATOR_RESERVE * allocated
         out["cuda_context"] = F.CUDA_CONTEXT_GIB * F.GIB
     return out
+
+
+# TRL >= 1.16 SFT/GRPO/RLOO: add_fused_lm_head + trl/kernels/chunked_logprob.py project
+# the LM head in tiles of TOKEN_CHUNK_SIZE tokens x 32768 vocabulary entries and never
+# keep the [tokens, vocab] logits. Its Triton kernel holds the tile (compute dtype) and,
+# at backward, the recomputed tile turned into its gradient in place; the torch fallback
+# (CPU) holds about 8 fp32 tile-sized temporaries (tile.float(), the scaled logits,
+# z - max, exp, exp*z, exp*exp, the target mask) - read from `_forward_tile`.
+FUSED_TOKENS, FUSED_VOCAB = 4096, 32768
+FUSED_TILES_CPU, FUSED_TILES_GPU = 8, 2
+
+
+def loss_head_bytes(model: _Model, work: Workload, dtype: int, device: str, token_scale: float):
+    """Peak bytes of the LM head + loss beyond the activations."""
+    if model.reward:
+        return 0.0
+    if work.stage in ("sft", "rl"):  # TRL's fused, tiled LM head
+        tokens = min(work.batch * work.seq, FUSED_TOKENS)
+        tile = tokens * min(model.vocab, FUSED_VOCAB)
+        return tile * 4 * FUSED_TILES_CPU if device == "cpu" else tile * dtype * FUSED_TILES_GPU
+    # the model's own loss (DPO, a plain Trainer): logits held by the outputs, the
+    # log-softmax autograd keeps, and at backward the fp32 gradients w.r.t. the
+    # log-probabilities and the logits, alive together
+    return token_scale * (model.logits + model.head_saved + 2 * model.logits_fp32)
 
 
 def _rl_extra(cfg: RunConfig, model: _Model, work: Workload, base: float, dtype: int, arch):

@@ -46,8 +46,13 @@ def test_memory_components_by_hand_fp32_lora() -> None:
     assert mem["lora_weights"] == LORA * 4
     assert mem["gradients"] == LORA * 4  # only the adapter trains
     assert mem["optimizer"] == LORA * 8  # AdamW: two fp32 moments
-    # logits (2 x 32 x 2048 fp32) held by the outputs + two fp32 gradients at the loss
-    assert mem["logits_loss"] == 2 * 32 * V * 4 * 3
+    # TRL's fused LM head on the CPU: 8 fp32 temporaries of one tile (64 tokens x 2048)
+    assert mem["logits_loss"] == 8 * (2 * 32) * V * 4
+    dpo = _plan("plan.seq_len=32", "plan.micro_batch=1", "plan.for_stage=dpo")["memory_bytes"]
+    # DPO (the model's own loss, chosen+rejected = 2 sequences): logits, saved log-softmax,
+    # two fp32 gradients; and the reference pass's logits
+    assert dpo["logits_loss"] == 2 * 32 * V * 4 * 4
+    assert dpo["reference"] == 2 * 32 * V * 4
     assert "cuda_context" not in mem  # device="cpu"
 
 
