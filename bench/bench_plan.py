@@ -392,10 +392,15 @@ def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dic
         cfg = validate(compose(config_name="config", overrides=over))
     cfg.plan.gradient_checkpointing = True
     plan = make_plan(cfg)
+    from trl.trainer.utils import add_fused_lm_head
+
     model = load_causal_lm(cfg.model, cfg.quant, model_source(cfg.model))
+    add_fused_lm_head(model)  # what TRL's SFTTrainer does: no [tokens, vocab] logits
     model.gradient_checkpointing_enable()
     model.enable_input_require_grads()
-    model = get_peft_model(model, lora_config(cfg.lora)).cuda()
+    model = get_peft_model(model, lora_config(cfg.lora))
+    if quant == "none":  # quantized models are loaded onto the GPU by bitsandbytes
+        model = model.cuda()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, 2000, (batch, seq), device="cuda")
     torch.cuda.reset_peak_memory_stats()
@@ -404,7 +409,7 @@ def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dic
         torch.cuda.synchronize()
         t = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = model(input_ids=ids, labels=ids, fused_lm_head=True).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
@@ -417,6 +422,7 @@ def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dic
     gen_prompt = torch.randint(0, 2000, (4, 128), device="cuda")
     torch.cuda.synchronize()
     t = time.perf_counter()
+    model.eval()
     with torch.no_grad():
         model.generate(input_ids=gen_prompt, max_new_tokens=128, min_new_tokens=128, do_sample=True)
     torch.cuda.synchronize()

@@ -20,9 +20,12 @@ from medalign.config import RunConfig
 CATEGORIES = ("embedding", "attention", "mlp", "norm", "lm_head", "score", "lora", "other")
 
 
-def build_meta(cfg: RunConfig, *, reward: bool = False, num_layers: int | None = None) -> Any:
+def build_meta(
+    cfg: RunConfig, *, reward: bool = False, num_layers: int | None = None, dropout: bool = True
+) -> Any:
     """The model `cfg` trains (causal LM, or the reward stage's 1-label classifier),
-    with its LoRA adapter, on the meta device."""
+    with its LoRA adapter, on the meta device. dropout=False: TRL's RewardConfig and
+    DPOConfig default to `disable_dropout=True`, which drops LoRA's dropout masks."""
     import dataclasses
 
     import torch
@@ -48,6 +51,8 @@ def build_meta(cfg: RunConfig, *, reward: bool = False, num_layers: int | None =
     if config.tie_word_embeddings:
         model.tie_weights()  # not done under init_empty_weights; real loading ties them
     lora = _lora(cfg, reward)
+    if lora is not None and not dropout:
+        lora.lora_dropout = 0.0
     if lora is not None:
         from peft import get_peft_model
 

@@ -130,7 +130,10 @@ def make_plan(cfg: RunConfig, device: str = "gpu") -> dict[str, Any]:
     arch = require_architecture(cfg.model)
     gpu = gpu_spec(cfg)
     work = workload(cfg)
-    model = _Model(cfg, work.stage == "reward", work.seq)
+    # TRL's RewardConfig and DPOConfig disable dropout by default (SFT, GRPO, RLOO keep it)
+    model = _Model(
+        cfg, work.stage == "reward", work.seq, dropout=work.stage not in ("reward", "dpo")
+    )
     memory = memory_components(cfg, model, work, device)
     total = sum(memory.values())
     compute = compute_estimate(cfg, model, work, gpu)
@@ -155,7 +158,7 @@ def make_plan(cfg: RunConfig, device: str = "gpu") -> dict[str, Any]:
 class _Model:
     """Counts and per-layer activation coefficients of the configured model."""
 
-    def __init__(self, cfg: RunConfig, reward: bool, seq: int) -> None:
+    def __init__(self, cfg: RunConfig, reward: bool, seq: int, dropout: bool = True) -> None:
         from medalign.plan.meta import build_meta, count_params, trace_activations
 
         arch = cfg.model.architecture
@@ -169,10 +172,12 @@ class _Model:
         self.seq = seq
         self.counts = count_params(build_meta(cfg, reward=reward))
         eager = cfg.model.attn_implementation == "eager"
-        one = trace_activations(build_meta(cfg, reward=reward, num_layers=1), 1, seq, eager=eager)
+        one = trace_activations(
+            build_meta(cfg, reward=reward, num_layers=1, dropout=dropout), 1, seq, eager=eager
+        )
         if self.layers > 1:
             two = trace_activations(
-                build_meta(cfg, reward=reward, num_layers=2), 1, seq, eager=eager
+                build_meta(cfg, reward=reward, num_layers=2, dropout=dropout), 1, seq, eager=eager
             )
             self.per_layer = two["saved"] - one["saved"]
         else:
