@@ -7,6 +7,8 @@ The tiny model (conf/model/tiny.yaml): hidden 64, intermediate 192, 2 layers, 4 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from medalign.config import validate
@@ -22,6 +24,7 @@ BASE = EMBED + L * LAYER + H  # + final norm = 229696
 LORA = L * sum(8 * i + o * 8 for o, i in LINEARS)  # A: r x in, B: out x r = 19456
 
 
+@functools.cache
 def _plan(*overrides: str, device: str = "cpu") -> dict:
     from medalign.plan.planner import make_plan
 
