@@ -148,3 +148,15 @@ def test_switches_name_what_is_missing() -> None:
     with pytest.raises(MedalignError, match="only GRPO and RLOO"):
         check_switches(cfg, cuda=True)
     check_switches(validate(compose()), cuda=False)  # defaults need nothing
+
+
+def test_stage_plan_writes_plan_json(tmp_path, capsys) -> None:
+    import json
+
+    from medalign.run import run
+
+    metrics = run(compose("stage=plan", "logger=none", "model=llama3_8b", "quant=nf4"), tmp_path)
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["parameters"]["by_type"]["lm_head"] == 128256 * 4096  # untied in Llama 3
+    assert metrics["plan/total_gib"] == plan["total_gib"]
+    assert "Memory per GPU (GiB)" in capsys.readouterr().out
