@@ -18,6 +18,7 @@ import bench_curriculum  # noqa: E402
 import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
 import bench_lmeval  # noqa: E402
+import bench_plan  # noqa: E402
 import bench_sft  # noqa: E402
 import bench_startup  # noqa: E402
 
@@ -53,6 +54,8 @@ def main() -> None:
     lmeval = bench_lmeval.measure()
     print("the whole curriculum ...", flush=True)
     curriculum = bench_curriculum.measure()
+    print("the planner vs measured, published and (with CUDA) GPU figures ...", flush=True)
+    plan = bench_plan.measure()
     results = {
         "machine": machine(),
         "startup": startup,
@@ -60,6 +63,7 @@ def main() -> None:
         "data": data,
         "mcq_eval": mcq,
         "curriculum": curriculum,
+        "plan": plan,
         "gpu": "not measured: no CUDA GPU on this machine" if not _cuda() else "see gpu/",
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -91,6 +95,10 @@ def main() -> None:
         "## The whole curriculum",
         "",
         bench_curriculum.markdown(curriculum),
+        "",
+        "## Plan before you train: the planner vs measurements",
+        "",
+        bench_plan.markdown(plan),
         "",
         "## GPU",
         "",

@@ -20,6 +20,11 @@ def check_components(cfg: RunConfig) -> None:
     check_config(cfg.dataset, "dataset")
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
+    if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
+        from medalign.rl_engines.verl import check_algorithm
+
+        check_algorithm(cfg.rl.algorithm)  # verl runs ppo/grpo/rloo, not dpo
+        return
     if cfg.stage.kind in ("rl", "curriculum") and cfg.rl.algorithm not in names("rl_algorithm"):
         if cfg.rl.algorithm == "ppo":
             raise MedalignError(

@@ -36,6 +36,23 @@ class TinyModelConfig:
 
 
 @dataclass
+class ArchitectureConfig:
+    """The published config.json numbers of a model: what the planner and the
+    `random_init` builder need, so neither downloads anything. null: unknown."""
+
+    family: str | None = None  # transformers model_type: llama, mistral, qwen2, gemma2, phi3
+    hidden_size: int | None = None
+    intermediate_size: int | None = None
+    num_layers: int | None = None
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None  # null: hidden_size // num_attention_heads
+    vocab_size: int | None = None
+    max_position_embeddings: int | None = None
+    tie_word_embeddings: bool | None = None
+
+
+@dataclass
 class ModelConfig:
     name: str = "tiny"
     builder: str = "tiny"
@@ -44,8 +61,11 @@ class ModelConfig:
     chat_template: str | None = None
     trust_remote_code: bool = False
     dtype: str = _choice("float32", *DTYPES)
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = _choice("sdpa", "sdpa", "eager", "flash_attention_2")
+    liger: bool = False  # Liger kernels (fused RMSNorm/SwiGLU/RoPE/linear+CE): CUDA only
+    num_layers: int | None = None  # keep only the first N layers (a real-architecture slice)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
 
 
 @dataclass
@@ -240,6 +260,25 @@ class RLConfig:
     num_generations: int = 4
     max_completion_length: int = 64
     temperature: float = 1.0
+    use_vllm: bool = False  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
+    vllm_mode: str = _choice("colocate", "colocate", "server")
+    engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
+
+
+@dataclass
+class PlanConfig:
+    """stage=plan: will it fit, and how long will it take (medalign/plan)."""
+
+    gpu: str = "a100_80gb"  # a name of medalign.plan.formulas.GPUS, or `custom`
+    gpu_memory_gb: float | None = None  # overrides the named GPU's memory (GiB)
+    gpu_tflops: float | None = None  # overrides its dense bf16 peak (TFLOP/s)
+    world_size: int = 1
+    sharding: str = _choice("ddp", "ddp", "fsdp", "zero2", "zero3")
+    for_stage: str = _choice("sft", "sft", "reward", "rl", "dpo")  # `for` is a Python keyword
+    mfu: float = 0.4
+    seq_len: int | None = None  # null: the trainer's max_length
+    micro_batch: int | None = None  # null: the trainer's per-device batch size
+    gradient_checkpointing: bool | None = None  # null: the trainer's setting
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
@@ -250,6 +289,7 @@ STAGE_SCHEMAS: dict[str, type] = {
     "export": KindOnlyStageConfig,
     "reward": TrainerStageConfig,  # its settings live in the `reward` group
     "rl": TrainerStageConfig,  # and in the `rl` group
+    "plan": KindOnlyStageConfig,  # its settings live in the `plan` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -265,6 +305,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "trainer": TrainerConfig,
     "export": ExportConfig,
     "sweep": SweepConfig,
+    "plan": PlanConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "init_from": str}
 # Keys that moved in the redesign: an old override gets the new name, not "unknown key".
@@ -321,6 +362,7 @@ class RunConfig:
     export: ExportConfig
     sweep: SweepConfig
     datasets: dict[str, DatasetConfig] = field(default_factory=dict)
+    plan: PlanConfig = field(default_factory=PlanConfig)
     resume: str | None = None
     init_from: str | None = None
 

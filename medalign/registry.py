@@ -34,11 +34,13 @@ _TASKS = tuple(
 )
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": tuple(f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl")),
+    "stage": tuple(
+        f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl", "plan")
+    ),
     "pipeline": ("medalign.curriculum",),
     "task": _TASKS,
     "rl_algorithm": ("medalign.stages.rl_algorithms",),
-    "model_builder": ("medalign.models.builders",),
+    "model_builder": ("medalign.models.builders", "medalign.models.random_init"),
     "chat_template": ("medalign.models.chat_templates",),
     "reward_fn": ("medalign.rewards.functions",),
 }

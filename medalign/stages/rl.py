@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 @register("stage", "rl")
 def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
+    if cfg.rl.engine == "verl":  # a ready-to-run verl job, not a TRL run
+        from medalign.rl_engines.verl import write_verl_job
+
+        return write_verl_job(cfg, run.path)
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.models.lora import lora_config
     from medalign.stages.common import sft_base, with_path

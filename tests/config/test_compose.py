@@ -21,7 +21,7 @@ def test_every_stage_and_experiment_validates(
 ) -> None:
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
     overrides += [f"debug={debug}"] if debug else []
-    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl")}
+    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl", "plan")}
     typed = validate(compose(*overrides))
     check_components(typed)
     if debug:
@@ -32,7 +32,8 @@ def test_every_stage_and_experiment_validates(
 
 
 @pytest.mark.parametrize(
-    "group", ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval"]
+    "group",
+    ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval", "plan"],
 )
 def test_every_group_option_validates(group: str) -> None:
     for option in options(group):

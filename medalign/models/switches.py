@@ -1,0 +1,58 @@
+"""Start-up checks of the switches a GPU user expects: one clear line, not a traceback.
+
+    from medalign.models.switches import check_switches
+    check_switches(cfg)      # before any model loads (stage=plan calls it)
+
+- model.attn_implementation=flash_attention_2 needs CUDA and the flash-attn package;
+- model.liger=true (Liger kernels: fused RMSNorm, SwiGLU, RoPE, linear + cross-entropy,
+  TRL/transformers' `use_liger_kernel`) needs CUDA and the liger-kernel package;
+- rl.use_vllm=true (TRL generation in vLLM, rl.vllm_mode colocate | server) needs CUDA
+  and the vllm package, and only GRPO/RLOO generate.
+
+Each check asks the environment (importlib, torch.cuda) without importing the package,
+so it costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from medalign.errors import MedalignError
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _need(switch: str, package: str, module: str, cuda: bool | None = None) -> None:
+    missing = []
+    if not (_cuda() if cuda is None else cuda):
+        missing.append("a CUDA GPU (torch.cuda.is_available() is False)")
+    if not _has(module):
+        missing.append(f"the {package} package (pip install {package})")
+    if missing:
+        raise MedalignError(f"{switch} needs {' and '.join(missing)}; none here.")
+
+
+def check_switches(cfg: Any, cuda: bool | None = None) -> None:
+    """Raise MedalignError naming what is missing for each switch that is on.
+    `cuda` overrides the detection (tests)."""
+    model = cfg.model
+    if model.attn_implementation == "flash_attention_2":
+        _need("model.attn_implementation=flash_attention_2", "flash-attn", "flash_attn", cuda)
+    if getattr(model, "liger", False):
+        _need("model.liger=true (Liger kernels)", "liger-kernel", "liger_kernel", cuda)
+    rl = cfg.rl
+    if rl.use_vllm:
+        if rl.algorithm not in ("grpo", "rloo"):
+            raise MedalignError(
+                f"rl.use_vllm=true: only GRPO and RLOO generate; rl.algorithm={rl.algorithm}"
+            )
+        _need(f"rl.use_vllm=true (vllm_mode={rl.vllm_mode})", "vllm", "vllm", cuda)

@@ -1,0 +1,290 @@
+"""RL at scale on verl: `stage=rl rl.engine=verl` writes a ready-to-run verl job.
+
+    python -m medalign stage=rl rl.engine=verl rl.algorithm=ppo init_from=runs/<date>/<time>_medqa
+    bash runs/<date>/<time>-rl/verl/run.sh           # where verl is installed
+    sbatch runs/<date>/<time>-rl/verl/slurm.sh       # a Ray cluster on SLURM
+
+Why: TRL >= 1.13 has no PPO, and one process cannot roll out and train a 7-8B policy at
+scale. verl (Ray, FSDP, vLLM/SGLang rollouts) is built for that; medalign hands it the
+same prompts, the same rewards and its settings, and does not reimplement it. The job
+directory holds:
+
+- train.parquet / val.parquet in verl's data schema: data_source, prompt (chat list),
+  ability, reward_model {style: rule, ground_truth}, extra_info (the columns medalign's
+  reward functions read: gold, choices, golds, no_answer; split, index);
+- medalign_reward.py: verl's custom reward function `compute_score(data_source,
+  solution_str, ground_truth, extra_info=None)` calling medalign.rewards.functions
+  (correctness, format, length) with reward.weights;
+- command.txt / run.sh: `python3 -m verl.trainer.main_ppo` with Hydra overrides, each a
+  key of verl's own trainer config (tests check them against verl's bundled YAML);
+- slurm.sh: a Ray head + workers on the allocated nodes, then the same command;
+- job.json: all of the above as data.
+
+Generating needs no verl (a dry run on any machine); running needs verl and GPUs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shlex
+from pathlib import Path
+from typing import Any
+
+from medalign.errors import MedalignError
+
+# medalign algorithm -> verl algorithm.adv_estimator (verl/trainer/ppo/core_algos.py)
+ESTIMATORS = {"ppo": "gae", "grpo": "grpo", "rloo": "rloo"}
+RULE_REWARDS = ("correctness", "format", "length")
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def check_algorithm(algorithm: str) -> None:
+    """rl.engine=verl runs PPO (GAE critic), GRPO and RLOO; DPO is offline: use TRL."""
+    if algorithm not in ESTIMATORS:
+        raise MedalignError(
+            f"rl.engine=verl: verl has no {algorithm!r} (its main_ppo trainer runs "
+            f"{', '.join(ESTIMATORS)}); use rl.algorithm=ppo|grpo|rloo, or rl.engine=trl "
+            f"for {algorithm}"
+        )
+
+
+def write_verl_job(cfg: Any, run_dir: Path | str) -> dict[str, Any]:
+    """Write the verl job for `cfg` into `<run_dir>/verl/`; return its summary."""
+    check_algorithm(cfg.rl.algorithm)
+    out = Path(run_dir) / "verl"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = verl_rows(cfg)
+    if len(rows) < 2:
+        raise MedalignError(
+            f"rl.datasets={list(cfg.rl.datasets)}: {len(rows)} prompt(s); verl needs a train "
+            "and a validation split (at least 2 prompts)"
+        )
+    random.Random(cfg.seed).shuffle(rows)
+    n_val = max(1, len(rows) // 10)
+    splits = {"train": rows[n_val:], "val": rows[:n_val]}
+    from datasets import Dataset
+
+    for split, part in splits.items():
+        for i, row in enumerate(part):
+            row["extra_info"]["split"], row["extra_info"]["index"] = split, i
+        Dataset.from_list(part).to_parquet(str(out / f"{split}.parquet"))
+    (out / "medalign_reward.py").write_text(reward_module(cfg))
+    model_path = _model_path(cfg, Path(run_dir))
+    command = verl_command(cfg, out, model_path)
+    (out / "command.txt").write_text(shlex.join(command) + "\n")
+    _write_scripts(out, command)
+    job = {
+        "engine": "verl",
+        "algorithm": cfg.rl.algorithm,
+        "adv_estimator": ESTIMATORS[cfg.rl.algorithm],
+        "model_path": model_path,
+        "train_rows": len(splits["train"]),
+        "val_rows": len(splits["val"]),
+        "command": command,
+        "files": sorted(p.name for p in out.iterdir()),
+    }
+    (out / "job.json").write_text(json.dumps(job, indent=2) + "\n")
+    print(f"verl job written to {out}\nrun it where verl is installed:  bash {out / 'run.sh'}")
+    return {"verl/train_rows": job["train_rows"], "verl/val_rows": job["val_rows"]}
+
+
+def verl_rows(cfg: Any) -> list[dict[str, Any]]:
+    """medalign's RL prompts (rewards/rl_prompts.py prompt_rows) in verl's data schema. Every
+    column the reward functions read travels in extra_info, whatever its name."""
+    from medalign.rewards.rl_prompts import prompt_rows
+
+    rows = []
+    for name in cfg.rl.datasets:
+        one = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, datasets=[name]))
+        for row in prompt_rows(one):
+            columns = {k: v for k, v in row.items() if k != "prompt"}
+            rows.append(
+                {
+                    "data_source": f"medalign/{name}",
+                    "prompt": row["prompt"],
+                    "ability": "medical_qa",
+                    "reward_model": {"style": "rule", "ground_truth": _truth(columns)},
+                    "extra_info": {"split": "", "index": 0, **columns},
+                }
+            )
+    return rows
+
+
+def _truth(columns: dict[str, Any]) -> str:
+    """The gold answer as one string (verl logs and some reward managers read it)."""
+    reference = json.loads(columns["reference"]) if columns.get("reference") else columns
+    if reference.get("gold"):
+        return str(reference["gold"])
+    spans = reference.get("golds") or []
+    return str(spans[0]) if spans else str(reference.get("no_answer", ""))
+
+
+REWARD_TEMPLATE = '''"""verl custom reward function generated by medalign: medalign's own rewards.
+
+verl calls compute_score(data_source, solution_str, ground_truth, extra_info) per
+completion; the score is the reward.weights-weighted sum of medalign's rule rewards.
+"""
+
+import os
+import sys
+
+MEDALIGN_ROOT = {root!r}  # else medalign as installed in verl's environment
+WEIGHTS = {weights!r}
+LENGTH_TARGET = {length_target!r}
+
+if os.path.isdir(os.path.join(MEDALIGN_ROOT, "medalign")):
+    sys.path.insert(0, MEDALIGN_ROOT)  # the very code that wrote this job
+
+from medalign.rewards.functions import correctness, format_reward, length_reward  # noqa: E402
+
+_length = length_reward(LENGTH_TARGET)
+
+
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+    info = dict(extra_info or {{}})
+    columns = {{k: [v] for k, v in info.items() if k not in ("split", "index")}}
+    scores = {{
+        "correctness": correctness([solution_str], **columns)[0],
+        "format": format_reward([solution_str], **columns)[0],
+        "length": _length([solution_str], **columns)[0],
+    }}
+    total = sum(WEIGHTS.get(name, 0.0) * value for name, value in scores.items())
+    return {{"score": total, **scores}}
+'''
+
+
+def reward_module(cfg: Any) -> str:
+    """The source of medalign_reward.py for `cfg.reward`."""
+    weights = {k: float(v) for k, v in cfg.reward.weights.items() if k in RULE_REWARDS}
+    return REWARD_TEMPLATE.format(
+        root=str(REPO_ROOT), weights=weights, length_target=cfg.reward.length_target
+    )
+
+
+def _model_path(cfg: Any, run_dir: Path) -> str:
+    """The policy verl starts from: a merged model dir as given, an adapter merged into
+    the base (medalign's own merge), or the base model itself."""
+    from medalign.models.init_from import resolve_init_from
+    from medalign.stages.common import sft_base
+
+    class _Run:  # sft_base writes the merge next to the run's other outputs
+        path = run_dir
+
+    return str(Path(sft_base(cfg, _Run(), resolve_init_from(cfg.init_from))).resolve())
+
+
+def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:
+    """`python3 -m verl.trainer.main_ppo` with the overrides that express `cfg`."""
+    rl, lora = cfg.rl, cfg.lora
+    algorithm = rl.algorithm
+    n = 1 if algorithm == "ppo" else rl.num_generations
+    t = cfg.trainer
+    batch = max(1, t.per_device_train_batch_size // n)  # prompts per step per GPU
+    gpus = max(1, cfg.plan.world_size)
+    prompts = batch * gpus
+    micro = max(1, t.per_device_train_batch_size // 2)
+    o = {
+        "algorithm.adv_estimator": ESTIMATORS[algorithm],
+        "data.train_files": str((out / "train.parquet").resolve()),
+        "data.val_files": str((out / "val.parquet").resolve()),
+        "data.prompt_key": "prompt",
+        "data.max_prompt_length": t.max_length,
+        "data.max_response_length": rl.max_completion_length,
+        "data.train_batch_size": prompts,
+        "data.filter_overlong_prompts": True,
+        "data.truncation": "left",
+        "actor_rollout_ref.model.path": model_path,
+        "actor_rollout_ref.model.lora_rank": lora.r if lora.enabled else 0,
+        "actor_rollout_ref.model.lora_alpha": lora.alpha,
+        "actor_rollout_ref.model.target_modules": "all-linear",
+        "actor_rollout_ref.model.enable_gradient_checkpointing": True,
+        "actor_rollout_ref.actor.optim.lr": t.learning_rate,
+        "actor_rollout_ref.actor.ppo_mini_batch_size": prompts,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": micro,
+        "actor_rollout_ref.rollout.name": "vllm",
+        "actor_rollout_ref.rollout.n": n,
+        "actor_rollout_ref.rollout.temperature": rl.temperature,
+        "actor_rollout_ref.rollout.gpu_memory_utilization": 0.5,
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": micro,
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": micro,
+        "reward.custom_reward_function.path": str((out / "medalign_reward.py").resolve()),
+        "reward.custom_reward_function.name": "compute_score",
+        "trainer.n_gpus_per_node": gpus,
+        "trainer.nnodes": 1,
+        "trainer.total_training_steps": t.max_steps,
+        "trainer.project_name": cfg.logger.project,
+        "trainer.experiment_name": out.parent.name,
+        "trainer.logger": "['console','wandb']" if cfg.logger.name == "wandb" else "['console']",
+        "trainer.default_local_dir": str((out / "checkpoints").resolve()),
+        "trainer.val_before_train": True,
+    }
+    if algorithm == "ppo":  # KL in the reward, a critic from the same model (GAE)
+        o["algorithm.use_kl_in_reward"] = rl.beta > 0
+        o["algorithm.kl_ctrl.kl_coef"] = rl.beta
+        o["critic.model.path"] = model_path
+        o["critic.optim.lr"] = 1e-5
+        o["critic.ppo_micro_batch_size_per_gpu"] = micro
+    else:  # GRPO/RLOO: KL as a loss term, as TRL's GRPOTrainer does with beta
+        o["algorithm.use_kl_in_reward"] = False
+        o["actor_rollout_ref.actor.use_kl_loss"] = rl.beta > 0
+        o["actor_rollout_ref.actor.kl_loss_coef"] = rl.beta
+        o["actor_rollout_ref.actor.kl_loss_type"] = "low_var_kl"
+    rm = [n for n, w in cfg.reward.weights.items() if w and cfg.reward.models.get(n)]
+    if rm:  # verl takes one reward model; rule rewards still come from compute_score
+        o["reward.reward_model.enable"] = True
+        o["reward.reward_model.model_path"] = str(cfg.reward.models[rm[0]])
+    return ["python3", "-m", "verl.trainer.main_ppo", *(f"{k}={_v(v)}" for k, v in o.items())]
+
+
+def _v(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def _write_scripts(out: Path, command: list[str]) -> None:
+    layout = ("trainer.n_gpus_per_node=", "trainer.nnodes=")  # set from the environment
+    kept = [c for c in command if not c.startswith(layout)]
+    body = " \\\n    ".join(shlex.quote(c) if "[" not in c else f'"{c}"' for c in kept)
+    run = (
+        "#!/usr/bin/env bash\n"
+        "# Generated by medalign (stage=rl rl.engine=verl). Needs verl + GPUs.\n"
+        "# GPUS_PER_NODE / NNODES override the planned layout.\nset -euo pipefail\n"
+        f"{body} \\\n    trainer.n_gpus_per_node=${{GPUS_PER_NODE:-{_gpus(command)}}} \\\n"
+        '    trainer.nnodes=${NNODES:-1} "$@"\n'
+    )
+    (out / "run.sh").write_text(run)
+    (out / "run.sh").chmod(0o755)
+    script = shlex.quote(str((out / "run.sh").resolve()))
+    slurm = f"""#!/usr/bin/env bash
+#SBATCH --job-name=medalign-verl
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=8
+#SBATCH --cpus-per-task=32
+#SBATCH --output=%x-%j.out
+# A Ray cluster over the allocated nodes (head on the first), then the verl job on it.
+set -euo pipefail
+nodes=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
+head=${{nodes[0]}}
+head_ip=$(srun --nodes=1 --ntasks=1 -w "$head" hostname --ip-address | awk '{{print $1}}')
+port=6379
+srun --nodes=1 --ntasks=1 -w "$head" ray start --head --node-ip-address="$head_ip" \\
+    --port=$port --num-gpus="$SLURM_GPUS_PER_NODE" --block &
+sleep 15
+for node in "${{nodes[@]:1}}"; do
+    srun --nodes=1 --ntasks=1 -w "$node" ray start --address="$head_ip:$port" \\
+        --num-gpus="$SLURM_GPUS_PER_NODE" --block &
+done
+sleep 15
+export RAY_ADDRESS="$head_ip:$port"
+GPUS_PER_NODE="$SLURM_GPUS_PER_NODE" NNODES="$SLURM_JOB_NUM_NODES" \\
+    srun --overlap --nodes=1 --ntasks=1 -w "$head" bash {script}
+"""
+    (out / "slurm.sh").write_text(slurm)
+
+
+def _gpus(command: list[str]) -> str:
+    return next(c.split("=", 1)[1] for c in command if c.startswith("trainer.n_gpus_per_node="))

@@ -1,0 +1,83 @@
+"""stage=plan: print and save the plan of a run before training it.
+
+    python -m medalign stage=plan model=llama3_8b quant=nf4 plan.gpu=a100_40gb
+    python -m medalign stage=plan model=llama3_8b plan.for_stage=rl plan.gpu=h100_sxm
+
+Writes `plan.json` into the run directory and prints a table: parameters by module
+type, memory per GPU by component, compute and time, the verdict and, when it does not
+fit, the knobs that would make it fit. No GPU, no download (medalign/plan/).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from medalign.config import RunConfig
+from medalign.outputs import RunDir, write_json_atomic
+from medalign.registry import register
+from medalign.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@register("stage", "plan")
+def run_plan(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+    from medalign.models.switches import check_switches
+    from medalign.plan.planner import make_plan
+
+    check_switches(cfg)
+    plan = make_plan(cfg)
+    write_json_atomic(run.path / "plan.json", plan)
+    print(table(plan))
+    metrics = {
+        "plan/total_gib": plan["total_gib"],
+        "plan/fits": plan["fits"],
+        "plan/step_seconds": plan["compute"]["step_seconds"],
+        "plan/tokens_per_second": plan["compute"]["tokens_per_second"],
+        "plan/params_trainable": plan["parameters"]["trainable"],
+    }
+    tracker.summary(metrics)
+    return metrics
+
+
+def _n(x: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.2f}{unit}"
+    return str(int(x))
+
+
+def table(plan: dict[str, Any]) -> str:
+    """The plan as readable text."""
+    w, p, c = plan["workload"], plan["parameters"], plan["compute"]
+    lines = [
+        f"Plan: {plan['model']} ({plan['num_layers']} layers), {w['stage']} step, "
+        f"quant={w['quant']}, micro-batch {w['batch']} x {w['seq']} tokens, accumulation "
+        f"{w['accum']}, checkpointing {'on' if w['ckpt'] else 'off'}, "
+        f"{w['world']} x {plan['gpu']['name']} ({w['sharding']})",
+        "",
+        f"Parameters: {_n(p['total'])} total, {_n(p['trainable'])} trainable",
+    ]
+    for kind, count in p["by_type"].items():
+        lines.append(f"  {kind:<12} {_n(count):>10}")
+    lines += ["", "Memory per GPU (GiB)"]
+    for name, gib in plan["memory_gib"].items():
+        lines.append(f"  {name:<18} {gib:>9.2f}")
+    limit = plan["gpu"]["memory_gib"]
+    verdict = "fits" if plan["fits"] else "does NOT fit"
+    lines += [
+        f"  {'total':<18} {plan['total_gib']:>9.2f}  of {limit:.1f}: {verdict}",
+        "",
+        f"Compute: {c['flops_per_token'] / 1e9:.1f} GFLOP/token, {c['tokens_per_step']} "
+        f"tokens/step, {c['step_seconds']:.3f} s/step at MFU {c['mfu']} "
+        f"({c['tokens_per_second']} tokens/s), {c['steps']} steps: {c['wall_hours']:.3f} h",
+    ]
+    if c["generation_seconds_per_step"]:
+        lines.append(f"  of which generation: {c['generation_seconds_per_step']:.3f} s/step")
+    if plan["knobs"]:
+        lines += ["", "To make it fit (one change each, biggest saving first):"]
+        for k in plan["knobs"]:
+            mark = "fits" if k["fits"] else "not enough alone"
+            lines.append(f"  {k['knob']:<45} {k['total_gib']:>8.2f} GiB  ({mark})")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""The planner's arithmetic, checked by hand on the tiny architecture; its errors; the
+start-up switch checks. Fast: the model is built on the meta device.
+
+The tiny model (conf/model/tiny.yaml): hidden 64, intermediate 192, 2 layers, 4 heads
+(head_dim 16), 2 KV heads, vocabulary 2048, tied embeddings; LoRA r=8 on all linears.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from medalign.config import validate
+from medalign.errors import MedalignError
+from tests.conftest import compose
+
+H, FF, L, V, KV = 64, 192, 2, 2048, 2 * 16  # KV: 2 heads x head_dim 16
+# per layer: q (64x64), k and v (32x64), o (64x64); gate, up (192x64), down (64x192)
+LINEARS = [(H, H), (KV, H), (KV, H), (H, H), (FF, H), (FF, H), (H, FF)]
+EMBED = V * H  # 131072; the LM head is tied to it
+LAYER = sum(o * i for o, i in LINEARS) + 2 * H  # + input and post-attention RMSNorm
+BASE = EMBED + L * LAYER + H  # + final norm = 229696
+LORA = L * sum(8 * i + o * 8 for o, i in LINEARS)  # A: r x in, B: out x r = 19456
+
+
+@functools.cache
+def _plan(*overrides: str, device: str = "cpu") -> dict:
+    from medalign.plan.planner import make_plan
+
+    return make_plan(validate(compose("stage=plan", *overrides)), device=device)
+
+
+def test_parameter_counts_by_hand() -> None:
+    assert (BASE, LORA) == (229696, 19456)  # the hand count itself
+    plan = _plan("plan.seq_len=32", "plan.micro_batch=2")
+    params = plan["parameters"]
+    assert params["total"] == BASE + LORA
+    assert params["trainable"] == LORA
+    assert params["by_type"]["embedding"] == EMBED
+    assert "lm_head" not in params["by_type"]  # tied: counted once
+    assert params["by_type"]["attention"] == L * (2 * H * H + 2 * KV * H)
+    assert params["by_type"]["mlp"] == L * 3 * H * FF
+
+
+def test_memory_components_by_hand_fp32_lora() -> None:
+    mem = _plan("plan.seq_len=32", "plan.micro_batch=2")["memory_bytes"]
+    assert mem["base_weights"] == BASE * 4
+    assert mem["lora_weights"] == LORA * 4
+    assert mem["gradients"] == LORA * 4  # only the adapter trains
+    assert mem["optimizer"] == LORA * 8  # AdamW: two fp32 moments
+    # TRL's fused LM head on the CPU: 8 fp32 temporaries of one tile (64 tokens x 2048)
+    assert mem["logits_loss"] == 8 * (2 * 32) * V * 4
+    dpo = _plan("plan.seq_len=32", "plan.micro_batch=1", "plan.for_stage=dpo")["memory_bytes"]
+    # DPO (the model's own loss, chosen+rejected = 2 sequences): logits, saved log-softmax,
+    # two fp32 gradients; and the reference pass's logits
+    assert dpo["logits_loss"] == 2 * 32 * V * 4 * 4
+    assert dpo["reference"] == 2 * 32 * V * 4
+    assert "cuda_context" not in mem  # device="cpu"
+
+
+def test_quantized_weight_bytes_by_hand() -> None:
+    rest = BASE - L * sum(o * i for o, i in LINEARS)  # embeddings + norms stay fp32
+    int8 = L * sum(o * i + 4 * o for o, i in LINEARS)  # + fp32 scale per output row
+    nf4 = L * sum(o * i / 2 + 4 * (o * i // 64) for o, i in LINEARS)  # fp32 absmax / 64
+    # double quantization: 8-bit absmax + fp32 per 256 blocks + fp32 offset, per matrix
+    nf4_dq = L * sum(
+        o * i / 2 + (o * i // 64) + 4 * -(-(o * i // 64) // 256) + 4 for o, i in LINEARS
+    )
+    cases = {("int8", "false"): int8, ("nf4", "false"): nf4, ("nf4", "true"): nf4_dq}
+    for (mode, dq), expected in cases.items():
+        mem = _plan(f"quant={mode}", f"quant.double_quant={dq}")["memory_bytes"]
+        assert mem["base_weights"] == pytest.approx(expected + rest * 4), (mode, dq)
+
+
+def test_nf4_size_matches_bitsandbytes() -> None:
+    torch = pytest.importorskip("torch")
+    functional = pytest.importorskip("bitsandbytes.functional")
+    from medalign.plan.formulas import nf4_bytes
+
+    weight = torch.randn(192, 64)
+    for double in (False, True):
+        packed, state = functional.quantize_4bit(
+            weight, blocksize=64, compress_statistics=double, quant_type="nf4"
+        )
+        size = packed.numel() * packed.element_size()
+        size += state.absmax.numel() * state.absmax.element_size()
+        if double:
+            size += state.state2.absmax.numel() * 4 + 4  # second-level constants + offset
+        assert size == nf4_bytes(weight.numel(), double)
+
+
+def test_activations_scale_and_checkpointing_saves() -> None:
+    one = _plan("plan.seq_len=64", "plan.micro_batch=1")["memory_bytes"]["activations"]
+    four = _plan("plan.seq_len=64", "plan.micro_batch=4")["memory_bytes"]["activations"]
+    ckpt = _plan("plan.seq_len=64", "plan.micro_batch=4", "plan.gradient_checkpointing=true")
+    assert four == pytest.approx(4 * one)
+    assert ckpt["memory_bytes"]["activations"] < four
+
+
+def test_compute_by_hand() -> None:
+    from medalign.plan.formulas import train_flops_per_token
+
+    plan = _plan("plan.seq_len=32", "plan.micro_batch=2", "plan.gpu=a100_80gb", "plan.mfu=0.5")
+    matmul = L * sum(o * i for o, i in LINEARS) + V * H + LORA  # + the (tied) LM head
+    forward = 2 * matmul + 2 * L * 32 * 64
+    assert plan["compute"]["flops_per_token"] == forward + forward + 4 * LORA
+    # full fine-tune with recomputation: forward + 2 forwards + 1 recomputed forward
+    assert train_flops_per_token(10, 10, 1, 1, 1, False, True) == 4 * (2 * 10 + 2)
+    tokens = 2 * 32
+    assert plan["compute"]["step_seconds"] == pytest.approx(
+        (2 * forward + 4 * LORA) * tokens / (312e12 * 0.5), rel=1e-3, abs=1e-4
+    )
+
+
+def test_gpu_verdict_and_knobs() -> None:
+    plan = _plan("plan.gpu=custom", "plan.gpu_memory_gb=0.65", "plan.gpu_tflops=10", device="gpu")
+    assert plan["total_gib"] > 0.6  # the CUDA context alone is 0.6 GiB
+    assert plan["fits"] is False
+    assert plan["knobs"] and all("knob" in k for k in plan["knobs"])
+    savings = [k["saves_gib"] for k in plan["knobs"] if not k["fits"]]
+    assert savings == sorted(savings, reverse=True)
+
+
+def test_unknown_gpu_lists_known_ones() -> None:
+    with pytest.raises(MedalignError, match="a100_40gb.*gpu_memory_gb"):
+        _plan("plan.gpu=b300")
+
+
+def test_model_without_architecture_is_refused() -> None:
+    with pytest.raises(MedalignError, match="no architecture numbers.*hidden_size"):
+        _plan("model.architecture.hidden_size=null")
+
+
+def test_switches_name_what_is_missing() -> None:
+    from medalign.models.switches import check_switches
+
+    cfg = validate(compose("model.attn_implementation=flash_attention_2"))
+    with pytest.raises(MedalignError, match="CUDA GPU.*flash-attn"):
+        check_switches(cfg, cuda=False)
+    cfg = validate(compose("model.liger=true"))
+    with pytest.raises(MedalignError, match="liger-kernel"):
+        check_switches(cfg, cuda=True)
+    cfg = validate(compose("rl.use_vllm=true", "rl.vllm_mode=server"))
+    with pytest.raises(MedalignError, match=r"rl.use_vllm=true \(vllm_mode=server\) needs a CUDA"):
+        check_switches(cfg, cuda=False)
+    cfg = validate(compose("rl=dpo", "rl.use_vllm=true"))
+    with pytest.raises(MedalignError, match="only GRPO and RLOO"):
+        check_switches(cfg, cuda=True)
+    check_switches(validate(compose()), cuda=False)  # defaults need nothing
+
+
+def test_stage_plan_writes_plan_json(tmp_path, capsys) -> None:
+    import json
+
+    from medalign.run import run
+
+    metrics = run(compose("stage=plan", "logger=none", "model=llama3_8b", "quant=nf4"), tmp_path)
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["parameters"]["by_type"]["lm_head"] == 128256 * 4096  # untied in Llama 3
+    assert metrics["plan/total_gib"] == plan["total_gib"]
+    assert "Memory per GPU (GiB)" in capsys.readouterr().out
