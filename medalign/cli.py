@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from medalign.errors import MedalignError
+from medalign.quiet import quiet
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # package data: in every wheel
 log = logging.getLogger("medalign")
@@ -53,7 +54,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     from medalign.config import check_overrides
 
-    sys.argv = _rank_args(sys.argv)
+    sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:
         check_overrides(overrides)

@@ -67,6 +67,11 @@ class LoraSettings:
     bias: str = _choice("none", "none", "all", "lora_only")
     use_rslora: bool = False
     modules_to_save: list[str] | None = None
+    use_dora: bool = False
+    init: str = _choice("default", "default", "gaussian", "pissa", "olora", "loftq")
+    pissa_niter: int | None = None
+    loftq_bits: int = _choice(4, 4, 8)
+    loraplus_lr_ratio: float | None = None
 
 
 @dataclass
@@ -181,6 +186,20 @@ class ExportConfig:
 
 
 @dataclass
+class GenerateConfig:
+    """stage=generate (a file of questions -> answers) and stage=chat (a terminal chat)."""
+
+    input: str | None = None
+    output: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 1.0
+    system_prompt: str | None = None
+
+
+@dataclass
 class KindOnlyStageConfig:
     kind: str = "export"
     name: str = "export"
@@ -247,6 +266,8 @@ STAGE_SCHEMAS: dict[str, type] = {
     "export": KindOnlyStageConfig,
     "reward": KindOnlyStageConfig,  # its settings live in the `reward` group
     "rl": KindOnlyStageConfig,  # and in the `rl` group
+    "generate": KindOnlyStageConfig,  # and in the `generate` group
+    "chat": KindOnlyStageConfig,
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -262,6 +283,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "checkpoint": CheckpointConfig,
     "export": ExportConfig,
     "sweep": SweepConfig,
+    "generate": GenerateConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "run": str}
 
@@ -287,6 +309,7 @@ class RunConfig:
     sweep: SweepConfig
     resume: str | None = None
     run: str | None = None
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:
@@ -315,6 +338,9 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
             "rl=rloo (critic-free policy gradients on the same rewards), or rl=dpo; for "
             "classic PPO, install trl==1.12.0 in a separate environment."
         )
+    from medalign.models.lora import check_lora
+
+    check_lora(typed["lora"], typed["quant"])
     seed = container.get("seed", 42)
     if not isinstance(seed, int):
         raise MedalignError(f"config seed: expected an integer, got {seed!r}")

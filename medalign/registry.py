@@ -25,7 +25,10 @@ _DATASETS = tuple(
 )
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": tuple(f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl")),
+    "stage": tuple(
+        f"medalign.stages.{name}"
+        for name in ("sft", "eval", "export", "reward", "rl", "generate", "chat")
+    ),
     "loader": _DATASETS,
     "template_fields": _DATASETS,
     "model_builder": ("medalign.models.builders",),

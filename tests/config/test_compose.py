@@ -16,8 +16,15 @@ from tests.conftest import REPO, compose, options
 @pytest.mark.parametrize("experiment", [None, *options("experiment")])
 def test_every_stage_and_experiment_validates(stage: str, experiment: str | None) -> None:
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
-    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl")}
-    if experiment == "all_data_mix" and stage in ("eval", "export", "reward", "rl"):
+    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl", "generate", "chat")}
+    if experiment == "all_data_mix" and stage in (
+        "eval",
+        "export",
+        "reward",
+        "rl",
+        "generate",
+        "chat",
+    ):
         # its SFT step count cannot apply to a stage without steps: a clear error, not a crash
         with pytest.raises(MedalignError, match="stage.max_steps: unknown key 'max_steps'"):
             validate(compose(*overrides))

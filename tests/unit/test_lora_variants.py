@@ -1,0 +1,166 @@
+"""Adapter variants reach peft: DoRA, PiSSA/OLoRA/Gaussian init, LoRA+, and the refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from medalign.config import LoraSettings, ModelConfig, QuantConfig, validate
+from medalign.errors import MedalignError
+from medalign.models.lora import (
+    check_lora,
+    conversion_kwargs,
+    lora_config,
+    loraplus_optimizer,
+    snapshot_initial_adapter,
+)
+from tests.conftest import compose
+
+
+@pytest.fixture(scope="module")
+def tiny_dir() -> str:
+    from medalign.models.builders import build_tiny
+
+    return build_tiny(ModelConfig())
+
+
+def _model(tiny_dir: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).eval()
+
+
+def _peft(tiny_dir: str, **changes):
+    from peft import get_peft_model
+
+    settings = dataclasses.replace(LoraSettings(), dropout=0.0, **changes)
+    return get_peft_model(_model(tiny_dir), lora_config(settings, QuantConfig()))
+
+
+def _logits(model, ids):
+    import torch
+
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+IDS = [[5, 17, 42, 99, 7, 300, 12, 64]]
+
+
+def test_config_fields_reach_peft() -> None:
+    cfg = validate(compose("lora=dora"))
+    built = lora_config(cfg.lora, cfg.quant)
+    assert built.use_dora is True and built.init_lora_weights is True
+    cfg = validate(compose("lora=pissa", "lora.pissa_niter=4"))
+    assert lora_config(cfg.lora, cfg.quant).init_lora_weights == "pissa_niter_4"
+    cfg = validate(compose("lora.init=olora"))
+    assert lora_config(cfg.lora, cfg.quant).init_lora_weights == "olora"
+    cfg = validate(compose("lora.init=gaussian"))
+    assert lora_config(cfg.lora, cfg.quant).init_lora_weights == "gaussian"
+    assert lora_config(validate(compose()).lora).use_dora is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["lora.init=loftq", "quant=nf4"], "lora.init=loftq with quant=nf4"),
+        (["lora=pissa", "quant=int8"], "lora.init=pissa with quant=int8"),
+        (["lora=none", "lora.use_dora=true"], "lora.use_dora is a LoRA variant"),
+        (["lora.loraplus_lr_ratio=0.5"], "must be >= 1"),
+        (["lora.pissa_niter=4"], "applies to lora.init=pissa only"),
+    ],
+)
+def test_unsupported_combinations_refused_at_validation(overrides, message) -> None:
+    with pytest.raises(MedalignError, match=message):
+        validate(compose(*overrides))
+
+
+def test_dora_and_olora_allowed_on_a_quantized_base() -> None:
+    check_lora(LoraSettings(use_dora=True), QuantConfig(mode="nf4"))
+    check_lora(LoraSettings(init="olora"), QuantConfig(mode="int8"))
+
+
+def test_loftq_refused_without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: LoftQ is allowed")
+    with pytest.raises(MedalignError, match="loftq needs a CUDA GPU"):
+        lora_config(LoraSettings(init="loftq"), QuantConfig())
+
+
+def test_dora_adds_magnitude_vectors(tiny_dir: str) -> None:
+    import torch
+
+    plain, dora = _peft(tiny_dir), _peft(tiny_dir, use_dora=True)
+    magnitudes = {n: p for n, p in dora.named_parameters() if "lora_magnitude_vector" in n}
+    assert magnitudes and not any("magnitude" in n for n, _ in plain.named_parameters())
+    name, vector = next(iter(magnitudes.items()))
+    assert vector.requires_grad
+    # DoRA's magnitude starts as the row norms of the base weight: the forward is unchanged
+    ids = torch.tensor(IDS)
+    torch.testing.assert_close(_logits(dora, ids), _logits(plain, ids), atol=1e-4, rtol=1e-4)
+    # but scaling one magnitude changes it, where plain LoRA has no such parameter
+    with torch.no_grad():
+        vector.mul_(1.5)
+    assert not torch.allclose(_logits(dora, ids), _logits(plain, ids), atol=1e-4)
+
+
+def test_pissa_moves_the_principal_part_out_of_the_base(tiny_dir: str) -> None:
+    import torch
+
+    original = _model(tiny_dir)
+    plain, pissa = _peft(tiny_dir), _peft(tiny_dir, init="pissa")
+    ids = torch.tensor(IDS)
+    reference = _logits(original, ids)
+    # both start output-preserving ...
+    torch.testing.assert_close(_logits(plain, ids), reference, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(_logits(pissa, ids), reference, atol=1e-3, rtol=1e-3)
+    # ... but PiSSA's base is the residual: without its adapter the model changes
+    layer = "base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight"
+    w0 = original.model.layers[0].self_attn.q_proj.weight
+    assert torch.equal(dict(plain.named_parameters())[layer], w0)
+    assert not torch.allclose(dict(pissa.named_parameters())[layer], w0)
+    with pissa.disable_adapter():
+        assert not torch.allclose(_logits(pissa, ids), reference, atol=1e-3)
+    with plain.disable_adapter():
+        torch.testing.assert_close(_logits(plain, ids), reference)
+
+
+def test_pissa_adapter_is_saved_as_plain_lora_on_the_original_base(
+    tiny_dir: str, tmp_path: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+
+    settings = LoraSettings(init="pissa", dropout=0.0)
+    model = _peft(tiny_dir, init="pissa")
+    initial = snapshot_initial_adapter(model, settings, tmp_path / "adapter_init")
+    assert initial is not None and (initial / "adapter_config.json").is_file()
+    ids = torch.tensor(IDS)
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+    model.eval()
+    trained = _logits(model, ids)
+    model.save_pretrained(tmp_path / "adapter", **conversion_kwargs(initial))
+    reloaded = PeftModel.from_pretrained(_model(tiny_dir), tmp_path / "adapter")
+    torch.testing.assert_close(_logits(reloaded, ids), trained, atol=1e-4, rtol=1e-4)
+    assert snapshot_initial_adapter(model, LoraSettings(), tmp_path / "x") is None
+
+
+def test_loraplus_optimizer_gives_b_a_larger_learning_rate(tiny_dir: str) -> None:
+    model = _peft(tiny_dir)
+    assert loraplus_optimizer(model, LoraSettings(), 1e-3) is None
+    optimizer = loraplus_optimizer(model, LoraSettings(loraplus_lr_ratio=16.0), 1e-3)
+    rates = sorted({group["lr"] for group in optimizer.param_groups if group["params"]})
+    assert rates == pytest.approx([1e-3, 16e-3])
+    with pytest.raises(MedalignError, match="needs the model with its adapter"):
+        loraplus_optimizer(_model(tiny_dir), LoraSettings(loraplus_lr_ratio=4.0), 1e-3)
