@@ -183,6 +183,12 @@ class SweepConfig:
 class ExportConfig:
     stage: str | None = None
     safe_serialization: bool = True
+    what: str = _choice("merged", "merged", "adapter")
+    dry_run: bool = False
+    push_to_hub: bool = False
+    repo_id: str | None = None
+    private: bool = True
+    license: str | None = None
 
 
 @dataclass

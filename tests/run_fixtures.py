@@ -54,10 +54,11 @@ def save_adapter(base: str, target: Path, seed: int = 0) -> None:
     AutoTokenizer.from_pretrained(base).save_pretrained(target)
 
 
-def stage_config(name: str, base: str) -> dict[str, Any]:
+def stage_config(name: str, base_id: str | None = None) -> dict[str, Any]:
     lr, steps, batch = TRAINING.get(name, (None, None, None))
+    model = {"name": "biomistral_7b", "builder": "hub", "path": base_id} if base_id else {}
     return {
-        "model": {"name": "tiny", "builder": "tiny", "path": None},
+        "model": model or {"name": "tiny", "builder": "tiny", "path": None},
         "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"},
         "dataset": {"name": name, "hub_id": f"example/{name}" if name != "before" else None},
         "stage": {
@@ -71,15 +72,20 @@ def stage_config(name: str, base: str) -> dict[str, Any]:
     }
 
 
-def make_curriculum(root: Path, adapters: bool = True, wandb: bool = True) -> Path:
-    """root/run: a finished curriculum (before -> pubmedqa -> medqa), continue handoff."""
+def make_curriculum(
+    root: Path, adapters: bool = True, wandb: bool = True, base_id: str | None = None
+) -> Path:
+    """root/run: a finished curriculum (before -> pubmedqa -> medqa), continue handoff.
+
+    `base_id`: the hub id the stages' recorded configs name as model.path (the adapters
+    themselves are always trained on the tiny model)."""
     base = tiny_dir() if adapters else "/cache/medalign/models/tiny-abc"
     run = root / "run"
     stages = []
     for k, name in enumerate(METRICS):
         folder = run / f"{k}-{name}"
         folder.mkdir(parents=True)
-        (folder / "config.yaml").write_text(OmegaConf.to_yaml(stage_config(name, base)))
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(stage_config(name, base_id)))
         entry: dict[str, Any] = {
             "name": name,
             "dir": str(folder),
