@@ -54,12 +54,15 @@ def save_adapter(base: str, target: Path, seed: int = 0) -> None:
     AutoTokenizer.from_pretrained(base).save_pretrained(target)
 
 
-def stage_config(name: str, base_id: str | None = None) -> dict[str, Any]:
+def stage_config(
+    name: str, base_id: str | None = None, entity: str | None = None
+) -> dict[str, Any]:
     lr, steps, batch = TRAINING.get(name, (None, None, None))
     model = {"name": "biomistral_7b", "builder": "hub", "path": base_id} if base_id else {}
     return {
         "model": model or {"name": "tiny", "builder": "tiny", "path": None},
         "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"},
+        "logger": {"name": "wandb", "project": "medalign", "entity": entity},
         "dataset": {"name": name, "hub_id": f"example/{name}" if name != "before" else None},
         "stage": {
             "kind": "sft" if name in TRAINING else "eval",
@@ -85,7 +88,8 @@ def make_curriculum(
     for k, name in enumerate(METRICS):
         folder = run / f"{k}-{name}"
         folder.mkdir(parents=True)
-        (folder / "config.yaml").write_text(OmegaConf.to_yaml(stage_config(name, base_id)))
+        config = stage_config(name, base_id, entity="lab" if wandb else None)
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(config))
         entry: dict[str, Any] = {
             "name": name,
             "dir": str(folder),
