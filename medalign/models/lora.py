@@ -11,10 +11,11 @@ Unsupported combinations are refused at start-up by `check_lora` (called from
 `SFTConfig.neftune_noise_alpha`, set from `trainer.neftune_noise_alpha`.
 
 PiSSA and OLoRA move part of each base weight into the adapter (the base keeps the
-residual), so their adapter is only valid on that residual. `snapshot_initial_adapter`
-saves the adapter as initialised; passing `conversion_kwargs(...)` to `save_pretrained`
-then writes a plain LoRA (rank 2r) valid on the *original* base, which is what evaluation,
-export and later stages load.
+residual). Saved as is, the adapter records `init_lora_weights=pissa`, and peft repeats
+the (deterministic) initialisation on the original base at every load, so eval, export
+and later stages get the trained model, at the cost of one SVD per load.
+`snapshot_initial_adapter` + `conversion_kwargs(...)` in `save_pretrained` instead write a
+plain LoRA (rank 2r) on the original base: no SVD at load, and it stacks with others.
 """
 
 from __future__ import annotations
@@ -144,6 +145,17 @@ def loraplus_optimizer(model: Any, lora: LoraSettings, learning_rate: float) -> 
         lr=learning_rate,
         loraplus_lr_ratio=lora.loraplus_lr_ratio,
     )
+
+
+def attach_loraplus(trainer: Any, lora: LoraSettings, learning_rate: float) -> bool:
+    """Give a built trainer (whose model already carries the adapter, as SFTTrainer's does
+    after `peft_config=`) the LoRA+ optimizer; its scheduler is then built on it. Returns
+    whether LoRA+ is on. Equivalent to `optimizers=(optimizer, None)` at construction."""
+    optimizer = loraplus_optimizer(trainer.model, lora, learning_rate)
+    if optimizer is None:
+        return False
+    trainer.optimizer = optimizer  # Trainer.create_optimizer keeps a preset optimizer
+    return True
 
 
 def snapshot_initial_adapter(model: Any, lora: LoraSettings, folder: Path) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -150,9 +151,14 @@ def test_pissa_adapter_is_saved_as_plain_lora_on_the_original_base(
         optimizer.step()
     model.eval()
     trained = _logits(model, ids)
+    model.save_pretrained(tmp_path / "as_is")  # peft re-runs the PiSSA init at load
+    reloaded = PeftModel.from_pretrained(_model(tiny_dir), tmp_path / "as_is")
+    torch.testing.assert_close(_logits(reloaded, ids), trained, atol=1e-4, rtol=1e-4)
     model.save_pretrained(tmp_path / "adapter", **conversion_kwargs(initial))
     reloaded = PeftModel.from_pretrained(_model(tiny_dir), tmp_path / "adapter")
     torch.testing.assert_close(_logits(reloaded, ids), trained, atol=1e-4, rtol=1e-4)
+    converted = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert converted["init_lora_weights"] is True and converted["r"] == 16  # plain LoRA, 2r
     assert snapshot_initial_adapter(model, LoraSettings(), tmp_path / "x") is None
 
 
@@ -164,3 +170,60 @@ def test_loraplus_optimizer_gives_b_a_larger_learning_rate(tiny_dir: str) -> Non
     assert rates == pytest.approx([1e-3, 16e-3])
     with pytest.raises(MedalignError, match="needs the model with its adapter"):
         loraplus_optimizer(_model(tiny_dir), LoraSettings(loraplus_lr_ratio=4.0), 1e-3)
+
+
+@pytest.mark.slow
+def test_loraplus_and_neftune_reach_a_real_sft_trainer(tiny_dir: str, tmp_path: Path) -> None:
+    """LoRA+ through `attach_loraplus`, NEFTune through SFTConfig.neftune_noise_alpha (the
+    future trainer.neftune_noise_alpha): both active during a real SFTTrainer run."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from medalign.models.lora import attach_loraplus
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Question {i}?"}],
+            "completion": [{"role": "assistant", "content": f"Answer {i}."}],
+        }
+        for i in range(8)
+    ]
+    seen: dict[str, list] = {"ratios": [], "noisy": []}
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+            rates = sorted({g["lr"] for g in optimizer.param_groups if g["params"]})
+            seen["ratios"].append(rates[-1] / rates[0])
+            embed = model.get_input_embeddings()
+            ids = torch.tensor([[5, 6, 7]])
+            seen["noisy"].append(not torch.equal(embed(ids), embed(ids)))  # NEFTune hook
+
+    settings = LoraSettings(loraplus_lr_ratio=16.0)
+    trainer = SFTTrainer(
+        model=_model(tiny_dir),
+        args=SFTConfig(
+            output_dir=str(tmp_path),
+            max_steps=2,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+            lr_scheduler_type="constant",
+            use_cpu=True,
+            bf16=False,
+            report_to=[],
+            logging_steps=1,
+            neftune_noise_alpha=5.0,
+            save_strategy="no",
+            activation_checkpointing=False,
+        ),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(settings, QuantConfig()),
+        callbacks=[Probe()],
+    )
+    assert attach_loraplus(trainer, settings, 1e-3)
+    trainer.train()
+    assert seen["ratios"] == pytest.approx([16.0, 16.0])
+    assert seen["noisy"] == [True, True]
