@@ -106,7 +106,11 @@ def make_curriculum(
             entry.update(
                 adapter=str(folder / "adapter"),
                 base_model=base,
-                data={"source": f"example/{name}", "rows": 16 * k, "fingerprint": f"f{k}"},
+                data={
+                    "source": [f"/data/{name}/train.json"],
+                    "rows": 16 * k,
+                    "fingerprint": f"f{k}",
+                },
             )
         stages.append(entry)
     manifest = {

@@ -69,20 +69,24 @@ def model_card(
         "",
         "## Stages and data",
         "",
-        "| stage | data | rows | fingerprint | seconds |",
-        "|---|---|---:|---|---:|",
+        "| stage | dataset | source | rows | fingerprint | seconds |",
+        "|---|---|---|---:|---|---:|",
     ]
     for s in upto:
         data = s.get("data") or {}
         lines.append(
-            f"| {s['name']} | {_dataset_label(configs.get(s['name'], {}), data)} | "
-            f"{data.get('rows', '')} | {data.get('fingerprint', '')} | {s.get('seconds', '')} |"
+            f"| {s['name']} | {_dataset_id(configs.get(s['name'], {})) or ''} | "
+            f"{_source_label(data)} | {data.get('rows', '')} | {data.get('fingerprint', '')} | "
+            f"{s.get('seconds', '')} |"
         )
     lines += ["", "## Training hyper-parameters", "", *_hyper_table(trained, configs)]
+    if manifest.get("handoff"):
+        lines += [
+            "",
+            f"Stages hand over by `{manifest['handoff']}` "
+            "(continue: one adapter trained on; merge: merged, then a new adapter).",
+        ]
     lines += [
-        "",
-        f"Stages hand over by `{manifest.get('handoff', 'single stage')}` "
-        "(continue: one adapter trained on; merge: merged, then a new adapter).",
         "",
         "## Evaluation",
         "",
@@ -180,12 +184,13 @@ def _dataset_id(config: dict[str, Any]) -> str | None:
     return KNOWN_HUB_DATASETS.get(dataset.get("name", ""), dataset.get("name"))
 
 
-def _dataset_label(config: dict[str, Any], data: dict[str, Any]) -> str:
-    ident = _dataset_id(config)
-    if ident:
-        return ident
-    source = str(data.get("source") or "")
-    return Path(source).name if source.startswith("/") else source
+def _source_label(data: dict[str, Any]) -> str:
+    """Where the rows came from: a hub id as is, a local file by its name only."""
+    sources = data.get("source") or []
+    sources = sources if isinstance(sources, list) else [sources]
+    return ", ".join(
+        Path(str(s)).name if str(s).startswith(("/", ".", "~")) else str(s) for s in sources
+    )
 
 
 def _hyper_table(trained: list[dict[str, Any]], configs: dict[str, dict[str, Any]]) -> list[str]:

@@ -69,7 +69,8 @@ def test_card_metadata_parses_and_holds_the_hub_keys(tmp_path: Path) -> None:
     assert "| pubmedqa | sft | 0.003 | 60 | 8 | 1024 |" in body
     assert "| medqa | sft | 0.001 | 40 | 4 | 1024 |" in body
     assert "| rl | rl (grpo) | 0.0005 | 20 |" in body
-    assert "None" not in body
+    assert "| pubmedqa | example/pubmedqa | train.json | 16 | f1 |" in body  # no local path
+    assert "None" not in body and "/data/" not in body
     assert 'MODEL = "me/med-7b"' in body and "AutoModelForCausalLM.from_pretrained(MODEL" in body
 
 
