@@ -227,3 +227,28 @@ def test_loraplus_and_neftune_reach_a_real_sft_trainer(tiny_dir: str, tmp_path: 
     trainer.train()
     assert seen["ratios"] == pytest.approx([16.0, 16.0])
     assert seen["noisy"] == [True, True]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["nf4", "int8"])
+@pytest.mark.parametrize("settings", [LoraSettings(use_dora=True), LoraSettings(init="olora")])
+def test_dora_and_olora_train_on_a_bitsandbytes_base(
+    tiny_dir: str, mode: str, settings: LoraSettings
+) -> None:
+    """What check_lora allows on a quantized base, peft runs (forward and backward)."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medalign.models.quant import bnb_config
+
+    quant = QuantConfig(mode=mode)
+    base = AutoModelForCausalLM.from_pretrained(
+        tiny_dir, quantization_config=bnb_config(quant), device_map={"": "cpu"}
+    )
+    model = get_peft_model(base, lora_config(settings, quant))
+    ids = torch.tensor(IDS)
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad]
+    assert torch.isfinite(loss) and grads and all(g is not None for g in grads)
