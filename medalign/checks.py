@@ -13,7 +13,10 @@ from medalign.errors import MedalignError
 def check_components(cfg: RunConfig) -> None:
     """Names that must resolve in the registry (tasks, RL algorithms), and the numeric
     ranges, checked at start-up."""
+    from medalign.models.lora import check_lora
+
     check_ranges(cfg)
+    check_lora(cfg.lora, cfg.quant)
     from medalign.registry import names
     from medalign.tasks.base import check_config
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from medalign.compose import CONFIG_DIR  # the tree ships in the package: any wheel has it
 from medalign.errors import MedalignError
 from medalign.locks import RunDirInUse
+from medalign.quiet import quiet
 
 log = logging.getLogger("medalign")
 
@@ -88,7 +89,7 @@ def main() -> None:
     from medalign import guard
     from medalign.config import check_overrides
 
-    sys.argv = _rank_args(sys.argv)
+    sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:

@@ -87,6 +87,11 @@ class LoraSettings:
     bias: str = _choice("none", "none", "all", "lora_only")
     use_rslora: bool = False
     modules_to_save: list[str] | None = None
+    use_dora: bool = False
+    init: str = _choice("default", "default", "gaussian", "pissa", "olora", "loftq")
+    pissa_niter: int | None = None
+    loftq_bits: int = _choice(4, 4, 8)
+    loraplus_lr_ratio: float | None = None
 
 
 @dataclass
@@ -211,6 +216,26 @@ class SweepConfig:
 @dataclass
 class ExportConfig:
     safe_serialization: bool = True
+    what: str = _choice("merged", "merged", "adapter")
+    dry_run: bool = False
+    push_to_hub: bool = False
+    repo_id: str | None = None
+    private: bool = True
+    license: str | None = None
+
+
+@dataclass
+class GenerateConfig:
+    """stage=generate (a file of questions -> answers) and stage=chat (a terminal chat)."""
+
+    input: str | None = None
+    output: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 1.0
+    system_prompt: str | None = None
 
 
 @dataclass
@@ -290,6 +315,8 @@ STAGE_SCHEMAS: dict[str, type] = {
     "reward": TrainerStageConfig,  # its settings live in the `reward` group
     "rl": TrainerStageConfig,  # and in the `rl` group
     "plan": KindOnlyStageConfig,  # its settings live in the `plan` group
+    "generate": KindOnlyStageConfig,  # and in the `generate` group
+    "chat": KindOnlyStageConfig,
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -306,6 +333,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "export": ExportConfig,
     "sweep": SweepConfig,
     "plan": PlanConfig,
+    "generate": GenerateConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "init_from": str}
 # Keys that moved in the redesign: an old override gets the new name, not "unknown key".
@@ -365,6 +393,7 @@ class RunConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     resume: str | None = None
     init_from: str | None = None
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:

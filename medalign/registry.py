@@ -35,7 +35,8 @@ _TASKS = tuple(
 # kind -> modules whose import registers that kind's components.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "stage": tuple(
-        f"medalign.stages.{name}" for name in ("sft", "eval", "export", "reward", "rl", "plan")
+        f"medalign.stages.{name}"
+        for name in ("sft", "eval", "export", "reward", "rl", "plan", "generate", "chat")
     ),
     "pipeline": ("medalign.curriculum",),
     "task": _TASKS,

@@ -21,7 +21,9 @@ def test_every_stage_and_experiment_validates(
 ) -> None:
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
     overrides += [f"debug={debug}"] if debug else []
-    special = {k: k for k in ("eval", "curriculum", "export", "reward", "rl", "plan")}
+    special = {
+        k: k for k in ("eval", "curriculum", "export", "reward", "rl", "plan", "generate", "chat")
+    }
     typed = validate(compose(*overrides))
     check_components(typed)
     if debug:

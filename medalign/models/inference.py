@@ -1,0 +1,123 @@
+"""The model a person talks to: one loader and one chat-format generator for answering.
+
+    python -m medalign stage=generate init_from=runs/<date>/<run> generate.input=q.jsonl
+    python -m medalign stage=chat init_from=runs/<date>/<run>/adapter
+
+`load_for_inference(cfg)` is where generate and chat load their model: the configured
+base, or whatever `init_from` names, resolved through the run's manifest (the base it
+recorded, its adapter), not whatever `model=` says now.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from medalign.config import GenerateConfig, RunConfig
+from medalign.errors import MedalignError
+
+log = logging.getLogger(__name__)
+# end-of-turn markers of common chat formats: generation stops at them as at EOS
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+
+
+def load_for_inference(cfg: RunConfig) -> tuple[Any, Any, str]:
+    """(model in eval mode, tokenizer, a one-line description of what was loaded): the
+    base, or exactly the model `init_from` names (models/init_from.py)."""
+    from medalign.models.init_from import load_model, resolve_init_from
+
+    point = resolve_init_from(cfg.init_from)
+    model, tokenizer, base = load_model(cfg, point)
+    what = f"{base}" + (f" + adapter {point.adapter}" if point and point.adapter else "")
+    log.info("loaded %s", what)
+    return model.eval(), tokenizer, what
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], where: str) -> str:
+    """The chat template applied to `messages` with the assistant's turn opened."""
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja2 TemplateError: e.g. a template without a system role
+        if "system" in str(exc).lower() and messages and messages[0]["role"] == "system":
+            raise MedalignError(
+                f"{where}: this model's chat template refuses a system message ({exc}); "
+                "set generate.system_prompt=null"
+            ) from None
+        raise MedalignError(
+            f"{where}: the chat template cannot render these messages: {exc}"
+        ) from None
+
+
+def chat_completions(
+    model: Any,
+    tokenizer: Any,
+    conversations: list[list[dict[str, str]]],
+    settings: GenerateConfig,
+    *,
+    progress: bool = True,
+    streamer: Any = None,
+    where: str = "generate",
+) -> list[str]:
+    """The assistant's next message for each conversation, batched with left padding."""
+    import torch
+    from tqdm.auto import tqdm
+
+    texts = [render_chat(tokenizer, messages, where) for messages in conversations]
+    answers: list[str] = []
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        with (
+            tqdm(total=len(texts), desc=where, unit="q", disable=not progress) as bar,
+            torch.no_grad(),
+        ):
+            for start in range(0, len(texts), settings.batch_size):
+                batch = tokenizer(
+                    texts[start : start + settings.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                ).to(model.device)
+                out = model.generate(
+                    **batch, **generation_kwargs(tokenizer, settings), streamer=streamer
+                )
+                new = out[:, batch["input_ids"].shape[1] :]
+                answers += [
+                    t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)
+                ]
+                bar.update(len(new))
+    finally:
+        tokenizer.padding_side = side
+    return answers
+
+
+def generation_kwargs(tokenizer: Any, settings: GenerateConfig) -> dict[str, Any]:
+    """`generate()` keywords: length, sampling (only when on), pad and end-of-turn ids."""
+    stops = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    vocab = tokenizer.get_vocab()
+    stops += [vocab[t] for t in END_OF_TURN if t in vocab and vocab[t] not in stops]
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": settings.do_sample,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": stops or None,
+    }
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    return kwargs
+
+
+def check_generate_settings(settings: GenerateConfig) -> None:
+    """Range checks shared by stage=generate and stage=chat."""
+    if settings.batch_size < 1:
+        raise MedalignError(f"generate.batch_size: expected >= 1, got {settings.batch_size}")
+    if settings.max_new_tokens < 1:
+        raise MedalignError(
+            f"generate.max_new_tokens: expected >= 1, got {settings.max_new_tokens}"
+        )
+    if settings.do_sample and settings.temperature <= 0:
+        raise MedalignError(
+            f"generate.temperature={settings.temperature} with do_sample=true: expected > 0 "
+            "(or do_sample=false for greedy answers)"
+        )
+    if not 0 < settings.top_p <= 1:
+        raise MedalignError(f"generate.top_p: expected in (0, 1], got {settings.top_p}")

@@ -1,0 +1,1 @@
+"""Human-readable reports written beside a run: report.html (see html.py)."""

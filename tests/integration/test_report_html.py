@@ -1,0 +1,141 @@
+"""report.html: one self-contained page per curriculum or sweep, checked in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from medalign.errors import MedalignError
+from medalign.reports.html import write_report_html
+from tests.run_fixtures import make_curriculum
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Appended to a copy of the page: once loaded, it records what rendered.
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const out = document.createElement("pre");
+  out.id = "medalign-check";
+  out.textContent = JSON.stringify({
+    tables: document.querySelectorAll("table").length,
+    rows: document.querySelectorAll("table#results tr").length,
+    images: images.length,
+    rendered: images.filter((i) => i.complete && i.naturalWidth > 0).length,
+    links: Array.from(document.links).map((a) => a.href),
+  });
+  document.body.appendChild(out);
+});
+</script></body>"""
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _plot(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.bar(["yes", "no", "maybe"], [5, 2, 1])
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _report(tmp_path: Path) -> Path:
+    source = make_curriculum(tmp_path, adapters=False)
+    _plot(source / "1-pubmedqa" / "eval" / "plots" / "pubmedqa_confusion.png")
+    return write_report_html(source)
+
+
+def test_report_is_self_contained_with_tables_images_and_links(tmp_path: Path) -> None:
+    page = _report(tmp_path).read_text()
+    parser = _Collect()
+    parser.feed(page)
+    images = [a for t, a in parser.tags if t == "img"]
+    assert len(images) == 2  # the results plot and the stage's evaluation plot
+    assert all(a["src"].startswith("data:image/png;base64,") for a in images)
+    assert not re.search(r'(src|href)="(http|//)[^"]*"', page.replace("https://wandb.ai/", ""))
+    assert sum(t == "table" for t, _ in parser.tags) == 2 + 3  # results, stages, 3 stages
+    assert 'href="https://wandb.ai/lab/medalign/runs/abc1xyz"' in page
+    assert '<td class="num best">0.340</td>' in page  # medqa's best accuracy, after medqa
+
+
+def test_sweep_report(tmp_path: Path) -> None:
+    (tmp_path / "sweep_summary.json").write_text(
+        json.dumps(
+            {
+                "metric": "train/loss",
+                "direction": "minimize",
+                "best": {"job": "1_pubmedqa", "metric": 1.2},
+                "jobs": [
+                    {
+                        "job": "1_pubmedqa",
+                        "overrides": ["lora.r=16"],
+                        "status": "done",
+                        "metric": 1.2,
+                        "wandb_run_id": None,
+                    },
+                    {
+                        "job": "0_pubmedqa",
+                        "overrides": ["lora.r=8"],
+                        "status": "done",
+                        "metric": 1.5,
+                        "wandb_run_id": "w0",
+                    },
+                ],
+            }
+        )
+    )
+    page = write_report_html(tmp_path).read_text()
+    assert "lora.r=16" in page and page.count("<img ") == 1 and "<code>w0</code>" in page
+
+
+def test_nothing_to_report_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MedalignError, match="no manifest.json or sweep_summary.json"):
+        write_report_html(tmp_path)
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    logging = ["--enable-logging=stderr", "--log-level=0"]
+    return subprocess.run(
+        [CHROMIUM, *flags, *logging, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    report = _report(tmp_path)
+    shot = tmp_path / "report.png"
+    done = _chromium("--window-size=1200,1800", f"--screenshot={shot}", report.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []  # no script, resource or parse errors reported by the page
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a page, not a blank
+
+    checked = tmp_path / "checked.html"
+    checked.write_text(report.read_text().replace("</body>", CHECK))
+    done = _chromium("--virtual-time-budget=5000", "--dump-dom", checked.as_uri())
+    found = re.search(r'<pre id="medalign-check">(.*?)</pre>', done.stdout, re.S)
+    assert found, done.stdout[-2000:]
+    result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert result["tables"] == 5 and result["rows"] == 4  # header + before/pubmedqa/medqa
+    assert result["images"] == 2 and result["rendered"] == 2
+    assert "https://wandb.ai/lab/medalign/runs/abc1xyz" in result["links"]

@@ -1,0 +1,130 @@
+"""Hand-built run directories (the layout a finished run leaves), without training.
+
+A curriculum-shaped manifest with real LoRA adapters on the tiny model: what generate,
+chat, export and the HTML report read. Building one takes about a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from medalign.config import ModelConfig
+
+METRICS = {
+    "before": {"eval/pubmedqa/acc": 0.35, "eval/medqa/acc": 0.26, "eval/radqa/f1": 0.11},
+    "pubmedqa": {
+        "train/loss": 1.92,
+        "eval/pubmedqa/acc": 0.58,
+        "eval/pubmedqa/false_confidence": 0.7,
+        "eval/medqa/acc": 0.27,
+        "eval/radqa/f1": 0.12,
+    },
+    "medqa": {
+        "train/loss": 1.41,
+        "eval/pubmedqa/acc": 0.55,
+        "eval/medqa/acc": 0.34,
+        "eval/radqa/f1": 0.16,
+    },
+}
+TRAINING = {"pubmedqa": (3e-3, 60, 8), "medqa": (1e-3, 40, 4)}
+
+
+def tiny_dir() -> str:
+    from medalign.models.builders import build_tiny
+
+    return build_tiny(ModelConfig())
+
+
+def save_adapter(base: str, target: Path, seed: int = 0) -> None:
+    """A LoRA adapter on `base` whose B is not zero, so it changes the model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    peft = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+    )
+    peft.save_pretrained(target)
+    AutoTokenizer.from_pretrained(base).save_pretrained(target)
+
+
+def stage_config(
+    name: str, base_id: str | None = None, entity: str | None = None
+) -> dict[str, Any]:
+    lr, steps, batch = TRAINING.get(name, (None, None, None))
+    model = {"name": "biomistral_7b", "builder": "hub", "path": base_id} if base_id else {}
+    return {
+        "model": model or {"name": "tiny", "builder": "tiny", "path": None},
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"},
+        "logger": {"name": "wandb", "project": "medalign", "entity": entity},
+        "dataset": {"name": name, "hub_id": f"example/{name}" if name != "before" else None},
+        "stage": {
+            "kind": "sft" if name in TRAINING else "eval",
+            "name": name,
+            "learning_rate": lr,
+            "max_steps": steps,
+            "per_device_train_batch_size": batch,
+            "max_length": 1024,
+        },
+    }
+
+
+def make_curriculum(
+    root: Path, adapters: bool = True, wandb: bool = True, base_id: str | None = None
+) -> Path:
+    """root/run: a finished curriculum (before -> pubmedqa -> medqa), continue handoff.
+
+    `base_id`: the hub id the stages' recorded configs name as model.path (the adapters
+    themselves are always trained on the tiny model)."""
+    base = tiny_dir() if adapters else "/cache/medalign/models/tiny-abc"
+    run = root / "run"
+    stages = []
+    for k, name in enumerate(METRICS):
+        folder = run / f"{k}-{name}"
+        folder.mkdir(parents=True)
+        config = stage_config(name, base_id, entity="lab" if wandb else None)
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        entry: dict[str, Any] = {
+            "name": name,
+            "dir": str(folder),
+            "status": "done",
+            "started": "2026-11-25T10:00:00+0000",
+            "finished": "2026-11-25T10:05:00+0000",
+            "seconds": 300.0 + k,
+            "metrics": METRICS[name],
+            "wandb_run_id": f"abc{k}xyz" if wandb else None,
+        }
+        if name in TRAINING:
+            if adapters:
+                save_adapter(base, folder / "adapter", seed=k)
+            entry.update(
+                adapter=str(folder / "adapter"),
+                base_model=base,
+                data={
+                    "source": [f"/data/{name}/train.json"],
+                    "rows": 16 * k,
+                    "fingerprint": f"f{k}",
+                },
+            )
+        stages.append(entry)
+    manifest = {
+        "kind": "curriculum",
+        "group": run.name,
+        "order": list(TRAINING),
+        "handoff": "continue",
+        "medalign_version": "0.1.0",
+        "git_commit": "c39df0f",
+        "started": "2026-11-25T10:00:00+0000",
+        "stages": stages,
+    }
+    from medalign.curriculum import results_table
+
+    manifest["results"] = results_table(manifest)
+    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return run
