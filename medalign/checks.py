@@ -14,9 +14,11 @@ def check_components(cfg: RunConfig) -> None:
     """Names that must resolve in the registry (tasks, RL algorithms), and the numeric
     ranges, checked at start-up."""
     from medalign.models.lora import check_lora
+    from medalign.models.switches import check_switches
 
     check_ranges(cfg)
     check_lora(cfg.lora, cfg.quant)
+    check_switches(cfg)
     from medalign.registry import names
     from medalign.tasks.base import check_config
 

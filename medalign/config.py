@@ -142,6 +142,7 @@ class TrainerConfig:
     seed: int | None = None
     bf16: bool | None = None
     gradient_checkpointing: bool = False
+    neftune_noise_alpha: float | None = None  # SFT: NEFTune embedding noise (TRL), null: off
 
 
 @dataclass

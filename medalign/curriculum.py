@@ -305,6 +305,9 @@ def write_results(
     )
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
     png = _plot(run_dir / "results.png", table, datasets)
+    from medalign.reports.html import write_report_html
+
+    write_report_html(run_dir)  # results, plots, per-stage metrics, W&B links: one page
     _log_summary(cfg, run_dir, table, datasets, png)
 
 

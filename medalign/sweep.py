@@ -44,6 +44,9 @@ class SweepSummary(Callback):
         metric = OmegaConf.select(config, "sweep.metric")
         maximize = OmegaConf.select(config, "sweep.direction") != "minimize"
         write_summary(sweep_dir, metric, maximize)
+        from medalign.reports.html import write_report_html
+
+        write_report_html(sweep_dir)  # sweep_summary + plots in one page a person opens
 
 
 def write_summary(sweep_dir: Path, metric: str | None, maximize: bool = True) -> list[dict]:

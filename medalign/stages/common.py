@@ -50,6 +50,7 @@ def trainer_args(
         "save_total_limit": t.save_total_limit,
         "report_to": ["wandb"] if tracker.enabled else [],
         "dataloader_num_workers": 0,
+        **({"use_liger_kernel": True} if cfg.model.liger else {}),
     }
 
 

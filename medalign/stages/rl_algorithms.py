@@ -54,6 +54,7 @@ def _online(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, pe
         max_completion_length=rl.max_completion_length,
         temperature=rl.temperature,
         reward_weights=weights,
+        **({"use_vllm": True, "vllm_mode": rl.vllm_mode} if rl.use_vllm else {}),
     )
     trainer = trainer_cls(
         model=model,

@@ -73,6 +73,9 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
     trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
+    from medalign.models.lora import attach_loraplus
+
+    attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
     checkpoint = _checkpoint_to_resume(stage.resume_from, run.path / "checkpoints")
     resumed_at = 0
     if checkpoint:
@@ -186,6 +189,7 @@ def _build_trainer(
         packing=packed,
         padding_free=packed,
         completion_only_loss=True,
+        **({"neftune_noise_alpha": t} if (t := cfg.trainer.neftune_noise_alpha) else {}),
     )
     return SFTTrainer(
         model=model,
