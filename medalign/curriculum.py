@@ -50,12 +50,13 @@ def run_curriculum(
 
 
 def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
     if cfg.resume:
         run_dir = resolve_resume(cfg.resume, run_dir)
         log.info("resuming the curriculum in %s", run_dir)
-        cfg, base = _replay(run_dir, base)
-    manifest = _open_manifest(run_dir, cfg, base)
+        cfg, overrides = _replay(run_dir, overrides)
+    base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
+    recorded = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
+    manifest = _open_manifest(run_dir, cfg, recorded)
     plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
     state: dict[str, Any] = {"sft": None, "merged": None, "reward_models": {}}
     try:
@@ -135,7 +136,7 @@ def _replay(run_dir: Path, new: list[str]) -> tuple[RunConfig, list[str]]:
     from medalign.resume import refuse_changes
 
     recorded = list(json.loads((run_dir / "manifest.json").read_text()).get("overrides") or [])
-    extra = [o for o in new if o not in recorded]
+    extra = [o for o in new if o not in recorded and not o.startswith(("resume=", "hydra."))]
     before = OmegaConf.to_container(compose(recorded), resolve=True)
     after = OmegaConf.to_container(compose(recorded + extra), resolve=True)
     refuse_changes(before, after, str(run_dir))  # type: ignore[arg-type]

@@ -45,6 +45,8 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
             "export.push_to_hub=true needs export.repo_id=<user or org>/<name> "
             "(created private unless export.private=false)"
         )
+    if settings.push_to_hub and not settings.dry_run:
+        check_hub_access()  # one clear line, before anything is read, merged or uploaded
     point = resolve_init_from(cfg.init_from)
     if point is None or not point.adapter:
         raise MedalignError(
@@ -54,8 +56,6 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
     source = Path(point.run or Path(point.adapter).parent)
     manifest, stage = _source_stage(source, point, base_source(point, cfg.model))
     configs = _stage_configs(manifest, source)
-    if settings.push_to_hub and not settings.dry_run:
-        check_hub_access()  # one clear line, before any merge or upload
     if settings.what == "adapter":
         _check_adapter_export(stage, source)
         staged = _stage_adapter(stage, configs.get(stage["name"], {}), run.path / "adapter")

@@ -52,8 +52,8 @@ def test_multirun_jobs_are_wandb_runs_of_one_group(tmp_path: Path) -> None:
         configs.append(wandb_log.run_config(run_file))
     assert infos[0]["group"] == infos[1]["group"] == f"sweep-{sweep.name}"
     assert {i["name"] for i in infos} == {
-        "dataset.limit=4,lora.r=4,trainer.max_steps=2,stage=medmcqa,sweep.metric=train/loss",
-        "dataset.limit=4,lora.r=8,trainer.max_steps=2,stage=medmcqa,sweep.metric=train/loss",
+        "dataset.limit=4,lora.r=4,stage=medmcqa,sweep.metric=train/loss,trainer.max_steps=2",
+        "dataset.limit=4,lora.r=8,stage=medmcqa,sweep.metric=train/loss,trainer.max_steps=2",
     }
     assert [c["lora.r"] for c in configs] == [4, 8]  # flattened resolved config
     summary = json.loads((sweep / "sweep_summary.json").read_text())
@@ -102,8 +102,10 @@ def test_optuna_runs_three_trials_and_records_the_best(tmp_path: Path) -> None:
         "lora.r",
         "lora.alpha",
         "lora.dropout",
-        "trainer.num_train_epochs",
-    }
+    }  # trainer.max_steps is swept too, but fixed here by the command line
+    space = yaml.safe_load((REPO / "conf" / "hydra" / "sweeper" / "optuna_lora.yaml").read_text())
+    assert "trainer.max_steps" in space["params"]  # issue 12 item 12: no dead dimension
+    assert not any("epochs" in key for key in space["params"])
     summary = json.loads((sweep / "sweep_summary.json").read_text())
     assert len(summary["jobs"]) == 3
     assert summary["best"]["metric"] == pytest.approx(best["best_value"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from medalign.checks import check_components
 from medalign.config import LoraSettings, ModelConfig, QuantConfig, validate
 from medalign.errors import MedalignError
 from medalign.models.lora import (
@@ -77,7 +78,7 @@ def test_config_fields_reach_peft() -> None:
 )
 def test_unsupported_combinations_refused_at_validation(overrides, message) -> None:
     with pytest.raises(MedalignError, match=message):
-        validate(compose(*overrides))
+        check_components(validate(compose(*overrides)))
 
 
 def test_dora_and_olora_allowed_on_a_quantized_base() -> None:
