@@ -160,3 +160,23 @@ def test_stage_plan_writes_plan_json(tmp_path, capsys) -> None:
     assert plan["parameters"]["by_type"]["lm_head"] == 128256 * 4096  # untied in Llama 3
     assert metrics["plan/total_gib"] == plan["total_gib"]
     assert "Memory per GPU (GiB)" in capsys.readouterr().out
+
+
+# Total parameters of the published checkpoints (the hub's safetensors metadata); the
+# architecture numbers in conf/model/*.yaml must reproduce them exactly.
+PUBLISHED_PARAMS = {
+    "llama3_8b": 8_030_261_248,
+    "biomistral_7b": 7_241_732_096,  # Mistral-7B-v0.1
+    "mistral_7b_instruct_v03": 7_248_023_552,
+    "qwen25_7b_instruct": 7_615_616_512,
+    "gemma2_9b_it": 9_241_705_984,
+    "phi35_mini_instruct": 3_821_079_552,
+}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED_PARAMS))
+def test_architecture_numbers_reproduce_published_parameter_counts(model: str) -> None:
+    from medalign.plan.meta import build_meta, count_params
+
+    counts = count_params(build_meta(validate(compose(f"model={model}", "lora=none"))))
+    assert counts["total"] == PUBLISHED_PARAMS[model]
