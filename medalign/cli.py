@@ -37,6 +37,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     from medalign.run import run
     from medalign.sweep import job_identity, objective
 
+    quiet([])  # again here: launcher workers (joblib, submitit) never run main()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     subdir = hydra_cfg.output_subdir

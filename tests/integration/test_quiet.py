@@ -20,8 +20,9 @@ KNOWN_NOISE = (
 
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> str:
-    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    environ.pop("MEDALIGN_VERBOSE", None) if "MEDALIGN_VERBOSE" not in env else None
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    environ.pop("MEDALIGN_VERBOSE", None)
+    environ.update(env)
     done = subprocess.run(
         [sys.executable, "-m", "medalign", *args],
         cwd=REPO,
@@ -59,3 +60,20 @@ def test_optuna_sweep_hides_alembic_unless_verbose(tmp_path: Path) -> None:
     assert "Launching 1 jobs" in quiet and "setup plugin alembic" not in quiet
     loud = _cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path / 'loud'}", "--verbose")
     assert loud.count("setup plugin alembic") == 7
+
+
+@pytest.mark.slow
+def test_joblib_worker_processes_are_quiet_too(tmp_path: Path) -> None:
+    sweep = (
+        "-m",
+        "hydra/launcher=local_parallel",
+        "hydra.launcher.n_jobs=1",
+        "stage=pubmedqa",
+        "debug=fast",
+        "stage.max_steps=1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )
+    out = _cli(tmp_path, *sweep)
+    logs = "".join(p.read_text() for p in (tmp_path / "sweep").glob("*/medalign.log"))
+    assert "saved adapter" in out + logs
+    assert not [m for m in KNOWN_NOISE if m in out + logs]
