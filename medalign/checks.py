@@ -19,6 +19,7 @@ def check_components(cfg: RunConfig) -> None:
     check_ranges(cfg)
     check_lora(cfg.lora, cfg.quant)
     check_switches(cfg)
+    _check_dotted_rewards(cfg)
     from medalign.registry import names
     from medalign.tasks.base import check_config
 
@@ -99,3 +100,15 @@ def check_ranges(cfg: RunConfig) -> None:
             f"quant={cfg.quant.mode} with lora=none: quantized weights cannot be fine-tuned in "
             "full; train a LoRA adapter on them (lora=default), or use quant=none"
         )
+
+
+def _check_dotted_rewards(cfg: RunConfig) -> None:
+    """A reward named by dotted path must import and have TRL's signature: checked here,
+    before any model loads, not when the RL trainer is built."""
+    if cfg.stage.kind not in ("rl", "curriculum"):
+        return
+    from medalign.rewards.functions import _named_function
+
+    for name, weight in cfg.reward.weights.items():
+        if weight and ("." in name or ":" in name):
+            _named_function(name)

@@ -215,3 +215,9 @@ def test_out_of_range_numbers_fail_at_start_up(override: str, message: str) -> N
 def test_quantized_full_fine_tune_is_refused_at_start_up() -> None:
     with pytest.raises(MedalignError, match="quant=int8 with lora=none"):
         check_components(validate(compose("quant=int8", "lora=none")))
+
+
+def test_a_dotted_reward_that_does_not_import_fails_at_start_up() -> None:
+    cfg = validate(compose("stage=rl", "+reward.weights={tests.nope.fn: 1.0}"))
+    with pytest.raises(MedalignError, match="cannot import reward_fn 'tests.nope.fn'"):
+        check_components(cfg)
