@@ -63,7 +63,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             exc.__traceback__, kind, run_dir, sys.argv, OmegaConf.select(cfg, "resume")
         )
         log.warning("%s", line)
-        guard.print_error(line)
+        guard.print_error("\n" + line)  # on a line of its own, not after a progress bar
         sys.exit(130)
     except Exception as exc:
         full = guard.disk_full(exc, run_dir)
