@@ -71,7 +71,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             message = redact_text(str(exc) if isinstance(exc, MedalignError) else full)
             if not isinstance(exc, RunDirInUse):  # that log belongs to the other run
                 log.error("%s", message)
-            guard.print_error(f"medalign: error: {message}")
+            guard.print_error(f"{chr(10) if full else ''}medalign: error: {message}")
         else:
             log.exception("job failed")
         if multirun:  # recorded as failed in its manifest; the other jobs go on
