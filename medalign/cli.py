@@ -65,7 +65,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             exc.__traceback__, kind, run_dir, sys.argv, OmegaConf.select(cfg, "resume")
         )
         log.warning("%s", line)
-        guard.print_error(line)
+        guard.print_error("\n" + line)  # on a line of its own, not after a progress bar
         sys.exit(130)
     except Exception as exc:
         full = guard.disk_full(exc, run_dir)
@@ -73,7 +73,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             message = redact_text(str(exc) if isinstance(exc, MedalignError) else full)
             if not isinstance(exc, RunDirInUse):  # that log belongs to the other run
                 log.error("%s", message)
-            guard.print_error(f"medalign: error: {message}")
+            guard.print_error(f"{chr(10) if full else ''}medalign: error: {message}")
         else:
             log.exception("job failed")
         if multirun:  # recorded as failed in its manifest; the other jobs go on

@@ -151,6 +151,8 @@ def disk_full(exc: BaseException, run_dir: Path) -> str | None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = Path(exc.filename).parent if exc.filename else run_dir
             return f"disk full at {where}"
+        if "No space left on device" in str(exc):  # e.g. SafetensorError, torch's writer
+            return f"disk full at {run_dir} ({type(exc).__name__})"
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return None
 

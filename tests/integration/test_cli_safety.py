@@ -170,6 +170,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_marks_the_run_interrupted(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )
     deadline = time.time() + 240
     while not (run / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():

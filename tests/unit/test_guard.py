@@ -50,3 +50,20 @@ def test_help_filter_drops_base_options_only() -> None:
     assert filter_help(text) == (
         "Usage:  python -m medalign [a, _b]\ndataset: medqa, pubmedqa\nlora: default, none\n"
     )
+
+
+def test_disk_full_is_found_in_the_cause_chain_and_in_library_messages() -> None:
+    import errno
+
+    from medalign.guard import disk_full
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/checkpoint-2/a.pt")
+        except OSError as inner:
+            raise RuntimeError("save failed") from inner
+    except RuntimeError as exc:
+        assert disk_full(exc, Path("/runs/x")) == "disk full at /runs/x/checkpoint-2"
+    library = RuntimeError("Error while serializing: I/O error: No space left on device")
+    assert disk_full(library, Path("/runs/x")) == "disk full at /runs/x (RuntimeError)"
+    assert disk_full(ValueError("bad"), Path("/runs/x")) is None
