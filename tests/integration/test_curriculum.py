@@ -65,6 +65,7 @@ def _adapter(folder: Path):
     return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow  # kill/resume, sweeps and DDP run in `make test-slow`
 def test_killed_curriculum_resumes_to_the_same_result(tmp_path: Path) -> None:
     import torch
 

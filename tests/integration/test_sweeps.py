@@ -32,6 +32,7 @@ def _medalign(*args: str, env: dict | None = None, launcher: list[str] | None = 
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow  # kill/resume, sweeps and DDP run in `make test-slow`
 def test_multirun_jobs_are_wandb_runs_of_one_group(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     _medalign(
@@ -60,6 +61,7 @@ def test_multirun_jobs_are_wandb_runs_of_one_group(tmp_path: Path) -> None:
     assert len(summary["jobs"]) == 2 and all(j["status"] == "done" for j in summary["jobs"])
 
 
+@pytest.mark.slow  # kill/resume, sweeps and DDP run in `make test-slow`
 def test_a_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     # dataset.limit=0 fails while running (no rows); lora.r=x fails at start-up (not an int)
@@ -83,6 +85,7 @@ def test_a_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow  # kill/resume, sweeps and DDP run in `make test-slow`
 def test_optuna_runs_three_trials_and_records_the_best(tmp_path: Path) -> None:
     sweep = tmp_path / "optuna"
     _medalign(
@@ -111,6 +114,7 @@ def test_optuna_runs_three_trials_and_records_the_best(tmp_path: Path) -> None:
     assert summary["best"]["metric"] == pytest.approx(best["best_value"])
 
 
+@pytest.mark.slow  # kill/resume, sweeps and DDP run in `make test-slow`
 def test_submitit_local_runs_a_job_to_completion(tmp_path: Path) -> None:
     sweep = tmp_path / "submitit"
     _medalign(
@@ -121,6 +125,7 @@ def test_submitit_local_runs_a_job_to_completion(tmp_path: Path) -> None:
     assert list(sweep.glob(".submitit/*/*_result.pkl"))  # ran through the submitit executor
 
 
+@pytest.mark.slow  # kill/resume, sweeps and DDP run in `make test-slow`
 def test_two_cpu_processes_train_one_synchronized_adapter(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
