@@ -28,6 +28,7 @@ from typing import Any
 from bench_eval import SHARED
 
 from medalign.data.records import QARecord
+from medalign.models.builders import with_bos_post_processor
 
 TOLERANCE = 1e-4
 Reader = Callable[[Path, int], list[tuple[dict, QARecord]]]
@@ -129,17 +130,7 @@ def _task_yaml(installed: Path, name: str, data: Path) -> str:
     return "\n".join(head + kept) + "\n"
 
 
-def _with_bos(tokenizer: Any) -> Any:
-    """The tokenizer with a LLaMA-style post-processor: BOS in front of every text."""
-    from tokenizers.processors import TemplateProcessing
-
-    bos = tokenizer.bos_token
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
-        single=f"{bos} $A",
-        pair=f"{bos} $A {bos} $B",
-        special_tokens=[(bos, tokenizer.bos_token_id)],
-    )
-    return tokenizer
+_with_bos = with_bos_post_processor  # the tiny tokenizer, BOS-adding
 
 
 def _model_dirs(tmp: Path) -> dict[str, Path]:

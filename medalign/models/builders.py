@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from medalign.config import ModelConfig, TinyModelConfig
 from medalign.errors import MedalignError
@@ -151,3 +152,17 @@ def _write_tiny(tiny: TinyModelConfig, corpus: list[str], out: Path) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def with_bos_post_processor(tokenizer: Any) -> Any:
+    """`tokenizer` with a LLaMA-style post-processor that puts BOS before every text: the
+    tiny tokenizer as a BOS-adding one (LLaMA-2/3, Mistral), for lm-eval parity checks."""
+    from tokenizers.processors import TemplateProcessing
+
+    bos = tokenizer.bos_token
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{bos} $A",
+        pair=f"{bos} $A {bos} $B",
+        special_tokens=[(bos, tokenizer.bos_token_id)],
+    )
+    return tokenizer

@@ -15,20 +15,10 @@ import pytest
 from medalign.config import ModelConfig
 from medalign.data.loading import load_records
 from medalign.eval.loglik import encode, encode_batch
+from medalign.models.builders import with_bos_post_processor
 from tests.conftest import dataset_cfg, loglik_pairs, shared_file
 
-
-def _with_bos(tokenizer):
-    """The tiny tokenizer with a LLaMA-style post-processor: BOS before every text."""
-    from tokenizers.processors import TemplateProcessing
-
-    bos = tokenizer.bos_token
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
-        single=f"{bos} $A",
-        pair=f"{bos} $A {bos} $B",
-        special_tokens=[(bos, tokenizer.bos_token_id)],
-    )
-    return tokenizer
+_with_bos = with_bos_post_processor  # the tiny tokenizer, BOS-adding
 
 
 @pytest.fixture(scope="module")
