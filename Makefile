@@ -21,10 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install medalign (torch pinned first, then -e ".[dev]")
 
-test: $(STAMP) ## Run the default test suite (< 10 min on 2 CPU cores)
+test: $(STAMP) ## Run the default test suite (about 5 min on 2 CPU cores)
 	$(PY) -m pytest -m "not slow and not gpu and not network" $(ARGS)
 
-test-slow: $(STAMP) ## Run the slow tests (quantized training, longer runs)
+test-slow: $(STAMP) ## Run the slow tests (kill/resume, sweeps, DDP, quantized training, wheel, browser)
 	$(PY) -m pytest -m "slow and not gpu and not network" $(ARGS)
 
 test-all: $(STAMP) ## Run every test this machine can run
