@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.config import DatasetConfig, RunConfig, merge_group
-from medalign.data.decontaminate import EvalIndex, split_contaminated
+from medalign.data.decontaminate import EvalIndex, decontaminate
 from medalign.data.files import sniff_format
 from medalign.data.records import BadRows, LoadedData, QARecord
 from medalign.errors import MedalignError
@@ -119,6 +119,7 @@ class TrainingData:
     parts: list[LoadedData]
     decontaminated: dict[str, int] = field(default_factory=dict)
     unchecked: dict[str, str] = field(default_factory=dict)  # eval set -> why not checked
+    overlaps: list[dict[str, Any]] = field(default_factory=list)  # each overlapping row, why
 
     @property
     def records(self) -> list[QARecord]:
@@ -141,6 +142,8 @@ class TrainingData:
             "skipped": dict(skipped),
             "decontaminated": sum(self.decontaminated.values()),
             "decontaminated_by": self.decontaminated,
+            # each overlapping row: id, exact/near, eval set and row, overlap fraction
+            "decontaminated_rows": self.overlaps[:200],
             "decontamination_unchecked": self.unchecked,
         }
 
@@ -156,6 +159,7 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
         part = load_records(part_cfg, cfg.data_root)
         parts.append(_weighted(part, weight, train.seed or 0))
     counts: Counter[str] = Counter()
+    overlaps: list[dict[str, Any]] = []
     unchecked: dict[str, str] = {}
     if train.decontaminate_against:
         index = EvalIndex.from_config(train)
@@ -172,10 +176,11 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
             )
             index.add(name, eval_data.records)
         for part in parts:
-            clean, found = split_contaminated(part.records, index)
-            counts.update(found)
+            result = decontaminate(part.records, index)
+            counts.update(f"{d.kind}:{d.eval_set}" for d in result.dropped)
+            overlaps += [d.as_dict() for d in result.dropped]
             if train.decontaminate:
-                part.records = clean
+                part.records = result.clean
         if counts:
             action = "dropped" if train.decontaminate else "kept (dataset.decontaminate=false)"
             log.warning(
@@ -190,7 +195,9 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
                 f"dataset {part.config.name!r}: no training rows left from {part.source} "
                 f"after decontamination ({dict(counts)}); see dataset.decontaminate"
             )
-    return TrainingData(parts=parts, decontaminated=dict(counts), unchecked=unchecked)
+    return TrainingData(
+        parts=parts, decontaminated=dict(counts), unchecked=unchecked, overlaps=overlaps
+    )
 
 
 def _weighted(part: LoadedData, weight: float, seed: int) -> LoadedData:

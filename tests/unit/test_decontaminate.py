@@ -41,6 +41,9 @@ def test_training_data_drops_planted_test_rows_and_reports_them() -> None:
     planted = dataset_cfg("pubmedqa", split="all", decontaminate_against=["pubmedqa"])
     data = load_training_data(with_dataset(planted))
     assert data.decontaminated == {"exact:pubmedqa": 8}
+    rows = data.summary()["decontaminated_rows"]  # and why, row by row
+    assert len(rows) == 8 and {r["kind"] for r in rows} == {"exact"}
+    assert {r["eval_set"] for r in rows} == {"pubmedqa"} and all(r["overlap"] > 0 for r in rows)
     assert len(data.records) == 22
     kept_cfg = dataset_cfg(
         "pubmedqa", split="all", decontaminate=False, decontaminate_against=["pubmedqa"]
