@@ -24,6 +24,7 @@ def check_components(cfg: RunConfig) -> None:
     from medalign.tasks.base import check_config
 
     check_config(cfg.dataset, "dataset")
+    _check_dataset_names(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
     if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
@@ -112,3 +113,29 @@ def _check_dotted_rewards(cfg: RunConfig) -> None:
     for name, weight in cfg.reward.weights.items():
         if weight and ("." in name or ":" in name):
             _named_function(name)
+
+
+def _check_dataset_names(cfg: RunConfig) -> None:
+    """Every dataset a key names is in the catalogue: checked before anything trains, with
+    the closest name suggested (an unknown eval set used to fail after training)."""
+    import difflib
+
+    known = set(cfg.datasets) | {cfg.dataset.name}
+    lists = {
+        "eval.datasets": cfg.eval.datasets,
+        "dataset.mix": list(cfg.dataset.mix or {}),
+        "dataset.decontaminate_against": cfg.dataset.decontaminate_against,
+        "rl.datasets": cfg.rl.datasets,
+        "reward.datasets": cfg.reward.datasets,
+        "reward.safety_datasets": cfg.reward.safety_datasets,
+    }
+    for key, names in lists.items():
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise MedalignError(
+                    f"config {key}: unknown dataset {name!r}.{hint} The catalogue has: "
+                    f"{', '.join(sorted(cfg.datasets))} (add one: conf/dataset/<name>.yaml and "
+                    "a `dataset@datasets.<name>: <name>` line in conf/config.yaml)"
+                )

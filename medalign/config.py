@@ -449,7 +449,7 @@ def _refuse_moved_keys(container: dict[str, Any]) -> None:
 
 
 def _moved_message(old: str, new: str) -> str:
-    return f'config {old}: this key moved; use {new} (see README, "Configuration")'
+    return f'config {old}: this key moved; use {new} (see README, "The config tree")'
 
 
 def check_overrides(overrides: list[str]) -> None:

@@ -312,8 +312,12 @@ def write_results(
     _log_summary(cfg, run_dir, table, datasets, png)
 
 
-def _cell(value: float) -> str:
-    return "n/a" if value != value else f"{value:.3f}"  # NaN: nothing to count
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"  # nothing to count
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _rewards_markdown(manifest: dict[str, Any]) -> str:
@@ -371,7 +375,7 @@ def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -
         for i, dataset in enumerate(names):
             offset = (i - (len(names) - 1) / 2) * 0.04
             xs = [k + offset for k in range(len(stages))]
-            ys = [table[s].get(dataset, float("nan")) for s in stages]
+            ys = [_number(table[s].get(dataset)) for s in stages]
             ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=dataset)
         ax.set_xticks(range(len(stages)), stages)
         ax.set_ylim(-0.05, 1.05)

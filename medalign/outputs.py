@@ -143,8 +143,19 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON (redacted) atomically: see `write_text_atomic`."""
-    write_text_atomic(path, json.dumps(redact(data), indent=2, default=str) + "\n")
+    """Write JSON (redacted) atomically: see `write_text_atomic`. A NaN metric (nothing to
+    count) is written as null: strict JSON, readable by every tool."""
+    write_text_atomic(path, json.dumps(_finite(redact(data)), indent=2, default=str) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def git_commit() -> str | None:

@@ -163,6 +163,8 @@ def _model_index_results(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         parts = key.split("/")
         if len(parts) != 3 or parts[0] != "eval" or not isinstance(value, int | float):
             continue
+        if value != value:  # NaN: nothing to count, not a result
+            continue
         _, dataset, metric = parts
         by_dataset.setdefault(dataset, []).append(
             {"type": METRIC_TYPES.get(metric, metric), "name": metric, "value": round(value, 4)}

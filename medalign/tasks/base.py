@@ -202,8 +202,12 @@ def get_task(cfg: DatasetConfig) -> Task:
 
 
 def check_config(cfg: DatasetConfig, where: str) -> None:
-    """Refuse format keys the task would ignore (e.g. options=4 on PubMedQA)."""
-    cls = task_class(cfg.format)
+    """Refuse an unknown task, and format keys the task would ignore (options=4 on
+    PubMedQA)."""
+    try:
+        cls = task_class(cfg.format)
+    except MedalignError as exc:
+        raise MedalignError(f"config {where}.format={cfg.format}: {exc}") from None
     cls(cfg)  # unknown task_args fail here, before any model loads
     for key, default in FORMAT_KEYS.items():
         value = getattr(cfg, key, default)

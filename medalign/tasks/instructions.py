@@ -2,6 +2,8 @@
 columns are mapped in `dataset.task_args.columns`.
 
     python -m medalign stage=sft dataset=instructions dataset.path=notes.jsonl
+    python -m medalign stage=sft dataset=instructions dataset.path=qa.csv \\
+        "dataset.task_args.columns={prompt: question, completion: reply}"
     python -m medalign stage=medmcqa "dataset.mix={medmcqa: 1, instructions: 0.5}"
 
 Three mappings (give the one your file has; the value is your column's name):
@@ -35,8 +37,11 @@ OPTIONAL = {"input"}
 class Instructions(Task):
     name = "instructions"
     sniffed = False
-    arg_defaults: ClassVar[dict[str, Any]] = {
-        "columns": {"instruction": "instruction", "input": "input", "output": "output"}
+    arg_defaults: ClassVar[dict[str, Any]] = {"columns": None}  # None: the Alpaca names
+    alpaca: ClassVar[dict[str, str]] = {
+        "instruction": "instruction",
+        "input": "input",
+        "output": "output",
     }
 
     def split_file(self, folder: Path) -> Path:
@@ -47,7 +52,7 @@ class Instructions(Task):
 
     @property
     def columns(self) -> dict[str, str]:
-        columns = dict(self.args["columns"] or {})
+        columns = dict(self.args["columns"] or self.alpaca)
         for roles in MAPPINGS:
             if set(columns) == set(roles) or set(columns) == set(roles) - OPTIONAL:
                 return columns

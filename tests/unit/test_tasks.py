@@ -221,3 +221,29 @@ def test_a_dotted_reward_that_does_not_import_fails_at_start_up() -> None:
     cfg = validate(compose("stage=rl", "+reward.weights={tests.nope.fn: 1.0}"))
     with pytest.raises(MedalignError, match="cannot import reward_fn 'tests.nope.fn'"):
         check_components(cfg)
+
+
+def test_an_unknown_dataset_name_fails_at_start_up_with_a_suggestion() -> None:
+    """Found by a new-user trial: an unknown eval set used to fail after training."""
+    cfg = validate(compose("stage=medqa", "eval.after_train=true", "eval.datasets=[pubmedqqa]"))
+    with pytest.raises(MedalignError, match="eval.datasets: unknown dataset 'pubmedqqa'. Did you"):
+        check_components(cfg)
+    with pytest.raises(MedalignError, match=r"config dataset.format=medqq: unknown task"):
+        check_components(validate(compose("dataset.format=medqq")))
+
+
+def test_instruction_columns_are_one_override_from_the_command_line() -> None:
+    cfg = validate(
+        compose(
+            "stage=sft",
+            "dataset=instructions",
+            "dataset.task_args.columns={prompt: question, completion: reply}",
+        )
+    )
+    assert get_task(cfg.dataset).columns == {"prompt": "question", "completion": "reply"}
+    default = validate(compose("stage=sft", "dataset=instructions")).dataset
+    assert get_task(default).columns == {
+        "instruction": "instruction",
+        "input": "input",
+        "output": "output",
+    }
