@@ -180,6 +180,11 @@ def _model_index_results(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _dataset_id(config: dict[str, Any]) -> str | None:
+    """The dataset an SFT stage trained on (hub id where known); None for stages that
+    train on something else (reward pairs, RL prompts) or on nothing (evaluation)."""
+    kind = (config.get("stage") or {}).get("kind", "sft")
+    if kind not in ("sft", "curriculum"):
+        return None
     dataset = config.get("dataset") or {}
     if dataset.get("hub_id"):
         return dataset["hub_id"]
