@@ -181,8 +181,8 @@ def predicted(run_overrides: list[str], plan_overrides: list[str], stage: str) -
     from medalign.plan.planner import make_plan
 
     keep = [o for o in run_overrides if not o.startswith("stage=")]
-    trainer = [o for o in keep if o.startswith("stage.")]
-    rest = [o for o in keep if not o.startswith("stage.")]
+    trainer = [o for o in keep if o.startswith("trainer.")]
+    rest = keep
     knobs = {o.split("=")[0].split(".")[1]: o.split("=")[1] for o in trainer}
     plan = [*_plan_for(stage), *plan_overrides]
     if "per_device_train_batch_size" in knobs:

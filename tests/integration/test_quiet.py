@@ -37,7 +37,7 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> str:
 
 @pytest.mark.slow
 def test_tiny_run_prints_none_of_the_known_noise(tmp_path: Path) -> None:
-    run = ("stage=pubmedqa", "debug=fast", "stage.max_steps=2")
+    run = ("stage=pubmedqa", "debug=fast", "trainer.max_steps=2")
     quiet = _cli(tmp_path, *run, f"hydra.run.dir={tmp_path / 'quiet'}")
     assert "saved adapter" in quiet  # medalign's own progress is still there
     assert not [m for m in KNOWN_NOISE if m in quiet]
@@ -53,7 +53,7 @@ def test_optuna_sweep_hides_alembic_unless_verbose(tmp_path: Path) -> None:
         "hydra.sweeper.n_trials=1",
         "stage=pubmedqa",
         "debug=fast",
-        "stage.max_steps=1",
+        "trainer.max_steps=1",
         "sweep.metric=train/loss",
     )
     quiet = _cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path / 'quiet'}")
@@ -70,7 +70,7 @@ def test_joblib_worker_processes_are_quiet_too(tmp_path: Path) -> None:
         "hydra.launcher.n_jobs=1",
         "stage=pubmedqa",
         "debug=fast",
-        "stage.max_steps=1",
+        "trainer.max_steps=1",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     )
     out = _cli(tmp_path, *sweep)

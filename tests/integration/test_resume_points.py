@@ -64,7 +64,7 @@ def test_a_kill_during_the_evaluation_after_training_resumes_at_the_evaluation(
     run = tmp_path / "run"
     args = [
         *BASE,
-        "stage.max_steps=2",
+        "trainer.max_steps=2",
         "eval.after_train=true",
         "eval.limit=16",
         f"hydra.run.dir={run}",
@@ -93,8 +93,8 @@ def test_a_checkpoint_cut_short_is_skipped_and_training_resumes_from_the_one_bef
     run = tmp_path / "run"
     args = [
         *BASE,
-        "stage.max_steps=6",
-        "checkpoint.every_steps=2",
+        "trainer.max_steps=6",
+        "trainer.save_steps=2",
         "checkpoint.keep=3",
         "eval.after_train=false",
         f"hydra.run.dir={run}",
