@@ -95,7 +95,7 @@ def test_a_checkpoint_cut_short_is_skipped_and_training_resumes_from_the_one_bef
         *BASE,
         "trainer.max_steps=6",
         "trainer.save_steps=2",
-        "checkpoint.keep=3",
+        "trainer.save_total_limit=3",
         "eval.after_train=false",
         f"hydra.run.dir={run}",
     ]
