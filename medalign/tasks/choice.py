@@ -72,16 +72,10 @@ class LetterChoiceTask(ChoiceTask):
 
     lm_eval_header: ClassVar[str] = "\n"  # between the question and the options
 
-    def lm_eval_description(self, record: QARecord) -> str:
-        return ""
-
     def loglik_item(self, record: QARecord) -> LoglikItem:
         options = record.options or {}
         lines = "".join(f"{k}. {v}\n" for k, v in options.items())
-        context = (
-            f"{self.lm_eval_description(record)}Question: {record.question}"
-            f"{self.lm_eval_header}{lines}Answer:"
-        )
+        context = f"Question: {record.question}{self.lm_eval_header}{lines}Answer:"
         letters = list(options)
         return LoglikItem(context, letters, letters.index(self.gold(record)))
 
