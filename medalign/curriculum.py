@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def run_curriculum(
 def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     if cfg.resume:
         run_dir = resolve_resume(cfg.resume, run_dir)
+        log.info("==== resumed %s (pid %d, %s) ====", run_dir, os.getpid(), _now())
         log.info("resuming the curriculum in %s", run_dir)
         cfg, overrides = _replay(run_dir, overrides)
     base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]

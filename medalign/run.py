@@ -69,6 +69,7 @@ def run(
             run_dir=run_dir,
             config=plain,
             group=group,
+            run_id=out.stage.get("wandb_run_id") if resuming else None,  # one run, resumed
         )
         out.update(wandb_run_id=tracker.run_id)
         metrics = stage_fn(typed, out, tracker)
