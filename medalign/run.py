@@ -10,6 +10,7 @@ the directory's lock is released in `finally` either way. Every stage starts fro
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ def run(
     out = RunDir.create(
         run_dir, typed.stage.name, plain, reopen=resuming, hydra_subdir=hydra_subdir
     )
+    if resuming and out.stage.get("resumed"):  # the log file is appended to
+        log.info("==== resumed %s (pid %d, %s) ====", run_dir, os.getpid(), out.stage["resumed"])
     tracker = Tracker()
     ok = False
     try:

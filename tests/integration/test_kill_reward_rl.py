@@ -3,11 +3,12 @@
 A curriculum pubmedqa -> reward -> rl on the tiny model (debug=fast, checkpoints every
 2 steps) is SIGKILLed inside the reward stage (while the first reward model trains, and
 while the second trains after the first was saved) and inside the RL stage (during GRPO
-training), then resumed with `resume=<dir>`. Each resume must finish with the result of
-an uninterrupted run (reward models, RL adapter, results table; the tolerances of the
-SFT kill test), leave the stages that had finished byte-identical, and keep what the
-killed stage left (`<k>-<name>.interrupted-<time>/`). The SFT kill points are in
-test_curriculum.py and test_resume_points.py.
+training, and in its evaluation after the adapter was saved), then resumed with
+`resume=<dir>`. Each resume must finish with the result of an uninterrupted run (reward
+models, RL adapter, metrics, results table; the tolerances of the SFT kill test), leave
+the stages that had finished byte-identical, and keep what the killed stage left
+(`<k>-<name>.interrupted-<time>/`). The SFT kill points are in test_curriculum.py and
+test_resume_points.py.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ CURRICULUM = [
     "eval.bootstrap=0",
     "trainer.save_steps=2",
 ]
+STATE = "trainer_state.json"  # the last file of a complete checkpoint
 KILL_POINTS = {  # name: (the file whose appearance triggers the kill, stages done before)
-    "reward_first_model": ("1-reward/checkpoints_helpfulness/checkpoint-2", ["0-pubmedqa"]),
-    "reward_second_model": ("1-reward/checkpoints_safety/checkpoint-2", ["0-pubmedqa"]),
-    "rl_training": ("2-rl/checkpoints/checkpoint-2", ["0-pubmedqa", "1-reward"]),
+    "reward_first_model": (f"1-reward/checkpoints_helpfulness/checkpoint-2/{STATE}", 1),
+    "reward_second_model": (f"1-reward/checkpoints_safety/checkpoint-2/{STATE}", 1),
+    "rl_training": (f"2-rl/checkpoints/checkpoint-2/{STATE}", 2),
+    "rl_evaluation": ("2-rl/adapter/adapter_model.safetensors", 2),  # adapter saved
 }
+STAGES = ["0-pubmedqa", "1-reward", "2-rl"]
 
 
 def _cli(*args: str) -> subprocess.Popen:
@@ -96,11 +100,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_kill_in_the_reward_or_rl_stage_resumes_to_the_uninterrupted_result(
     reference: Path, tmp_path: Path, point: str
 ) -> None:
-    trigger, finished = KILL_POINTS[point]
+    trigger, done = KILL_POINTS[point]
+    finished = STAGES[:done]
     before_ref = _snapshot(reference)
     run = tmp_path / "run"
     proc = _cli(*CURRICULUM, f"hydra.run.dir={run}")
-    ready = run / trigger / "trainer_state.json"
+    ready = run / trigger
     deadline = time.time() + 500
     while not ready.is_file():
         assert proc.poll() is None, f"the run ended before {trigger}: {proc.stdout.read()[-3000:]}"
