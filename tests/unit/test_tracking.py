@@ -1,0 +1,40 @@
+"""W&B run identity: a resumed stage continues the run its manifest recorded (issue 13).
+
+Real wandb in offline mode (no network): each session writes
+`wandb/offline-run-<time>-<id>/run-<id>.wandb`, whose run record names the id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medalign.config import LoggerConfig
+from medalign.tracking import start_tracking
+from tests import wandb_log
+
+
+def test_a_resumed_stage_continues_its_wandb_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = LoggerConfig(name="wandb")
+    common = {"name": "run", "job_type": "medqa", "run_dir": tmp_path, "config": {"seed": 0}}
+
+    first = start_tracking(cfg, **common)
+    run_id = first.run_id
+    first.log({"train/loss": 2.0})
+    first.finish(False)  # as a killed or failed session leaves it
+    again = start_tracking(cfg, **common, run_id=run_id)
+    assert again.run_id == run_id
+    again.log({"train/loss": 1.0})
+    again.finish(True)
+    fresh = start_tracking(cfg, **common)  # no recorded id: a run of its own
+    assert fresh.run_id != run_id
+    fresh.finish(True)
+
+    sessions = sorted((tmp_path / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
+    assert len(sessions) == 2
+    assert [wandb_log.run_info(path)["id"] for path in sessions] == [run_id, run_id]
+    assert [row["train/loss"] for path in sessions for row in wandb_log.history(path)] == [2.0, 1.0]
