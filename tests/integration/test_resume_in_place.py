@@ -96,3 +96,32 @@ def test_a_resume_logs_into_its_run_leaves_no_new_dir_and_continues_the_wandb_ru
     assert _wandb_ids(stage) == first_ids * 2  # two sessions, one run id
     assert record["wandb_run_id"] == first_ids[0]
     assert manifest["stages"][0]["wandb_run_id"] == first_ids[0]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".medalign.lock"  # the OS lock's file
+    }
+
+
+def test_a_refused_resume_files_nothing_in_the_run(tmp_path: Path) -> None:
+    from medalign.errors import MedalignError
+    from medalign.run import run as run_job
+    from tests.conftest import compose
+    from tests.run_fixtures import make_curriculum
+
+    run = make_curriculum(tmp_path, adapters=False, wandb=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["overrides"] = ["experiment=curriculum", "logger=none"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    pending = run / ".hydra-pending-1"  # Hydra's record of the resuming process
+    pending.mkdir()
+    (pending / "overrides.yaml").write_text("- lora.r=16\n")
+    before = _files(run)
+
+    args = ["experiment=curriculum", "logger=none", f"resume={run}", "lora.r=16"]
+    with pytest.raises(MedalignError, match="lora.r=16 would change the recorded lora.r=8"):
+        run_job(compose(*args), run, overrides=args, hydra_subdir=pending.name)
+    assert _files(run) == before  # not adopted as .hydra/: the CLI removes it
