@@ -36,6 +36,7 @@ FAST = [
 def _cli(cwd: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     env["WANDB_MODE"] = "offline"
+    env.pop("WANDB_SERVICE", None)  # never the test process's W&B service: its own, as a user's
     return subprocess.Popen(
         [sys.executable, "-m", "medalign", *args],
         cwd=cwd,
@@ -45,6 +46,13 @@ def _cli(cwd: Path, *args: str) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
+
+
+def _parses(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 def _wandb_ids(stage_dir: Path) -> list[str]:
@@ -60,8 +68,8 @@ def test_a_resume_logs_into_its_run_leaves_no_new_dir_and_continues_the_wandb_ru
     deadline = time.time() + 300
     found: list[Path] = []
     checkpoint = "0-pubmedqa/checkpoints/checkpoint-2/trainer_state.json"
-    while not found:
-        found = list(tmp_path.glob(f"runs/*/*/{checkpoint}"))
+    while not found:  # a complete checkpoint: its trainer state (written last) parses
+        found = [p for p in tmp_path.glob(f"runs/*/*/{checkpoint}") if _parses(p)]
         assert proc.poll() is None, f"the run ended before step 2: {proc.stdout.read()[-3000:]}"
         assert time.time() < deadline, "never reached the step-2 checkpoint"
         time.sleep(0.05)
