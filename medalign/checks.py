@@ -25,6 +25,7 @@ def check_components(cfg: RunConfig) -> None:
 
     check_config(cfg.dataset, "dataset")
     _check_dataset_names(cfg)
+    _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
     if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
@@ -139,3 +140,15 @@ def _check_dataset_names(cfg: RunConfig) -> None:
                     f"{', '.join(sorted(cfg.datasets))} (add one: conf/dataset/<name>.yaml and "
                     "a `dataset@datasets.<name>: <name>` line in conf/config.yaml)"
                 )
+
+
+def _check_lm_eval(cfg: RunConfig) -> None:
+    """eval.backend=lm_eval: lm-eval installed and every task known, before any model loads
+    (the TaskManager built here is reused by the evaluation)."""
+    evaluates = cfg.stage.kind in ("eval", "curriculum") or (
+        cfg.eval.after_train and cfg.stage.kind in ("sft", "rl")
+    )
+    if cfg.eval.backend == "lm_eval" and evaluates:
+        from medalign.eval.harness import check_config
+
+        check_config(cfg.eval)
