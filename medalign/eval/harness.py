@@ -98,7 +98,7 @@ def check_tasks(manager: Any, tasks: list[str]) -> None:
             where += f" and eval.lm_eval.include_path={manager.include_path}"
         raise MedalignError(
             f"config eval.lm_eval.tasks: unknown lm-eval task {name!r} (looked in {where})."
-            f"{hint} `lm-eval ls tasks` lists them all."
+            f"{hint} `lm-eval list tasks` lists them all."
         )
 
 
