@@ -90,6 +90,7 @@ def main() -> None:
     from medalign import guard
     from medalign.config import check_overrides
 
+    sys.path.append(str(Path(__file__).parent / "_plugins"))  # medalign's Hydra plugins
     sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
