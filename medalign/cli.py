@@ -34,6 +34,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     from medalign import guard
     from medalign.outputs import install_log_redaction, redact_text, redact_yaml_files
+    from medalign.requeue import requeued, resume_config
     from medalign.run import run
     from medalign.sweep import job_identity, objective
 
@@ -51,12 +52,17 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.warning("%s", warning)
         guard.print_error(warning)
     identity = job_identity(hydra_cfg, cfg) if multirun else {}
+    again = multirun and requeued(run_dir)  # SLURM requeued this job (preempted, timed out)
+    if again:
+        log.warning("%s holds this job's earlier attempt: resuming it (requeued)", run_dir)
+        cfg = resume_config(cfg, run_dir)
     try:
         metrics = run(
             cfg,
             run_dir,
             overrides=list(hydra_cfg.overrides.task),
             hydra_subdir=subdir,
+            requeued=again,
             **identity,
         )
     except KeyboardInterrupt as exc:
