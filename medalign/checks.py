@@ -148,7 +148,25 @@ def _check_lm_eval(cfg: RunConfig) -> None:
     evaluates = cfg.stage.kind in ("eval", "curriculum") or (
         cfg.eval.after_train and cfg.stage.kind in ("sft", "rl")
     )
-    if cfg.eval.backend == "lm_eval" and evaluates:
-        from medalign.eval.harness import check_config
+    if not evaluates:
+        return
+    ecfg = cfg.eval
+    if ecfg.backend == "builtin":
+        if ecfg.lm_eval.tasks:
+            raise MedalignError(
+                f"config eval.lm_eval.tasks={list(ecfg.lm_eval.tasks)}: the built-in backend "
+                "would ignore them; add eval.backend=lm_eval"
+            )
+        return
+    builtin_only = {"eval.splits": ecfg.splits, "eval.limits": ecfg.limits}
+    builtin_only |= {"eval.judge_model": ecfg.judge_model}
+    builtin_only["eval.mode"] = None if ecfg.mode == "auto" else ecfg.mode
+    for key, value in builtin_only.items():
+        if value:
+            raise MedalignError(
+                f"config {key}={value}: read by the built-in backend only, so "
+                "eval.backend=lm_eval would ignore it (eval.limit applies to lm-eval tasks)"
+            )
+    from medalign.eval.harness import check_config
 
-        check_config(cfg.eval)
+    check_config(ecfg)

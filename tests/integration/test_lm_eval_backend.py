@@ -78,11 +78,99 @@ def test_without_lm_eval_installed_one_line_says_how(monkeypatch: pytest.MonkeyP
     )
 
 
-def test_the_builtin_backend_needs_no_lm_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_builtin_backend_needs_no_lm_eval_and_refuses_its_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "lm_eval", None)
-    cfg = validate(compose("stage=eval", "eval.lm_eval.tasks=[anything]"))
+    cfg = validate(compose("stage=eval"))
     assert cfg.eval.backend == "builtin"
     check_components(cfg)  # nothing asks for lm-eval
+    with pytest.raises(MedalignError, match="add eval.backend=lm_eval"):
+        check_components(validate(compose("stage=eval", "eval.lm_eval.tasks=[mmlu_anatomy]")))
+
+
+def test_builtin_only_keys_are_refused_with_lm_eval() -> None:
+    import dataclasses
+
+    cfg = validate(compose(*_lm_eval(f"eval.lm_eval.tasks=[{GROUP}]")))
+    for change in ({"limits": {"medqa": 5}}, {"splits": {"medqa": "dev"}}, {"mode": "generate"}):
+        changed = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **change))
+        with pytest.raises(MedalignError, match="read by the built-in backend only"):
+            check_components(changed)
+
+
+def test_lm_eval_output_folds_into_medalign_results_metrics_and_the_curriculum_table() -> None:
+    """lm-eval's output shape (0.4.13) -> results.json entries, eval/<task>/<metric>
+    names, predictions and the curriculum's table, without running a model."""
+    from medalign.curriculum import results_table
+    from medalign.eval.harness import fold_results
+    from medalign.eval.report import summary_markdown
+    from medalign.eval.runner import flat_metrics
+
+    def mc(doc_id: int, lls: list[float], gold: int) -> dict:
+        best = max(range(4), key=lls.__getitem__)
+        return {
+            "doc_id": doc_id,
+            "target": gold,
+            "arguments": [("Q", f" {c}") for c in "ABCD"],
+            "filtered_resps": [(ll, False) for ll in lls],
+            "filter": "none",
+            "metrics": ["acc"],
+            "acc": float(best == gold),
+        }
+
+    gen = [
+        {
+            "doc_id": i,
+            "target": "4",
+            "arguments": [("2+2=", {"until": ["\n"]})],
+            "filtered_resps": [answer],
+            "filter": "strict-match",
+            "metrics": ["exact_match"],
+            "exact_match": float(answer == "4"),
+        }
+        for i, answer in enumerate(["4", "5", "4"])
+    ]
+    out = {
+        "results": {
+            "mc_task": {"alias": "mc", "acc,none": 0.5, "acc_stderr,none": 0.5},
+            "gen_task": {"exact_match,strict-match": 2 / 3, "exact_match_stderr,strict-match": 0.3},
+            "both": {"acc,none": 0.5, "acc_stderr,none": 0.4},
+        },
+        "groups": {"both": {"acc,none": 0.5, "acc_stderr,none": 0.4}},
+        "group_subtasks": {"both": ["mc_task", "gen_task"]},
+        "configs": {
+            "mc_task": {"output_type": "multiple_choice", "test_split": "test"},
+            "gen_task": {"output_type": "generate_until", "test_split": "validation"},
+        },
+        "n-shot": {"mc_task": 0, "gen_task": 5},
+        "samples": {
+            "mc_task": [mc(1, [-1.0, -3.0, -2.0, -4.0], 0), mc(0, [-2.0, -1.0, -3.0, -4.0], 2)],
+            "gen_task": gen,
+        },
+    }
+    results, predictions = fold_results(out, bootstrap=0)
+    assert results["mc_task"]["metrics"]["acc"]["value"] == 0.5
+    assert results["mc_task"]["n"] == 2 and results["mc_task"]["split"] == "test"
+    match = results["gen_task"]["metrics"]["exact_match_strict_match"]
+    assert match["value"] == pytest.approx(2 / 3) and match["n"] == 3
+    assert results["both"]["n"] == 5 and results["both"]["metrics"]["acc"]["ci"][0] < 0.5
+    metrics = flat_metrics(results)
+    assert set(metrics) == {
+        "eval/mc_task/acc",
+        "eval/gen_task/exact_match_strict_match",
+        "eval/both/acc",
+    }
+    rows = [p for p in predictions if p["dataset"] == "mc_task"]
+    assert [(p["id"], p["gold"], p["predicted"]) for p in rows] == [(0, "C", "B"), (1, "A", "A")]
+    assert rows[0]["loglik"] == {"A": -2.0, "B": -1.0, "C": -3.0, "D": -4.0}
+    assert [p["response"] for p in predictions if p["dataset"] == "gen_task"] == [
+        ["4"], ["5"], ["4"]
+    ]  # fmt: skip
+    summary = summary_markdown(results)
+    assert "| gen_task | validation | lm_eval | 3 | exact_match_strict_match | 0.667 |" in summary
+    table = results_table({"stages": [{"name": "medqa", "metrics": metrics}]})
+    assert table == {"medqa": {"mc_task": 0.5, "both": 0.5}}  # headline: acc
 
 
 def _predictions(path: Path) -> list[dict]:

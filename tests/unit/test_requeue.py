@@ -22,13 +22,18 @@ def test_only_a_submitit_job_with_an_earlier_attempt_is_requeued(tmp_path: Path)
 
 
 def test_a_requeued_job_resumes_where_its_stage_can(tmp_path: Path) -> None:
-    sft = resume_config(compose_medalign("stage=medmcqa"), tmp_path)
-    assert sft.stage.resume_from == "latest"  # the newest complete checkpoint
-    given = resume_config(compose_medalign("stage=medmcqa", "stage.resume_from=/ckpt"), tmp_path)
-    assert given.stage.resume_from == "/ckpt"
+    from omegaconf import OmegaConf
+
+    sft = compose_medalign("stage=medmcqa")
+    assert resume_config(sft, tmp_path).stage.resume_from == "latest"  # newest complete ckpt
+    given = sft.copy()
+    OmegaConf.update(given, "stage.resume_from", "/ckpt")
+    assert resume_config(given, tmp_path).stage.resume_from == "/ckpt"
+    assert sft.stage.resume_from is None  # the job's own config is not changed
     curriculum = resume_config(compose_medalign("experiment=curriculum"), tmp_path)
     assert curriculum.resume == str(tmp_path)
-    evaluation = compose_medalign("stage=eval")
+    evaluation = sft.copy()
+    OmegaConf.update(evaluation, "stage.kind", "eval")
     assert resume_config(evaluation, tmp_path) == evaluation  # starts again, same directory
 
 
