@@ -47,6 +47,10 @@ def check_components(cfg: RunConfig) -> None:
             f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
             f"{', '.join(names('rl_algorithm'))}"
         )
+    if cfg.stage.kind in ("rl", "curriculum"):
+        from medalign.stages.rl_algorithms import check_preference_data
+
+        check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
 
 
 # (path, test, what a valid value is): every numeric key whose range is known.

@@ -295,6 +295,7 @@ class RLConfig:
     use_vllm: bool = False  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
     vllm_mode: str = _choice("colocate", "colocate", "server")
     engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
+    feedback_path: str | None = None  # rl=kto: thumbs-up/down rows instead of the pairs
 
 
 @dataclass
