@@ -9,8 +9,9 @@ anything. `trainer.validation_split=auto` uses the split the dataset's Task name
 dev split (`Task.dev_split`: MedQA and RadQA `dev`, MMLU `val`, instruction files
 `validation`) when that split is neither the training split nor an evaluation split
 (MedMCQA's `dev` is its evaluation set, so MedMCQA holds out a fraction) and its file is
-there; otherwise `trainer.validation_fraction` of the training rows, drawn with the root
-`seed` after decontamination, so they were already checked against the evaluation sets.
+there (read with the same `dataset.limit`); otherwise `trainer.validation_fraction` of
+the training rows, drawn with the root `seed` after decontamination, so they were already
+checked against the evaluation sets.
 Every copy of a held-out row leaves the training set (a `dataset.mix` weight > 1 repeats
 rows). Each part of a mix is split the same way.
 """
