@@ -108,8 +108,8 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
     if validation := validation_summary(trainer, cfg):  # eval/loss: best, its step
         run.update(validation={**(held.summary() if held else {}), **validation})
-        metrics.update({"eval/best_loss": validation.get("best_loss")})
-        metrics.update({"eval/best_loss_step": validation.get("best_step")})
+        metrics["eval/best_loss"] = validation.get("best_loss")
+        metrics["eval/best_loss_step"] = validation.get("best_step")
     from medalign.stages.eval import evaluate_after_training
 
     run.update(adapter=str(out_dir), train_metrics=metrics)  # a resume needs only the eval
