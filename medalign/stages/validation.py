@@ -48,6 +48,8 @@ def check_validation(cfg: RunConfig) -> None:
                 )
         return
     if cfg.stage.kind not in SFT_KINDS:
+        if cfg.stage.kind not in ("reward", "rl"):  # eval, export, ...: nothing trains
+            return
         log.warning(
             "trainer.eval_steps=%s: validation applies to SFT stages; this %s stage ignores "
             "it (the reward stage evaluates on reward.eval_fraction)",
