@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -102,9 +103,10 @@ def test_validation_loss_is_logged_every_n_steps_on_held_out_rows(
     assert stage["data"]["rows"] == 18  # the 24 example rows less the held-out 6
     assert [step for step, _ in v["losses"]] == [2, 4, 6] and v["stopped_early"] is False
     assert v["kept"] == "last" and metrics["train/steps"] == 6
-    logged = [
-        row
-        for row in wandb_log.history(next(out.glob("wandb/offline-run-*/*.wandb")))
-        if "eval/loss" in row
-    ]
-    assert [row["eval/loss"] for row in logged] == pytest.approx([loss for _, loss in v["losses"]])
+    wandb_file = next(out.glob("wandb/offline-run-*/*.wandb"))
+    for _ in range(60):  # W&B's service may still be writing the offline file
+        logged = [row["eval/loss"] for row in wandb_log.history(wandb_file) if "eval/loss" in row]
+        if len(logged) >= len(v["losses"]):
+            break
+        time.sleep(0.5)
+    assert logged == pytest.approx([loss for _, loss in v["losses"]])
