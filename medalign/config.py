@@ -170,6 +170,16 @@ class TrainerStageConfig:
 
 
 @dataclass
+class LmEvalConfig:
+    """eval.backend=lm_eval: which lm-evaluation-harness tasks, from which folders."""
+
+    tasks: list[str] = field(default_factory=list)
+    include_path: str | None = None  # folder(s) of local task YAMLs, comma-separated
+    include_defaults: bool = True  # also lm-eval's installed tasks (indexing them takes ~20 s)
+    num_fewshot: int | None = None  # null: each task's own
+
+
+@dataclass
 class EvalConfig:
     datasets: list[str] = field(
         default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"]
@@ -185,6 +195,8 @@ class EvalConfig:
     after_train: bool = False
     judge_model: str | None = None
     add_bos_token: bool | None = None
+    backend: str = _choice("builtin", "builtin", "lm_eval")
+    lm_eval: LmEvalConfig = field(default_factory=LmEvalConfig)
 
 
 @dataclass
