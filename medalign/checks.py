@@ -17,6 +17,9 @@ def check_components(cfg: RunConfig) -> None:
     from medalign.models.switches import check_switches
 
     check_ranges(cfg)
+    from medalign.stages.validation import check_validation
+
+    check_validation(cfg)  # trainer.eval_steps / early_stopping_patience / load_best
     check_lora(cfg.lora, cfg.quant)
     check_switches(cfg)
     _check_dotted_rewards(cfg)
@@ -45,6 +48,10 @@ def check_components(cfg: RunConfig) -> None:
             f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
             f"{', '.join(names('rl_algorithm'))}"
         )
+    if cfg.stage.kind in ("rl", "curriculum"):
+        from medalign.stages.rl_algorithms import check_preference_data
+
+        check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
 
 
 # (path, test, what a valid value is): every numeric key whose range is known.
@@ -64,6 +71,9 @@ _RANGES = [
     ("trainer.logging_steps", lambda v: v >= 1, ">= 1"),
     ("trainer.save_steps", lambda v: v >= 0, ">= 0 (0: no checkpoints)"),
     ("trainer.save_total_limit", lambda v: v >= 1, ">= 1"),
+    ("trainer.eval_steps", lambda v: v is None or v >= 1, ">= 1, or null for no validation"),
+    ("trainer.validation_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("trainer.early_stopping_patience", lambda v: v is None or v >= 1, ">= 1, or null"),
     ("dataset.limit", lambda v: v is None or v >= 1, ">= 1, or null for every row"),
     ("dataset.ngram", lambda v: v >= 1, ">= 1"),
     ("eval.limit", lambda v: v is None or v >= 1, ">= 1, or null for every row"),
