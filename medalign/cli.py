@@ -39,6 +39,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         redact_text,
         redact_yaml_files,
     )
+    from medalign.requeue import requeued, resume_config
     from medalign.run import run
     from medalign.sweep import job_identity, objective
 
@@ -56,12 +57,17 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.warning("%s", warning, extra=FILE_ONLY)
         guard.print_error(warning)
     identity = job_identity(hydra_cfg, cfg) if multirun else {}
+    again = multirun and requeued(run_dir)  # SLURM requeued this job (preempted, timed out)
+    if again:
+        log.warning("%s holds this job's earlier attempt: resuming it (requeued)", run_dir)
+        cfg = resume_config(cfg, run_dir)
     try:
         metrics = run(
             cfg,
             run_dir,
             overrides=list(hydra_cfg.overrides.task),
             hydra_subdir=subdir,
+            requeued=again,
             **identity,
         )
     except KeyboardInterrupt as exc:
@@ -95,6 +101,7 @@ def main() -> None:
     from medalign import guard
     from medalign.config import check_overrides
 
+    sys.path.append(str(Path(__file__).parent / "_plugins"))  # medalign's Hydra plugins
     sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]

@@ -40,10 +40,14 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     point = resolve_init_from(cfg.init_from)
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
     data = load_training_data(cfg)
+    from medalign.data.validation import hold_out
+
+    held = hold_out(cfg, data)  # trainer.eval_steps: validation rows leave the training set
     source = base_source(point, cfg.model)
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
     train = to_sft_dataset([(p.records, p.config) for p in data.parts], seed=cfg.seed)
+    valid = to_sft_dataset(held.parts, seed=cfg.seed) if held else None
     lengths = example_lengths(train, tokenizer)
     truncated = sum(n > trainer_cfg.max_length for n in lengths)
     if truncated:
@@ -61,6 +65,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
             "truncated": truncated,
             "tokens": sum(min(n, trainer_cfg.max_length) for n in lengths),
         },
+        **({"validation": held.summary()} if held else {}),
     )
 
     saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
@@ -72,7 +77,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         )
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
-    trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
+    trainer = _build_trainer(cfg, run, tracker, model, tokenizer, (train, valid), peft_config)
     from medalign.models.lora import attach_loraplus
 
     attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
@@ -99,6 +104,12 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "train/steps_per_s": round(result.global_step / elapsed, 3),
         "train/first_loss": _first_logged_loss(trainer),
     }
+    from medalign.stages.validation import validation_summary
+
+    if validation := validation_summary(trainer, cfg):  # eval/loss: best, its step
+        run.update(validation={**(held.summary() if held else {}), **validation})
+        metrics["eval/best_loss"] = validation.get("best_loss")
+        metrics["eval/best_loss_step"] = validation.get("best_step")
     from medalign.stages.eval import evaluate_after_training
 
     run.update(adapter=str(out_dir), train_metrics=metrics)  # a resume needs only the eval
@@ -172,12 +183,13 @@ def _build_trainer(
     tracker: Tracker,
     model: Any,
     tokenizer: Any,
-    train: Any,
+    data: tuple[Any, Any],
     peft_config: Any,
 ) -> Any:
     from trl import SFTConfig, SFTTrainer
 
     from medalign.stages.common import build_config, trainer_args
+    from medalign.stages.validation import validation_args, validation_callbacks
 
     common = trainer_args(cfg, run, tracker)
     packed = packing_mode(cfg)
@@ -190,13 +202,16 @@ def _build_trainer(
         padding_free=packed,
         completion_only_loss=True,
         **({"neftune_noise_alpha": t} if (t := cfg.trainer.neftune_noise_alpha) else {}),
+        **validation_args(cfg),  # trainer.eval_steps, load_best_model_at_end
     )
     return SFTTrainer(
         model=model,
         args=args,
-        train_dataset=train,
+        train_dataset=data[0],
+        eval_dataset=data[1],
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=validation_callbacks(cfg),  # trainer.early_stopping_patience
     )
 
 
