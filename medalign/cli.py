@@ -41,7 +41,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     )
     from medalign.requeue import requeued, resume_config
     from medalign.run import run
-    from medalign.sweep import job_identity, objective
+    from medalign.sweep import check_sweep_metric, job_identity, sweep_objective
 
     quiet([])  # again here: launcher workers (joblib, submitit) never run main()
     hydra_cfg = HydraConfig.get()
@@ -62,6 +62,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.warning("%s holds this job's earlier attempt: resuming it (requeued)", run_dir)
         cfg = resume_config(cfg, run_dir)
     try:
+        if multirun:
+            from medalign.config import validate
+
+            check_sweep_metric(hydra_cfg, validate(cfg))
         metrics = run(
             cfg,
             run_dir,
@@ -70,6 +74,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             requeued=again,
             **identity,
         )
+        value = sweep_objective(metrics, cfg.sweep.metric) if multirun else None
     except KeyboardInterrupt as exc:
         kind = OmegaConf.select(cfg, "stage.kind")
         line = guard.interrupted_line(
@@ -94,7 +99,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         raise
     finally:
         guard.settle_hydra_record(run_dir, subdir)
-    return objective(metrics, cfg.sweep.metric)
+    return value
 
 
 def main() -> None:

@@ -47,6 +47,53 @@ def objective(metrics: Any, metric: str | None) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def check_sweep_metric(hydra_cfg: Any, cfg: Any) -> None:
+    """Refuse, before the job trains, a sweep whose objective cannot exist: an Optuna
+    sweep with no `sweep.metric`, or an `eval/<dataset>/...` metric that no evaluation of
+    this job will produce."""
+    from medalign.errors import MedalignError
+
+    target = str(OmegaConf.select(hydra_cfg, "sweeper._target_", default="") or "")
+    metric = cfg.sweep.metric
+    if not metric:
+        if "optuna" in target.lower():
+            raise MedalignError(
+                "an Optuna sweep optimizes sweep.metric, which is not set: give e.g. "
+                "sweep.metric=eval/medmcqa/acc (with eval.after_train=true) or "
+                "sweep.metric=train/loss"
+            )
+        return
+    parts = metric.split("/")
+    if parts[0] != "eval" or len(parts) < 3 or cfg.eval.backend != "builtin":
+        return
+    if cfg.stage.kind == "sft" and not cfg.eval.after_train:
+        raise MedalignError(
+            f"sweep.metric={metric}: these jobs do not evaluate; add eval.after_train=true"
+        )
+    if parts[1] not in cfg.eval.datasets:
+        raise MedalignError(
+            f"sweep.metric={metric}: {parts[1]!r} is not in eval.datasets {list(cfg.eval.datasets)}"
+        )
+
+
+def sweep_objective(metrics: Any, metric: str | None) -> float | None:
+    """`objective`, but a named metric the job did not produce is an error naming the
+    ones it did (the sweeper would otherwise get None and stop with a traceback)."""
+    from medalign.errors import MedalignError
+
+    value = objective(metrics, metric)
+    if metric and value is None:
+        have = sorted(
+            k
+            for k, v in (metrics or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        )
+        raise MedalignError(
+            f"sweep.metric={metric!r} is not among this job's metrics: {', '.join(have)}"
+        )
+    return value
+
+
 class SweepSummary(Callback):
     """Hydra callback: after a multirun, tabulate every job of the sweep directory."""
 
