@@ -30,37 +30,24 @@ log = logging.getLogger(__name__)
 @register("stage", "sft")
 def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     """Train one SFT stage; return its metrics (also written to metrics.json)."""
-    from medalign.data.formatting import to_sft_dataset
     from medalign.data.loading import load_training_data
+    from medalign.data.prepare import prepare_sft
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.stages.common import with_path
 
     stage: SFTStageConfig = cfg.stage
-    trainer_cfg = cfg.trainer
     point = resolve_init_from(cfg.init_from)
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
     data = load_training_data(cfg)
     source = base_source(point, cfg.model)
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
-    train = to_sft_dataset([(p.records, p.config) for p in data.parts], seed=cfg.seed)
-    lengths = example_lengths(train, tokenizer)
-    truncated = sum(n > trainer_cfg.max_length for n in lengths)
-    if truncated:
-        log.warning(
-            "%d of %d examples are longer than trainer.max_length=%d tokens and will be truncated",
-            truncated,
-            len(lengths),
-            trainer_cfg.max_length,
-        )
+    args = _sft_args(cfg, run, tracker)
+    prepared = prepare_sft(cfg, data.parts, tokenizer, args)  # one tokenization pass, cached
     run.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
-        data={
-            **data.summary(),
-            "truncated": truncated,
-            "tokens": sum(min(n, trainer_cfg.max_length) for n in lengths),
-        },
+        data={**data.summary(), **prepared.manifest()},
     )
 
     saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
@@ -72,7 +59,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         )
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
-    trainer = _build_trainer(cfg, run, tracker, model, tokenizer, train, peft_config)
+    trainer = _build_trainer(args, model, tokenizer, prepared, peft_config)
     from medalign.models.lora import attach_loraplus
 
     attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
@@ -107,15 +94,6 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", out_name, out_dir, metrics)
     return metrics
-
-
-def example_lengths(dataset: Any, tokenizer: Any) -> list[int]:
-    """Token count of each prompt+completion as the chat template renders it."""
-    lengths = []
-    for row in dataset:
-        text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
-        lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
-    return lengths
 
 
 def save_atomically(model: Any, tokenizer: Any, target: Path) -> Path:
@@ -166,22 +144,16 @@ def _attach_adapter(model: Any, cfg: RunConfig, point: StartingPoint | None) -> 
     return PeftModel.from_pretrained(model, point.adapter, is_trainable=True), None
 
 
-def _build_trainer(
-    cfg: RunConfig,
-    run: RunDir,
-    tracker: Tracker,
-    model: Any,
-    tokenizer: Any,
-    train: Any,
-    peft_config: Any,
-) -> Any:
-    from trl import SFTConfig, SFTTrainer
+def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
+    """The run's trl.SFTConfig (built before the model loads: data preparation reads it)."""
+    from trl import SFTConfig
 
+    from medalign.data.prepare import num_proc
     from medalign.stages.common import build_config, trainer_args
 
     common = trainer_args(cfg, run, tracker)
     packed = packing_mode(cfg)
-    args = build_config(
+    return build_config(
         SFTConfig,
         cfg,
         common,
@@ -189,12 +161,21 @@ def _build_trainer(
         packing=packed,
         padding_free=packed,
         completion_only_loss=True,
+        dataset_num_proc=num_proc(cfg),
         **({"neftune_noise_alpha": t} if (t := cfg.trainer.neftune_noise_alpha) else {}),
     )
+
+
+def _build_trainer(args: Any, model: Any, tokenizer: Any, prepared: Any, peft_config: Any) -> Any:
+    """TRL's SFTTrainer on the prepared data (already tokenized: TRL skips its own pass)."""
+    from trl import SFTTrainer
+
+    if prepared.tokenized:
+        args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     return SFTTrainer(
         model=model,
         args=args,
-        train_dataset=train,
+        train_dataset=prepared.dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
