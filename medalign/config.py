@@ -186,6 +186,7 @@ class EvalConfig:
     bootstrap: int = 1000
     seed: int = 0
     after_train: bool = False
+    plots: bool = True  # eval/plots/*.png (matplotlib is imported only for them)
     judge_model: str | None = None
     add_bos_token: bool | None = None
 

@@ -58,19 +58,30 @@ def num_proc(cfg: RunConfig) -> int:
     return n
 
 
-def prepare_sft(cfg: RunConfig, parts: list[LoadedData], tokenizer: Any, args: Any) -> Prepared:
-    """The training set of `parts`, tokenized as `args` (the run's SFTConfig) says."""
+def prepare_sft(
+    cfg: RunConfig,
+    parts: list[LoadedData],
+    tokenizer: Any,
+    args: Any,
+    fingerprint: str | None = None,
+) -> Prepared:
+    """The training set of `parts`, tokenized as `args` (the run's SFTConfig) says.
+    `fingerprint`: the records' (TrainingData.summary()'s), when already computed."""
     from medalign.data import token_cache
     from medalign.data.formatting import sft_rows
 
     started = time.perf_counter()
-    rows = sft_rows([(p.records, p.config) for p in parts])
     mixed = len(parts) > 1
     reason = supported(args)
     if reason:
         log.info("TRL prepares the training set itself (%s): no truncation counts", reason)
+        rows = sft_rows([(p.records, p.config) for p in parts])
         return Prepared(_dataset(rows, mixed, cfg.seed), None, tokenized=False)
-    digest = token_cache.rows_digest(rows) + (f":shuffled:{cfg.seed}" if mixed else "")
+    digest = token_cache.data_digest(
+        fingerprint or token_cache.records_fingerprint(parts),
+        [p.config for p in parts],
+        cfg.seed if mixed else None,
+    )
     key, _ = token_cache.cache_key(digest, tokenizer, args)
     root = token_cache.cache_dir(cfg.preprocess.cache_dir)
     if cfg.preprocess.cache:
@@ -82,6 +93,7 @@ def prepare_sft(cfg: RunConfig, parts: list[LoadedData], tokenizer: Any, args: A
             prepared = Prepared(dataset, stats, True, key, True, time.perf_counter() - started)
             return _shuffled(_checked(prepared), args)
     workers = num_proc(cfg)
+    rows = sft_rows([(p.records, p.config) for p in parts])
     dataset, stats = tokenize_sft(_dataset(rows, mixed, cfg.seed), tokenizer, args, workers)
     prepared = _checked(Prepared(dataset, stats, True, key, False))
     if cfg.preprocess.cache:

@@ -6,12 +6,14 @@ resume and sweep job that asks for the same tokens.
     python -m medalign.data.token_cache list               # entries, sizes
     python -m medalign.data.token_cache clear              # remove them all (or: rm -rf the dir)
 
-An entry is keyed by everything that changes the tokens: a digest of the formatted
-prompt/completion rows (so the data, its subset/mix/seed, decontamination and the
-prompt/answer templates), the tokenizer (its serialized vocabulary, merges, normalizer
-and post-processor, special tokens, class), the chat template, max_length, truncation
-mode, completion-only loss, packing and its strategy, and the library versions that
-render and tokenize. It lives in `<cache dir>/<key>/` (`preprocess.cache_dir`, default
+An entry is keyed by everything that changes the tokens: the fingerprint of the
+normalized records (so the data, its subset/mix, decontamination), every dataset setting
+(prompt/answer templates, rationale, options ...), the source of the code that renders
+and tokenizes them (medalign/tasks, formatting, tokenize), the tokenizer (its serialized
+vocabulary, merges, normalizer and post-processor, special tokens, class), the chat
+template, max_length, truncation mode, completion-only loss, packing and its strategy,
+and the library versions that render and tokenize. It lives in `<cache dir>/<key>/`
+(`preprocess.cache_dir`, default
 `~/.cache/medalign/tokenized/`, beside the tiny-model cache): Arrow files written by
 `Dataset.save_to_disk` plus `entry.json` (the key, what went into it, the statistics and a
 sha256 of every file). It is written into a temporary directory and renamed into place,
@@ -47,12 +49,31 @@ def cache_dir(configured: str | None) -> Path:
     return Path(configured).expanduser() if configured else default_dir()
 
 
-def rows_digest(rows: list[dict]) -> str:
-    """sha256 of the formatted rows, in order."""
-    h = hashlib.sha256()
-    for row in rows:
-        h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
-        h.update(b"\n")
+RENDER_CODE = ("tasks", "data/formatting.py", "data/tokenize.py", "data/records.py")
+
+
+def records_fingerprint(parts: list[Any]) -> str:
+    """What TrainingData.summary() records as `fingerprint` (sha256 of the records)."""
+    joined = "".join(part.fingerprint for part in parts)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def data_digest(fingerprint: str, configs: list[Any], shuffle_seed: int | None) -> str:
+    """The training rows as they will be rendered: records, dataset settings, render code.
+    (Cheaper than rendering them: a cache hit never renders a row.)"""
+    import dataclasses
+
+    import medalign
+
+    h = hashlib.sha256(fingerprint.encode())
+    for config in configs:
+        h.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    h.update(str(shuffle_seed).encode())
+    package = Path(medalign.__file__).parent
+    for name in RENDER_CODE:
+        path = package / name
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(source.read_bytes())
     return h.hexdigest()
 
 
@@ -110,10 +131,10 @@ def _checksums(folder: Path) -> dict[str, str]:
     return out
 
 
-def load(root: Path, key: str) -> tuple[Any, dict[str, Any]] | None:
+def load(root: Path | str, key: str) -> tuple[Any, dict[str, Any]] | None:
     """The entry `key` (dataset, its entry.json), or None. A damaged or foreign entry is
     logged, removed and treated as absent."""
-    folder = root / key
+    folder = Path(root) / key
     if not folder.is_dir():
         return None
     problem = _verify(folder, key)
@@ -144,8 +165,9 @@ def _verify(folder: Path, key: str) -> str | None:
     return None
 
 
-def store(root: Path, key: str, dataset: Any, meta: dict[str, Any]) -> Path:
+def store(root: Path | str, key: str, dataset: Any, meta: dict[str, Any]) -> Path:
     """Write `dataset` as entry `key`: into a temporary folder, checksummed, then renamed."""
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))

@@ -46,7 +46,7 @@ def evaluate_and_report(
     from medalign.eval.runner import evaluate, flat_metrics
 
     results, predictions = evaluate(model, tokenizer, cfg)
-    plots = write_reports(out, results, predictions)
+    plots = write_reports(out, results, predictions, plots=cfg.eval.plots)
     metrics = flat_metrics(results)
     tracker.log(metrics)
     tracker.summary(metrics)

@@ -43,11 +43,12 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
     args = _sft_args(cfg, run, tracker)
-    prepared = prepare_sft(cfg, data.parts, tokenizer, args)  # one tokenization pass, cached
+    summary = data.summary()
+    prepared = prepare_sft(cfg, data.parts, tokenizer, args, summary["fingerprint"])  # cached
     run.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
-        data={**data.summary(), **prepared.manifest()},
+        data={**summary, **prepared.manifest()},
     )
 
     saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
