@@ -15,6 +15,7 @@ largest RSS of the main process alone. Writes bench/preprocess_results.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -73,10 +74,8 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, An
                 main_peak = max(main_peak, parent.memory_info().rss)
                 total = 0
                 for child in [parent, *parent.children(recursive=True)]:
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         total += child.memory_full_info().pss
-                    except psutil.Error:
-                        pass
                 peak = max(peak, total)
             except psutil.Error:
                 pass
