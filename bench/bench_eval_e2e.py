@@ -73,6 +73,7 @@ def _lm_eval_tasks(files: dict[str, Path], folder: Path) -> Path:
     from bench_lmeval import DATASETS, _task_yaml
 
     installed = Path(lm_eval.tasks.__file__).parent
+    folder.mkdir(parents=True, exist_ok=True)
     for name, path in files.items():
         task = LM_EVAL_TASK[name]
         task_folder, yaml_name, module, _, reader, _, _ = DATASETS[task]
@@ -88,31 +89,47 @@ def _lm_eval_tasks(files: dict[str, Path], folder: Path) -> Path:
     return folder / "tasks"
 
 
-def _lm_eval_predictions(out: Path) -> dict[str, list[int]]:
-    preds = {}
+def _lm_eval_scores(out: Path) -> dict[str, list[list[float]]]:
+    """Per dataset, per question (doc order): lm-eval's log-likelihood of each choice."""
+    scores = {}
     for name, task in LM_EVAL_TASK.items():
         files = sorted(out.rglob(f"samples_medalign_{task}_*.jsonl"))
-        if not files:
-            continue
-        samples = [json.loads(line) for line in files[-1].read_text().splitlines() if line]
-        samples.sort(key=lambda s: s["doc_id"])
-        scores = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
-        preds[name] = [max(range(len(row)), key=row.__getitem__) for row in scores]
-    return preds
+        if files:
+            samples = [json.loads(line) for line in files[-1].read_text().splitlines() if line]
+            samples.sort(key=lambda s: s["doc_id"])
+            scores[name] = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
+    return scores
 
 
-def _medalign_predictions(run_dir: Path) -> dict[str, list[int]]:
-    preds: dict[str, list[int]] = {}
+def _medalign_scores(run_dir: Path) -> dict[str, list[list[float]]]:
+    """Per dataset, per question (file order): medalign's log-likelihood of each choice."""
+    scores: dict[str, list[list[float]]] = {}
     path = run_dir / "eval" / "predictions.jsonl"
-    if not path.is_file():
-        return preds
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        name = row["dataset"]
-        choices = list(CHOICES[name])
-        answer = row.get("prediction")
-        preds.setdefault(name, []).append(choices.index(answer) if answer in choices else -1)
-    return preds
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            name = row["dataset"]
+            scores.setdefault(name, []).append([row["loglik"][c] for c in CHOICES[name]])
+    return scores
+
+
+def _argmax(values: list[float]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def compare(ours: dict[str, list[list[float]]], theirs: dict[str, list[list[float]]]) -> dict:
+    """Same argmax per question, and the largest log-likelihood difference, per dataset."""
+    out = {}
+    for name, rows in theirs.items():
+        mine = ours.get(name, [])
+        same = sum(_argmax(a) == _argmax(b) for a, b in zip(mine, rows, strict=False))
+        pairs = zip(mine, rows, strict=False)
+        diffs = [abs(x - y) for a, b in pairs for x, y in zip(a, b, strict=True)]
+        out[name] = {
+            "same_predictions": f"{same}/{len(rows)}",
+            "max_loglik_diff": max(diffs) if diffs else None,
+        }
+    return out
 
 
 def measure_eval(tmp: Path, model_cache: Path, scale: float = 1.0) -> dict[str, Any]:
@@ -153,12 +170,7 @@ def measure_eval(tmp: Path, model_cache: Path, scale: float = 1.0) -> dict[str, 
     ]  # fmt: skip
     rc, wall = _timed(cmd, env, folder / "lm_eval.log")
     result["lm_eval"] = {"rc": rc, "wall_s": wall}
-    ours, theirs = _medalign_predictions(folder / "medalign"), _lm_eval_predictions(out)
-    result["same_predictions"] = {
-        name: f"{sum(a == b for a, b in zip(ours.get(name, []), theirs[name], strict=False))}"
-        f"/{len(theirs[name])}"
-        for name in theirs
-    }
+    result["agreement"] = compare(_medalign_scores(folder / "medalign"), _lm_eval_scores(out))
     if result["lm_eval"]["wall_s"]:
         for label in ("medalign", "medalign_no_plots"):
             result[label]["vs_lm_eval"] = round(result[label]["wall_s"] / wall, 3)
@@ -175,14 +187,19 @@ def markdown(result: dict[str, Any]) -> str:
     if "status" in result:
         return result["status"]
     m, q, lm = result["medalign"], result["medalign_no_plots"], result["lm_eval"]
+    agree = ", ".join(
+        f"{k} {v['same_predictions']} (max diff {v['max_loglik_diff']:.1e})"
+        for k, v in result["agreement"].items()
+        if v["max_loglik_diff"] is not None
+    )
     return "\n".join(
         [
             "| stage=eval, end to end | questions | medalign | medalign eval.plots=false "
-            "| lm-eval | × lm-eval | same predictions |",
+            "| lm-eval | × lm-eval | same predictions (max log-likelihood difference) |",
             "|---|---|---:|---:|---:|---:|---|",
             f"| MedQA-4 + MedMCQA + PubMedQA | {result['questions']} | {m['wall_s']} s "
             f"| {q['wall_s']} s | {lm['wall_s']} s | {m.get('vs_lm_eval')} "
-            f"({q.get('vs_lm_eval')} no plots) | {result['same_predictions']} |",
+            f"({q.get('vs_lm_eval')} no plots) | {agree} |",
         ]
     )
 
