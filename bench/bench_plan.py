@@ -363,13 +363,35 @@ def published() -> list[dict]:
     return rows
 
 
-def gpu_section() -> dict:
-    """The real 8B configuration on a CUDA GPU; skipped with the reason otherwise."""
+# (quant, micro-batch at 1024 tokens, gradient checkpointing)
+GPU_RUNS = tuple((q, 4, ckpt) for ckpt in (True, False) for q in ("none", "int8", "nf4"))
+
+
+def gpu_section(out: Path | None = None) -> dict:
+    """The real 8B configuration on a CUDA GPU; skipped with the reason otherwise.
+
+    Each configuration runs on its own; one that fails is recorded with its error and the
+    others still run. With `out`, the section is rewritten after every run, so a run cut
+    short by a time limit still leaves what it measured.
+    """
     import torch
 
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA GPU here (torch.cuda.is_available() is False)"}
-    return {"runs": [_gpu_run(q) for q in ("none", "int8", "nf4")], "device": _gpu_name()}
+    section: dict = {"device": _gpu_name(), "plan_gpu": _plan_gpu(_gpu_name()), "runs": []}
+    for quant, batch, ckpt in GPU_RUNS:
+        start = time.perf_counter()
+        try:
+            row = _gpu_run(quant, section["plan_gpu"], batch=batch, checkpointing=ckpt)
+        except Exception as exc:  # noqa: BLE001 - recorded, the next configuration still runs
+            row = {"quant": quant, "checkpointing": ckpt, "error": f"{type(exc).__name__}: {exc}"}
+            torch.cuda.empty_cache()
+        row["wall_s"] = round(time.perf_counter() - start, 1)
+        section["runs"].append(row)
+        print(json.dumps(row), flush=True)
+        if out is not None:
+            out.write_text(json.dumps(section, indent=2) + "\n")
+    return section
 
 
 def _gpu_name() -> str:
@@ -378,7 +400,29 @@ def _gpu_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dict:
+def _plan_gpu(device_name: str) -> str:
+    """The planner's name for the GPU in hand (its peak TFLOP/s gives the MFU)."""
+    name = device_name.upper()
+    if "H200" in name:
+        return "h200"
+    if "H100" in name:
+        return "h100_pcie" if "PCIE" in name else "h100_sxm"
+    if "A100" in name:
+        return "a100_80gb" if "80" in name else "a100_40gb"
+    for key in ("l40s", "rtx_4090", "a10g", "l4", "t4"):
+        if key.replace("rtx_", "").upper() in name:
+            return key
+    return "h100_sxm"
+
+
+def _gpu_run(
+    quant: str,
+    plan_gpu: str,
+    batch: int = 1,
+    seq: int = 1024,
+    steps: int = 6,
+    checkpointing: bool = True,
+) -> dict:
     import torch
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -390,21 +434,25 @@ def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dic
     from medalign.plan.planner import make_plan
 
     over = [*COMMON, "stage=plan", "model=llama3_8b", "model.builder=random_init", f"quant={quant}"]
-    over += [f"plan.micro_batch={batch}", f"plan.seq_len={seq}", "plan.gpu=h100_sxm"]
+    over += [f"plan.micro_batch={batch}", f"plan.seq_len={seq}", f"plan.gpu={plan_gpu}"]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = validate(compose(config_name="config", overrides=over))
-    cfg.plan.gradient_checkpointing = True
+    cfg.plan.gradient_checkpointing = checkpointing
     plan = make_plan(cfg)
     from trl.trainer.utils import add_fused_lm_head
 
+    load_start = time.perf_counter()
     model = load_causal_lm(cfg.model, cfg.quant, model_source(cfg.model))
     add_fused_lm_head(model)  # what TRL's SFTTrainer does: no [tokens, vocab] logits
-    model.gradient_checkpointing_enable()
-    model.enable_input_require_grads()
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
     model = get_peft_model(model, lora_config(cfg.lora))
     if quant == "none":  # quantized models are loaded onto the GPU by bitsandbytes
         model = model.cuda()
+    model.train()  # from_pretrained returns eval mode, where checkpointing is skipped
+    load_s = time.perf_counter() - load_start
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, 2000, (batch, seq), device="cuda")
     torch.cuda.reset_peak_memory_stats()
@@ -423,6 +471,7 @@ def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dic
     tokens_s = batch * seq / step
     flops = plan["compute"]["flops_per_token"] * tokens_s
     peak = plan["gpu"]["bf16_tflops"] * 1e12
+    train_peak = torch.cuda.max_memory_allocated()
     gen_prompt = torch.randint(0, 2000, (4, 128), device="cuda")
     torch.cuda.synchronize()
     t = time.perf_counter()
@@ -438,11 +487,19 @@ def _gpu_run(quant: str, batch: int = 1, seq: int = 1024, steps: int = 6) -> dic
     )
     result = {
         "quant": quant,
+        "checkpointing": checkpointing,
+        "attn_implementation": model.config._attn_implementation,
+        "micro_batch": batch,
+        "seq_len": seq,
+        "load_s": round(load_s, 1),
+        "step_s": round(step, 3),
         "tokens_per_s": round(tokens_s, 1),
-        "max_memory_allocated_gib": round(torch.cuda.max_memory_allocated() / 1024**3, 2),
+        "max_memory_allocated_gib": round(train_peak / 1024**3, 2),
         "planned_allocated_gib": round(planned, 2),
+        "measured_over_planned": round(train_peak / 1024**3 / planned, 2),
         "mfu": round(flops / peak, 3),
-        "planned_tokens_per_s_at_mfu_0.4": plan["compute"]["tokens_per_second"],
+        "planned_tokens_per_s": plan["compute"]["tokens_per_second"],
+        "planned_mfu": cfg.plan.mfu,
         "generation_tokens_per_s": round(gen_tokens_s, 1),
     }
     del model, optim
@@ -455,8 +512,13 @@ def measure() -> dict:
         "published": published(),
         "cpu": measure_cpu(),
         "slices": slices(),
-        "gpu": gpu_section(),
+        "gpu": _gpu_or_recorded(),
     }
+
+
+def _gpu_or_recorded() -> dict:
+    section = gpu_section(GPU_RECORD)
+    return section if "runs" in section else recorded_gpu()
 
 
 def markdown(result: dict) -> str:
@@ -502,15 +564,54 @@ def markdown(result: dict) -> str:
             f"| {r['source']} | {r['published']} | {'on' if r['checkpointing'] else 'off'} | "
             f"{r['planned_gib']} | {r['planned_without_context_gib']} | {r['ratio']} |"
         )
-    gpu = result["gpu"]
-    lines += ["", "GPU: " + gpu.get("skipped", gpu.get("device", ""))]
-    for r in gpu.get("runs", []):
-        lines.append(f"- {json.dumps(r)}")
+    return "\n".join(lines)
+
+
+GPU_RECORD = REPO / "bench" / "gpu_results.json"
+
+
+def recorded_gpu() -> dict:
+    """The last GPU section measured (on a lent GPU machine), for a bench run without one."""
+    if GPU_RECORD.is_file():
+        return json.loads(GPU_RECORD.read_text())
+    return {"skipped": "no CUDA GPU here and no recorded GPU run"}
+
+
+def gpu_markdown(gpu: dict) -> str:
+    """The GPU section as a table: measured beside planned, per quantization."""
+    if "runs" not in gpu:
+        return "GPU: " + gpu.get("skipped", "not measured")
+    lines = [
+        f"GPU: {gpu['device']} (planner's `plan.gpu={gpu['plan_gpu']}`). Llama-3-8B "
+        "architecture, random weights, LoRA r=8 on all linears, TRL's fused LM head, "
+        "bf16 autocast, AdamW; median of steps 2-6.",
+        "",
+        "| quant | checkpointing | micro-batch x tokens | tokens/s | MFU | planned tokens/s "
+        "(MFU 0.4) | peak allocated GiB | planned GiB | measured / planned "
+        "| generation tokens/s (4 x 128) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in gpu["runs"]:
+        if "error" in r:
+            lines.append(f"| {r['quant']} | | | error: {r['error'][:120]} | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['quant']} | {'on' if r['checkpointing'] else 'off'} | "
+            f"{r['micro_batch']} x {r['seq_len']} | {r['tokens_per_s']:.0f} | {r['mfu']} | "
+            f"{r['planned_tokens_per_s']:.0f} | {r['max_memory_allocated_gib']} | "
+            f"{r['planned_allocated_gib']} | {r['measured_over_planned']} | "
+            f"{r['generation_tokens_per_s']} |"
+        )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
+    if "--gpu" in sys.argv:  # the GPU section alone, e.g. on a lent GPU machine
+        out = Path(sys.argv[sys.argv.index("--gpu") + 1])
+        print(json.dumps(gpu_section(out), indent=2))
+        sys.exit(0)
     result = measure()
     (REPO / "bench" / "plan_results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
+    print(gpu_markdown(result["gpu"]))

@@ -36,12 +36,6 @@ def machine() -> dict:
     }
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def main() -> None:
     print("start-up ...", flush=True)
     startup = bench_startup.measure()
@@ -68,7 +62,7 @@ def main() -> None:
         "curriculum": curriculum,
         "plan": plan,
         "preprocess": preprocess,
-        "gpu": "not measured: no CUDA GPU on this machine" if not _cuda() else "see gpu/",
+        "gpu": plan["gpu"],
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
@@ -110,7 +104,7 @@ def main() -> None:
         "",
         "## GPU",
         "",
-        results["gpu"],
+        bench_plan.gpu_markdown(results["gpu"]),
         "",
     ]
     (OUT / "RESULTS.md").write_text("\n".join(md))

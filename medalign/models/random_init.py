@@ -11,6 +11,9 @@ the embedding and LM head keep the architecture's full vocabulary size).
 
 Like `tiny`, the model is written with `save_pretrained` into the cache (keyed by its
 numbers) and loaded back through `from_pretrained`, the same path as a hub model.
+Where CUDA is present the weights are drawn on the GPU (a full 8B model takes seconds
+there and minutes on a CPU); the two generators draw different numbers, so the device
+is part of the cache key.
 """
 
 from __future__ import annotations
@@ -96,7 +99,14 @@ def build_random_init(cfg: ModelConfig) -> str:
     require_architecture(cfg)
     tokenizer_dir = build_tiny(ModelConfig())
     key = json.dumps(
-        [BUILDER_VERSION, asdict(cfg.architecture), cfg.num_layers, cfg.dtype, tokenizer_dir],
+        [
+            BUILDER_VERSION,
+            asdict(cfg.architecture),
+            cfg.num_layers,
+            cfg.dtype,
+            tokenizer_dir,
+            *_init_device_key(),
+        ],
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -119,6 +129,18 @@ def build_random_init(cfg: ModelConfig) -> str:
     return str(target)
 
 
+def _init_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _init_device_key() -> list[str]:
+    """Nothing for the CPU (keeps the keys of models already built), the device otherwise."""
+    device = _init_device()
+    return [] if device == "cpu" else [device]
+
+
 def _write(cfg: ModelConfig, tokenizer_dir: str, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -137,7 +159,8 @@ def _write(cfg: ModelConfig, tokenizer_dir: str, out: Path) -> None:
     )
     dtype = torch.float32 if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
     torch.manual_seed(cfg.tiny.seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    with torch.device(_init_device()):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

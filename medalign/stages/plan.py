@@ -75,6 +75,8 @@ def table(plan: dict[str, Any]) -> str:
     ]
     if c["generation_seconds_per_step"]:
         lines.append(f"  of which generation: {c['generation_seconds_per_step']:.3f} s/step")
+    for caveat in plan.get("caveats", []):
+        lines += ["", f"Caveat: {caveat}"]
     if plan["knobs"]:
         lines += ["", "To make it fit (one change each, biggest saving first):"]
         for k in plan["knobs"]:

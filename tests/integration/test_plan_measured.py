@@ -69,3 +69,26 @@ def test_llama3_8b_one_layer_slice_trains_and_matches_plan(bench, quant: str) ->
         planned -= (128256 - 2048) * 4096 * 2 / 1024**2
     ratio = got["delta_mb"] / planned
     assert 0.8 <= ratio <= 1.25, (quant, got, plan["memory_gib"])
+
+
+def test_llama3_8b_one_layer_slice_evaluates_every_format(tmp_path) -> None:
+    """The evaluation code path on the real 128k-vocabulary architecture (nf4): one SFT
+    step, then the built-in evaluation of every example set scores every question."""
+    import json
+
+    from medalign.run import run
+    from tests.conftest import compose
+
+    over = ["model=llama3_8b", "model.builder=random_init", "model.num_layers=1", "quant=nf4"]
+    over += ["stage=medqa", "trainer.max_steps=1", "trainer.max_length=128", "logger=none"]
+    over += ["eval.after_train=true", "eval.limit=4", "eval.max_new_tokens=8"]
+    metrics = run(compose(*over), tmp_path / "run")
+    for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical"):
+        assert 0.0 <= metrics[f"eval/{name}/acc"] <= 1.0
+    assert 0.0 <= metrics["eval/radqa/f1"] <= 1.0
+    lines = (tmp_path / "run" / "eval" / "predictions.jsonl").read_text().splitlines()
+    by_dataset: dict[str, int] = {}
+    for line in lines:
+        row = json.loads(line)
+        by_dataset[row["dataset"]] = by_dataset.get(row["dataset"], 0) + 1
+    assert by_dataset and all(n == 4 for n in by_dataset.values()), by_dataset

@@ -180,3 +180,28 @@ def test_architecture_numbers_reproduce_published_parameter_counts(model: str) -
 
     counts = count_params(build_meta(validate(compose(f"model={model}", "lora=none"))))
     assert counts["total"] == PUBLISHED_PARAMS[model]
+
+
+def test_quantized_step_time_uses_measured_throughput() -> None:
+    """bitsandbytes dequantizes in every matmul: the H200 measurement (bench/RESULTS.md)
+    gave nf4 0.81x and int8 0.27x of bf16's training tokens/s at the same FLOPs."""
+    from medalign.plan.formulas import QUANT_THROUGHPUT
+
+    bf16 = _plan("plan.seq_len=32", "plan.micro_batch=2", "plan.gpu=h200")["compute"]
+    for quant in ("nf4", "int8"):
+        c = _plan("plan.seq_len=32", "plan.micro_batch=2", "plan.gpu=h200", f"quant={quant}")
+        c = c["compute"]
+        assert c["flops_per_token"] == bf16["flops_per_token"]
+        assert c["quant_throughput"] == QUANT_THROUGHPUT[quant] < 1.0
+        assert c["step_seconds"] == pytest.approx(bf16["step_seconds"] / c["quant_throughput"])
+
+
+def test_int8_plan_carries_the_measured_caveat() -> None:
+    """The int8 memory estimate was 4.4x under the H200 measurement: a plan that says so,
+    rather than a silently optimistic number; nf4 (measured within 3%) has no caveat."""
+    int8 = _plan("quant=int8", device="gpu")
+    assert any("lower bound" in c for c in int8["caveats"])
+    assert _plan("quant=nf4", device="gpu")["caveats"] == []
+    small = ("plan.gpu=custom", "plan.gpu_memory_gb=0.65", "plan.gpu_tflops=10")
+    knobs = _plan(*small, device="gpu")["knobs"]
+    assert not any(k["knob"] == "quant=int8" for k in knobs)  # nf4 is smaller and faster
