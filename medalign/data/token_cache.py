@@ -13,8 +13,8 @@ and tokenizes them (medalign/tasks, formatting, tokenize), the tokenizer (its se
 vocabulary, merges, normalizer and post-processor, special tokens, class), the chat
 template, max_length, truncation mode, completion-only loss, packing and its strategy,
 and the library versions that render and tokenize. It lives in `<cache dir>/<key>/`
-(`preprocess.cache_dir`, default
-`~/.cache/medalign/tokenized/`, beside the tiny-model cache): Arrow files written by
+(`preprocess.cache_dir`, default `~/.cache/medalign/tokenized/`, beside the tiny-model
+cache): Arrow files written by
 `Dataset.save_to_disk` plus `entry.json` (the key, what went into it, the statistics and a
 sha256 of every file). It is written into a temporary directory and renamed into place,
 so a killed writer leaves no entry (its `.tmp-*` folder is swept by the next writer); an
@@ -91,8 +91,9 @@ def tokenizer_digest(tokenizer: Any) -> str:
     return h.hexdigest()
 
 
-def cache_key(rows: str, tokenizer: Any, args: Any) -> tuple[str, dict[str, Any]]:
-    """(key, the parts it was made of) for `rows` tokenized by `tokenizer` under `args`."""
+def cache_key(data: str, tokenizer: Any, args: Any) -> tuple[str, dict[str, Any]]:
+    """(key, the parts it was made of) for `data` (its `data_digest`) tokenized by
+    `tokenizer` under `args` (the run's SFTConfig)."""
     import datasets
     import tokenizers
     import transformers
@@ -100,7 +101,7 @@ def cache_key(rows: str, tokenizer: Any, args: Any) -> tuple[str, dict[str, Any]
 
     parts = {
         "format": FORMAT,
-        "rows": rows,
+        "rows": data,  # the data digest (named "rows" in entries already written)
         "tokenizer": tokenizer_digest(tokenizer),
         "max_length": args.max_length,
         "truncation_mode": args.truncation_mode,
