@@ -4,10 +4,15 @@
 lm-eval gets the raw dataset files of ../shared/data through its own task definitions:
 the installed `medqa_4options`, `medmcqa` and `pubmedqa` YAMLs and their `doc_to_text`
 functions, copied next to a local JSON of the raw rows (only the dataset source and the
-split change; lm-eval's prompt functions strip nothing). medalign renders the same raw
-text with the dataset Task's `loglik_item` and scores it with `score_choices`. Both
-run on the tiny model twice: with its own tokenizer (no BOS) and with the same tokenizer
-given a LLaMA-style BOS-adding post-processor. Reported per dataset and tokenizer: the
+split change; lm-eval's prompt functions strip nothing), and the six MMLU-medical
+`mmlu_<subject>` YAMLs with their `_default_template_yaml` over MMLU's headerless CSV
+rows (../shared/data/mmlu/test when present, else the project's example rows in
+medalign/data/examples/mmlu_medical/test), one row of the table for the six subjects.
+medalign renders the same raw text with the dataset Task's `loglik_item` and scores it
+with `score_choices`. The task folders, lm-eval's model and run are medalign's own
+`eval.backend=lm_eval` functions (medalign/eval/harness.py). Both run on the tiny model
+twice: with its own tokenizer (no BOS) and with the same tokenizer given a LLaMA-style
+BOS-adding post-processor. Reported per dataset and tokenizer: the
 predictions that agree, the largest per-choice log-likelihood difference (target: all
 agree, every difference < 1e-4), questions cut to the model's length, examples/s; and,
 for reference, the largest difference when medalign reads the rows through its own
@@ -27,7 +32,14 @@ from typing import Any
 
 from bench_eval import SHARED
 
-from medalign.data.records import QARecord
+from medalign.data.records import BadRows, QARecord
+from medalign.eval.harness import (
+    hf_model,
+    local_task_yaml,
+    loglik_scores,
+    run_tasks,
+    strip_data_keys,
+)
 from medalign.models.builders import with_bos_post_processor
 
 TOLERANCE = 1e-4
@@ -70,6 +82,33 @@ def read_pubmedqa(path: Path, n: int) -> list[tuple[dict, QARecord]]:
     return out
 
 
+def read_mmlu(folder: Path, n: int) -> list[tuple[str, list[tuple[dict, QARecord]]]]:
+    """MMLU's `<subject>_test.csv` (question, A, B, C, D, answer letter) -> the `cais/mmlu`
+    fields lm-eval reads (question, subject, choices, answer index), per subject."""
+    from medalign.data.files import read_csv_rows
+    from medalign.tasks.mmlu_medical import LETTERS, SUBJECTS, to_record
+
+    out = []
+    for subject in SUBJECTS:
+        file = folder / f"{subject}_test.csv"
+        pairs = []
+        for number, row in read_csv_rows(file)[:n]:
+            record = to_record(file, number, row, subject, BadRows(file.name, "error"))
+            assert record is not None, (file, number)
+            doc = {"question": row[0], "subject": subject, "choices": row[1:5]}
+            pairs.append(({**doc, "answer": LETTERS.index(row[5])}, record))
+        out.append((subject, pairs))
+    return out
+
+
+def mmlu_folder() -> Path:
+    """MMLU's test CSVs: ../shared/data/mmlu/test when present, else the project's examples."""
+    shared = SHARED / "mmlu" / "test"
+    if shared.is_dir():
+        return shared
+    return Path(__file__).resolve().parent.parent / "medalign/data/examples/mmlu_medical/test"
+
+
 # name: (lm-eval task folder, its YAML, its doc_to_text module, raw file, reader,
 #        medalign format for loglik_item, medalign loader kwargs for the reference column)
 DATASETS: dict[str, tuple[str, str, str, str, Reader, str, dict[str, Any]]] = {
@@ -100,34 +139,7 @@ DATASETS: dict[str, tuple[str, str, str, str, Reader, str, dict[str, Any]]] = {
         "pubmedqa",
         {},
     ),
-    # HOOK (MMLU-medical, for the lead): add one entry per subject (anatomy,
-    # clinical_knowledge, college_biology, college_medicine, medical_genetics,
-    # professional_medicine), e.g.
-    # "mmlu_anatomy": ("mmlu/default", "mmlu_anatomy.yaml", "", "mmlu/test/anatomy_test.csv",
-    #                  read_mmlu, "mmlu", {}),
-    # with `read_mmlu` turning the headerless CSV (question, A, B, C, D, answer) into the
-    # hub fields lm-eval reads (question, subject, choices, answer index) and a QARecord,
-    # and a medalign `loglik_item` format "mmlu". MMLU's YAMLs are Jinja templates with
-    # `include: _default_template_yaml` (no module to copy: pass ""): copy that template
-    # next to the task too, and check that its split keys (validation/fewshot: dev) do not
-    # name splits the local JSON lacks.
 }
-
-
-def _task_yaml(installed: Path, name: str, data: Path) -> str:
-    """lm-eval's own task YAML with only the dataset source and split replaced."""
-    replaced = ("task:", "dataset_path:", "dataset_name:", "training_split:")
-    replaced += ("validation_split:", "test_split:", "fewshot_split:")
-    kept = [line for line in installed.read_text().splitlines() if not line.startswith(replaced)]
-    head = [
-        f"task: medalign_{name}",
-        "dataset_path: json",
-        "dataset_kwargs:",
-        "  data_files:",
-        f"    test: {data}",
-        "test_split: test",
-    ]
-    return "\n".join(head + kept) + "\n"
 
 
 _with_bos = with_bos_post_processor  # the tiny tokenizer, BOS-adding
@@ -168,22 +180,72 @@ def _acc(scores: list[list[float]], gold: list[int]) -> float:
 
 
 def _loader_items(name: str, n: int) -> list[tuple[str, list[str]]]:
-    """The same rows through medalign's loaders (stripped text), for the reference column."""
+    """The same rows through medalign's loaders, for the reference column (the MC loaders
+    strip question and option text; MMLU's keeps it, as its template strips the question)."""
     import dataclasses
 
     from medalign.compose import catalogue
     from medalign.data.loading import load_records
 
+    if name == MMLU:
+        from medalign.tasks.mmlu_medical import SUBJECTS
+
+        cfg = dataclasses.replace(catalogue(MMLU), path=str(mmlu_folder().parent), split="test")
+        records = load_records(cfg).records
+        by_subject = [[r for r in records if r.meta["subject"] == s][:n] for s in SUBJECTS]
+        return [medalign_item(MMLU, r)[:2] for group in by_subject for r in group]
     _, _, _, rel, _, fmt, changes = DATASETS[name]
     cfg = dataclasses.replace(catalogue(fmt), path=str(SHARED / rel), **changes)
     return [medalign_item(fmt, r)[:2] for r in load_records(cfg).records[:n]]
 
 
+MMLU = "mmlu_medical"
+
+
+def _write_tasks(tmp: Path, n: int) -> dict[str, list[tuple[str, list[tuple[dict, QARecord]]]]]:
+    """Local lm-eval task folders under tmp/tasks: {dataset: [(lm-eval task, rows)]}."""
+    import lm_eval.tasks
+
+    installed = Path(lm_eval.tasks.__file__).parent
+    data: dict[str, list[tuple[str, list[tuple[dict, QARecord]]]]] = {}
+    for name, (folder, yaml_name, module, rel, reader, _, _) in DATASETS.items():
+        rows = reader(SHARED / rel, n)
+        rows_file = tmp / f"{name}.jsonl"
+        rows_file.write_text("".join(json.dumps(doc) + "\n" for doc, _ in rows))
+        task_dir = tmp / "tasks" / name
+        task_dir.mkdir(parents=True)
+        if module:
+            shutil.copy(installed / folder / module, task_dir / module)
+        task = f"medalign_{name}"
+        (task_dir / f"{name}.yaml").write_text(
+            local_task_yaml(installed / folder / yaml_name, task, rows_file)
+        )
+        data[name] = [(task, rows)]
+    mmlu_dir, data[MMLU] = tmp / "tasks" / MMLU, []
+    mmlu_dir.mkdir(parents=True)
+    default = installed / "mmlu" / "default"
+    template = default / "_default_template_yaml"
+    (mmlu_dir / template.name).write_text(strip_data_keys(template.read_text()))
+    for subject, rows in read_mmlu(mmlu_folder(), n):
+        rows_file = tmp / f"mmlu_{subject}.jsonl"
+        rows_file.write_text("".join(json.dumps(doc) + "\n" for doc, _ in rows))
+        task = f"medalign_mmlu_{subject}"
+        (mmlu_dir / f"mmlu_{subject}.yaml").write_text(
+            local_task_yaml(default / f"mmlu_{subject}.yaml", task, rows_file)
+        )
+        data[MMLU].append((task, rows))
+    return data
+
+
+def _diffs(ours: list[list[float]], theirs: list[list[float]]) -> list[float]:
+    return [
+        abs(a - b) for o, t in zip(ours, theirs, strict=True) for a, b in zip(o, t, strict=True)
+    ]
+
+
 def measure(n: int = 100, batch_size: int = 16) -> dict:
     try:
-        import lm_eval
-        import lm_eval.tasks
-        from lm_eval.models.huggingface import HFLM
+        import lm_eval  # noqa: F401
         from lm_eval.tasks import TaskManager
     except ImportError:
         return {"status": "not measured: lm-eval not installed (pip install -e '.[bench]')"}
@@ -193,70 +255,41 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
     from medalign.eval.loglik import score_choices
     from medalign.models.load import load_causal_lm, load_tokenizer
 
-    tasks_dir = Path(lm_eval.tasks.__file__).parent
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        data: dict[str, list[tuple[dict, QARecord]]] = {}
-        for name, (folder, yaml_name, module, rel, reader, _, _) in DATASETS.items():
-            data[name] = reader(SHARED / rel, n)
-            rows_file = tmp / f"{name}.jsonl"
-            rows_file.write_text("".join(json.dumps(doc) + "\n" for doc, _ in data[name]))
-            task_dir = tmp / "tasks" / name
-            task_dir.mkdir(parents=True)
-            if module:
-                shutil.copy(tasks_dir / folder / module, task_dir / module)
-            (task_dir / f"{name}.yaml").write_text(
-                _task_yaml(tasks_dir / folder / yaml_name, name, rows_file)
-            )
+        data = _write_tasks(tmp, n)
+        manager = TaskManager(include_path=str(tmp / "tasks"))
+        tasks = [task for parts in data.values() for task, _ in parts]
         for label, model_dir in _model_dirs(tmp).items():
-            lm = HFLM(
-                pretrained=str(model_dir), dtype="float32", batch_size=batch_size, device="cpu"
-            )
-            manager = TaskManager(include_path=str(tmp / "tasks"))
+            lm = hf_model(str(model_dir), dtype="float32", batch_size=batch_size)
             start = time.perf_counter()
-            out = lm_eval.simple_evaluate(
-                model=lm,
-                tasks=[f"medalign_{name}" for name in DATASETS],
-                task_manager=manager,
-                log_samples=True,
-            )
+            out = run_tasks(lm, manager, tasks, bootstrap=0)
             lm_seconds = time.perf_counter() - start
             cfg = ModelConfig(path=str(model_dir))
             model = load_causal_lm(cfg, QuantConfig(), str(model_dir)).eval()
             tokenizer = load_tokenizer(cfg, str(model_dir))
-            total = sum(len(v) for v in data.values())
-            for name, pairs in data.items():
-                samples = sorted(out["samples"][f"medalign_{name}"], key=lambda s: s["doc_id"])
-                theirs = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
-                fmt = DATASETS[name][5]
-                items = [medalign_item(fmt, record) for _, record in pairs]
+            total = sum(len(rows) for parts in data.values() for _, rows in parts)
+            for name, parts in data.items():
+                theirs = [s for task, _ in parts for s in loglik_scores(out, task)]
+                fmt = MMLU if name == MMLU else DATASETS[name][5]
+                items = [medalign_item(fmt, record) for _, pairs in parts for _, record in pairs]
                 score_choices(model, tokenizer, [i[:2] for i in items[:4]], batch_size)  # warm-up
                 start = time.perf_counter()
                 ours = score_choices(model, tokenizer, [i[:2] for i in items], batch_size)
                 our_seconds = time.perf_counter() - start
                 stripped = score_choices(model, tokenizer, _loader_items(name, n), batch_size)
                 gold = [i[2] for i in items]
-                diffs = [
-                    abs(a - b)
-                    for o, t in zip(ours.scores, theirs, strict=True)
-                    for a, b in zip(o, t, strict=True)
-                ]
-                loader_diffs = [
-                    abs(a - b)
-                    for o, t in zip(stripped.scores, theirs, strict=True)
-                    for a, b in zip(o, t, strict=True)
-                ]
                 same = sum(
                     _argmax(o) == _argmax(t) for o, t in zip(ours.scores, theirs, strict=True)
                 )
                 rows.append(
                     {
-                        "dataset": name,
+                        "dataset": name if name != MMLU else f"{MMLU} ({len(parts)} subjects)",
                         "tokenizer": label,
-                        "questions": len(pairs),
+                        "questions": len(items),
                         "same_predictions": same,
-                        "max_loglik_diff": max(diffs),
+                        "max_loglik_diff": max(_diffs(ours.scores, theirs)),
                         "lm_eval_acc": _acc(theirs, gold),
                         "medalign_acc": _acc(ours.scores, gold),
                         "truncated": ours.n_truncated,
@@ -264,13 +297,13 @@ def measure(n: int = 100, batch_size: int = 16) -> dict:
                             enc == tokenizer.bos_token_id
                             for enc in _first_context_tokens(tokenizer, items)
                         ),
-                        "loader_max_loglik_diff": max(loader_diffs),
+                        "loader_max_loglik_diff": max(_diffs(stripped.scores, theirs)),
                         "loader_questions_differing": sum(
                             any(abs(a - b) > TOLERANCE for a, b in zip(o, t, strict=True))
                             for o, t in zip(stripped.scores, theirs, strict=True)
                         ),
                         "lm_eval_examples_per_s": round(total / lm_seconds, 1),
-                        "medalign_examples_per_s": round(len(pairs) / our_seconds, 1),
+                        "medalign_examples_per_s": round(len(items) / our_seconds, 1),
                     }
                 )
     ok = all(

@@ -17,6 +17,9 @@ def check_components(cfg: RunConfig) -> None:
     from medalign.models.switches import check_switches
 
     check_ranges(cfg)
+    from medalign.stages.validation import check_validation
+
+    check_validation(cfg)  # trainer.eval_steps / early_stopping_patience / load_best
     check_lora(cfg.lora, cfg.quant)
     check_switches(cfg)
     _check_dotted_rewards(cfg)
@@ -25,6 +28,7 @@ def check_components(cfg: RunConfig) -> None:
 
     check_config(cfg.dataset, "dataset")
     _check_dataset_names(cfg)
+    _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
     if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
@@ -44,6 +48,10 @@ def check_components(cfg: RunConfig) -> None:
             f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
             f"{', '.join(names('rl_algorithm'))}"
         )
+    if cfg.stage.kind in ("rl", "curriculum"):
+        from medalign.stages.rl_algorithms import check_preference_data
+
+        check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
 
 
 # (path, test, what a valid value is): every numeric key whose range is known.
@@ -63,6 +71,9 @@ _RANGES = [
     ("trainer.logging_steps", lambda v: v >= 1, ">= 1"),
     ("trainer.save_steps", lambda v: v >= 0, ">= 0 (0: no checkpoints)"),
     ("trainer.save_total_limit", lambda v: v >= 1, ">= 1"),
+    ("trainer.eval_steps", lambda v: v is None or v >= 1, ">= 1, or null for no validation"),
+    ("trainer.validation_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("trainer.early_stopping_patience", lambda v: v is None or v >= 1, ">= 1, or null"),
     ("dataset.limit", lambda v: v is None or v >= 1, ">= 1, or null for every row"),
     ("dataset.ngram", lambda v: v >= 1, ">= 1"),
     ("eval.limit", lambda v: v is None or v >= 1, ">= 1, or null for every row"),
@@ -139,3 +150,33 @@ def _check_dataset_names(cfg: RunConfig) -> None:
                     f"{', '.join(sorted(cfg.datasets))} (add one: conf/dataset/<name>.yaml and "
                     "a `dataset@datasets.<name>: <name>` line in conf/config.yaml)"
                 )
+
+
+def _check_lm_eval(cfg: RunConfig) -> None:
+    """eval.backend=lm_eval: lm-eval installed and every task known, before any model loads
+    (the TaskManager built here is reused by the evaluation)."""
+    evaluates = cfg.stage.kind in ("eval", "curriculum") or (
+        cfg.eval.after_train and cfg.stage.kind in ("sft", "rl")
+    )
+    if not evaluates:
+        return
+    ecfg = cfg.eval
+    if ecfg.backend == "builtin":
+        if ecfg.lm_eval.tasks:
+            raise MedalignError(
+                f"config eval.lm_eval.tasks={list(ecfg.lm_eval.tasks)}: the built-in backend "
+                "would ignore them; add eval.backend=lm_eval"
+            )
+        return
+    builtin_only = {"eval.splits": ecfg.splits, "eval.limits": ecfg.limits}
+    builtin_only |= {"eval.judge_model": ecfg.judge_model}
+    builtin_only["eval.mode"] = None if ecfg.mode == "auto" else ecfg.mode
+    for key, value in builtin_only.items():
+        if value:
+            raise MedalignError(
+                f"config {key}={value}: read by the built-in backend only, so "
+                "eval.backend=lm_eval would ignore it (eval.limit applies to lm-eval tasks)"
+            )
+    from medalign.eval.harness import check_config
+
+    check_config(ecfg)

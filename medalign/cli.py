@@ -33,7 +33,13 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from medalign import guard
-    from medalign.outputs import install_log_redaction, redact_text, redact_yaml_files
+    from medalign.outputs import (
+        FILE_ONLY,
+        install_log_redaction,
+        redact_text,
+        redact_yaml_files,
+    )
+    from medalign.requeue import requeued, resume_config
     from medalign.run import run
     from medalign.sweep import job_identity, objective
 
@@ -48,15 +54,20 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     if multirun:
         redact_yaml_files(Path(hydra_cfg.sweep.dir))  # multirun.yaml
     elif warning := guard.sweep_warning(hydra_cfg, sys.argv):
-        log.warning("%s", warning)
+        log.warning("%s", warning, extra=FILE_ONLY)
         guard.print_error(warning)
     identity = job_identity(hydra_cfg, cfg) if multirun else {}
+    again = multirun and requeued(run_dir)  # SLURM requeued this job (preempted, timed out)
+    if again:
+        log.warning("%s holds this job's earlier attempt: resuming it (requeued)", run_dir)
+        cfg = resume_config(cfg, run_dir)
     try:
         metrics = run(
             cfg,
             run_dir,
             overrides=list(hydra_cfg.overrides.task),
             hydra_subdir=subdir,
+            requeued=again,
             **identity,
         )
     except KeyboardInterrupt as exc:
@@ -64,7 +75,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         line = guard.interrupted_line(
             exc.__traceback__, kind, run_dir, sys.argv, OmegaConf.select(cfg, "resume")
         )
-        log.warning("%s", line)
+        log.warning("%s", line, extra=FILE_ONLY)
         guard.print_error("\n" + line)  # on a line of its own, not after a progress bar
         sys.exit(130)
     except Exception as exc:
@@ -72,7 +83,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         if isinstance(exc, MedalignError) or full:
             message = redact_text(str(exc) if isinstance(exc, MedalignError) else full)
             if not isinstance(exc, RunDirInUse):  # that log belongs to the other run
-                log.error("%s", message)
+                log.error("%s", message, extra=FILE_ONLY)  # the terminal gets print_error
             guard.print_error(f"{chr(10) if full else ''}medalign: error: {message}")
         else:
             log.exception("job failed")
@@ -90,6 +101,7 @@ def main() -> None:
     from medalign import guard
     from medalign.config import check_overrides
 
+    sys.path.append(str(Path(__file__).parent / "_plugins"))  # medalign's Hydra plugins
     sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]

@@ -143,6 +143,12 @@ class TrainerConfig:
     bf16: bool | None = None
     gradient_checkpointing: bool = False
     neftune_noise_alpha: float | None = None  # SFT: NEFTune embedding noise (TRL), null: off
+    # SFT validation (stages/validation.py): held-out rows, eval/loss every eval_steps
+    eval_steps: int | None = None  # null: no validation
+    validation_split: str = "auto"  # auto | fraction | a split name (dev, val)
+    validation_fraction: float = 0.1
+    early_stopping_patience: int | None = None
+    load_best_model_at_end: bool | None = None  # null: true when early stopping is on
 
 
 @dataclass
@@ -173,6 +179,16 @@ class TrainerStageConfig:
 
 
 @dataclass
+class LmEvalConfig:
+    """eval.backend=lm_eval: which lm-evaluation-harness tasks, from which folders."""
+
+    tasks: list[str] = field(default_factory=list)
+    include_path: str | None = None  # folder(s) of local task YAMLs, comma-separated
+    include_defaults: bool = True  # also lm-eval's installed tasks (indexing them takes ~20 s)
+    num_fewshot: int | None = None  # null: each task's own
+
+
+@dataclass
 class EvalConfig:
     datasets: list[str] = field(
         default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"]
@@ -189,6 +205,8 @@ class EvalConfig:
     plots: bool = True  # eval/plots/*.png (matplotlib is imported only for them)
     judge_model: str | None = None
     add_bos_token: bool | None = None
+    backend: str = _choice("builtin", "builtin", "lm_eval")
+    lm_eval: LmEvalConfig = field(default_factory=LmEvalConfig)
 
 
 @dataclass
@@ -299,6 +317,7 @@ class RLConfig:
     use_vllm: bool = False  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
     vllm_mode: str = _choice("colocate", "colocate", "server")
     engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
+    feedback_path: str | None = None  # rl=kto: thumbs-up/down rows instead of the pairs
 
 
 @dataclass

@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 BEFORE = "before"
 HEADLINES = ("acc", "f1", "refusal_rate")
 _DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
-_COPIED = ("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models")
+_COPIED = (
+    *("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models"),
+    "validation",  # trainer.eval_steps: best eval/loss and its step
+)
 
 
 @register("pipeline", "curriculum")
@@ -292,6 +295,8 @@ def write_results(
     """results.md, results.png and a W&B summary run with the same table."""
     if not table:
         return
+    from medalign.stages.validation import validation_markdown
+
     datasets = sorted({d for row in table.values() for d in row})
     lines = ["| stage | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for stage, row in table.items():
@@ -302,7 +307,10 @@ def write_results(
         "# Curriculum: each dataset after each stage\n\n"
         "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer); `false-conf`: "
         "definite answers to maybe/unanswerable questions (lower is safer; n/a: no "
-        "parseable answer to count).\n\n" + markdown + _rewards_markdown(manifest or {})
+        "parseable answer to count).\n\n"
+        + markdown
+        + _rewards_markdown(manifest or {})
+        + validation_markdown(manifest or {})  # stages/validation.py
     )
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
     png = _plot(run_dir / "results.png", table, datasets)

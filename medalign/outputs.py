@@ -104,11 +104,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+FILE_ONLY = {"file_only": True}  # `log.error(..., extra=FILE_ONLY)`: the log file only
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
+
+
 def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Add a RedactingFilter to every handler of `logger` (the root logger by default)."""
+    """Add a RedactingFilter to every handler of `logger` (the root logger by default),
+    and keep FILE_ONLY records off the console handlers: an error the CLI prints itself
+    on stderr would otherwise reach the terminal twice."""
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+        console = not isinstance(handler, logging.FileHandler)
+        if console and _not_file_only not in handler.filters:
+            handler.addFilter(_not_file_only)
 
 
 def redact_yaml_files(folder: Path) -> None:

@@ -30,12 +30,14 @@ def run(
     group: str | None = None,
     name: str | None = None,
     hydra_subdir: str | None = None,
+    requeued: bool = False,
 ) -> dict[str, Any]:
     """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics.
 
     `overrides` are the command line's: a curriculum re-composes each stage from them.
     `hydra_subdir`: where Hydra saved its record, moved to `.hydra/` once the run directory
-    is claimed (never into a run that refuses this one)."""
+    is claimed (never into a run that refuses this one). `requeued`: a SLURM job's new
+    attempt (medalign.requeue) reopens the run its earlier attempt left in `run_dir`."""
     typed = validate(cfg)
     check_components(typed)
     if typed.stage.kind in names("pipeline"):  # a run of runs (the curriculum)
@@ -50,7 +52,7 @@ def run(
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
     run_dir = Path(run_dir)
-    resuming = typed.stage.kind == "sft" and typed.stage.resume_from == "latest"
+    resuming = (typed.stage.kind == "sft" and typed.stage.resume_from == "latest") or requeued
     if resuming and (run_dir / "config.yaml").is_file():  # resume is a replay
         from medalign.resume import refuse_changes
 

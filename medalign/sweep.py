@@ -8,17 +8,28 @@ named after its overrides; it returns `sweep.metric` so Optuna (or any sweeper) 
 optimize it; a failed job returns NaN and is marked failed in its manifest while the
 others go on. When the sweep ends, `sweep_summary.md`/`.json` in the sweep directory list
 every job (overrides, status, metric) with the best first.
+
+Optuna sweeps survive a kill: `hydra/sweeper=optuna_lora` keeps its study in
+`<sweep dir>/optuna.db` (SQLite), and the same command with the same `hydra.sweep.dir`
+continues it (`resume_study`): the trials already finished are kept (never rerun), a trial
+the kill interrupted is tried again with the same parameters, and only
+`n_trials - finished` new trials run, in new job directories.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+INTERRUPTED = "medalign_interrupted"  # user attribute of a trial a killed sweep left running
 
 
 def job_identity(hydra_cfg: Any, cfg: DictConfig) -> dict[str, str]:
@@ -94,3 +105,83 @@ def write_summary(sweep_dir: Path, metric: str | None, maximize: bool = True) ->
         lines.append(f"| {r['job']} | {' '.join(r['overrides'])} | {r['status']} | {value} |")
     (sweep_dir / "sweep_summary.md").write_text("\n".join(lines) + "\n")
     return rows
+
+
+def resume_study(impl: Any) -> dict[str, int]:
+    """Continue the Optuna study of a sweeper (hydra-optuna-sweeper's `OptunaSweeperImpl`)
+    stored in `impl.storage`: set `impl.n_trials` to the trials still to run and
+    `impl.job_idx` past every trial already started (their job directories are kept).
+    A trial left `RUNNING` by a killed sweep is marked failed (`medalign_interrupted`) and
+    its parameters enqueued, so it runs again; it does not count as done. The sampler is
+    reseeded: with the same seed it would draw the first run's parameters again.
+    Returns {"done", "interrupted", "remaining"} (all 0 for a new study)."""
+    storage = impl.storage
+    if not storage:
+        return {"done": 0, "interrupted": 0, "remaining": impl.n_trials}
+    storage = str(storage)
+    if storage.startswith("sqlite:///"):
+        prepare_sqlite(storage)
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=impl.study_name, storage=storage)
+    except KeyError:  # no such study yet: the plugin creates it
+        return {"done": 0, "interrupted": 0, "remaining": impl.n_trials}
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state.is_finished() and not t.user_attrs.get(INTERRUPTED)]
+    stale = [t for t in trials if t.state == TrialState.RUNNING]
+    for trial in stale:
+        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        study.tell(trial.number, state=TrialState.FAIL)
+        if trial.params:
+            with warnings.catch_warnings():  # enqueue_trial is "experimental" in optuna 2.10
+                warnings.simplefilter("ignore")
+                study.enqueue_trial(trial.params)
+    remaining = max(impl.n_trials - len(done), 0)
+    log.info(
+        "Optuna study %r in %s: %d trials done, %d interrupted (run again), %d of n_trials=%d "
+        "to run",
+        impl.study_name,
+        storage,
+        len(done),
+        len(stale),
+        remaining,
+        impl.n_trials,
+    )
+    impl.n_trials = remaining
+    # new job directories after those of every trial already started
+    impl.job_idx = sum(t.state != TrialState.WAITING for t in trials)
+    if trials and hasattr(impl.sampler, "reseed_rng"):  # not the first run's draws again
+        impl.sampler.reseed_rng()
+    return {"done": len(done), "interrupted": len(stale), "remaining": remaining}
+
+
+def prepare_sqlite(url: str) -> None:
+    """Create the folder and the schema of a SQLite study database, once.
+
+    optuna 2.10 (hydra-optuna-sweeper needs optuna < 3) stamps a new database's schema
+    version on a connection SQLAlchemy 2 never commits, then fails its own check with a
+    bare AssertionError. Creating optuna's tables and committing the stamp first leaves it
+    a database it accepts; an existing database is left as it is."""
+    import os
+
+    import alembic.migration
+    import alembic.script
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb import storage as rdb
+
+    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(url)
+    try:
+        models.BaseModel.metadata.create_all(engine)
+        script = alembic.script.ScriptDirectory(
+            os.path.join(os.path.dirname(rdb.__file__), "alembic")
+        )
+        with engine.begin() as connection:
+            context = alembic.migration.MigrationContext.configure(connection)
+            if context.get_current_revision() is None:
+                context.stamp(script, script.get_current_head())
+    finally:
+        engine.dispose()

@@ -27,10 +27,13 @@ def write_reports(
 
 
 def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The metric a dataset is judged by: accuracy, or F1 for extractive QA."""
+    """The metric a dataset is judged by: accuracy, or F1 for extractive QA (an lm-eval
+    task without either: its first metric)."""
     for name in ("acc", "f1", "refusal_rate"):
         if name in result["metrics"]:
             return name, result["metrics"][name]
+    if result.get("mode") == "lm_eval" and result["metrics"]:
+        return next(iter(result["metrics"].items()))
     raise KeyError(f"no headline metric in {sorted(result['metrics'])}")
 
 

@@ -3,6 +3,8 @@
     python -m medalign stage=eval                                             (the base)
     python -m medalign stage=eval init_from=runs/2026-11-25/15-04-39-271896_pubmedqa
     python -m medalign stage=eval init_from=runs/<date>/<time>_curriculum:rl eval.datasets=[medqa]
+    python -m medalign stage=eval eval.backend=lm_eval eval.lm_eval.tasks=[mmlu_anatomy] \\
+        init_from=runs/2026-11-25/15-04-39-271896_pubmedqa       (any lm-eval task)
 
 Writes eval/results.json, eval/predictions.jsonl, eval/summary.md and eval/plots/*.png in
 the run directory, and logs eval/<dataset>/<metric> (and the plots) to W&B. The model is
@@ -27,13 +29,21 @@ log = logging.getLogger(__name__)
 @register("stage", "eval")
 def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     point = resolve_init_from(cfg.init_from)
-    model, tokenizer, base = load_model(cfg, point)
+    if cfg.eval.backend == "lm_eval":  # lm-eval builds the model from the resolved dirs
+        from medalign.eval import harness
+
+        results, predictions, base = harness.evaluate(cfg, point)
+    else:
+        from medalign.eval.runner import evaluate
+
+        model, tokenizer, base = load_model(cfg, point)
+        results, predictions = evaluate(model, tokenizer, cfg)
     run.update(
         base_model=base,
         adapter=point.adapter if point else None,
         **({"init_from": point.record()} if point else {}),
     )
-    metrics = evaluate_and_report(model, tokenizer, cfg, run.path / "eval", tracker)
+    metrics = report(results, predictions, run.path / "eval", tracker)
     run.update(metrics=metrics)
     return metrics
 
@@ -41,12 +51,32 @@ def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 def evaluate_and_report(
     model: Any, tokenizer: Any, cfg: RunConfig, out: Path, tracker: Tracker
 ) -> dict[str, float]:
-    """Score every evaluation dataset, write the reports under `out`, log them to W&B."""
-    from medalign.eval.report import write_reports
-    from medalign.eval.runner import evaluate, flat_metrics
+    """Score every evaluation dataset (eval.backend=lm_eval: every eval.lm_eval.tasks),
+    write the reports under `out`, log them to W&B."""
+    if cfg.eval.backend == "lm_eval":
+        from medalign.eval import harness
 
-    results, predictions = evaluate(model, tokenizer, cfg)
-    plots = write_reports(out, results, predictions, plots=cfg.eval.plots)
+        results, predictions, _ = harness.evaluate(cfg, model=model, tokenizer=tokenizer)
+    else:
+        from medalign.eval.runner import evaluate
+
+        results, predictions = evaluate(model, tokenizer, cfg)
+    return report(results, predictions, out, tracker, plots_wanted=cfg.eval.plots)
+
+
+def report(
+    results: dict[str, Any],
+    predictions: list[dict],
+    out: Path,
+    tracker: Tracker,
+    plots_wanted: bool = True,
+) -> dict[str, float]:
+    """results.json, predictions.jsonl, summary.md, then the plots (eval.plots) under
+    `out`; metrics to W&B."""
+    from medalign.eval.report import write_reports
+    from medalign.eval.runner import flat_metrics
+
+    plots = write_reports(out, results, predictions, plots=plots_wanted)
     metrics = flat_metrics(results)
     tracker.log(metrics)
     tracker.summary(metrics)

@@ -1,13 +1,15 @@
-"""RL alignment stage: GRPO (default), RLOO or DPO from the SFT model.
+"""RL alignment stage: GRPO (default), RLOO, or DPO / KTO / ORPO from the SFT model.
 
     python -m medalign stage=rl init_from=runs/<date>/<time>_medqa            (GRPO)
     python -m medalign stage=rl rl=dpo init_from=runs/<date>/<time>_medqa
+    python -m medalign stage=rl rl=kto init_from=runs/<date>/<time>_medqa     (or rl=orpo)
 
 The policy is the SFT model (its adapter merged in) with a new LoRA adapter, so the
 KL term (`rl.beta`) pulls towards the SFT model, not the raw base. GRPO and RLOO optimize
 `reward.weights` over the reward functions (correctness, format, length, reward models),
-each logged as reward/<name>_mean with the weighted total as reward/total_mean; DPO
-trains offline on the reward stage's preference pairs. Each algorithm is a registered
+each logged as reward/<name>_mean with the weighted total as reward/total_mean; DPO,
+KTO and ORPO train offline on the reward stage's preference pairs (KTO also on
+thumbs-up/down rows), their metrics under the same rl/* names. Each algorithm is a registered
 builder (stages/rl_algorithms.py). PPO is refused at start-up: TRL 1.13 removed
 `trl.experimental.ppo` (see medalign/config.py).
 """
@@ -56,6 +58,7 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "rl/steps": int(result.global_step),
         "rl/runtime_s": round(elapsed, 2),
         "rl/loss": float(result.training_loss),
+        **_loss_ends(trainer.state.log_history),  # rl/first_loss, rl/last_loss
         **_reward_summary(logger),
     }
     from medalign.stages.eval import evaluate_after_training
@@ -64,6 +67,12 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     run.update(base_model=base, adapter=str(adapter), metrics=metrics)
     tracker.summary(metrics)
     return metrics
+
+
+def _loss_ends(history: list[dict[str, Any]]) -> dict[str, float]:
+    """The first and the last logged training loss: did the objective go down?"""
+    losses = [float(e["loss"]) for e in history if "loss" in e]
+    return {"rl/first_loss": losses[0], "rl/last_loss": losses[-1]} if losses else {}
 
 
 def _reward_summary(logger: Any) -> dict[str, float]:

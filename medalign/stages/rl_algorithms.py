@@ -11,9 +11,11 @@ algorithm is one function here (or a dotted path: rl.algorithm=my_pkg.rl:build).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.errors import MedalignError
 from medalign.registry import register
 from medalign.rewards.rl_prompts import prompt_rows
 from medalign.stages.common import build_config
@@ -75,25 +77,165 @@ def dpo(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) 
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from medalign.rewards.build import build_pairs, trl_rows
+    from medalign.rewards.build import trl_rows
 
-    rl = cfg.rl
-    pairs = [p for objective in build_pairs(cfg).values() for p in objective]
-    args = build_config(
-        DPOConfig,
-        cfg,
-        common,
-        beta=rl.beta if rl.beta > 0 else 0.1,
-        max_length=cfg.trainer.max_length,
-    )
+    args = build_config(DPOConfig, cfg, common, beta=_beta(cfg), max_length=cfg.trainer.max_length)
     trainer = DPOTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(trl_rows(pairs)),
+        train_dataset=Dataset.from_list(trl_rows(_pairs(cfg))),
         processing_class=tokenizer,
         peft_config=peft,
     )
-    return trainer, None
+    return trainer, _with_logger(trainer, preference_logger(tracker))
+
+
+@register("rl_algorithm", "kto")
+def kto(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) -> Any:
+    """KTO: single answers marked desirable or not (the pairs unpaired, or thumbs-up/down
+    rows from rl.feedback_path); a reference model like DPO's."""
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    from medalign.rewards.feedback import load_feedback, unpaired_rows
+
+    if cfg.rl.feedback_path:
+        rows = load_feedback(cfg.rl.feedback_path)
+    else:
+        rows = unpaired_rows(_pairs(cfg), cfg.seed)
+    args = build_config(KTOConfig, cfg, common, beta=_beta(cfg), max_length=cfg.trainer.max_length)
+    trainer = KTOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft,
+    )
+    return trainer, _with_logger(trainer, preference_logger(tracker))
+
+
+@register("rl_algorithm", "orpo")
+def orpo(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) -> Any:
+    """ORPO (TRL experimental): SFT on the chosen answer plus an odds-ratio penalty on the
+    rejected one; no reference model (rl.beta is ORPO's lambda)."""
+    import warnings
+
+    from datasets import Dataset
+
+    with warnings.catch_warnings():  # rl=orpo asked for it: not news on every run
+        warnings.filterwarnings("ignore", message="You are importing from 'trl.experimental'")
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    from medalign.rewards.build import trl_rows
+
+    args = build_config(ORPOConfig, cfg, common, beta=_beta(cfg), max_length=cfg.trainer.max_length)
+    trainer = ORPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(trl_rows(_pairs(cfg))),
+        processing_class=tokenizer,
+        peft_config=peft,
+    )
+    return trainer, _with_logger(trainer, preference_logger(tracker))
+
+
+PREFERENCE = ("dpo", "kto", "orpo")  # the offline algorithms: preference data, no rewards
+
+
+def check_preference_data(cfg: RunConfig) -> None:
+    """rl=dpo|kto|orpo needs preference data: checked at start-up, one line."""
+    rl = cfg.rl
+    if rl.feedback_path and rl.algorithm != "kto":
+        raise MedalignError(
+            f"rl.feedback_path: thumbs-up/down rows train KTO only (rl=kto); "
+            f"rl.algorithm={rl.algorithm} needs chosen/rejected pairs (reward.pairs_path)"
+        )
+    if rl.algorithm not in PREFERENCE:
+        return
+    if rl.algorithm == "kto" and cfg.trainer.per_device_train_batch_size < 2:
+        raise MedalignError(
+            "rl=kto: trainer.per_device_train_batch_size=1; KTO estimates its KL term from "
+            "the other answers in a batch, so it needs >= 2"
+        )
+    if rl.feedback_path:
+        if not Path(rl.feedback_path).expanduser().is_file():
+            raise MedalignError(f"rl.feedback_path: file not found: {rl.feedback_path}")
+        return
+    r = cfg.reward
+    if r.pairs_path or r.pairs_hub_id or _pair_datasets(cfg):
+        return
+    extra = " or thumbs-up/down rows (rl.feedback_path)" if rl.algorithm == "kto" else ""
+    raise MedalignError(
+        f"rl={rl.algorithm} needs preference data and has none: no dataset of "
+        f"reward.datasets / reward.safety_datasets "
+        f"({', '.join([*r.datasets, *r.safety_datasets]) or 'empty'}) builds preference "
+        f"pairs, and reward.pairs_path and reward.pairs_hub_id are unset. Give pairs "
+        f"(reward.pairs_path=pairs.jsonl with prompt/chosen/rejected){extra}, or a dataset "
+        f"that builds them (reward.datasets=[medmcqa,pubmedqa])"
+    )
+
+
+def _pair_datasets(cfg: RunConfig) -> list[str]:
+    """The reward datasets whose Task builds preference pairs (overrides Task.pairs)."""
+    from medalign.tasks.base import Task, task_class
+
+    names = dict.fromkeys([*cfg.reward.datasets, *cfg.reward.safety_datasets])
+    out = []
+    for name in names:
+        dcfg = cfg.datasets.get(name) or (cfg.dataset if name == cfg.dataset.name else None)
+        if dcfg is not None and task_class(dcfg.format).pairs is not Task.pairs:
+            out.append(name)
+    return out
+
+
+def _pairs(cfg: RunConfig) -> list[dict[str, Any]]:
+    from medalign.rewards.build import build_pairs
+
+    return [p for objective in build_pairs(cfg).values() for p in objective]
+
+
+def _beta(cfg: RunConfig) -> float:
+    return cfg.rl.beta if cfg.rl.beta > 0 else 0.1
+
+
+def _with_logger(trainer: Any, logger: Any) -> Any:
+    trainer.callback_handler.callbacks.insert(0, logger)  # before W&B's, which reads the logs
+    return logger
+
+
+# TRL's preference metrics -> medalign's names, the same for DPO, KTO and ORPO wherever
+# they mean the same thing (KTO has no accuracy: its answers are unpaired; ORPO has no
+# reference model, so its "reward" is beta x the answer's log-probability).
+PREFERENCE_METRICS = {
+    "rewards/chosen": "rl/chosen_reward",
+    "rewards/rejected": "rl/rejected_reward",
+    "rewards/margins": "rl/reward_margin",
+    "rewards/accuracies": "rl/reward_accuracy",
+    "logps/chosen": "rl/chosen_logp",
+    "logps/rejected": "rl/rejected_logp",
+    "kl": "rl/kl",
+    "nll_loss": "rl/nll_loss",
+    "log_odds_ratio": "rl/log_odds_ratio",
+}
+
+
+def preference_logger(tracker: Tracker) -> Any:
+    """A callback that re-logs TRL's preference metrics under medalign's names
+    (PREFERENCE_METRICS) to W&B and keeps each logged row (`history`) for the manifest."""
+    from transformers import TrainerCallback
+
+    class PreferenceLogger(TrainerCallback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+            logs = logs or {}
+            row = {new: float(logs[old]) for old, new in PREFERENCE_METRICS.items() if old in logs}
+            if row:
+                self.history.append(row)
+                tracker.log(row)
+
+    return PreferenceLogger()
 
 
 def reward_logger(tracker: Tracker, names: list[str]) -> Any:

@@ -39,16 +39,21 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     point = resolve_init_from(cfg.init_from)
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
     data = load_training_data(cfg)
+    from medalign.data.validation import hold_out
+
+    held = hold_out(cfg, data)  # trainer.eval_steps: validation rows leave the training set
     source = base_source(point, cfg.model)
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
     args = _sft_args(cfg, run, tracker)
     summary = data.summary()
     prepared = prepare_sft(cfg, data.parts, tokenizer, args, summary["fingerprint"])  # cached
+    valid = _prepared_validation(cfg, held, tokenizer, args)
     run.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
         data={**summary, **prepared.manifest()},
+        **({"validation": held.summary()} if held else {}),
     )
 
     saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
@@ -60,7 +65,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         )
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
-    trainer = _build_trainer(args, model, tokenizer, prepared, peft_config)
+    trainer = _build_trainer(cfg, args, model, tokenizer, (prepared, valid), peft_config)
     from medalign.models.lora import attach_loraplus
 
     attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
@@ -87,6 +92,12 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "train/steps_per_s": round(result.global_step / elapsed, 3),
         "train/first_loss": _first_logged_loss(trainer),
     }
+    from medalign.stages.validation import validation_summary
+
+    if validation := validation_summary(trainer, cfg):  # eval/loss: best, its step
+        run.update(validation={**(held.summary() if held else {}), **validation})
+        metrics["eval/best_loss"] = validation.get("best_loss")
+        metrics["eval/best_loss_step"] = validation.get("best_step")
     from medalign.stages.eval import evaluate_after_training
 
     run.update(adapter=str(out_dir), train_metrics=metrics)  # a resume needs only the eval
@@ -151,6 +162,7 @@ def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
 
     from medalign.data.prepare import num_proc
     from medalign.stages.common import build_config, trainer_args
+    from medalign.stages.validation import validation_args
 
     common = trainer_args(cfg, run, tracker)
     packed = packing_mode(cfg)
@@ -164,22 +176,41 @@ def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
         completion_only_loss=True,
         dataset_num_proc=num_proc(cfg),
         **({"neftune_noise_alpha": t} if (t := cfg.trainer.neftune_noise_alpha) else {}),
+        **validation_args(cfg),  # trainer.eval_steps, load_best_model_at_end
     )
 
 
-def _build_trainer(args: Any, model: Any, tokenizer: Any, prepared: Any, peft_config: Any) -> Any:
+def _build_trainer(
+    cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: tuple[Any, Any], peft_config: Any
+) -> Any:
     """TRL's SFTTrainer on the prepared data (already tokenized: TRL skips its own pass)."""
     from trl import SFTTrainer
 
-    if prepared.tokenized:
+    from medalign.stages.validation import validation_callbacks
+
+    prepared, valid = data
+    if prepared.tokenized and (valid is None or valid.tokenized):
         args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     return SFTTrainer(
         model=model,
         args=args,
         train_dataset=prepared.dataset,
+        eval_dataset=valid.dataset if valid is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=validation_callbacks(cfg),  # trainer.early_stopping_patience
     )
+
+
+def _prepared_validation(cfg: RunConfig, held: Any, tokenizer: Any, args: Any) -> Any:
+    """The held-out validation rows (trainer.eval_steps), tokenized like the training set."""
+    if not held:
+        return None
+    from medalign.data.prepare import prepare_sft
+    from medalign.data.records import LoadedData
+
+    parts = [LoadedData(r, "validation", {}, c) for r, c in held.parts]
+    return prepare_sft(cfg, parts, tokenizer, args)
 
 
 def _checkpoint_to_resume(resume_from: str | None, folder: Path) -> str | None:

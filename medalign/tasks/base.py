@@ -62,6 +62,7 @@ class Task:
     eval_modes: ClassVar[tuple[str, ...]] = ()  # the first is eval.mode=auto; () = not evaluable
     reads: ClassVar[frozenset[str]] = frozenset()  # the FORMAT_KEYS this task reads
     sniffed: ClassVar[bool] = True  # files of another known format are refused (data/files.py)
+    dev_split: ClassVar[str | None] = None  # its own validation split (trainer.validation_split)
 
     arg_defaults: ClassVar[dict[str, Any]] = {}  # the task's own settings (dataset.task_args)
 

@@ -36,6 +36,7 @@ OPTIONAL = {"input"}
 @register("task", "instructions")
 class Instructions(Task):
     name = "instructions"
+    dev_split = "validation"  # validation.jsonl/.json/.csv beside train
     sniffed = False
     arg_defaults: ClassVar[dict[str, Any]] = {"columns": None}  # None: the Alpaca names
     alpaca: ClassVar[dict[str, str]] = {

@@ -26,6 +26,7 @@ class MedQA(LetterChoiceTask):
     """lm-eval `medqa_4options` prompt; accuracy per USMLE step."""
 
     name = "medqa"
+    dev_split = "dev"
     reads = frozenset({"options"})
     breakdown_key, breakdown_name = "step", "step"
 

@@ -39,6 +39,7 @@ LETTERS = ("A", "B", "C", "D")
 @register("task", "mmlu_medical")
 class MMLUMedical(LetterChoiceTask):
     name = "mmlu_medical"
+    dev_split = "val"
     sniffed = False
     arg_defaults: ClassVar[dict[str, Any]] = {"subjects": list(SUBJECTS)}
     breakdown_key, breakdown_name = "subject", "subject"

@@ -28,6 +28,7 @@ class RadQA(Task):
     """Extractive QA, SQuAD v2 scoring (EM/F1, HasAns/NoAns), unanswerables kept."""
 
     name = "radqa"
+    dev_split = "dev"
     eval_modes = ("generate",)
 
     def read(self, path: Path, bad: BadRows) -> list[QARecord]:

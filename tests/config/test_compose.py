@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,15 @@ def test_cli_help_and_cfg_do_not_import_torch() -> None:
     )
     assert "r: 16" in result.stdout  # the composed config was printed
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_cli_error_is_printed_once_and_kept_in_the_log(tmp_path: Path) -> None:
+    """A refused run's error reaches the terminal once (stderr), not also through the
+    console log handler, and stays in the run's log file."""
+    run_dir = tmp_path / "run"
+    result = _cli("stage=pubmedqa", "lora.r=0", "logger=none", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1
+    terminal = result.stdout + result.stderr
+    assert terminal.count("lora.r=0") == 1, terminal
+    assert "medalign: error:" in result.stderr
+    assert "lora.r=0" in (run_dir / "medalign.log").read_text()
