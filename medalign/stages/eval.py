@@ -43,7 +43,7 @@ def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         adapter=point.adapter if point else None,
         **({"init_from": point.record()} if point else {}),
     )
-    metrics = report(results, predictions, run.path / "eval", tracker)
+    metrics = report(results, predictions, run.path / "eval", tracker, cfg.eval.plots)
     run.update(metrics=metrics)
     return metrics
 
