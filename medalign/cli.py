@@ -107,6 +107,7 @@ def main() -> None:
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:
         check_overrides(overrides)
+        sys.argv = guard.resume_in_place(sys.argv)  # a resume logs into its own run
         guard.check_run_dir_arg(sys.argv)  # before Hydra writes into the directory
     except MedalignError as exc:
         guard.print_error(f"medalign: error: {exc}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -47,16 +48,16 @@ def run_curriculum(
     return the final results table."""
     target = resolve_resume(cfg.resume, run_dir) if cfg.resume else run_dir
     with run_lock(target):  # one process per curriculum directory
+        if cfg.resume:  # replayed, and a changed config refused, before anything is written
+            cfg, overrides = _replay(target, overrides)
+            log.info("==== resumed %s (pid %d, %s) ====", target, os.getpid(), _now())
+            log.info("resuming the curriculum in %s", target)
         if hydra_subdir and target == run_dir:
             adopt_hydra_record(target, hydra_subdir)
-        return _run_curriculum(cfg, run_dir, overrides)
+        return _run_curriculum(cfg, target, overrides)
 
 
 def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    if cfg.resume:
-        run_dir = resolve_resume(cfg.resume, run_dir)
-        log.info("resuming the curriculum in %s", run_dir)
-        cfg, overrides = _replay(run_dir, overrides)
     base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
     recorded = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
     manifest = _open_manifest(run_dir, cfg, recorded)

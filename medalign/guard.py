@@ -7,6 +7,9 @@
   redacted at once, moved to `.hydra/` only when the run is accepted (by
   `outputs.RunDir.create` or the curriculum) and removed when it is refused
   (`settle_hydra_record`); `.hydra/` of another run is never rewritten.
+- A curriculum resume (`resume=<dir>` or `resume=latest`) runs in the run it resumes:
+  its log is appended to that run's `medalign.log` and Hydra's record filed there, so
+  no new run directory is left behind (`resume_in_place`).
 - Ctrl-C is one line naming the step and the command that resumes (`interrupted_line`).
 - A sweep experiment started without `-m` gets a one-line warning (`sweep_warning`).
 - `--help` lists only selectable options (`filter_help`).
@@ -45,6 +48,27 @@ def _last(args: list[str], key: str) -> str | None:
 def runs_a_job(argv: list[str]) -> bool:
     """Whether the command line runs a job (not --help, --cfg, ...)."""
     return not any(a in _NO_RUN_FLAGS or a.startswith("--cfg=") for a in argv[1:])
+
+
+def resume_in_place(argv: list[str]) -> list[str]:
+    """`argv` with a curriculum resume pointed at the run it resumes: `resume=` and
+    `hydra.run.dir=` both name that run (absolute; `latest` = the newest curriculum under
+    the runs root), so Hydra appends the log there and creates no new directory."""
+    args = argv[1:]
+    resume = _last(args, "resume")
+    if resume in (None, "null", "") or not runs_a_job(argv):
+        return argv
+    if any(a in _MULTIRUN_FLAGS for a in args):
+        return argv
+    from medalign.curriculum import resolve_resume
+
+    given = _last(args, "hydra.run.dir")
+    root = Path(given).parent.parent if given else Path("runs")  # the default's runs root
+    target = os.path.abspath(resolve_resume(resume, root / "new" / "run"))
+    if given and os.path.abspath(given) != target:
+        print_error(f"medalign: resume: hydra.run.dir={given} ignored; the resume runs in {target}")
+    kept = [a for a in argv if not a.lstrip("+").startswith(("hydra.run.dir=", "resume="))]
+    return [*kept, f"resume={target}", f"hydra.run.dir={target}"]
 
 
 def check_run_dir_arg(argv: list[str]) -> None:

@@ -3,12 +3,14 @@
 Order matters: validate the config and check quantization support before anything is
 written or loaded, then claim the run directory, start W&B, run the stage, and record
 success or failure in the manifest (`interrupted` for Ctrl-C); the W&B run closes and
-the directory's lock is released in `finally` either way.
+the directory's lock is released in `finally` either way. Every stage starts from
+`seed` (all RNGs), whatever ran before it in the process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,8 @@ def run(
     out = RunDir.create(
         run_dir, typed.stage.name, plain, reopen=resuming, hydra_subdir=hydra_subdir
     )
+    if resuming and out.stage.get("resumed"):  # the log file is appended to
+        log.info("==== resumed %s (pid %d, %s) ====", run_dir, os.getpid(), out.stage["resumed"])
     tracker = Tracker()
     ok = False
     try:
@@ -71,8 +75,10 @@ def run(
             run_dir=run_dir,
             config=plain,
             group=group,
+            run_id=out.stage.get("wandb_run_id") if resuming else None,  # one run, resumed
         )
         out.update(wandb_run_id=tracker.run_id)
+        _seed(typed.seed if typed.trainer.seed is None else typed.trainer.seed)
         metrics = stage_fn(typed, out, tracker)
         write_json_atomic(run_dir / "metrics.json", metrics)
         out.finish("done")
@@ -84,3 +90,13 @@ def run(
     finally:
         tracker.finish(ok)
         out.close()
+
+
+def _seed(seed: int) -> None:
+    """Seed every RNG as the stage starts: a stage's result then depends on its config
+    alone, not on what ran before it in this process. A resumed curriculum restarts a
+    killed reward or RL stage in a new process, and must get the uninterrupted result
+    (the reward head and LoRA weights are initialized before the trainer seeds)."""
+    from transformers import set_seed
+
+    set_seed(seed)

@@ -1,5 +1,7 @@
 """W&B run lifecycle: one run per stage, closed in `finally` so failed runs close too.
 
+A resumed stage continues the W&B run its manifest recorded (same id, `resume="allow"`).
+
 Mode: `WANDB_MODE` in the environment wins; else `logger.mode`; else online when an
 API key is configured (WANDB_API_KEY or ~/.netrc), offline otherwise, so a machine
 without network or login still records every metric locally.
@@ -74,8 +76,12 @@ def start_tracking(
     run_dir: Path,
     config: dict[str, Any],
     group: str | None = None,
+    run_id: str | None = None,
 ) -> Tracker:
-    """Start the stage's W&B run (in `run_dir/wandb/`), or return a null tracker."""
+    """Start the stage's W&B run (in `run_dir/wandb/`), or return a null tracker.
+
+    `run_id`: the W&B run a resumed stage recorded; it is continued (`resume="allow"`),
+    not duplicated."""
     mode = resolve_mode(cfg)
     if mode == "disabled" or int(os.environ.get("RANK", "0")) > 0:  # rank 0 alone logs
         return Tracker()
@@ -92,9 +98,12 @@ def start_tracking(
         dir=str(run_dir),
         mode=mode,
         reinit="finish_previous",
+        id=run_id,
+        resume="allow" if run_id else None,
         settings=wandb.Settings(silent=True, save_code=False, x_disable_meta=True),
     )
-    log.info("W&B run %s (%s mode) in %s", run.id, mode, run_dir / "wandb")
+    how = "continued" if run_id else "started"
+    log.info("W&B run %s %s (%s mode) in %s", run.id, how, mode, run_dir / "wandb")
     return Tracker(run)
 
 

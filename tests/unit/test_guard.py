@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,3 +68,34 @@ def test_disk_full_is_found_in_the_cause_chain_and_in_library_messages() -> None
     library = RuntimeError("Error while serializing: I/O error: No space left on device")
     assert disk_full(library, Path("/runs/x")) == "disk full at /runs/x (RuntimeError)"
     assert disk_full(ValueError("bad"), Path("/runs/x")) is None
+
+
+def test_a_curriculum_resume_is_pointed_at_the_run_it_resumes(tmp_path, monkeypatch) -> None:
+    import json
+
+    import pytest
+
+    from medalign.errors import MedalignError
+    from medalign.guard import resume_in_place
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MedalignError, match="resume=latest: no curriculum run under runs"):
+        resume_in_place(["m", "experiment=curriculum", "resume=latest"])
+    old, new = tmp_path / "runs/d/1_curriculum", tmp_path / "runs/d/2_curriculum"
+    for k, run in enumerate((old, new)):
+        run.mkdir(parents=True)
+        (run / "manifest.json").write_text(json.dumps({"kind": "curriculum"}))
+        os.utime(run / "manifest.json", (k, k))  # `new` is the newest
+    (tmp_path / "runs/d/3_medqa").mkdir()
+    (tmp_path / "runs/d/3_medqa/manifest.json").write_text(json.dumps({"kind": "stage"}))
+
+    argv = ["m", "experiment=curriculum", "resume=latest", "logger=none"]
+    assert resume_in_place(argv) == [
+        "m", "experiment=curriculum", "logger=none", f"resume={new}", f"hydra.run.dir={new}"
+    ]  # fmt: skip
+    given = ["m", "resume=runs/d/1_curriculum", f"hydra.run.dir={tmp_path / 'elsewhere'}"]
+    assert resume_in_place(given)[-2:] == [f"resume={old}", f"hydra.run.dir={old}"]
+    for untouched in (["m", "stage=medqa"], ["m", "resume=null"], ["m", "-m", "resume=latest"]):
+        assert resume_in_place(untouched) == untouched
+    with pytest.raises(MedalignError, match="no curriculum manifest.json there"):
+        resume_in_place(["m", "resume=runs/d/3_medqa"])
