@@ -89,7 +89,7 @@ def latest_checkpoint(folder: Path) -> str | None:
     if path is None:
         log.warning(
             "stage.resume_from=latest: no complete checkpoint in %s; training starts from "
-            "step 0 (set checkpoint.every_steps to make a stage resumable mid-training)",
+            "step 0 (set trainer.save_steps to make a stage resumable mid-training)",
             folder,
         )
         return None

@@ -136,7 +136,7 @@ def orpo(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft)
         processing_class=tokenizer,
         peft_config=peft,
     )
-    return trainer, _with_logger(trainer, preference_logger(tracker))
+    return trainer, _with_logger(trainer, preference_logger(tracker, "orpo"))
 
 
 PREFERENCE = ("dpo", "kto", "orpo")  # the offline algorithms: preference data, no rewards
@@ -219,10 +219,20 @@ PREFERENCE_METRICS = {
 }
 
 
-def preference_logger(tracker: Tracker) -> Any:
+# ORPO's log-probabilities are per-token means (TRL: average_log_prob=True); DPO's and
+# KTO's are sums over the answer: never under one name.
+PER_TOKEN_LOGPS = {
+    "logps/chosen": "rl/chosen_logp_per_token",
+    "logps/rejected": "rl/rejected_logp_per_token",
+}
+
+
+def preference_logger(tracker: Tracker, algorithm: str = "dpo") -> Any:
     """A callback that re-logs TRL's preference metrics under medalign's names
     (PREFERENCE_METRICS) to W&B and keeps each logged row (`history`) for the manifest."""
     from transformers import TrainerCallback
+
+    names = PREFERENCE_METRICS | (PER_TOKEN_LOGPS if algorithm == "orpo" else {})
 
     class PreferenceLogger(TrainerCallback):
         def __init__(self) -> None:
@@ -230,7 +240,7 @@ def preference_logger(tracker: Tracker) -> Any:
 
         def on_log(self, args, state, control, logs=None, **kwargs) -> None:
             logs = logs or {}
-            row = {new: float(logs[old]) for old, new in PREFERENCE_METRICS.items() if old in logs}
+            row = {new: float(logs[old]) for old, new in names.items() if old in logs}
             if row:
                 self.history.append(row)
                 tracker.log(row)

@@ -129,3 +129,21 @@ def test_orpo_without_pairs_fails_and_any_pair_source_is_enough(kto, tmp_path: P
     ratings.write_text("")
     check_components(_with(kto, reward=none, feedback_path=str(ratings)))  # KTO: ratings
     check_components(_with(kto, reward={**none, "pairs_path": "pairs.jsonl"}, algorithm="orpo"))
+
+
+def test_orpo_log_probabilities_are_not_logged_as_dpo_kto_sums() -> None:
+    """TRL's ORPO logs per-token mean log-probabilities; DPO and KTO log sums over the
+    answer. The same name for both would make a KTO-vs-ORPO comparison silently wrong."""
+    from medalign.stages.rl_algorithms import preference_logger
+    from medalign.tracking import Tracker
+
+    logs = {"logps/chosen": -0.5, "logps/rejected": -0.9, "rewards/chosen": -0.05}
+    summed, per_token = preference_logger(Tracker()), preference_logger(Tracker(), "orpo")
+    summed.on_log(None, None, None, logs=logs)
+    per_token.on_log(None, None, None, logs=logs)
+    assert summed.history[-1]["rl/chosen_logp"] == -0.5
+    assert per_token.history[-1] == {
+        "rl/chosen_logp_per_token": -0.5,
+        "rl/rejected_logp_per_token": -0.9,
+        "rl/chosen_reward": -0.05,
+    }
