@@ -44,16 +44,19 @@ def _rows_and_model() -> tuple[list[dict], str, list[int]]:
     from medalign.config import ModelConfig
     from medalign.data.formatting import to_messages
     from medalign.data.loading import load_records
+    from medalign.data.tokenize import tokenize_sft
     from medalign.models.load import load_tokenizer, model_source
-    from medalign.stages.sft import example_lengths
 
     cfg = catalogue("medmcqa")
     rows = [to_messages(r, cfg) for r in load_records(cfg).records]
     source = model_source(ModelConfig())
     from datasets import Dataset
+    from trl import SFTConfig
 
-    lengths = example_lengths(Dataset.from_list(rows), load_tokenizer(ModelConfig(), source))
-    return rows, source, lengths
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_length=None, report_to=[], use_cpu=True)
+    tokenizer = load_tokenizer(ModelConfig(), source)
+    tokenized, _ = tokenize_sft(Dataset.from_list(rows), tokenizer, args)
+    return rows, source, [len(ids) for ids in tokenized["input_ids"]]
 
 
 def padding_share(lengths: list[int], batch: int, seed: int = 0) -> float:

@@ -19,6 +19,7 @@ import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
 import bench_lmeval  # noqa: E402
 import bench_plan  # noqa: E402
+import bench_preprocess  # noqa: E402
 import bench_sft  # noqa: E402
 import bench_startup  # noqa: E402
 
@@ -50,6 +51,8 @@ def main() -> None:
     curriculum = bench_curriculum.measure()
     print("the planner vs measured, published and (with CUDA) GPU figures ...", flush=True)
     plan = bench_plan.measure()
+    print("preprocessing at 20k/80k/180k rows, a sweep, stage=eval vs lm-eval ...", flush=True)
+    preprocess = bench_preprocess.main(bench_preprocess.SIZES)
     results = {
         "machine": machine(),
         "startup": startup,
@@ -58,6 +61,7 @@ def main() -> None:
         "mcq_eval": mcq,
         "curriculum": curriculum,
         "plan": plan,
+        "preprocess": preprocess,
         "gpu": plan["gpu"],
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -93,6 +97,10 @@ def main() -> None:
         "## Plan before you train: the planner vs measurements",
         "",
         bench_plan.markdown(plan),
+        "",
+        "## Real data scale: tokenization, the cache, evaluation start-up",
+        "",
+        bench_preprocess.markdown(preprocess),
         "",
         "## GPU",
         "",

@@ -152,6 +152,15 @@ class TrainerConfig:
 
 
 @dataclass
+class PreprocessConfig:
+    """Training-data preprocessing: parallel tokenization and the tokenized-dataset cache."""
+
+    num_proc: int | None = None  # processes for tokenization; null: every core
+    cache: bool = True  # reuse tokenized datasets across stages, resumes and sweep jobs
+    cache_dir: str | None = None  # null: <MEDALIGN_CACHE or ~/.cache/medalign>/tokenized
+
+
+@dataclass
 class SFTStageConfig:
     kind: str = "sft"
     name: str = "sft"
@@ -193,6 +202,7 @@ class EvalConfig:
     bootstrap: int = 1000
     seed: int = 0
     after_train: bool = False
+    plots: bool = True  # eval/plots/*.png (matplotlib is imported only for them)
     judge_model: str | None = None
     add_bos_token: bool | None = None
     backend: str = _choice("builtin", "builtin", "lm_eval")
@@ -354,6 +364,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "sweep": SweepConfig,
     "plan": PlanConfig,
     "generate": GenerateConfig,
+    "preprocess": PreprocessConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "init_from": str}
 # Keys that moved in the redesign: an old override gets the new name, not "unknown key".
@@ -414,6 +425,7 @@ class RunConfig:
     resume: str | None = None
     init_from: str | None = None
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:

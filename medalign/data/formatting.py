@@ -19,13 +19,18 @@ def to_messages(record: QARecord, cfg: DatasetConfig) -> dict[str, Messages]:
     return get_task(cfg).messages(record)
 
 
-def to_sft_dataset(parts: list[tuple[list[QARecord], DatasetConfig]], seed: int = 0) -> Any:
-    """A `datasets.Dataset` with `prompt` and `completion` columns (shuffled when mixed)."""
-    from datasets import Dataset
-
+def sft_rows(parts: list[tuple[list[QARecord], DatasetConfig]]) -> list[dict[str, Messages]]:
+    """The prompt/completion rows of every part, in order (not yet shuffled)."""
     rows = []
     for records, cfg in parts:
         task = get_task(cfg)
         rows += [task.messages(r) for r in records]
-    dataset = Dataset.from_list(rows)
+    return rows
+
+
+def to_sft_dataset(parts: list[tuple[list[QARecord], DatasetConfig]], seed: int = 0) -> Any:
+    """A `datasets.Dataset` with `prompt` and `completion` columns (shuffled when mixed)."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(sft_rows(parts))
     return dataset.shuffle(seed=seed) if len(parts) > 1 else dataset

@@ -13,14 +13,17 @@ from typing import Any
 from medalign.outputs import write_json_atomic
 
 
-def write_reports(out: Path, results: dict[str, Any], predictions: list[dict]) -> dict[str, Path]:
+def write_reports(
+    out: Path, results: dict[str, Any], predictions: list[dict], plots: bool = True
+) -> dict[str, Path]:
+    """results.json, predictions.jsonl and summary.md first; then the plots, if asked."""
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", results)
     with (out / "predictions.jsonl").open("w") as handle:
         for row in predictions:
             handle.write(json.dumps(row) + "\n")
     (out / "summary.md").write_text(summary_markdown(results))
-    return plot(out / "plots", results)
+    return plot(out / "plots", results) if plots else {}
 
 
 def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -43,7 +43,7 @@ def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         adapter=point.adapter if point else None,
         **({"init_from": point.record()} if point else {}),
     )
-    metrics = report(results, predictions, run.path / "eval", tracker)
+    metrics = report(results, predictions, run.path / "eval", tracker, cfg.eval.plots)
     run.update(metrics=metrics)
     return metrics
 
@@ -61,17 +61,22 @@ def evaluate_and_report(
         from medalign.eval.runner import evaluate
 
         results, predictions = evaluate(model, tokenizer, cfg)
-    return report(results, predictions, out, tracker)
+    return report(results, predictions, out, tracker, plots_wanted=cfg.eval.plots)
 
 
 def report(
-    results: dict[str, Any], predictions: list[dict], out: Path, tracker: Tracker
+    results: dict[str, Any],
+    predictions: list[dict],
+    out: Path,
+    tracker: Tracker,
+    plots_wanted: bool = True,
 ) -> dict[str, float]:
-    """results.json, predictions.jsonl, summary.md and plots under `out`; metrics to W&B."""
+    """results.json, predictions.jsonl, summary.md, then the plots (eval.plots) under
+    `out`; metrics to W&B."""
     from medalign.eval.report import write_reports
     from medalign.eval.runner import flat_metrics
 
-    plots = write_reports(out, results, predictions)
+    plots = write_reports(out, results, predictions, plots=plots_wanted)
     metrics = flat_metrics(results)
     tracker.log(metrics)
     tracker.summary(metrics)

@@ -30,13 +30,12 @@ log = logging.getLogger(__name__)
 @register("stage", "sft")
 def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     """Train one SFT stage; return its metrics (also written to metrics.json)."""
-    from medalign.data.formatting import to_sft_dataset
     from medalign.data.loading import load_training_data
+    from medalign.data.prepare import prepare_sft
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.stages.common import with_path
 
     stage: SFTStageConfig = cfg.stage
-    trainer_cfg = cfg.trainer
     point = resolve_init_from(cfg.init_from)
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
     data = load_training_data(cfg)
@@ -46,25 +45,14 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     source = base_source(point, cfg.model)
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
-    train = to_sft_dataset([(p.records, p.config) for p in data.parts], seed=cfg.seed)
-    valid = to_sft_dataset(held.parts, seed=cfg.seed) if held else None
-    lengths = example_lengths(train, tokenizer)
-    truncated = sum(n > trainer_cfg.max_length for n in lengths)
-    if truncated:
-        log.warning(
-            "%d of %d examples are longer than trainer.max_length=%d tokens and will be truncated",
-            truncated,
-            len(lengths),
-            trainer_cfg.max_length,
-        )
+    args = _sft_args(cfg, run, tracker)
+    summary = data.summary()
+    prepared = prepare_sft(cfg, data.parts, tokenizer, args, summary["fingerprint"])  # cached
+    valid = _prepared_validation(cfg, held, tokenizer, args)
     run.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
-        data={
-            **data.summary(),
-            "truncated": truncated,
-            "tokens": sum(min(n, trainer_cfg.max_length) for n in lengths),
-        },
+        data={**summary, **prepared.manifest()},
         **({"validation": held.summary()} if held else {}),
     )
 
@@ -77,7 +65,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         )
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
-    trainer = _build_trainer(cfg, run, tracker, model, tokenizer, (train, valid), peft_config)
+    trainer = _build_trainer(cfg, args, model, tokenizer, (prepared, valid), peft_config)
     from medalign.models.lora import attach_loraplus
 
     attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
@@ -118,15 +106,6 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", out_name, out_dir, metrics)
     return metrics
-
-
-def example_lengths(dataset: Any, tokenizer: Any) -> list[int]:
-    """Token count of each prompt+completion as the chat template renders it."""
-    lengths = []
-    for row in dataset:
-        text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
-        lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
-    return lengths
 
 
 def save_atomically(model: Any, tokenizer: Any, target: Path) -> Path:
@@ -177,23 +156,17 @@ def _attach_adapter(model: Any, cfg: RunConfig, point: StartingPoint | None) -> 
     return PeftModel.from_pretrained(model, point.adapter, is_trainable=True), None
 
 
-def _build_trainer(
-    cfg: RunConfig,
-    run: RunDir,
-    tracker: Tracker,
-    model: Any,
-    tokenizer: Any,
-    data: tuple[Any, Any],
-    peft_config: Any,
-) -> Any:
-    from trl import SFTConfig, SFTTrainer
+def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
+    """The run's trl.SFTConfig (built before the model loads: data preparation reads it)."""
+    from trl import SFTConfig
 
+    from medalign.data.prepare import num_proc
     from medalign.stages.common import build_config, trainer_args
-    from medalign.stages.validation import validation_args, validation_callbacks
+    from medalign.stages.validation import validation_args
 
     common = trainer_args(cfg, run, tracker)
     packed = packing_mode(cfg)
-    args = build_config(
+    return build_config(
         SFTConfig,
         cfg,
         common,
@@ -201,18 +174,43 @@ def _build_trainer(
         packing=packed,
         padding_free=packed,
         completion_only_loss=True,
+        dataset_num_proc=num_proc(cfg),
         **({"neftune_noise_alpha": t} if (t := cfg.trainer.neftune_noise_alpha) else {}),
         **validation_args(cfg),  # trainer.eval_steps, load_best_model_at_end
     )
+
+
+def _build_trainer(
+    cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: tuple[Any, Any], peft_config: Any
+) -> Any:
+    """TRL's SFTTrainer on the prepared data (already tokenized: TRL skips its own pass)."""
+    from trl import SFTTrainer
+
+    from medalign.stages.validation import validation_callbacks
+
+    prepared, valid = data
+    if prepared.tokenized and (valid is None or valid.tokenized):
+        args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     return SFTTrainer(
         model=model,
         args=args,
-        train_dataset=data[0],
-        eval_dataset=data[1],
+        train_dataset=prepared.dataset,
+        eval_dataset=valid.dataset if valid is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=validation_callbacks(cfg),  # trainer.early_stopping_patience
     )
+
+
+def _prepared_validation(cfg: RunConfig, held: Any, tokenizer: Any, args: Any) -> Any:
+    """The held-out validation rows (trainer.eval_steps), tokenized like the training set."""
+    if not held:
+        return None
+    from medalign.data.prepare import prepare_sft
+    from medalign.data.records import LoadedData
+
+    parts = [LoadedData(r, "validation", {}, c) for r, c in held.parts]
+    return prepare_sft(cfg, parts, tokenizer, args)
 
 
 def _checkpoint_to_resume(resume_from: str | None, folder: Path) -> str | None:
