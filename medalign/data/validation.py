@@ -99,7 +99,8 @@ def _dev_split(cfg: RunConfig, dcfg: DatasetConfig) -> str | None:
             raise MedalignError(
                 f"config trainer.validation_split={asked}: that is the "
                 f"{'training' if asked == dcfg.split else 'evaluation'} split of dataset "
-                f"{dcfg.name!r}; use its dev split, or trainer.validation_split=fraction"
+                f"{dcfg.name!r}, so it cannot also validate training; use "
+                "trainer.validation_split=fraction (a held-out share of the training rows)"
             )
         return asked
     split = get_task(dcfg).dev_split

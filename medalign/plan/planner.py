@@ -134,7 +134,9 @@ def make_plan(cfg: RunConfig, device: str = "gpu") -> dict[str, Any]:
     memory = memory_components(cfg, model, work, device)
     total = sum(memory.values())
     compute = compute_estimate(cfg, model, work, gpu)
-    fits = total <= gpu.memory_gib * F.GIB
+    limit = gpu.memory_gib * F.GIB
+    notes = caveats(work, device)
+    fits = _verdict(total, limit, notes)
     plan = {
         "model": cfg.model.name,
         "architecture": dataclasses.asdict(arch),
@@ -147,8 +149,9 @@ def make_plan(cfg: RunConfig, device: str = "gpu") -> dict[str, Any]:
         "total_gib": round(total / F.GIB, 3),
         "compute": compute,
         "fits": fits,
+        "tight": bool(fits) and total > (1 - F.TIGHT_MARGIN) * limit,
         "knobs": [] if fits else knobs_to_fit(cfg, model, work, gpu, device),
-        "caveats": caveats(work, device),
+        "caveats": notes,
     }
     return plan
 
@@ -345,6 +348,14 @@ def compute_estimate(cfg: RunConfig, model: _Model, work: Workload, gpu: F.Gpu) 
     }
 
 
+def _verdict(total: float, limit: float, notes: list[str]) -> bool | None:
+    """True/False; None where it fits only by a lower bound (int8 on a GPU, measured up
+    to INT8_MEASURED_RATIO times the estimate): unknown, never "fits"."""
+    if total > limit:
+        return False
+    return None if notes and total * F.INT8_MEASURED_RATIO > limit else True
+
+
 def caveats(work: Workload, device: str) -> list[str]:
     """What measurements showed this plan cannot be trusted on (formulas.py says how)."""
     if work.quant == "int8" and device == "gpu":
@@ -390,8 +401,8 @@ def knobs_to_fit(cfg: RunConfig, model: _Model, work: Workload, gpu: F.Gpu, devi
                 "knob": label,
                 "total_gib": round(total / F.GIB, 2),
                 "saves_gib": round((now - total) / F.GIB, 2),
-                "fits": total <= limit,
+                "fits": _verdict(total, limit, caveats(variant, device)),
             }
         )
-    ranked.sort(key=lambda k: (not k["fits"], -k["saves_gib"]))
+    ranked.sort(key=lambda k: (k["fits"] is not True, -k["saves_gib"]))
     return ranked

@@ -30,6 +30,7 @@ def run_plan(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
     plan = make_plan(cfg)
     write_json_atomic(run.path / "plan.json", plan)
     print(table(plan))
+    print(f"\nplan.json: {run.path / 'plan.json'}")
     metrics = {
         "plan/total_gib": plan["total_gib"],
         "plan/fits": plan["fits"],
@@ -65,7 +66,11 @@ def table(plan: dict[str, Any]) -> str:
     for name, gib in plan["memory_gib"].items():
         lines.append(f"  {name:<18} {gib:>9.2f}")
     limit = plan["gpu"]["memory_gib"]
-    verdict = "fits" if plan["fits"] else "does NOT fit"
+    verdict = {True: "fits", False: "does NOT fit"}.get(
+        plan["fits"], "may NOT fit (the int8 estimate is a lower bound: see the caveat)"
+    )
+    if plan.get("tight"):
+        verdict += " (within 5% of the card: inside the plan's own error; leave room)"
     lines += [
         f"  {'total':<18} {plan['total_gib']:>9.2f}  of {limit:.1f}: {verdict}",
         "",
@@ -80,6 +85,6 @@ def table(plan: dict[str, Any]) -> str:
     if plan["knobs"]:
         lines += ["", "To make it fit (one change each, biggest saving first):"]
         for k in plan["knobs"]:
-            mark = "fits" if k["fits"] else "not enough alone"
+            mark = {True: "fits", False: "not enough alone"}.get(k["fits"], "int8: unknown")
             lines.append(f"  {k['knob']:<45} {k['total_gib']:>8.2f} GiB  ({mark})")
     return "\n".join(lines)

@@ -116,6 +116,17 @@ def validation_summary(trainer: Any, cfg: RunConfig) -> dict[str, Any]:
     planned = trainer.state.max_steps
     out["stopped_early"] = bool(trainer.state.global_step < planned)
     out["kept"] = "best" if keep_best(cfg) else "last"
+    if out["stopped_early"]:
+        log.warning(
+            "early stopping: validation loss did not improve for %d evaluations; stopped at "
+            "step %d of %d, keeping the %s adapter (best %.4f at step %s)",
+            cfg.trainer.early_stopping_patience or 0,
+            trainer.state.global_step,
+            planned,
+            out["kept"],
+            out.get("best_loss", float("nan")),
+            out.get("best_step"),
+        )
     return out
 
 

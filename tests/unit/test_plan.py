@@ -205,3 +205,41 @@ def test_int8_plan_carries_the_measured_caveat() -> None:
     small = ("plan.gpu=custom", "plan.gpu_memory_gb=0.65", "plan.gpu_tflops=10")
     knobs = _plan(*small, device="gpu")["knobs"]
     assert not any(k["knob"] == "quant=int8" for k in knobs)  # nf4 is smaller and faster
+
+
+def test_an_int8_plan_that_fits_only_by_its_lower_bound_is_not_called_a_fit() -> None:
+    """A GPU whose memory holds the int8 estimate but not the measured 4.45x of it: the
+    verdict is unknown (None), not "fits", and nf4 is offered."""
+    from medalign.plan.formulas import INT8_MEASURED_RATIO
+
+    lower = _plan("quant=int8", device="gpu")["total_gib"]
+    between = (lower * 1.5, lower * INT8_MEASURED_RATIO * 1.1)
+    small = _plan(
+        "quant=int8",
+        "plan.gpu=custom",
+        "plan.gpu_tflops=10",
+        f"plan.gpu_memory_gb={between[0]}",
+        device="gpu",
+    )
+    assert small["fits"] is None
+    assert any(k["knob"] == "quant=nf4" for k in small["knobs"])
+    big = _plan(
+        "quant=int8",
+        "plan.gpu=custom",
+        "plan.gpu_tflops=10",
+        f"plan.gpu_memory_gb={between[1]}",
+        device="gpu",
+    )
+    assert big["fits"] is True
+
+
+def test_a_fit_within_the_plans_accuracy_is_flagged() -> None:
+    total = _plan(device="gpu")["total_gib"]
+    tight = _plan(
+        "plan.gpu=custom", "plan.gpu_tflops=10", f"plan.gpu_memory_gb={total * 1.02}", device="gpu"
+    )
+    assert tight["fits"] is True and tight["tight"] is True
+    roomy = _plan(
+        "plan.gpu=custom", "plan.gpu_tflops=10", f"plan.gpu_memory_gb={total * 1.5}", device="gpu"
+    )
+    assert roomy["tight"] is False
