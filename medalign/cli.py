@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from medalign.compose import CONFIG_DIR  # the tree ships in the package: any wheel has it
-from medalign.errors import MedalignError
+from medalign.errors import MedalignError, NothingToResume
 from medalign.locks import RunDirInUse
 from medalign.quiet import quiet
 
@@ -114,6 +114,9 @@ def main() -> None:
         check_overrides(overrides)
         sys.argv = guard.resume_in_place(sys.argv)  # a resume logs into its own run
         guard.check_run_dir_arg(sys.argv)  # before Hydra writes into the directory
+    except NothingToResume as exc:
+        guard.print_error(f"medalign: {exc}")
+        sys.exit(0)
     except MedalignError as exc:
         guard.print_error(f"medalign: error: {exc}")
         sys.exit(2)

@@ -177,7 +177,22 @@ def resolve_resume(resume: str, new_dir: Path) -> Path:
     found = [p for p in found if _is_curriculum(p)]
     if not found:
         raise MedalignError(f"resume=latest: no curriculum run under {root}")
-    return max(found, key=lambda p: (p / "manifest.json").stat().st_mtime)
+    newest = sorted(found, key=lambda p: (p / "manifest.json").stat().st_mtime, reverse=True)
+    unfinished = [p for p in newest if curriculum_status(p) != "done"]
+    if not unfinished:  # after a crash, `latest` never means a run that finished since
+        raise MedalignError(
+            f"resume=latest: no unfinished curriculum under {root} (the newest, {newest[0]}, "
+            "is complete)"
+        )
+    return unfinished[0]
+
+
+def curriculum_status(path: Path) -> str | None:
+    """The top-level status a curriculum manifest records (None if unreadable)."""
+    try:
+        return json.loads((path / "manifest.json").read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _is_curriculum(path: Path) -> bool:

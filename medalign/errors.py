@@ -11,6 +11,10 @@ class MedalignError(Exception):
     """A user-facing error: the message names what is wrong and where (file, row, field)."""
 
 
+class NothingToResume(MedalignError):
+    """`resume=` names a run that is complete: said in one line, exit 0, nothing touched."""
+
+
 def where(path: object, row: object | None = None, field: str | None = None) -> str:
     """Format a location as `file, row 'key', field 'name'` for error messages."""
     parts = [str(path)]

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from medalign.errors import MedalignError
+from medalign.errors import MedalignError, NothingToResume
 
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
 _MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -60,11 +60,16 @@ def resume_in_place(argv: list[str]) -> list[str]:
         return argv
     if any(a in _MULTIRUN_FLAGS for a in args):
         return argv
-    from medalign.curriculum import resolve_resume
+    from medalign.curriculum import curriculum_status, resolve_resume
 
     given = _last(args, "hydra.run.dir")
     root = Path(given).parent.parent if given else Path("runs")  # the default's runs root
     target = os.path.abspath(resolve_resume(resume, root / "new" / "run"))
+    if curriculum_status(Path(target)) == "done":  # nothing to do: and nothing is touched
+        raise NothingToResume(
+            f"{target} is complete (status done); nothing to resume. Evaluate or export it "
+            f"with init_from={target}, or start a new run"
+        )
     if given and os.path.abspath(given) != target:
         print_error(f"medalign: resume: hydra.run.dir={given} ignored; the resume runs in {target}")
     kept = [a for a in argv if not a.lstrip("+").startswith(("hydra.run.dir=", "resume="))]

@@ -99,3 +99,32 @@ def test_a_curriculum_resume_is_pointed_at_the_run_it_resumes(tmp_path, monkeypa
         assert resume_in_place(untouched) == untouched
     with pytest.raises(MedalignError, match="no curriculum manifest.json there"):
         resume_in_place(["m", "resume=runs/d/3_medqa"])
+
+
+def test_resume_latest_skips_finished_runs_and_a_finished_run_is_never_reopened(
+    tmp_path, monkeypatch
+) -> None:
+    """After a crash, `resume=latest` means the newest *unfinished* curriculum, not a run
+    that finished after it; resuming a finished run changes nothing in it."""
+    import json
+
+    import pytest
+
+    from medalign.errors import MedalignError, NothingToResume
+    from medalign.guard import resume_in_place
+
+    monkeypatch.chdir(tmp_path)
+    crashed, finished = tmp_path / "runs/d/1_curriculum", tmp_path / "runs/d/2_curriculum"
+    for k, (run, status) in enumerate(((crashed, "running"), (finished, "done"))):
+        run.mkdir(parents=True)
+        (run / "manifest.json").write_text(json.dumps({"kind": "curriculum", "status": status}))
+        os.utime(run / "manifest.json", (k, k))  # the finished run is the newest
+    before = (finished / "manifest.json").read_bytes()
+    argv = ["m", "experiment=curriculum", "resume=latest"]
+    assert resume_in_place(argv)[-2:] == [f"resume={crashed}", f"hydra.run.dir={crashed}"]
+    with pytest.raises(NothingToResume, match="complete"):
+        resume_in_place(["m", "experiment=curriculum", f"resume={finished}"])
+    assert (finished / "manifest.json").read_bytes() == before
+    (crashed / "manifest.json").write_text(json.dumps({"kind": "curriculum", "status": "done"}))
+    with pytest.raises(MedalignError, match="no unfinished curriculum"):
+        resume_in_place(argv)
