@@ -89,7 +89,8 @@ def latest_checkpoint(folder: Path) -> str | None:
     if path is None:
         log.warning(
             "stage.resume_from=latest: no complete checkpoint in %s; training starts from "
-            "step 0 (set trainer.save_steps to make a stage resumable mid-training)",
+            "step 0 (the stage was stopped before its first save, or trainer.save_steps is "
+            "0 or above trainer.max_steps)",
             folder,
         )
         return None
