@@ -7,6 +7,8 @@ and a temp HF_HOME. The tiny model cache is shared by the session (built once).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,17 @@ def loglik_pairs(name: str, records) -> list[tuple[str, list[str]]]:
     """(context, choices) of each record, from dataset `name`'s Task (lm-eval's items)."""
     task = task_for(name)
     return [(item.context, item.choices) for item in map(task.loglik_item, records)]
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    """`python -m medalign ARGS` in its own session (so a test can kill its whole tree),
+    stdout and stderr together."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "medalign", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )

@@ -37,6 +37,17 @@ def read_json(path: Path) -> Any:
         ) from None
 
 
+def read_json_or_jsonl(path: Path) -> list[Any]:
+    """The rows of a JSON list or a JSON Lines file (told apart by the first character)."""
+    text = read_text(path)
+    try:
+        if text.lstrip().startswith("["):
+            return json.loads(text)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise MedalignError(f"{path}: not valid JSON or JSON Lines: {exc}") from None
+
+
 def read_jsonl(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
     """(row key "line N", object) for each non-empty line; invalid lines go to `bad`."""
     rows = []

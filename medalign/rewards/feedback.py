@@ -16,11 +16,11 @@ or chat message lists. Each row is checked; a bad one is refused with file, row 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
+from medalign.data.files import read_json_or_jsonl
 from medalign.errors import MedalignError, where
 
 WORDS = {"up": True, "down": False, "true": True, "false": False}
@@ -42,15 +42,7 @@ def load_feedback(path: str) -> list[dict[str, Any]]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise MedalignError(f"rl.feedback_path: file not found: {file}")
-    text = file.read_text(encoding="utf-8")
-    try:
-        rows = (
-            json.loads(text)
-            if text.lstrip().startswith("[")
-            else [json.loads(line) for line in text.splitlines() if line.strip()]
-        )
-    except json.JSONDecodeError as exc:
-        raise MedalignError(f"{file}: not valid JSON or JSON Lines: {exc}") from None
+    rows = read_json_or_jsonl(file)
     out = [_row(file, number, row) for number, row in enumerate(rows, start=1)]
     if len(out) < 2:
         raise MedalignError(f"rl.feedback_path: {file} has {len(out)} rated rows; need >= 2")

@@ -11,10 +11,10 @@ strings or message lists) are validated row by row and used as they are.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from medalign.data.files import read_json_or_jsonl
 from medalign.data.records import QARecord
 from medalign.errors import MedalignError, where
 
@@ -61,15 +61,7 @@ def load_external_pairs(path: str) -> list[Pair]:
     file = Path(path)
     if not file.is_file():
         raise MedalignError(f"reward.pairs_path: file not found: {file}")
-    text = file.read_text(encoding="utf-8")
-    try:
-        rows = (
-            json.loads(text)
-            if text.lstrip().startswith("[")
-            else [json.loads(line) for line in text.splitlines() if line.strip()]
-        )
-    except json.JSONDecodeError as exc:
-        raise MedalignError(f"{file}: not valid JSON or JSON Lines: {exc}") from None
+    rows = read_json_or_jsonl(file)
     return [_external_pair(file, i, row) for i, row in enumerate(rows, start=1)]
 
 

@@ -18,13 +18,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import start_cli
 
 CURRICULUM = [
     "experiment=curriculum",
@@ -43,18 +42,6 @@ KILL_POINTS = {  # name: (the file whose appearance triggers the kill, stages do
     "rl_evaluation": ("2-rl/adapter/adapter_model.safetensors", 2),  # adapter saved
 }
 STAGES = ["0-pubmedqa", "1-reward", "2-rl"]
-
-
-def _cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "medalign", *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def _finish(proc: subprocess.Popen) -> str:
@@ -91,7 +78,7 @@ def _assert_same_weights(ours: Path, theirs: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("reference") / "run"
-    _finish(_cli(*CURRICULUM, f"hydra.run.dir={run}"))
+    _finish(start_cli(*CURRICULUM, f"hydra.run.dir={run}"))
     return run
 
 
@@ -104,7 +91,7 @@ def test_a_kill_in_the_reward_or_rl_stage_resumes_to_the_uninterrupted_result(
     finished = STAGES[:done]
     before_ref = _snapshot(reference)
     run = tmp_path / "run"
-    proc = _cli(*CURRICULUM, f"hydra.run.dir={run}")
+    proc = start_cli(*CURRICULUM, f"hydra.run.dir={run}")
     ready = run / trigger
     deadline = time.time() + 500
     while not ready.is_file():
@@ -119,7 +106,7 @@ def test_a_kill_in_the_reward_or_rl_stage_resumes_to_the_uninterrupted_result(
     assert status == {**dict.fromkeys(finished, "done"), killed_stage: "running"}
     kept = {name: _snapshot(run / name) for name in finished}
 
-    out = _finish(_cli("experiment=curriculum", f"resume={run}"))
+    out = _finish(start_cli("experiment=curriculum", f"resume={run}"))
     assert "resuming the curriculum" in out
     manifest = json.loads((run / "manifest.json").read_text())
     ref_manifest = json.loads((reference / "manifest.json").read_text())

@@ -17,18 +17,11 @@ import pytest
 from medalign.checks import check_components
 from medalign.config import validate
 from medalign.errors import MedalignError
+from medalign.tasks.mmlu_medical import SUBJECTS
 from tests.conftest import REPO, compose
 
 TASKS = REPO / "tests" / "assets" / "lm_eval_tasks"
 GROUP = "medalign_example_mmlu_medical"
-SUBJECTS = (
-    "anatomy",
-    "clinical_knowledge",
-    "college_biology",
-    "college_medicine",
-    "medical_genetics",
-    "professional_medicine",
-)
 
 
 def _lm_eval(*overrides: str) -> tuple[str, ...]:

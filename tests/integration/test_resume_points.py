@@ -10,27 +10,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import start_cli
 
 BASE = ["stage=pubmedqa", "logger=none", "dataset.limit=8", "eval.bootstrap=0"]
-
-
-def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "medalign", *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def _training_recorded(manifest: Path) -> bool:
@@ -69,14 +56,14 @@ def test_a_kill_during_the_evaluation_after_training_resumes_at_the_evaluation(
         "eval.limit=16",
         f"hydra.run.dir={run}",
     ]
-    _kill_when(_start(*args), lambda: _training_recorded(run / "manifest.json"), "evaluation")
+    _kill_when(start_cli(*args), lambda: _training_recorded(run / "manifest.json"), "evaluation")
     stage = json.loads((run / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "running" and "metrics" not in stage
     assert not (run / "eval" / "results.json").exists()  # killed inside the evaluation
     weights = run / "adapter" / "adapter_model.safetensors"
     saved = (weights.read_bytes(), weights.stat().st_mtime_ns)
 
-    out = _finish(_start(*args, "stage.resume_from=latest"))  # was: OSError Errno 39
+    out = _finish(start_cli(*args, "stage.resume_from=latest"))  # was: OSError Errno 39
     assert "training is skipped" in out
     stage = json.loads((run / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done" and stage["resumed_at"] == "evaluation"
@@ -100,13 +87,13 @@ def test_a_checkpoint_cut_short_is_skipped_and_training_resumes_from_the_one_bef
         f"hydra.run.dir={run}",
     ]
     cut = run / "checkpoints" / "checkpoint-4"
-    _kill_when(_start(*args), (cut / "trainer_state.json").exists, "checkpoint-4")
+    _kill_when(start_cli(*args), (cut / "trainer_state.json").exists, "checkpoint-4")
     # as a kill while checkpoint-4 was written leaves it: weights cut short, no state yet
     (cut / "trainer_state.json").unlink()
     weights = cut / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
 
-    out = _finish(_start(*args, "stage.resume_from=latest"))  # was: Can't find a valid ...
+    out = _finish(start_cli(*args, "stage.resume_from=latest"))  # was: Can't find a valid ...
     assert f"not resuming from {cut}" in out and "trainer_state.json missing" in out
     stage = json.loads((run / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done"
