@@ -32,8 +32,7 @@ def load_records(
     cfg: DatasetConfig, data_root: str | None = None, split: str | None = None
 ) -> LoadedData:
     """Read, validate and normalize the rows `cfg` names (for `split`, default cfg.split)."""
-    if split is not None and split != cfg.split:
-        cfg = merge_group("dataset", DatasetConfig, {**vars(cfg), "split": split})
+    cfg = split_config(cfg, split)
     task = get_task(cfg)
     bad: BadRows
     if cfg.hub_id:
@@ -148,14 +147,36 @@ class TrainingData:
         }
 
 
-def load_training_data(cfg: RunConfig) -> TrainingData:
-    """The training dataset or its `dataset.mix`, with evaluation overlaps removed."""
+def training_configs(cfg: RunConfig) -> list[tuple[DatasetConfig, float]]:
+    """(config, mix weight) of each dataset the training set is made of."""
     train = cfg.dataset
     names = dict(train.mix or {}) or {train.name: 1.0}
-    parts = []
+    out = []
     for name, weight in names.items():
         part_cfg = train if name == train.name else catalogue_config(cfg, name, "dataset.mix")
         part_cfg = dataclasses.replace(part_cfg, on_bad_row=train.on_bad_row, seed=train.seed)
+        out.append((part_cfg, weight))
+    return out
+
+
+def decontamination_configs(cfg: RunConfig) -> list[DatasetConfig]:
+    """The evaluation sets the training rows are checked against, whole."""
+    names = cfg.dataset.decontaminate_against or []
+    return [dataclasses.replace(eval_dataset_config(cfg, name), limit=None) for name in names]
+
+
+def split_config(cfg: DatasetConfig, split: str | None) -> DatasetConfig:
+    """`cfg` reading `split` (default: its own)."""
+    if split is None or split == cfg.split:
+        return cfg
+    return merge_group("dataset", DatasetConfig, {**vars(cfg), "split": split})
+
+
+def load_training_data(cfg: RunConfig) -> TrainingData:
+    """The training dataset or its `dataset.mix`, with evaluation overlaps removed."""
+    train = cfg.dataset
+    parts = []
+    for part_cfg, weight in training_configs(cfg):
         part = load_records(part_cfg, cfg.data_root)
         parts.append(_weighted(part, weight, train.seed or 0))
     counts: Counter[str] = Counter()
@@ -163,8 +184,8 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     unchecked: dict[str, str] = {}
     if train.decontaminate_against:
         index = EvalIndex.from_config(train)
-        for name in train.decontaminate_against:
-            eval_cfg = dataclasses.replace(eval_dataset_config(cfg, name), limit=None)
+        for eval_cfg in decontamination_configs(cfg):
+            name = eval_cfg.name
             try:
                 eval_data = load_records(eval_cfg, cfg.data_root, split=eval_cfg.eval_split)
             except MedalignError as exc:  # no such split here: nothing to check against

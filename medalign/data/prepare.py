@@ -77,30 +77,56 @@ def prepare_sft(
         log.info("TRL prepares the training set itself (%s): no truncation counts", reason)
         rows = sft_rows([(p.records, p.config) for p in parts])
         return Prepared(_dataset(rows, mixed, cfg.seed), None, tokenized=False)
-    digest = token_cache.data_digest(
-        fingerprint or token_cache.records_fingerprint(parts),
-        [p.config for p in parts],
-        cfg.seed if mixed else None,
-    )
-    key, _ = token_cache.cache_key(digest, tokenizer, args)
-    root = token_cache.cache_dir(cfg.preprocess.cache_dir)
-    if cfg.preprocess.cache:
-        found = token_cache.load(root, key)
-        if found is not None:
-            dataset, meta = found
-            stats = TokenStats(**meta["stats"])
-            log.info("tokenized cache hit %s (%d rows, %s)", key, stats.rows, root / key)
-            prepared = Prepared(dataset, stats, True, key, True, time.perf_counter() - started)
-            return _shuffled(_checked(prepared), args)
+    fingerprint = fingerprint or token_cache.records_fingerprint(parts)
+    key = _key(cfg, [p.config for p in parts], fingerprint, tokenizer, args)
+    found = _from_cache(cfg, key, args)
+    if found is not None:
+        return found
     workers = num_proc(cfg)
     rows = sft_rows([(p.records, p.config) for p in parts])
     dataset, stats = tokenize_sft(_dataset(rows, mixed, cfg.seed), tokenizer, args, workers)
     prepared = _checked(Prepared(dataset, stats, True, key, False))
     if cfg.preprocess.cache:
+        root = token_cache.cache_dir(cfg.preprocess.cache_dir)
         token_cache.store(root, key, dataset, {"stats": stats.as_dict(), "rows": len(rows)})
         log.info("tokenized %d rows on %d process(es); cached as %s", len(rows), workers, key)
     prepared.seconds = time.perf_counter() - started
     return _shuffled(prepared, args)
+
+
+def cached_sft(
+    cfg: RunConfig, configs: list[Any], fingerprint: str, tokenizer: Any, args: Any
+) -> Prepared | None:
+    """The tokenized training set from the cache, or None. Needs no row: only the
+    records' fingerprint and the datasets' settings (a remembered load's)."""
+    if supported(args):
+        return None
+    return _from_cache(cfg, _key(cfg, configs, fingerprint, tokenizer, args), args)
+
+
+def _from_cache(cfg: RunConfig, key: str, args: Any) -> Prepared | None:
+    from medalign.data import token_cache
+
+    if not cfg.preprocess.cache:
+        return None
+    started = time.perf_counter()
+    root = token_cache.cache_dir(cfg.preprocess.cache_dir)
+    found = token_cache.load(root, key)
+    if found is None:
+        return None
+    dataset, meta = found
+    stats = TokenStats(**meta["stats"])
+    log.info("tokenized cache hit %s (%d rows, %s)", key, stats.rows, root / key)
+    prepared = Prepared(dataset, stats, True, key, True, time.perf_counter() - started)
+    return _shuffled(_checked(prepared), args)
+
+
+def _key(cfg: RunConfig, configs: list[Any], fingerprint: str, tokenizer: Any, args: Any) -> str:
+    from medalign.data import token_cache
+
+    mixed = len(configs) > 1
+    digest = token_cache.data_digest(fingerprint, configs, cfg.seed if mixed else None)
+    return token_cache.cache_key(digest, tokenizer, args)[0]
 
 
 def _dataset(rows: list[dict], mixed: bool, seed: int) -> Any:

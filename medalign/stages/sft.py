@@ -30,29 +30,41 @@ log = logging.getLogger(__name__)
 @register("stage", "sft")
 def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     """Train one SFT stage; return its metrics (also written to metrics.json)."""
-    from medalign.data.loading import load_training_data
-    from medalign.data.prepare import prepare_sft
+    from medalign.data.loading import load_training_data, training_configs
+    from medalign.data.prepare import cached_sft, prepare_sft
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.stages.common import with_path
 
     stage: SFTStageConfig = cfg.stage
     point = resolve_init_from(cfg.init_from)
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
-    data = load_training_data(cfg)
+    from medalign.data import load_cache
     from medalign.data.validation import hold_out
 
-    held = hold_out(cfg, data)  # trainer.eval_steps: validation rows leave the training set
+    load_key, summary = load_cache.recall_training(cfg)  # the same files read before?
+    data = held = None
+    if summary is None:
+        data = load_training_data(cfg)  # bad rows fail here, before anything heavy loads
+        held = hold_out(cfg, data)  # trainer.eval_steps: validation rows leave the set
     source = base_source(point, cfg.model)
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
     args = _sft_args(cfg, run, tracker)
-    summary = data.summary()
-    prepared = prepare_sft(cfg, data.parts, tokenizer, args, summary["fingerprint"])  # cached
+    prepared = None
+    if summary is not None:  # both cached: training starts without reading a row
+        configs = [config for config, _ in training_configs(cfg)]
+        prepared = cached_sft(cfg, configs, summary["fingerprint"], tokenizer, args)
+    if prepared is None:
+        data = data or load_training_data(cfg)
+        summary = data.summary()
+        prepared = prepare_sft(cfg, data.parts, tokenizer, args, summary["fingerprint"])
+        load_cache.remember_training(cfg, load_key, summary)
     valid = _prepared_validation(cfg, held, tokenizer, args)
+    remembered = {"load_cache": {"key": load_key, "hit": data is None}}
     run.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
-        data={**summary, **prepared.manifest()},
+        data={**summary, **prepared.manifest(), **remembered},
         **({"validation": held.summary()} if held else {}),
     )
 

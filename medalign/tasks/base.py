@@ -86,6 +86,11 @@ class Task:
     def read(self, path: Path, bad: BadRows) -> list[QARecord]:
         raise NotImplementedError
 
+    def source_files(self, path: Path) -> list[Path]:
+        """Every local file `read(path)` reads: a remembered load is keyed by their bytes
+        (data/load_cache.py). A Task that reads files beside `path` adds them."""
+        return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
     def hub_split(self) -> str:
         """The hub split holding `cfg.split` (some hub copies have one split for all)."""
         return self.cfg.split

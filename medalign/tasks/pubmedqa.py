@@ -52,6 +52,10 @@ class PubMedQA(ChoiceTask):
         test_ids = _test_ids(path.with_name(TEST_IDS_FILE))
         return self._records(self._split(rows, test_ids, str(path)), bad)
 
+    def source_files(self, path: Path) -> list[Path]:
+        ids = path.with_name(TEST_IDS_FILE)  # the test PMIDs beside the data, when there
+        return [path, ids] if ids.is_file() else [path]
+
     def hub_split(self) -> str:
         return "train"  # qiaojin/PubMedQA has one split with every row
 

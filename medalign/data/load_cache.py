@@ -1,0 +1,160 @@
+"""Remembered loads: a training set read, validated and decontaminated once is not read
+again while its files, its settings and the code that reads it are unchanged.
+
+At 180k rows, reading the JSON, building the records, fingerprinting them and checking
+every row against the evaluation sets takes seconds per run: paid again by every later
+stage, resume and sweep job over the same data. The load is keyed by the bytes of every
+file it read (the training files and the evaluation files decontamination compared
+against, each Task's `source_files`), every dataset setting, `data_root`, and the source
+of the code that reads and decontaminates. Its entry holds what the manifest records about
+the load (`TrainingData.summary()`: rows, the records' fingerprint, skipped and
+decontaminated counts). With the tokenized-dataset entry of that fingerprint
+(`token_cache`), an SFT stage starts training without reading a row (data/prepare.py).
+
+Entries are small JSON files in `<preprocess.cache_dir>/.loads/`, written to a temporary
+file and renamed into place; `python -m medalign.data.token_cache clear` removes them with
+the tokenized datasets. Hub datasets are never remembered: their bytes are not local.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from medalign.config import RunConfig
+from medalign.errors import MedalignError
+
+log = logging.getLogger(__name__)
+FORMAT = 1  # bump when the summary's layout or the loading changes meaning
+FOLDER = ".loads"
+READ_CODE = (
+    "tasks",
+    "data/loading.py",
+    "data/decontaminate.py",
+    "data/records.py",
+    "data/files.py",
+)
+
+
+def load_key(cfg: RunConfig) -> str | None:
+    """The key of the training set `cfg` loads, or None when it cannot be remembered
+    (a hub dataset; validation rows held out of it)."""
+    from medalign.data.loading import (
+        decontamination_configs,
+        resolve_path,
+        split_config,
+        training_configs,
+    )
+    from medalign.tasks.base import get_task
+
+    if cfg.trainer.eval_steps is not None:  # hold_out() changes the rows after loading
+        return None
+    h = hashlib.sha256(json.dumps([FORMAT, cfg.data_root, cfg.dataset.name]).encode())
+    reads = [(c, c.split, w) for c, w in training_configs(cfg)]
+    if cfg.dataset.decontaminate_against:
+        reads += [(c, c.eval_split, None) for c in decontamination_configs(cfg)]
+    for config, split, weight in reads:
+        if config.hub_id:
+            return None
+        config = split_config(config, split)
+        h.update(json.dumps([dataclasses.asdict(config), weight], default=str).encode())
+        try:
+            task = get_task(config)
+            files = task.source_files(resolve_path(config, cfg.data_root, task))
+        except MedalignError as exc:  # e.g. no such split: the load records it unchecked
+            h.update(str(exc).encode())
+            continue
+        for path in files:
+            h.update(str(path).encode())
+            h.update(_file_digest(path))
+    _code_digest(h)
+    return h.hexdigest()[:24]
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def _code_digest(h: Any) -> None:
+    import medalign
+
+    package = Path(medalign.__file__).parent
+    for name in READ_CODE:
+        path = package / name
+        for source in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if source.is_file() and source.suffix != ".pyc":
+                h.update(source.read_bytes())
+
+
+def recall(root: Path, key: str) -> dict[str, Any] | None:
+    """The summary remembered under `key`, or None (absent or unreadable)."""
+    path = root / FOLDER / f"{key}.json"
+    try:
+        entry = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("remembered load %s is unreadable (%s): reading the data", path, exc)
+        return None
+    if entry.get("key") != key or not isinstance(entry.get("summary"), dict):
+        log.warning("remembered load %s is not for key %s: reading the data", path, key)
+        return None
+    return entry["summary"]
+
+
+def remember(root: Path, key: str, summary: dict[str, Any]) -> None:
+    """Write `summary` under `key`: a temporary file renamed into place."""
+    folder = root / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, "summary": summary}, f)
+        os.replace(tmp, folder / f"{key}.json")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def recall_training(cfg: RunConfig) -> tuple[str | None, dict[str, Any] | None]:
+    """(the load key of `cfg`'s training set, its remembered summary or None); the key is
+    None when the load cannot be remembered (or `preprocess.cache=false`)."""
+    from medalign.data.token_cache import cache_dir
+
+    if not cfg.preprocess.cache:
+        return None, None
+    key = load_key(cfg)
+    if key is None:
+        return None, None
+    summary = recall(cache_dir(cfg.preprocess.cache_dir), key)
+    if summary is not None:
+        log.info(
+            "training data unchanged since it was last read (load %s): %d rows from %s",
+            key,
+            summary.get("rows", 0),
+            summary.get("source"),
+        )
+        if summary.get("decontaminated"):
+            log.warning(
+                "%d training rows overlap evaluation sets and are left out (as when read): %s",
+                summary["decontaminated"],
+                summary.get("decontaminated_by"),
+            )
+    return key, summary
+
+
+def remember_training(cfg: RunConfig, key: str | None, summary: dict[str, Any]) -> None:
+    from medalign.data.token_cache import cache_dir
+
+    if key is not None and cfg.preprocess.cache:
+        remember(cache_dir(cfg.preprocess.cache_dir), key, summary)

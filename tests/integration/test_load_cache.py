@@ -1,0 +1,49 @@
+"""A later stage over unchanged data starts training without reading a row
+(data/load_cache.py + the tokenized cache), and ends with the same manifest and loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medalign.run import run
+from tests.conftest import compose
+
+FAST = ["stage=medmcqa", "logger=none", "trainer.max_steps=2", "dataset.limit=12"]
+CACHE_FIELDS = ("load_cache", "tokenized_cache", "preprocess_s")
+
+
+def _data(run_dir: Path) -> dict:
+    return json.loads((run_dir / "manifest.json").read_text())["stages"][0]["data"]
+
+
+def test_a_second_stage_over_unchanged_data_reads_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medalign.data.loading as loading
+
+    args = [*FAST, f"preprocess.cache_dir={tmp_path / 'cache'}", "eval.after_train=false"]
+    first = run(compose(*args), tmp_path / "first")
+
+    def no_reading(*_: object, **__: object) -> None:
+        raise AssertionError("a data file was read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loading, "load_records", no_reading)
+        second = run(compose(*args), tmp_path / "second")
+    before, after = _data(tmp_path / "first"), _data(tmp_path / "second")
+    assert before["load_cache"]["hit"] is False and after["load_cache"]["hit"] is True
+    assert after["load_cache"]["key"] == before["load_cache"]["key"]
+    assert after["tokenized_cache"]["hit"] is True
+    same = {k: v for k, v in before.items() if k not in CACHE_FIELDS}
+    assert {k: v for k, v in after.items() if k not in CACHE_FIELDS} == same
+    assert same["rows"] == 12 and same["fingerprint"]
+    assert second["train/loss"] == first["train/loss"]
+
+    # the load is remembered but these tokens are not: the rows are read again
+    run(compose(*args, "trainer.max_length=512"), tmp_path / "third")
+    third = _data(tmp_path / "third")
+    assert third["load_cache"]["hit"] is False and third["tokenized_cache"]["hit"] is False
+    assert third["fingerprint"] == same["fingerprint"]
