@@ -96,7 +96,16 @@ def _seed(seed: int) -> None:
     """Seed every RNG as the stage starts: a stage's result then depends on its config
     alone, not on what ran before it in this process. A resumed curriculum restarts a
     killed reward or RL stage in a new process, and must get the uninterrupted result
-    (the reward head and LoRA weights are initialized before the trainer seeds)."""
-    from transformers import set_seed
+    (the reward head and LoRA weights are initialized before the trainer seeds).
 
-    set_seed(seed)
+    The calls of `transformers.set_seed`: importing it loads transformers' trainer
+    utilities, peft and bitsandbytes (3 s), which `stage=eval` of a base model never needs.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # every device's generator, CUDA included

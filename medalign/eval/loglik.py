@@ -9,14 +9,16 @@ empty context is conditioned on the BOS (else EOS) token. A context+continuation
 than the model's maximum length is cut from the left, as lm-eval does (it keeps the last
 `max_length + 1` tokens and feeds all but the last), and counted.
 
-Every choice of a question shares the prompt, and the choices of these benchmarks are
-single tokens (" A", " yes"), so one forward pass over the prompt scores them all: the
-next-token log-probabilities at its last position. Prompts are batched across questions,
-sorted by length and left-padded with explicit position ids (pads are masked and shift
-nothing), and only the last position's logits are computed (`logits_to_keep=1`): the
-vocabulary projection over every position would cost more than the model itself.
-Choices that span several tokens fall back to scoring prompt+choice sequences, all
-choices of a question in one batch.
+Every choice of a question shares the prompt, so the prompt is encoded once: one forward
+pass gives the first token of every choice (" A", " yes") from the next-token
+log-probabilities at its last position. Prompts are batched across questions, sorted by
+length and left-padded with explicit position ids (pads are masked and shift nothing),
+and only the last position's logits are computed (`logits_to_keep=1`): the vocabulary
+projection over every position would cost more than the model itself. Choices longer
+than one token (" maybe" in many vocabularies) continue from the prompts' KV cache, one
+choice at a time, so the prompt is never encoded again. A question cut from the left
+(longer than the model) has a different window per choice, as in lm-eval: its choices are
+scored as whole prompt+choice sequences.
 `score_naive` is the reference: each choice a separate full sequence, one at a time.
 
     scored = score_choices(model, tokenizer, [(context, ["A", "B", "C", "D"])])
@@ -196,35 +198,36 @@ def score_choices(
     encoded = encode_batch(tokenizer, items, add_bos_token)
     truncated = [any(len(c) + len(t) > limit + 1 for c, t in enc) for enc in encoded]
     results: list[list[float] | None] = [None] * len(items)
-    single = [i for i, enc in enumerate(encoded) if all(len(cont) == 1 for _, cont in enc)]
-    single_set = set(single)
-    order = sorted(single, key=lambda i: len(encoded[i][0][0]))
+    single = [all(len(cont) == 1 for _, cont in enc) for enc in encoded]
+    # a cut multi-token question has a window per choice: the sequence path (lm-eval's)
+    shared = [i for i, enc in enumerate(encoded) if enc and (single[i] or not truncated[i])]
+    order = sorted(shared, key=lambda i: len(encoded[i][0][0]))
     pad = tokenizer.pad_token_id or 0
     device = getattr(model, "device", "cpu")
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             contexts = [encoded[i][0][0][-limit:] for i in batch]  # = lm-eval's window
-            width = max(len(c) for c in contexts)
-            ids = torch.full((len(batch), width), pad)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, ctx in enumerate(contexts):  # left padding: every prompt ends at -1
-                ids[row, width - len(ctx) :] = torch.tensor(ctx)
-                mask[row, width - len(ctx) :] = 1
+            ids, mask = _left_padded(contexts, pad)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # pads do not shift positions
-            logits = model(
+            continued = not all(single[i] for i in batch)
+            out = model(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 position_ids=positions.to(device),
                 logits_to_keep=1,
-            ).logits
-            logprobs = torch.log_softmax(logits[:, -1].float(), -1)
+                use_cache=continued,
+            )
+            logprobs = torch.log_softmax(out.logits[:, -1].float(), -1)
             for row, i in enumerate(batch):
                 results[i] = [float(logprobs[row, cont[0]]) for _, cont in encoded[i]]
+            if continued:
+                conts = [[cont for _, cont in encoded[i]] for i in batch]
+                _add_continuations(model, out.cache, mask, conts, batch, results, pad)
             if progress:
                 progress(len(batch))
         for i, enc in enumerate(encoded):
-            if i not in single_set:
+            if results[i] is None:
                 results[i] = _score_sequences(model, enc, pad, limit)
                 if progress:
                     progress(1)
@@ -258,6 +261,76 @@ def score_fast(
     return score_choices(
         model, tokenizer, items, batch_size, progress, max_length, add_bos_token
     ).scores
+
+
+def _left_padded(contexts: list[list[int]], pad: int) -> tuple[Any, Any]:
+    """(ids, mask) of `contexts` left-padded to one width: every prompt ends at -1."""
+    import torch
+
+    width = max(len(c) for c in contexts)
+    ids = torch.full((len(contexts), width), pad)
+    mask = torch.zeros((len(contexts), width), dtype=torch.long)
+    for row, ctx in enumerate(contexts):
+        ids[row, width - len(ctx) :] = torch.tensor(ctx)
+        mask[row, width - len(ctx) :] = 1
+    return ids, mask
+
+
+def _add_continuations(
+    model: Any,
+    cache: Any,
+    mask: Any,
+    conts: list[list[list[int]]],
+    batch: list[int],
+    results: list[list[float] | None],
+    pad: int,
+) -> None:
+    """Add the log-probabilities of every continuation token after the first, feeding
+    the choices one at a time after the batch's cached prompts (`cache`, cut back to the
+    prompts after each choice): the prompt is encoded once per question, not per choice."""
+    import torch
+
+    device = getattr(model, "device", "cpu")
+    width, lengths = mask.shape[1], mask.sum(-1, keepdim=True)
+    for j in range(max(len(c) for c in conts)):
+        rows = [row for row, c in enumerate(conts) if j < len(c) and len(c[j]) > 1]
+        if not rows:
+            continue
+        steps = max(len(conts[row][j]) for row in rows) - 1
+        feed = torch.full((len(conts), steps), pad)
+        fed = torch.zeros((len(conts), steps), dtype=torch.long)
+        for row in rows:
+            tokens = conts[row][j][:-1]
+            feed[row, : len(tokens)] = torch.tensor(tokens)
+            fed[row, : len(tokens)] = 1
+        if not _rolled_back(cache, width):  # a cache that cannot rewind (sliding window)
+            for row in range(len(conts)):
+                results[batch[row]] = None  # rescored as whole sequences
+            return
+        logits = model(
+            input_ids=feed.to(device),
+            attention_mask=torch.cat([mask, fed], -1).to(device),
+            position_ids=(lengths + torch.arange(steps)).to(device),
+            cache=cache,  # transformers 5: `past_key_values` renamed
+            use_cache=True,
+        ).logits
+        logprobs = torch.log_softmax(logits.float(), -1)
+        for row in rows:
+            targets = conts[row][j][1:]
+            score = results[batch[row]]
+            assert score is not None
+            score[j] += sum(float(logprobs[row, p, t]) for p, t in enumerate(targets))
+
+
+def _rolled_back(cache: Any, width: int) -> bool:
+    """Cut `cache` back to its first `width` positions; False when it cannot be."""
+    extra = cache.get_seq_length() - width
+    try:
+        if extra > 0:
+            cache.crop(-extra)
+    except (RuntimeError, ValueError):
+        return False
+    return cache.get_seq_length() == width
 
 
 def _score_sequences(model: Any, enc: list[Pair], pad: int, limit: int) -> list[float]:

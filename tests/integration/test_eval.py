@@ -45,15 +45,28 @@ def test_fast_scoring_equals_naive_per_choice_scoring_on_real_rows(tiny) -> None
         assert max(range(len(f)), key=f.__getitem__) == max(range(len(n)), key=n.__getitem__)
 
 
-def test_multi_token_choices_take_the_sequence_path_and_still_agree(tiny) -> None:
+def test_multi_token_choices_continue_from_the_prompt_cache_and_still_agree(
+    tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import DynamicCache
+
     model, tokenizer = tiny
     pairs = [
         ("Question: Which drug?\nAnswer:", ["ethosuximide", "carbamazepine twice daily"]),
         ("Question: Is it safe?\nAnswer:", ["yes", "no"]),
+        ("Question: Does it help?\nAnswer:", ["yes", "no", "maybe not"]),
     ]
-    fast = score_fast(model, tokenizer, pairs, batch_size=2)
     naive = score_naive(model, tokenizer, pairs)
+    fast = score_fast(model, tokenizer, pairs, batch_size=3)
     for f, n in zip(fast, naive, strict=True):
+        assert f == pytest.approx(n, abs=1e-4)
+
+    def refuse(self, tokens: int) -> None:  # as a sliding-window layer past its window does
+        raise RuntimeError("cannot crop")
+
+    monkeypatch.setattr(DynamicCache, "crop", refuse)
+    rescored = score_fast(model, tokenizer, pairs, batch_size=3)  # whole sequences instead
+    for f, n in zip(rescored, naive, strict=True):
         assert f == pytest.approx(n, abs=1e-4)
 
 

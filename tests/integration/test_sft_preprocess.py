@@ -124,7 +124,7 @@ PROBE = """
 import sys, runpy, atexit, json
 def report():
     print("MODULES " + json.dumps({m: m in sys.modules for m in
-        ("trl", "matplotlib", "wandb", "peft", "datasets")}))
+        ("trl", "matplotlib", "wandb", "peft", "bitsandbytes", "datasets")}))
 atexit.register(report)
 sys.argv = ["medalign", *sys.argv[1:]]
 runpy.run_module("medalign", run_name="__main__")
@@ -133,8 +133,8 @@ runpy.run_module("medalign", run_name="__main__")
 
 @pytest.mark.parametrize("plots", [True, False])
 def test_stage_eval_imports_no_trl(tmp_path, plots) -> None:
-    """stage=eval imports no trl (and no W&B without a logger, no matplotlib without plots);
-    the plots come after the results."""
+    """stage=eval imports no trl, and of a base model no peft or bitsandbytes (nor W&B
+    without a logger, nor matplotlib without plots); the plots come after the results."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     run_dir = tmp_path / "run"
     result = subprocess.run(
@@ -146,6 +146,7 @@ def test_stage_eval_imports_no_trl(tmp_path, plots) -> None:
     line = [x for x in result.stdout.splitlines() if x.startswith("MODULES ")][-1]
     modules = json.loads(line.removeprefix("MODULES "))
     assert not modules["trl"] and not modules["wandb"]
+    assert not modules["peft"] and not modules["bitsandbytes"]  # no adapter to load
     assert modules["matplotlib"] == plots
     results = run_dir / "eval" / "results.json"
     plot_files = list((run_dir / "eval" / "plots").glob("*.png"))
