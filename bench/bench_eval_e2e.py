@@ -70,7 +70,9 @@ def _medalign(files: dict[str, Path], run_dir: Path, *extra: str) -> list[str]:
 
 def _lm_eval_tasks(files: dict[str, Path], folder: Path) -> Path:
     import lm_eval.tasks
-    from bench_lmeval import DATASETS, _task_yaml
+    from bench_lmeval import DATASETS
+
+    from medalign.eval.harness import local_task_yaml
 
     installed = Path(lm_eval.tasks.__file__).parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ def _lm_eval_tasks(files: dict[str, Path], folder: Path) -> Path:
         if module:
             shutil.copy(installed / task_folder / module, task_dir / module)
         (task_dir / f"{task}.yaml").write_text(
-            _task_yaml(installed / task_folder / yaml_name, task, docs)
+            local_task_yaml(installed / task_folder / yaml_name, f"medalign_{task}", docs)
         )
     return folder / "tasks"
 

@@ -182,11 +182,27 @@ def measure_sweep(n: int, tmp: Path, model_cache: Path, jobs: int = 4) -> dict[s
     return out
 
 
+IMPORTS = "import transformers.trainer_callback, datasets, peft; from trl import SFTTrainer"
+
+
+def measure_import_floor(runs: int = 3) -> float:
+    """Median seconds to import what both sides import before any row is read (torch,
+    transformers, datasets, peft, trl): no run of either side starts training sooner."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", IMPORTS], env=_env(Path(tempfile.gettempdir())),
+                       check=True, capture_output=True)  # fmt: skip
+        times.append(time.perf_counter() - started)
+    return round(sorted(times)[len(times) // 2], 2)
+
+
 def main(sizes: list[int]) -> dict[str, Any]:
     from medalign.config import ModelConfig
     from medalign.models.load import model_source
 
     results: dict[str, Any] = {"steps": STEPS, "cpus": os.cpu_count(), "sizes": []}
+    results["import_floor_s"] = measure_import_floor()
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as name:
         tmp = Path(name)
         model_cache = Path(os.environ.get("MEDALIGN_CACHE", tmp / "models"))
@@ -234,6 +250,18 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {f['first_step_s']} s | {f['vs_plain']} | {f['peak_rss_mb'] / 1e3:.2f} GB "
             f"| {c['first_step_s']} s | {c['vs_plain']} | {c['peak_rss_mb'] / 1e3:.2f} GB |"
         )
+    if "import_floor_s" in results:
+        floor = results["import_floor_s"]
+        ratios = ", ".join(
+            f"{r['rows']:,} rows {floor / r['plain_trl']['first_step_s']:.3f}"
+            for r in results.get("sizes", [])
+            if r["plain_trl"].get("first_step_s")
+        )
+        lines += [
+            "",
+            f"Import floor (torch, transformers, datasets, peft, trl; both sides pay it before "
+            f"reading a row): {floor} s, as a fraction of the plain script's time: {ratios}.",
+        ]
     if "bytes_per_row" in results:
         lines += ["", f"Peak-memory growth, bytes per training row: {results['bytes_per_row']}"]
     if "sweep" in results:
