@@ -19,6 +19,7 @@ Packing uses TRL's own `pack_dataset`.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -55,6 +56,23 @@ def _keep(max_length: int | None, mode: str) -> slice:
     if max_length is None:
         return slice(None)
     return slice(-max_length, None) if mode == "keep_end" else slice(None, max_length)
+
+
+def _map(dataset: Any, tokenizer: Any, keep: slice, completion_only: bool, workers: int) -> Any:
+    return dataset.map(
+        _tokenize_batch,
+        batched=True,
+        batch_size=1000,
+        num_proc=workers if workers > 1 else None,
+        remove_columns=dataset.column_names,
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "chat_template": None,  # TRL's own choice unless assistant_only_loss (not here)
+            "keep": keep,
+            "completion_only_loss": completion_only,
+        },
+        desc="Tokenizing (one pass: ids, labels, lengths)",
+    )
 
 
 def _tokenize_batch(
@@ -117,20 +135,14 @@ def tokenize_sft(
     workers = max(1, min(num_proc, len(dataset) // 1000 or 1))
     if workers > 1:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # forked workers share none
-    tokenized = dataset.map(
-        _tokenize_batch,
-        batched=True,
-        batch_size=1000,
-        num_proc=workers if workers > 1 else None,
-        remove_columns=dataset.column_names,
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "chat_template": None,  # TRL's own choice unless assistant_only_loss (not here)
-            "keep": keep,
-            "completion_only_loss": completion_only,
-        },
-        desc="Tokenizing (one pass: ids, labels, lengths)",
-    )
+        # The parent's Python objects (records, rendered rows) reach the forked workers
+        # copy-on-write, until a worker's garbage collector walks them and so copies every
+        # page they sit on. Frozen objects are never walked: that is gc.freeze's purpose.
+        gc.freeze()
+    try:
+        tokenized = _map(dataset, tokenizer, keep, completion_only, workers)
+    finally:
+        gc.unfreeze()
     lengths = np.asarray(tokenized.data.column("length").to_numpy(), dtype=np.int64)
     prompts = np.asarray(tokenized.data.column("prompt_length").to_numpy(), dtype=np.int64)
     limit = args.max_length
