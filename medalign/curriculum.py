@@ -316,7 +316,7 @@ def write_results(
     datasets = sorted({d for row in table.values() for d in row})
     lines = ["| stage | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for stage, row in table.items():
-        cells = [_cell(row[d]) if d in row else "" for d in datasets]
+        cells = [result_cell(row[d]) if d in row else "" for d in datasets]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n"
     (run_dir / "results.md").write_text(
@@ -336,8 +336,9 @@ def write_results(
     _log_summary(cfg, run_dir, table, datasets, png)
 
 
-def _cell(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"  # nothing to count
+def result_cell(value: float | None) -> str:
+    """A cell of the results table: n/a where there was nothing to count (null or NaN)."""
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _number(value: float | None) -> float:

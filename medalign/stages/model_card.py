@@ -232,18 +232,21 @@ def _cell(value: Any) -> str:
 
 
 def _evaluation(manifest: dict[str, Any], stage: dict[str, Any]) -> list[str]:
+    from medalign.curriculum import result_cell
+
     lines = []
     table = manifest.get("results") or {}
     if table:
         datasets = sorted({d for row in table.values() for d in row})
         lines += [
-            "Each dataset after each stage (accuracy; RadQA F1; MedSafetyBench refusal rate):",
+            "Each dataset after each stage (accuracy; RadQA F1; MedSafetyBench refusal rate; "
+            "n/a: nothing to count):",
             "",
             "| stage | " + " | ".join(datasets) + " |",
             "|---|" + "---:|" * len(datasets),
         ]
         for name, row in table.items():
-            cells = [f"{row[d]:.3f}" if d in row else "" for d in datasets]
+            cells = [result_cell(row[d]) if d in row else "" for d in datasets]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     metrics = {k: v for k, v in (stage.get("metrics") or {}).items() if isinstance(v, float)}

@@ -208,3 +208,16 @@ def test_cli_push_offline_prints_one_error_line(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("medalign: error: export.push_to_hub")
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_card_shows_a_result_that_could_not_be_counted_as_na(tmp_path: Path) -> None:
+    """The default curriculum records RadQA false-confidence as null when no answer to an
+    unanswerable question was parseable; exporting it crashed on formatting None."""
+    source = make_curriculum(tmp_path, adapters=False)
+    manifest, configs = _manifest_and_configs(source)
+    manifest["results"]["before"]["radqa false-conf"] = None
+    manifest["results"]["medqa"]["radqa false-conf"] = 0.25
+    card = model_card(manifest, manifest["stages"][-1], configs, source_name=source.name)
+    _, body = _card_parts(card)
+    rows = {line.split(" | ")[0]: line for line in body.splitlines() if line.startswith("| ")}
+    assert rows["| before"].endswith("| n/a |") and rows["| medqa"].endswith("| 0.250 |")
