@@ -346,8 +346,9 @@ def _number(value: float | None) -> float:
 
 
 def _rewards_markdown(manifest: dict[str, Any]) -> str:
-    """Each RL reward's mean over the first and the last fifth of the RL steps."""
-    rows = []
+    """Each RL reward's weight and its mean over the first and the last fifth of the
+    logged RL steps, with what a fifth is and how the total is made."""
+    rows, notes = [], []
     for entry in manifest.get("stages", []):
         metrics = entry.get("metrics") or {}
         names = sorted(
@@ -355,23 +356,52 @@ def _rewards_markdown(manifest: dict[str, Any]) -> str:
             for k in metrics
             if k.startswith("reward/") and k.endswith("_first_fifth")
         )
+        weights = _reward_weights(entry)
         for name in names:
             first, last = (
                 metrics[f"reward/{name}_first_fifth"],
                 metrics[f"reward/{name}_last_fifth"],
             )
+            weight = "" if name == "total" else _weight_cell(weights.get(name))
             rows.append(
-                f"| {entry['name']} | {name} | {first:.3f} | {last:.3f} | {last - first:+.3f} |"
+                f"| {entry['name']} | {name} | {weight} | {first:.3f} | {last:.3f} "
+                f"| {last - first:+.3f} |"
+            )
+        logged = metrics.get("rl/logged_steps")
+        if names and logged:
+            notes.append(
+                f"{entry['name']}: {int(logged)} logged steps, a fifth is "
+                f"{max(1, int(logged) // 5)} of them"
             )
     if not rows:
         return ""
     head = "\n## RL rewards: mean over the first and the last fifth of the steps\n\n"
+    foot = "\n\ntotal = the sum of weight x reward over the rewards above"
+    foot += f" ({'; '.join(notes)})." if notes else "."
     return (
         head
-        + "| stage | reward | first fifth | last fifth | change |\n|---|---|---:|---:|---:|\n"
+        + "| stage | reward | weight | first fifth | last fifth | change |\n"
+        + "|---|---|---:|---:|---:|---:|\n"
         + "\n".join(rows)
+        + foot
         + "\n"
     )
+
+
+def _reward_weights(entry: dict[str, Any]) -> dict[str, float]:
+    """`reward.weights` of an RL stage, from the config.yaml it recorded."""
+    import yaml
+
+    path = Path(entry.get("dir") or "") / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return dict((config.get("reward") or {}).get("weights") or {})
+
+
+def _weight_cell(value: Any) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -> Path:

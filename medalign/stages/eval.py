@@ -38,9 +38,11 @@ def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
         model, tokenizer, base = load_model(cfg, point)
         results, predictions = evaluate(model, tokenizer, cfg)
+    adapter = point.adapter if point else None
+    log.info("evaluated %s%s", base, f" + adapter {adapter}" if adapter else "")
     run.update(
         base_model=base,
-        adapter=point.adapter if point else None,
+        adapter=adapter,
         **({"init_from": point.record()} if point else {}),
     )
     metrics = report(results, predictions, run.path / "eval", tracker, cfg.eval.plots)

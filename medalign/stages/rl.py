@@ -85,6 +85,7 @@ def _reward_summary(logger: Any) -> dict[str, float]:
         last.update(row)
     if history:
         k = max(1, len(history) // 5)
+        last["rl/logged_steps"] = len(history)
         for key in [k for k in last if k.startswith("reward/")]:
             for part, rows in (("first_fifth", history[:k]), ("last_fifth", history[-k:])):
                 values = [r[key] for r in rows if key in r]

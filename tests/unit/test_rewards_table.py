@@ -1,0 +1,27 @@
+"""The curriculum's RL-reward table says how its total is made and what a fifth is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from medalign.curriculum import _rewards_markdown
+
+
+def test_reward_table_carries_weights_and_the_size_of_a_fifth(tmp_path: Path) -> None:
+    stage_dir = tmp_path / "5-rl"
+    stage_dir.mkdir()
+    weights = {"correctness": 1.0, "format": 0.2, "length": 0.1}
+    (stage_dir / "config.yaml").write_text(yaml.safe_dump({"reward": {"weights": weights}}))
+    metrics = {"rl/logged_steps": 10}
+    for name, (first, last) in {"correctness": (0.4, 0.3), "format": (1.0, 0.9)}.items():
+        metrics |= {f"reward/{name}_first_fifth": first, f"reward/{name}_last_fifth": last}
+    metrics |= {"reward/total_first_fifth": 0.6, "reward/total_last_fifth": 0.48}
+    manifest = {"stages": [{"name": "rl", "dir": str(stage_dir), "metrics": metrics}]}
+    table = _rewards_markdown(manifest)
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| rl")}
+    assert rows["format"] == "| rl | format | 0.2 | 1.000 | 0.900 | -0.100 |"
+    assert rows["total"] == "| rl | total |  | 0.600 | 0.480 | -0.120 |"
+    assert "rl: 10 logged steps, a fifth is 2 of them" in table
+    assert "total = the sum of weight x reward" in table
