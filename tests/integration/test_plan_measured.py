@@ -80,7 +80,8 @@ def test_llama3_8b_one_layer_slice_evaluates_every_format(tmp_path) -> None:
     from tests.conftest import compose
 
     over = ["model=llama3_8b", "model.builder=random_init", "model.num_layers=1", "quant=nf4"]
-    over += ["stage=medqa", "trainer.max_steps=1", "trainer.max_length=128", "logger=none"]
+    over += ["stage=medqa", "trainer.max_steps=1", "trainer.max_length=176", "logger=none"]
+    over += ["trainer.per_device_train_batch_size=2"]  # 176 tokens keep every answer
     over += ["eval.after_train=true", "eval.limit=4", "eval.max_new_tokens=8"]
     metrics = run(compose(*over), tmp_path / "run")
     for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical"):
