@@ -29,6 +29,7 @@ from medalign.errors import MedalignError
 from medalign.locks import run_lock
 from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
 from medalign.registry import register
+from medalign.reports.cells import number
 
 log = logging.getLogger(__name__)
 BEFORE = "before"
@@ -316,7 +317,7 @@ def write_results(
     datasets = sorted({d for row in table.values() for d in row})
     lines = ["| stage | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for stage, row in table.items():
-        cells = [result_cell(row[d]) if d in row else "" for d in datasets]
+        cells = [number(row[d]) if d in row else "" for d in datasets]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n"
     (run_dir / "results.md").write_text(
@@ -334,11 +335,6 @@ def write_results(
 
     write_report_html(run_dir)  # results, plots, per-stage metrics, W&B links: one page
     _log_summary(cfg, run_dir, table, datasets, png)
-
-
-def result_cell(value: float | None) -> str:
-    """A cell of the results table: n/a where there was nothing to count (null or NaN)."""
-    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _number(value: float | None) -> float:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.outputs import write_json_atomic
+from medalign.reports.cells import number
 
 
 def write_reports(
@@ -52,12 +53,12 @@ def summary_markdown(results: dict[str, Any]) -> str:
         lo, hi = value.get("ci", [value["value"]] * 2)
         lines.append(
             f"| {name} | {result['split']} | {result['mode']} | {result['n']} | {metric} | "
-            f"{value['value']:.3f} | {lo:.3f}-{hi:.3f} | {cell('acc_norm')} | {cell('ece')} | "
-            f"{cell('brier')} | {cell('unparseable_rate')} |"
+            f"{number(value['value'])} | {_interval(lo, hi)} | {cell('acc_norm')} | "
+            f"{cell('ece')} | {cell('brier')} | {cell('unparseable_rate')} |"
         )
     safety_keys = ("false_confidence", "refusal_rate", "safety_reward", "harm_score")
     safety_rows = [
-        f"| {name} | {key} | {result['metrics'][key]['value']:.3f} "
+        f"| {name} | {key} | {number(result['metrics'][key]['value'])} "
         f"| {result['metrics'][key]['n']} |"
         for name, result in results.items()
         for key in safety_keys
@@ -87,7 +88,8 @@ def summary_markdown(results: dict[str, Any]) -> str:
                     f"| {title} | n | acc |",
                     "|---|---:|---:|",
                 ]
-                lines += [f"| {g} | {v['n']} | {v['acc']:.3f} |" for g, v in result[key].items()]
+                rows = result[key].items()
+                lines += [f"| {g} | {v['n']} | {number(v['acc'])} |" for g, v in rows]
         if "confusion" in result:
             cols = list(next(iter(result["confusion"].values())))
             lines += [
@@ -104,9 +106,13 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval(lo: float | None, hi: float | None) -> str:
+    return "n/a" if number(lo) == "n/a" or number(hi) == "n/a" else f"{lo:.3f}-{hi:.3f}"
+
+
 def _cells(metrics: dict[str, Any]):
     def cell(key: str) -> str:
-        return f"{metrics[key]['value']:.3f}" if key in metrics else ""
+        return number(metrics[key]["value"]) if key in metrics else ""
 
     return cell
 

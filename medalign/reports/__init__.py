@@ -1,1 +1,2 @@
-"""Human-readable reports written beside a run: report.html (see html.py)."""
+"""Human-readable reports written beside a run: report.html (html.py), and the one number
+format every table uses (cells.py)."""

@@ -232,7 +232,7 @@ def _cell(value: Any) -> str:
 
 
 def _evaluation(manifest: dict[str, Any], stage: dict[str, Any]) -> list[str]:
-    from medalign.curriculum import result_cell
+    from medalign.reports.cells import number
 
     lines = []
     table = manifest.get("results") or {}
@@ -246,7 +246,7 @@ def _evaluation(manifest: dict[str, Any], stage: dict[str, Any]) -> list[str]:
             "|---|" + "---:|" * len(datasets),
         ]
         for name, row in table.items():
-            cells = [result_cell(row[d]) if d in row else "" for d in datasets]
+            cells = [number(row[d]) if d in row else "" for d in datasets]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     metrics = {k: v for k, v in (stage.get("metrics") or {}).items() if isinstance(v, float)}
