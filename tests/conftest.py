@@ -100,3 +100,22 @@ def start_cli(*args: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
+
+
+def finish_cli(proc: subprocess.Popen[str], timeout: int = 600) -> str:
+    """Wait for a `start_cli` process; its output, asserting it exited 0."""
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def tree_digest(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every file under `folder` (but those named in `skip`), by relative path:
+    what a test compares to prove a run directory was left untouched."""
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.data.token_cache import cache_dir, hash_sources
 from medalign.errors import MedalignError
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def load_key(cfg: RunConfig) -> str | None:
         for path in files:
             h.update(str(path).encode())
             h.update(_file_digest(path))
-    _code_digest(h)
+    hash_sources(h, READ_CODE, pattern="*")  # tasks/assets too (the PubMedQA test PMIDs)
     return h.hexdigest()[:24]
 
 
@@ -83,17 +84,6 @@ def _file_digest(path: Path) -> bytes:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.digest()
-
-
-def _code_digest(h: Any) -> None:
-    import medalign
-
-    package = Path(medalign.__file__).parent
-    for name in READ_CODE:
-        path = package / name
-        for source in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if source.is_file() and source.suffix != ".pyc":
-                h.update(source.read_bytes())
 
 
 def recall(root: Path, key: str) -> dict[str, Any] | None:
@@ -129,8 +119,6 @@ def remember(root: Path, key: str, summary: dict[str, Any]) -> None:
 def recall_training(cfg: RunConfig) -> tuple[str | None, dict[str, Any] | None]:
     """(the load key of `cfg`'s training set, its remembered summary or None); the key is
     None when the load cannot be remembered (or `preprocess.cache=false`)."""
-    from medalign.data.token_cache import cache_dir
-
     if not cfg.preprocess.cache:
         return None, None
     key = load_key(cfg)
@@ -154,7 +142,5 @@ def recall_training(cfg: RunConfig) -> tuple[str | None, dict[str, Any] | None]:
 
 
 def remember_training(cfg: RunConfig, key: str | None, summary: dict[str, Any]) -> None:
-    from medalign.data.token_cache import cache_dir
-
     if key is not None and cfg.preprocess.cache:
         remember(cache_dir(cfg.preprocess.cache_dir), key, summary)

@@ -63,18 +63,25 @@ def data_digest(fingerprint: str, configs: list[Any], shuffle_seed: int | None) 
     (Cheaper than rendering them: a cache hit never renders a row.)"""
     import dataclasses
 
-    import medalign
-
     h = hashlib.sha256(fingerprint.encode())
     for config in configs:
         h.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     h.update(str(shuffle_seed).encode())
-    package = Path(medalign.__file__).parent
-    for name in RENDER_CODE:
-        path = package / name
-        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(source.read_bytes())
+    hash_sources(h, RENDER_CODE)
     return h.hexdigest()
+
+
+def hash_sources(h: Any, names: tuple[str, ...], pattern: str = "*.py") -> None:
+    """Feed `h` the bytes of medalign's own files `names` (files, or folders searched for
+    `pattern`): a cache keyed by them misses whenever that code changes."""
+    import medalign
+
+    package = Path(medalign.__file__).parent
+    for name in names:
+        path = package / name
+        for source in sorted(path.rglob(pattern)) if path.is_dir() else [path]:
+            if source.is_file() and source.suffix != ".pyc":
+                h.update(source.read_bytes())
 
 
 def tokenizer_digest(tokenizer: Any) -> str:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 
 from medalign.errors import MedalignError
 from medalign.run import run
-from tests.conftest import REPO, compose
+from tests.conftest import compose, finish_cli, start_cli, tree_digest
 
 SMALL = [
     "experiment=curriculum",
@@ -32,33 +29,6 @@ SMALL = [
 ]
 
 
-def _cli(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "medalign", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-
-
-def _finish(proc: subprocess.Popen, timeout: int = 300) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _adapter(folder: Path):
     from safetensors.torch import load_file
 
@@ -70,13 +40,13 @@ def test_killed_curriculum_resumes_to_the_same_result(tmp_path: Path) -> None:
     import torch
 
     reference = tmp_path / "reference"
-    _finish(_cli(*SMALL, f"hydra.run.dir={reference}"))
-    before = _snapshot(reference)
+    finish_cli(start_cli(*SMALL, f"hydra.run.dir={reference}"))
+    before = tree_digest(reference)
     ref_manifest = json.loads((reference / "manifest.json").read_text())
     assert [s["status"] for s in ref_manifest["stages"]] == ["done", "done"]
 
     killed = tmp_path / "killed"
-    proc = _cli(*SMALL, f"hydra.run.dir={killed}")
+    proc = start_cli(*SMALL, f"hydra.run.dir={killed}")
     checkpoint = killed / "1-medmcqa" / "checkpoints" / "checkpoint-10"
     deadline = time.time() + 240
     while not (checkpoint / "trainer_state.json").is_file():
@@ -89,7 +59,7 @@ def test_killed_curriculum_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert [s["status"] for s in manifest["stages"]] == ["done", "running"]
     stage1 = (killed / "0-pubmedqa" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
 
-    _finish(_cli(*SMALL, f"resume={killed}", f"hydra.run.dir={tmp_path / 'resume'}"))
+    finish_cli(start_cli(*SMALL, f"resume={killed}", f"hydra.run.dir={tmp_path / 'resume'}"))
     manifest = json.loads((killed / "manifest.json").read_text())
     assert [s["status"] for s in manifest["stages"]] == ["done", "done"]
     assert (
@@ -109,7 +79,7 @@ def test_killed_curriculum_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert ours_m["train/num_tokens"] == ref_m["train/num_tokens"]
     assert ours_m["train/loss"] == pytest.approx(ref_m["train/loss"], abs=1e-3)
     assert manifest["status"] == "done"
-    assert _snapshot(reference) == before  # a second curriculum never touched the first
+    assert tree_digest(reference) == before  # a second curriculum never touched the first
 
 
 def test_same_seed_same_losses(tmp_path: Path) -> None:

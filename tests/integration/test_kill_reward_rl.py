@@ -13,17 +13,15 @@ test_resume_points.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import start_cli
+from tests.conftest import finish_cli, start_cli, tree_digest
 
 CURRICULUM = [
     "experiment=curriculum",
@@ -42,20 +40,7 @@ KILL_POINTS = {  # name: (the file whose appearance triggers the kill, stages do
     "rl_evaluation": ("2-rl/adapter/adapter_model.safetensors", 2),  # adapter saved
 }
 STAGES = ["0-pubmedqa", "1-reward", "2-rl"]
-
-
-def _finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".medalign.lock"
-    }
+LOCK = (".medalign.lock",)  # held by the running curriculum: not part of its result
 
 
 def _weights(folder: Path) -> dict:
@@ -78,7 +63,7 @@ def _assert_same_weights(ours: Path, theirs: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("reference") / "run"
-    _finish(start_cli(*CURRICULUM, f"hydra.run.dir={run}"))
+    finish_cli(start_cli(*CURRICULUM, f"hydra.run.dir={run}"))
     return run
 
 
@@ -89,7 +74,7 @@ def test_a_kill_in_the_reward_or_rl_stage_resumes_to_the_uninterrupted_result(
 ) -> None:
     trigger, done = KILL_POINTS[point]
     finished = STAGES[:done]
-    before_ref = _snapshot(reference)
+    before_ref = tree_digest(reference, skip=LOCK)
     run = tmp_path / "run"
     proc = start_cli(*CURRICULUM, f"hydra.run.dir={run}")
     ready = run / trigger
@@ -104,16 +89,16 @@ def test_a_kill_in_the_reward_or_rl_stage_resumes_to_the_uninterrupted_result(
     manifest = json.loads((run / "manifest.json").read_text())
     status = {Path(s["dir"]).name: s["status"] for s in manifest["stages"]}
     assert status == {**dict.fromkeys(finished, "done"), killed_stage: "running"}
-    kept = {name: _snapshot(run / name) for name in finished}
+    kept = {name: tree_digest(run / name, skip=LOCK) for name in finished}
 
-    out = _finish(start_cli("experiment=curriculum", f"resume={run}"))
+    out = finish_cli(start_cli("experiment=curriculum", f"resume={run}"))
     assert "resuming the curriculum" in out
     manifest = json.loads((run / "manifest.json").read_text())
     ref_manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["status"] == "done"
     assert [s["status"] for s in manifest["stages"]] == ["done"] * 3
     # the stages that had finished were not touched; what the killed one left is kept
-    assert {name: _snapshot(run / name) for name in finished} == kept
+    assert {name: tree_digest(run / name, skip=LOCK) for name in finished} == kept
     assert len(list(run.glob(f"{killed_stage}.interrupted-*"))) == 1
 
     for objective in ("helpfulness", "safety"):
@@ -132,4 +117,4 @@ def test_a_kill_in_the_reward_or_rl_stage_resumes_to_the_uninterrupted_result(
             assert ours[stage][key] == pytest.approx(value, abs=1e-3, nan_ok=True), key
     assert manifest["results"] == ref_manifest["results"]
     assert (run / "results.md").read_text() == (reference / "results.md").read_text()
-    assert _snapshot(reference) == before_ref  # the other curriculum was never touched
+    assert tree_digest(reference, skip=LOCK) == before_ref  # the other curriculum was never touched

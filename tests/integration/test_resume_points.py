@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import start_cli
+from tests.conftest import finish_cli, start_cli
 
 BASE = ["stage=pubmedqa", "logger=none", "dataset.limit=8", "eval.bootstrap=0"]
 
@@ -38,12 +38,6 @@ def _kill_when(proc: subprocess.Popen, ready, what: str) -> None:
     proc.wait()
 
 
-def _finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=400)
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
 @pytest.mark.slow
 def test_a_kill_during_the_evaluation_after_training_resumes_at_the_evaluation(
     tmp_path: Path,
@@ -63,7 +57,7 @@ def test_a_kill_during_the_evaluation_after_training_resumes_at_the_evaluation(
     weights = run / "adapter" / "adapter_model.safetensors"
     saved = (weights.read_bytes(), weights.stat().st_mtime_ns)
 
-    out = _finish(start_cli(*args, "stage.resume_from=latest"))  # was: OSError Errno 39
+    out = finish_cli(start_cli(*args, "stage.resume_from=latest"))  # was: OSError Errno 39
     assert "training is skipped" in out
     stage = json.loads((run / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done" and stage["resumed_at"] == "evaluation"
@@ -93,7 +87,7 @@ def test_a_checkpoint_cut_short_is_skipped_and_training_resumes_from_the_one_bef
     weights = cut / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
 
-    out = _finish(start_cli(*args, "stage.resume_from=latest"))  # was: Can't find a valid ...
+    out = finish_cli(start_cli(*args, "stage.resume_from=latest"))  # was: Can't find a valid ...
     assert f"not resuming from {cut}" in out and "trainer_state.json missing" in out
     stage = json.loads((run / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done"
