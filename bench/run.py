@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_compare  # noqa: E402
 import bench_curriculum  # noqa: E402
 import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
@@ -47,6 +48,8 @@ def main() -> None:
     mcq = bench_eval.measure()
     print("MCQ scoring vs lm-evaluation-harness ...", flush=True)
     lmeval = bench_lmeval.measure()
+    print("stage=compare: 3 runs x 7,000 questions ...", flush=True)
+    compare = bench_compare.measure()
     print("the whole curriculum ...", flush=True)
     curriculum = bench_curriculum.measure()
     print("the planner vs measured, published and (with CUDA) GPU figures ...", flush=True)
@@ -60,6 +63,7 @@ def main() -> None:
         "data": data,
         "mcq_eval": mcq,
         "curriculum": curriculum,
+        "compare": compare,
         "plan": plan,
         "preprocess": preprocess,
         "gpu": plan["gpu"],
@@ -89,6 +93,10 @@ def main() -> None:
         "## MCQ evaluation vs lm-evaluation-harness (same model, same questions)",
         "",
         bench_lmeval.markdown(lmeval),
+        "",
+        "## stage=compare: paired tests at full evaluation size",
+        "",
+        bench_compare.markdown(compare),
         "",
         "## The whole curriculum",
         "",

@@ -31,6 +31,11 @@ def check_components(cfg: RunConfig) -> None:
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
+    if cfg.stage.kind == "compare":  # bad runs refused before a run directory exists
+        from medalign.stages.compare import check_compare
+
+        check_compare(cfg)
+        return
     if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
         from medalign.rl_engines.verl import check_algorithm
 

@@ -241,6 +241,7 @@ class SweepConfig:
     metric: str | None = None
     direction: str = _choice("maximize", "maximize", "minimize")
     group: str | None = None
+    baseline: str | None = None  # the job the summary compares every other job against
 
 
 @dataclass
@@ -337,6 +338,21 @@ class PlanConfig:
     gradient_checkpointing: bool | None = None  # null: the trainer's setting
 
 
+@dataclass
+class CompareConfig:
+    """stage=compare: paired tests between runs (medalign/compare)."""
+
+    runs: list[str] = field(default_factory=list)
+    baseline: str | None = None
+    alpha: float = 0.05
+    resamples: int = 10_000
+    seed: int = 0
+    on: str = _choice("same", "same", "intersection")
+    metrics: list[str] | None = None
+    datasets: list[str] | None = None
+    pool_seeds: bool = True
+
+
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
 STAGE_SCHEMAS: dict[str, type] = {
     "sft": SFTStageConfig,
@@ -348,6 +364,7 @@ STAGE_SCHEMAS: dict[str, type] = {
     "plan": KindOnlyStageConfig,  # its settings live in the `plan` group
     "generate": KindOnlyStageConfig,  # and in the `generate` group
     "chat": KindOnlyStageConfig,
+    "compare": KindOnlyStageConfig,  # its settings live in the `compare` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -366,6 +383,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "plan": PlanConfig,
     "generate": GenerateConfig,
     "preprocess": PreprocessConfig,
+    "compare": CompareConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "init_from": str}
 # Keys that moved in the redesign: an old override gets the new name, not "unknown key".
@@ -427,6 +445,7 @@ class RunConfig:
     init_from: str | None = None
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:

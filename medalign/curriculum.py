@@ -29,7 +29,6 @@ from medalign.errors import MedalignError
 from medalign.locks import run_lock
 from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
 from medalign.registry import register
-from medalign.reports.cells import number
 
 log = logging.getLogger(__name__)
 BEFORE = "before"
@@ -312,20 +311,27 @@ def write_results(
     """results.md, results.png and a W&B summary run with the same table."""
     if not table:
         return
+    from medalign.compare.engine import CompareSettings
+    from medalign.reports.paired import changes_markdown, scores_markdown
     from medalign.stages.validation import validation_markdown
 
     datasets = sorted({d for row in table.values() for d in row})
-    lines = ["| stage | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
-    for stage, row in table.items():
-        cells = [number(row[d]) if d in row else "" for d in datasets]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    markdown = "\n".join(lines) + "\n"
+    markdown = scores_markdown(manifest or {}, table, datasets)
+    settings = CompareSettings(
+        alpha=cfg.compare.alpha,
+        resamples=cfg.compare.resamples,
+        seed=cfg.compare.seed,
+        metrics=["acc", "f1", "refusal_rate"],
+    )
     (run_dir / "results.md").write_text(
         "# Curriculum: each dataset after each stage\n\n"
-        "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer); `false-conf`: "
-        "definite answers to maybe/unanswerable questions (lower is safer; n/a: no "
-        "parseable answer to count).\n\n"
+        "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer) with its 95% "
+        "interval (Wilson for accuracy and refusal rate, bootstrap for F1); each column names "
+        "its split and n. `false-conf`: definite answers to maybe/unanswerable questions "
+        "(lower is safer; n/a: no parseable answer to count). Differences between rows are "
+        "claims only where the paired table below marks them.\n\n"
         + markdown
+        + changes_markdown(run_dir, manifest or {}, settings)
         + _rewards_markdown(manifest or {})
         + validation_markdown(manifest or {})  # stages/validation.py
     )

@@ -28,6 +28,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from medalign.outputs import write_json_atomic
+
 log = logging.getLogger(__name__)
 INTERRUPTED = "medalign_interrupted"  # user attribute of a trial a killed sweep left running
 
@@ -101,15 +103,28 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         metric = OmegaConf.select(config, "sweep.metric")
         maximize = OmegaConf.select(config, "sweep.direction") != "minimize"
-        write_summary(sweep_dir, metric, maximize)
+        write_summary(sweep_dir, metric, maximize, config)
         from medalign.reports.html import write_report_html
 
         write_report_html(sweep_dir)  # sweep_summary + plots in one page a person opens
 
 
-def write_summary(sweep_dir: Path, metric: str | None, maximize: bool = True) -> list[dict]:
+def write_summary(
+    sweep_dir: Path, metric: str | None, maximize: bool = True, cfg: Any = None
+) -> list[dict]:
+    """sweep_summary.json/.md: every job (labelled by what it changed), best first; no
+    best where the top jobs tie; and, where the jobs evaluated, each job against the
+    first (or sweep.baseline) paired on the same questions, seeds pooled."""
+    from medalign.compare.runs import varying_labels
+
     rows = []
-    for job in sorted(p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")):
+    jobs = sorted(
+        (p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")),
+        key=lambda p: (len(p.name), p.name),
+    )
+    overrides = [[str(o) for o in OmegaConf.load(j / ".hydra" / "overrides.yaml")] for j in jobs]
+    labels = varying_labels(overrides, [j.name for j in jobs])
+    for job, job_overrides, label in zip(jobs, overrides, labels, strict=True):
         manifest_path = job / "manifest.json"
         if manifest_path.is_file():
             manifest = json.loads(manifest_path.read_text())
@@ -120,7 +135,8 @@ def write_summary(sweep_dir: Path, metric: str | None, maximize: bool = True) ->
         rows.append(
             {
                 "job": job.name,
-                "overrides": list(OmegaConf.load(job / ".hydra" / "overrides.yaml")),
+                "label": label,
+                "overrides": job_overrides,
                 "status": stage.get("status"),
                 "metric": value,
                 "wandb_run_id": stage.get("wandb_run_id"),
@@ -134,24 +150,60 @@ def write_summary(sweep_dir: Path, metric: str | None, maximize: bool = True) ->
         return -value if maximize else value
 
     rows.sort(key=key)
+    scored = [r for r in rows if r["metric"] is not None and not math.isnan(r["metric"])]
+    tied = [r for r in scored if r["metric"] == scored[0]["metric"]] if scored else []
     summary = {
         "metric": metric,
         "direction": "maximize" if maximize else "minimize",
-        "best": rows[0] if rows and rows[0]["metric"] is not None else None,
+        "best": tied[0] if len(tied) == 1 else None,  # a tie names no best
+        "tied": [r["label"] for r in tied] if len(tied) > 1 else [],
         "jobs": rows,
     }
-    (sweep_dir / "sweep_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [
-        f"# Sweep {sweep_dir.name}: {metric or '(no sweep.metric)'}",
-        "",
-        "| job | overrides | status | metric |",
-        "|---|---|---|---:|",
-    ]
+    paired = _paired_section(sweep_dir, cfg)
+    summary["paired"] = paired.get("table")
+    write_json_atomic(sweep_dir / "sweep_summary.json", summary)
+    lines = [f"# Sweep {sweep_dir.name}: {metric or '(no sweep.metric)'}", ""]
+    if summary["tied"]:
+        lines += [
+            f"No single best: {len(tied)} jobs tie at {tied[0]['metric']:.4f} "
+            f"({'; '.join(summary['tied'])}).",
+            "",
+        ]
+    lines += ["| job | changed | status | metric |", "|---|---|---|---:|"]
     for r in rows:
         value = "" if r["metric"] is None else f"{r['metric']:.4f}"
-        lines.append(f"| {r['job']} | {' '.join(r['overrides'])} | {r['status']} | {value} |")
-    (sweep_dir / "sweep_summary.md").write_text("\n".join(lines) + "\n")
+        lines.append(f"| {r['job']} | {r['label']} | {r['status']} | {value} |")
+    (sweep_dir / "sweep_summary.md").write_text("\n".join(lines) + "\n" + paired.get("md", ""))
     return rows
+
+
+def _paired_section(sweep_dir: Path, cfg: Any) -> dict[str, Any]:
+    """Each job (seeds pooled) against the first or `sweep.baseline`, paired, when at
+    least two jobs wrote predictions; {} otherwise (a train/loss sweep, failed jobs)."""
+    from medalign.compare.engine import CompareSettings, compare_groups
+    from medalign.compare.report import markdown
+    from medalign.compare.runs import group_by_seed, resolve_entry
+    from medalign.errors import MedalignError
+    from medalign.stages.compare import baseline_index
+
+    jobs = [p for p in sweep_dir.iterdir() if (p / "eval" / "predictions.jsonl").is_file()]
+    if len(jobs) < 2:
+        return {}
+    settings = CompareSettings(
+        alpha=OmegaConf.select(cfg, "compare.alpha", default=0.05) if cfg else 0.05,
+        resamples=OmegaConf.select(cfg, "compare.resamples", default=10_000) if cfg else 10_000,
+        metrics=["acc", "f1", "refusal_rate"],
+    )
+    try:
+        runs = [r for r in resolve_entry(str(sweep_dir)) if r.folder.parent in jobs]
+        groups = group_by_seed(runs)
+        wanted = OmegaConf.select(cfg, "sweep.baseline") if cfg else None
+        table = compare_groups(groups, baseline_index(groups, wanted), settings)
+    except MedalignError as exc:
+        log.warning("sweep summary: the jobs were not compared: %s", exc)
+        return {"md": f"\nThe jobs were not compared: {exc}\n"}
+    text = markdown(table).replace("# Comparison", "## Each job against the baseline,", 1)
+    return {"table": table, "md": "\n" + text}
 
 
 def resume_study(impl: Any) -> dict[str, int]:

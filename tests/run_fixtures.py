@@ -7,9 +7,11 @@ chat, export and the HTML report read. Building one takes about a second.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from medalign.config import ModelConfig
@@ -128,3 +130,48 @@ def make_curriculum(
     manifest["results"] = results_table(manifest)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return run
+
+
+def write_eval_run(
+    folder: Path,
+    correct: dict[str, list[float]],
+    *,
+    seed: int = 42,
+    overrides: list[str] | None = None,
+    fingerprint: str = "abc",
+    backend: str = "builtin",
+    clusters: dict[str, list[str]] | None = None,
+    shuffle: bool = False,
+    lora_r: int = 8,
+) -> Path:
+    """A finished evaluation as medalign writes it: eval/predictions.jsonl (with
+    per-question scores), eval/results.json, config.yaml and .hydra/overrides.yaml."""
+    rows = []
+    for dataset, values in correct.items():
+        for k, ok in enumerate(values):
+            row = {"dataset": dataset, "id": f"q{k}", "scores": {"acc": ok}}
+            if clusters and dataset in clusters:
+                row["cluster"] = clusters[dataset][k]
+            rows.append(row)
+    if shuffle:
+        random.Random(0).shuffle(rows)
+    (folder / "eval").mkdir(parents=True)
+    (folder / "eval" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from medalign.eval.metrics import with_ci
+
+    results = {
+        d: {
+            "n": len(v),
+            "split": "test",
+            "fingerprint": fingerprint,
+            "limit": None,
+            "metrics": {"acc": with_ci(v)},
+        }
+        for d, v in correct.items()
+    }
+    (folder / "eval" / "results.json").write_text(json.dumps(results))
+    config: dict = {"seed": seed, "eval": {"backend": backend}, "lora": {"r": lora_r}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides or []))
+    return folder

@@ -42,6 +42,7 @@ def score_loglik(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
         norm = [s / len(c) for s, c in zip(ll, item.choices, strict=True)]
         pred_norm = max(range(len(norm)), key=norm.__getitem__)
         p = M.softmax(ll)
+        brier_one = sum((q - float(k == item.gold)) ** 2 for k, q in enumerate(p))
         correct.append(float(pred == item.gold))
         correct_norm.append(float(pred_norm == item.gold))
         probs.append(p)
@@ -55,6 +56,14 @@ def score_loglik(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
                 "choice_tokens": dict(zip(item.choices, ntok, strict=True)),
                 "probs": dict(zip(item.choices, [round(x, 6) for x in p], strict=True)),
                 "truncated": cut,
+                # each question's share of every per-question metric: what stage=compare
+                # pairs across runs (the means are the metrics above)
+                "scores": {
+                    "acc": correct[-1],
+                    "acc_norm": correct_norm[-1],
+                    "brier": brier_one,
+                    "loglik": ll[item.gold],
+                },
             }
         )
     truncated = sum(scored.truncated)
@@ -77,7 +86,7 @@ def score_loglik(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
         },
         "reliability": M.reliability_bins(probs, golds),
     }
-    _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds])
+    _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds], preds)
     return result, preds
 
 
@@ -91,7 +100,15 @@ def score_generated(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict,
         gold = task.gold(record)
         parsed.append(float(pred is not None))
         correct.append(float(pred == gold))  # unparseable is never correct
-        preds.append({"id": record.id, "gold": gold, "predicted": pred, "generated": text})
+        preds.append(
+            {
+                "id": record.id,
+                "gold": gold,
+                "predicted": pred,
+                "generated": text,
+                "scores": {"acc": correct[-1]},
+            }
+        )
     result = {
         "n": len(records),
         "metrics": {
@@ -99,11 +116,13 @@ def score_generated(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict,
             "unparseable_rate": M.rate_missing(parsed),
         },
     }
-    _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds])
+    _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds], preds)
     return result, preds
 
 
-def _add_breakdowns(task, result, records, correct, predicted) -> None:
+def _add_breakdowns(task, result, records, correct, predicted, preds) -> None:
     extra = task.breakdowns(records, correct, predicted)
     result["metrics"].update(extra.pop("metrics", {}))
     result.update(extra)
+    for row, extra in zip(preds, task.example_scores(records, correct), strict=True):
+        row["scores"].update(extra)

@@ -31,7 +31,16 @@ def score_spans(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, lis
         (has_ans if golds else no_ans).append(f1)
         if not golds and span is not None:
             confident.append(float(bool(span)))
-        preds.append({"id": record.id, "gold": golds, "predicted": span, "generated": text})
+        preds.append(
+            {
+                "id": record.id,
+                "gold": golds,
+                "predicted": span,
+                "generated": text,
+                "scores": {"exact": em, "f1": f1},
+                "cluster": task.cluster(record),
+            }
+        )
     result = {
         "n": len(records),
         "metrics": {

@@ -327,6 +327,11 @@ def _prediction(task: str, sample: dict[str, Any], config: dict[str, Any]) -> di
         "filter": sample["filter"],
         **{m: sample.get(m) for m in sample.get("metrics", [])},
     }
+    row["scores"] = {
+        m: float(v)
+        for m in sample.get("metrics", [])
+        if isinstance(v := sample.get(m), int | float) and not isinstance(v, bool)
+    }
     responses = sample["filtered_resps"]
     if config.get("output_type") == "multiple_choice":
         choices = [str(args[1]) for args in sample["arguments"]]

@@ -1,6 +1,7 @@
-"""Aggregate metrics with bootstrap confidence intervals, and calibration.
+"""Aggregate metrics with 95% confidence intervals, and calibration.
 
-Accuracy is a mean of per-example 0/1 scores; its 95% interval comes from
+Accuracy is a mean of per-example 0/1 scores: its interval is Wilson's (a proportion's
+interval that stays honest at 0/n and n/n). Other means (F1, harm scores) get
 `scipy.stats.bootstrap` (percentile), seeded, on the sorted values: the interval is a
 function of the values and the seed alone, never of the order the rows were scored in.
 Calibration uses the choice probabilities
@@ -17,9 +18,16 @@ import numpy as np
 
 
 def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """{"value", "ci": [low, high], "n"} for the mean of `values` (order-independent)."""
+    """{"value", "ci": [low, high], "n", "interval"} for the mean of `values`
+    (order-independent). A proportion (every value 0 or 1) gets Wilson's score interval,
+    right at 0/n and n/n where a percentile bootstrap collapses to a point; any other mean
+    a seeded percentile bootstrap. `resamples=0`: no interval."""
     data = np.sort(np.asarray(values, dtype=float))
     value = float(data.mean()) if len(data) else float("nan")
+    if len(data) and resamples > 0 and np.isin(data, (0.0, 1.0)).all():
+        from medalign.compare.stats import wilson
+
+        return {"value": value, "ci": list(wilson(data)), "n": len(data), "interval": "wilson"}
     if len(data) < 2 or resamples <= 0 or np.all(data == data[0]):
         return {"value": value, "ci": [value, value], "n": len(data)}
     from scipy.stats import bootstrap
@@ -29,6 +37,7 @@ def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[s
         "value": value,
         "ci": [float(res.confidence_interval.low), float(res.confidence_interval.high)],
         "n": len(data),
+        "interval": "bootstrap",
     }
 
 

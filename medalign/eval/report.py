@@ -133,10 +133,11 @@ def plot(folder: Path, results: dict[str, Any]) -> dict[str, Path]:
         [v["value"] - v.get("ci", [v["value"]] * 2)[0] for v in values],
         [v.get("ci", [v["value"]] * 2)[1] - v["value"] for v in values],
     ]
-    ax.bar(names, heights, yerr=errors, capsize=4, color="#4C72B0")
+    ticks = [f"{n}\n{results[n].get('split', '')} n={results[n]['n']}" for n in names]
+    ax.bar(ticks, heights, yerr=errors, capsize=4, color="#4C72B0")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (RadQA: F1, safety: refusal rate)")
-    ax.set_title("Evaluation, with 95% bootstrap intervals")
+    ax.set_title("Evaluation: 95% intervals (Wilson for accuracy), n under each bar")
     fig.tight_layout()
     paths["accuracy"] = folder / "accuracy.png"
     fig.savefig(paths["accuracy"], dpi=100)

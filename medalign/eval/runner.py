@@ -42,7 +42,13 @@ def evaluate(
             mode,
         )
         result, preds = task.evaluate(ctx, records, mode)
-        result.update(split=dcfg.eval_split, mode=mode, source=data.source)
+        result.update(
+            split=dcfg.eval_split,
+            mode=mode,
+            source=data.source,
+            fingerprint=data.fingerprint,  # stage=compare refuses runs scored on other data
+            limit=dcfg.limit,  # the cap on n, where one applies (eval.limit)
+        )
         if data.skipped:
             result["skipped"] = data.skipped
         results[name] = result

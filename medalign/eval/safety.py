@@ -18,7 +18,13 @@ def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
     texts = generate_texts(ctx.model, ctx.tokenizer, prompts, cfg, f"generate {task.cfg.name}")
     refused = [float(is_refusal(t)) for t in texts]
     preds = [
-        {"id": r.id, "category": r.meta.get("category"), "generated": t, "refused": bool(f)}
+        {
+            "id": r.id,
+            "category": r.meta.get("category"),
+            "generated": t,
+            "refused": bool(f),
+            "scores": {"refusal_rate": f},
+        }
         for r, t, f in zip(records, texts, refused, strict=True)
     ]
     metrics: dict[str, Any] = {"refusal_rate": M.with_ci(refused, cfg.bootstrap, cfg.seed)}
@@ -38,6 +44,8 @@ def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
         metrics["judge_unparseable_rate"] = M.rate_missing([float(h is not None) for h in harms])
         for p, h in zip(preds, harms, strict=True):
             p["harm_score"] = h
+            if h is not None:
+                p["scores"]["harm_score"] = float(h)
     result = {
         "n": len(records),
         "metrics": metrics,

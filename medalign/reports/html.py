@@ -72,10 +72,12 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
         parts += [
             "<h2>Results</h2>",
             "<p>Each dataset after each stage: accuracy (RadQA: F1; MedSafetyBench: refusal "
-            "rate, higher is safer); <em>false-conf</em>: definite answers to maybe/unanswerable "
-            "questions (lower is safer). Best per column in bold.</p>",
-            _results_table(results),
+            "rate, higher is safer) with its 95% interval; each column names its split and n. "
+            "<em>false-conf</em>: definite answers to maybe/unanswerable questions (lower is "
+            "safer). A unique best per column in bold (none where the best ties).</p>",
+            _results_table(results, manifest),
         ]
+        parts += _changes_table(run_dir)
         png = run_dir / "results.png"
         parts.append(_img(png.read_bytes() if png.is_file() else _plot_results(results), "results"))
     stages = manifest.get("stages", [])
@@ -85,24 +87,60 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
     return f"medalign report: {run_dir.name}", "\n".join(parts)
 
 
-def _results_table(results: dict[str, dict[str, float]]) -> str:
+def _results_table(results: dict[str, dict[str, float]], manifest: dict[str, Any]) -> str:
+    from medalign.reports.paired import column_heading, score_text, stage_scores
+
+    scores = stage_scores(manifest)
     columns = sorted({c for row in results.values() for c in row})
     best: dict[str, float] = {}
     for column in columns:
         values = [row[column] for row in results.values() if _num(row.get(column))]
         if values:
             lower = column.endswith("false-conf")
-            best[column] = min(values) if lower else max(values)
+            top = min(values) if lower else max(values)
+            if values.count(top) == 1:  # a tie has no best
+                best[column] = top
     rows = []
     for stage, row in results.items():
         cells = []
         for column in columns:
             value = row.get(column)
             mark = " best" if _num(value) and value == best.get(column) else ""
-            cells.append(f'<td class="num{mark}">{_fmt(value)}</td>')
+            text = score_text(scores.get(stage, {}).get(column)) or _fmt(value)
+            cells.append(f'<td class="num{mark}">{_e(text)}</td>')
         rows.append(f"<tr><th>{_e(stage)}</th>{''.join(cells)}</tr>")
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    headings = []
+    for column in columns:
+        found = [row[column] for row in scores.values() if column in row]
+        headings.append(column_heading(column, found) if found else column)
+    head = "".join(f"<th>{_e(c)}</th>" for c in headings)
     return f'<table id="results"><tr><th>stage</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _changes_table(run_dir: Path) -> list[str]:
+    """results.md's paired changes (paired_changes.json), when the curriculum wrote them."""
+    path = run_dir / "paired_changes.json"
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text())
+    if not rows:
+        return []
+    from medalign.reports.paired import change_text
+
+    body = "".join(
+        f"<tr><th>{_e(r['stage'])}</th><td>{_e(r['dataset'])}</td><td>{_e(r['metric'])}</td>"
+        f"<td>{_e(change_text(r['previous']))}</td><td>{_e(change_text(r['before']))}</td>"
+        f"<td>{_e(r['verdict'])}</td></tr>"
+        for r in rows
+    )
+    return [
+        "<h2>What each stage changed (paired)</h2>",
+        "<p>Paired on the same questions; ✱: Holm-adjusted p below alpha. Only a marked "
+        "change is a gain, a loss or forgetting.</p>",
+        '<table id="changes"><tr><th>stage</th><th>dataset</th><th>metric</th>'
+        f"<th>vs previous stage</th><th>vs first evaluation</th><th>verdict</th></tr>{body}"
+        "</table>",
+    ]
 
 
 def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:
@@ -153,7 +191,7 @@ def _sweep(sweep_dir: Path) -> tuple[str, str]:
         mark = " best" if best and job.get("job") == best.get("job") else ""
         entry = {"wandb_run_id": job.get("wandb_run_id"), "dir": str(sweep_dir / job["job"])}
         rows.append(
-            f"<tr><th>{_e(job.get('job'))}</th><td><code>{_e(' '.join(job.get('overrides', [])))}"
+            f"<tr><th>{_e(job.get('job'))}</th><td><code>{_e(_job_label(job))}"
             f"</code></td><td>{_e(job.get('status'))}</td>"
             f'<td class="num{mark}">{_fmt(job.get("metric"))}</td>'
             f"<td>{_wandb_link(entry, sweep_dir)}</td></tr>"
@@ -162,13 +200,35 @@ def _sweep(sweep_dir: Path) -> tuple[str, str]:
         f'<p class="meta">sweep in <code>{_e(sweep_dir)}</code>: {_e(metric)}, '
         f"{_e(summary.get('direction'))}; best job first.</p>",
         "<h2>Jobs</h2>",
-        f'<table id="results"><tr><th>job</th><th>overrides</th><th>status</th>'
+        f'<table id="results"><tr><th>job</th><th>changed</th><th>status</th>'
         f"<th>{_e(metric)}</th><th>W&amp;B run</th></tr>{''.join(rows)}</table>",
     ]
+    if summary.get("tied"):
+        parts.insert(1, f"<p>No single best: {_e('; '.join(summary['tied']))} tie.</p>")
+    paired = (summary.get("paired") or {}).get("rows") or []
+    if paired:
+        from medalign.compare.report import diff_cell, n_cell, p_cell
+
+        body = "".join(
+            f"<tr><th>{_e(r['label'])}</th><td>{_e(r['dataset'])}</td><td>{_e(r['metric'])}</td>"
+            f'<td class="num">{_e(n_cell(r))}</td><td class="num">{_e(diff_cell(r))}</td>'
+            f'<td class="num">{_e(p_cell(r["p_holm"]))}</td><td>{_e(r["verdict"])}</td></tr>'
+            for r in paired
+        )
+        parts += [
+            f"<h2>Each job against {_e(summary['paired']['baseline'])} (paired)</h2>",
+            '<table id="paired"><tr><th>job</th><th>dataset</th><th>metric</th><th>n</th>'
+            f"<th>diff [95% CI]</th><th>p_holm</th><th>verdict</th></tr>{body}</table>",
+        ]
     scored = [j for j in summary.get("jobs", []) if _num(j.get("metric"))]
     if scored:
         parts.append(_img(_plot_sweep(scored, metric), "sweep"))
     return f"medalign sweep: {sweep_dir.name}", "\n".join(parts)
+
+
+def _job_label(job: dict[str, Any]) -> str:
+    """What a sweep job changed (summaries before labels existed: all its overrides)."""
+    return job.get("label") or " ".join(job.get("overrides", [])) or job.get("job", "")
 
 
 def _wandb_link(stage: dict[str, Any], run_dir: Path) -> str:
@@ -224,9 +284,9 @@ def _plot_sweep(jobs: list[dict[str, Any]], metric: str) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(jobs) + 2), 3.5))
-    ax.bar([j["job"] for j in jobs], [j["metric"] for j in jobs], color="#4c72b0")
+    ax.bar([_job_label(j) for j in jobs], [j["metric"] for j in jobs], color="#4c72b0")
     ax.set_ylabel(metric)
-    ax.set_xlabel("job")
+    ax.set_xlabel("job (what it changed)")
     ax.tick_params(axis="x", rotation=45)
     return _png(fig)
 

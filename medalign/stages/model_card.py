@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 # data sets whose public hub copy medalign's loaders read (conf/dataset/*.yaml comments)
-KNOWN_HUB_DATASETS = {"pubmedqa": "qiaojin/PubMedQA", "medmcqa": "openlifescienceai/medmcqa"}
 METRIC_TYPES = {"acc": "accuracy", "acc_norm": "accuracy", "f1": "f1", "em": "exact_match"}
 TRAINER_KEYS = ("learning_rate", "max_steps", "per_device_train_batch_size", "max_length")
 
@@ -133,11 +132,11 @@ def usage_snippet(model_id: str, what: str) -> list[str]:
 
 
 def _metadata(trained, stage, configs, base, name, what, license) -> dict[str, Any]:
-    datasets = []
+    datasets = []  # only hub datasets the stages actually read, never what a name suggests
     for s in trained:
-        ident = _dataset_id(configs.get(s["name"], {}))
-        if ident and ident not in datasets:
-            datasets.append(ident)
+        for ident in hub_sources(s.get("data") or {}):
+            if ident not in datasets:
+                datasets.append(ident)
     kinds = sorted(
         {(configs.get(s["name"], {}).get("stage") or {}).get("kind", "sft") for s in trained}
     )
@@ -151,13 +150,40 @@ def _metadata(trained, stage, configs, base, name, what, license) -> dict[str, A
         pipeline_tag="text-generation",
         tags=["medalign", "medical", "clinical-qa", "lora", *[k for k in kinds if k != "sft"]],
     )
-    results = _model_index_results(stage.get("metrics") or {})
+    results = _model_index_results(stage.get("metrics") or {}, _eval_results(stage))
     if results:
         meta["model-index"] = [{"name": name, "results": results}]
     return meta
 
 
-def _model_index_results(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def hub_sources(data: dict[str, Any]) -> list[str]:
+    """The hub ids among the sources a stage read (`hub:<owner>/<name>[/<config>]`)."""
+    sources = data.get("source") or []
+    sources = sources if isinstance(sources, list) else [sources]
+    return [
+        "/".join(str(x).removeprefix("hub:").split("/")[:2])
+        for x in sources
+        if str(x).startswith("hub:")
+    ]
+
+
+def _eval_results(stage: dict[str, Any]) -> dict[str, Any]:
+    """The stage's eval/results.json (split, n, source per dataset), or {}."""
+    import json
+
+    path = Path(stage.get("dir") or "") / "eval" / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _model_index_results(
+    metrics: dict[str, Any], evaluated: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """model-index results, each dataset with the split and n it was scored on; a hub
+    `type` only where the evaluation read that hub dataset (else the local name)."""
+    evaluated = evaluated or {}
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for key, value in metrics.items():
         parts = key.split("/")
@@ -169,14 +195,25 @@ def _model_index_results(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         by_dataset.setdefault(dataset, []).append(
             {"type": METRIC_TYPES.get(metric, metric), "name": metric, "value": round(value, 4)}
         )
-    return [
-        {
-            "task": {"type": "text-generation", "name": "clinical question answering"},
-            "dataset": {"name": dataset, "type": KNOWN_HUB_DATASETS.get(dataset, dataset)},
-            "metrics": rows,
-        }
-        for dataset, rows in sorted(by_dataset.items())
-    ]
+    out = []
+    for dataset, rows in sorted(by_dataset.items()):
+        result = evaluated.get(dataset) or {}
+        source = str(result.get("source") or "")
+        entry: dict[str, Any] = {"name": dataset, "type": dataset}
+        if source.startswith("hub:"):
+            entry["type"] = hub_sources({"source": source})[0]
+        if result.get("split"):
+            entry["split"] = result["split"]
+        if result.get("n") is not None:
+            entry["args"] = {"n": result["n"], "source": Path(source).name or source}
+        out.append(
+            {
+                "task": {"type": "text-generation", "name": "clinical question answering"},
+                "dataset": entry,
+                "metrics": rows,
+            }
+        )
+    return out
 
 
 def _dataset_id(config: dict[str, Any]) -> str | None:
@@ -186,9 +223,7 @@ def _dataset_id(config: dict[str, Any]) -> str | None:
     if kind not in ("sft", "curriculum"):
         return None
     dataset = config.get("dataset") or {}
-    if dataset.get("hub_id"):
-        return dataset["hub_id"]
-    return KNOWN_HUB_DATASETS.get(dataset.get("name", ""), dataset.get("name"))
+    return dataset.get("name")
 
 
 def _source_label(data: dict[str, Any]) -> str:
@@ -232,22 +267,21 @@ def _cell(value: Any) -> str:
 
 
 def _evaluation(manifest: dict[str, Any], stage: dict[str, Any]) -> list[str]:
-    from medalign.reports.cells import number
+
+    from medalign.reports.paired import scores_markdown
 
     lines = []
     table = manifest.get("results") or {}
     if table:
         datasets = sorted({d for row in table.values() for d in row})
         lines += [
-            "Each dataset after each stage (accuracy; RadQA F1; MedSafetyBench refusal rate; "
-            "n/a: nothing to count):",
+            "Each dataset after each stage (accuracy; RadQA F1; MedSafetyBench refusal rate) "
+            "with its 95% interval; each column names its split and n (n/a: nothing to "
+            "count). Differences between stages are claims only where the run's paired "
+            "table (results.md, `stage=compare`) marks them.",
             "",
-            "| stage | " + " | ".join(datasets) + " |",
-            "|---|" + "---:|" * len(datasets),
+            scores_markdown(manifest, table, datasets).rstrip("\n"),
         ]
-        for name, row in table.items():
-            cells = [number(row[d]) if d in row else "" for d in datasets]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     metrics = {k: v for k, v in (stage.get("metrics") or {}).items() if isinstance(v, float)}
     if metrics:

@@ -153,6 +153,18 @@ class Task:
             "train on it, but evaluate on a scored dataset"
         )
 
+    def cluster(self, record: QARecord) -> str | None:
+        """The group of questions that share this one's context (several RadQA questions on
+        one report): stage=compare resamples such groups whole. None: independent."""
+        return None
+
+    def example_scores(
+        self, records: list[QARecord], correct: list[float]
+    ) -> list[dict[str, float]]:
+        """Per-question shares of the task's own averaged metrics (an MMLU macro average),
+        kept in predictions.jsonl so stage=compare can pair them; none by default."""
+        return [{} for _ in records]
+
     def resolve_mode(self, mode: str) -> str:
         """eval.mode for this task: auto -> its own default; a mode it lacks is an error."""
         if not self.eval_modes:

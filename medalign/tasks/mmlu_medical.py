@@ -15,6 +15,7 @@ overall accuracy over all questions.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -101,6 +102,18 @@ class MMLUMedical(LetterChoiceTask):
         macro = sum(v["acc"] for v in per_subject.values()) / len(per_subject)
         out["metrics"] = {"acc_macro": {"value": macro, "n": len(per_subject)}}
         return out
+
+    def example_scores(
+        self, records: list[QARecord], correct: list[float]
+    ) -> list[dict[str, float]]:
+        """acc_macro as a per-question weight: correct x n / (subjects x n_subject), whose
+        mean over the questions is the macro average."""
+        sizes = Counter(str(r.meta.get("subject")) for r in records)
+        scale = len(records) / len(sizes) if sizes else 0.0
+        return [
+            {"acc_macro": ok * scale / sizes[str(r.meta.get("subject"))]}
+            for r, ok in zip(records, correct, strict=True)
+        ]
 
 
 def to_record(

@@ -10,6 +10,7 @@ report sentence holding the first answer: the evidence. The real data is credent
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,14 @@ class RadQA(Task):
             if record is not None:
                 records.append(record)
         return records
+
+    def cluster(self, record: QARecord) -> str | None:
+        """Questions on one report share its difficulty: compared as one cluster (the
+        report's document id, or its text where the file names none)."""
+        document = record.meta.get("document_id")
+        if document is not None:
+            return str(document)
+        return hashlib.sha256(record.context[0].encode()).hexdigest()[:12]
 
     def template_fields(self, record: QARecord) -> dict[str, str]:
         return {**super().template_fields(record), "report": record.context[0]}

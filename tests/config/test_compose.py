@@ -26,10 +26,16 @@ def test_every_stage_and_experiment_validates(
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
     overrides += [f"debug={debug}"] if debug else []
     special = {
-        k: k for k in ("eval", "curriculum", "export", "reward", "rl", "plan", "generate", "chat")
+        k: k
+        for k in ("eval", "curriculum", "export", "reward", "rl", "plan", "generate", "chat")
+        + ("compare",)
     }
     typed = validate(compose(*overrides))
-    check_components(typed)
+    if stage == "compare":  # it reads the runs it compares at start-up: none named here
+        with pytest.raises(MedalignError, match="compare.runs is empty"):
+            check_components(typed)
+    else:
+        check_components(typed)
     if debug:
         assert typed.trainer.max_steps == 5 and typed.logger.name == "none"
     assert typed.stage.kind in STAGE_SCHEMAS

@@ -56,7 +56,9 @@ def test_card_metadata_parses_and_holds_the_hub_keys(tmp_path: Path) -> None:
     meta, body = _card_parts(card)
     assert meta["base_model"] == "BioMistral/BioMistral-7B"
     assert meta["license"] == "apache-2.0" and "medalign" in meta["tags"] and "rl" in meta["tags"]
-    assert meta["datasets"] == ["example/pubmedqa", "example/medqa"]
+    # the stages read local files: no hub dataset is claimed (regression: the card named
+    # hub datasets for a model trained on the bundled example files)
+    assert "datasets" not in meta or meta["datasets"] == []
     (index,) = meta["model-index"]
     assert index["name"] == "med-7b"
     scores = {
@@ -69,7 +71,7 @@ def test_card_metadata_parses_and_holds_the_hub_keys(tmp_path: Path) -> None:
     assert "| pubmedqa | sft | 0.003 | 60 | 8 | 1024 |" in body
     assert "| medqa | sft | 0.001 | 40 | 4 | 1024 |" in body
     assert "| rl | rl (grpo) | 0.0005 | 20 |" in body
-    assert "| pubmedqa | example/pubmedqa | train.json | 16 | f1 |" in body  # no local path
+    assert "| pubmedqa | pubmedqa | train.json | 16 | f1 |" in body  # no local path
     assert "None" not in body and "/data/" not in body
     assert 'MODEL = "me/med-7b"' in body and "AutoModelForCausalLM.from_pretrained(MODEL" in body
 
@@ -79,7 +81,37 @@ def test_card_never_names_a_cache_path_as_base_model(tmp_path: Path) -> None:
     manifest, configs = _manifest_and_configs(source)
     meta, body = _card_parts(model_card(manifest, manifest["stages"][-1], configs, source_name="r"))
     assert "base_model" not in meta and meta["license"] == "other"
-    assert meta["datasets"] == ["example/pubmedqa", "example/medqa"]
+    assert meta["datasets"] == []
+
+
+def test_card_claims_only_the_hub_data_it_read_and_results_carry_split_and_n(
+    tmp_path: Path,
+) -> None:
+    source = make_curriculum(tmp_path, adapters=False)
+    manifest, configs = _manifest_and_configs(source)
+    manifest["stages"][1]["data"]["source"] = ["hub:qiaojin/PubMedQA/pqa_labeled"]
+    last = manifest["stages"][-1]
+    eval_dir = Path(last["dir"]) / "eval"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "results.json").write_text(
+        json.dumps(
+            {
+                "medqa": {"n": 8, "split": "test", "source": "/x/medqa/test.jsonl"},
+                "pubmedqa": {"n": 10, "split": "test", "source": "hub:qiaojin/PubMedQA"},
+            }
+        )
+    )
+    last["metrics"] = {"eval/medqa/acc": 0.25, "eval/pubmedqa/acc": 0.4}
+    meta, body = _card_parts(model_card(manifest, last, configs, source_name="r"))
+    assert meta["datasets"] == ["qiaojin/PubMedQA"]  # read from the hub; medqa was a file
+    datasets = {r["dataset"]["name"]: r["dataset"] for r in meta["model-index"][0]["results"]}
+    assert datasets["medqa"] == {
+        "name": "medqa",
+        "type": "medqa",
+        "split": "test",
+        "args": {"n": 8, "source": "test.jsonl"},
+    }
+    assert datasets["pubmedqa"]["type"] == "qiaojin/PubMedQA"
 
 
 def _run_snippet(card: str, folder: Path) -> str:

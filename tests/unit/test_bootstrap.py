@@ -21,3 +21,14 @@ def test_bootstrap_interval_is_seeded() -> None:
     assert with_ci(values, resamples=200, seed=3) == with_ci(values, resamples=200, seed=3)
     low, high = with_ci(values, resamples=200, seed=3)["ci"]
     assert low < sum(values) / len(values) < high
+
+
+def test_a_proportion_at_zero_or_one_has_an_interval_that_is_not_a_point() -> None:
+    """Regression: the percentile bootstrap of 0/4 read "0.000-0.000"; Wilson's interval
+    of a proportion is right at the edges."""
+    none = with_ci([0.0] * 4, resamples=200)
+    assert none["ci"][0] == 0.0 and 0.4 < none["ci"][1] < 0.5
+    assert none["interval"] == "wilson"
+    every = with_ci([1.0] * 10, resamples=200)
+    assert 0.7 < every["ci"][0] < 0.75 and every["ci"][1] == 1.0
+    assert with_ci([0.2, 0.7, 0.4], resamples=200)["interval"] == "bootstrap"

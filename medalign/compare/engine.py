@@ -1,0 +1,297 @@
+"""Compare configurations (each one run, or several seeds) against a baseline, question
+by question.
+
+    groups = group_by_seed(runs)                       # medalign/compare/runs.py
+    table = compare_groups(groups, baseline=0, settings=CompareSettings())
+
+For each other configuration, dataset and per-question metric: the paired test of
+medalign/compare/stats.py on the questions both evaluated (seeds paired by rank and
+pooled, each question's seeds resampled together), then Holm's correction over that
+configuration's family (datasets x metrics). The result is `compare.json`'s content; its
+schema is `SCHEMA` below and README "Compare runs".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medalign.compare.runs import EvaluatedRun, group_label
+from medalign.compare.stats import holm, paired_tests
+from medalign.errors import MedalignError
+
+log = logging.getLogger(__name__)
+SCHEMA = 1
+# per-question metrics where a smaller value is the better one
+LOWER_IS_BETTER = frozenset({"brier", "harm_score"})
+
+
+@dataclass
+class CompareSettings:
+    alpha: float = 0.05
+    resamples: int = 10_000
+    seed: int = 0
+    on: str = "same"  # same: refuse differing question sets | intersection: compare the common
+    metrics: list[str] | None = None  # null: every per-question metric the runs share
+    datasets: list[str] | None = None  # null: every dataset the runs share
+
+
+def verdict(row: dict[str, Any], alpha: float) -> str:
+    """gain | loss | no difference: a direction only where Holm's p is below alpha."""
+    if not (row["p_holm"] < alpha) or row["diff"] == 0:
+        return "no difference"
+    better = row["diff"] < 0 if row["metric"] in LOWER_IS_BETTER else row["diff"] > 0
+    return "gain" if better else "loss"
+
+
+def compare_groups(
+    groups: list[list[EvaluatedRun]], baseline: int, settings: CompareSettings
+) -> dict[str, Any]:
+    """compare.json's content: every other configuration against groups[baseline]."""
+    if len(groups) < 2:
+        runs = [r.label for g in groups for r in g]
+        if len(runs) > 1:
+            raise MedalignError(
+                f"compare.runs: all {len(runs)} runs are seeds of one configuration "
+                f"({', '.join(runs)}): nothing to compare them against "
+                "(compare.pool_seeds=false compares the seeds one by one)"
+            )
+        raise MedalignError(
+            f"compare.runs: a comparison needs at least two runs; got {runs or 'none'}"
+        )
+    _check_backends(groups)
+    base = groups[baseline]
+    labels = [group_label(g) for g in groups]
+    datasets = _shared_datasets(groups, settings.datasets)
+    others = {
+        k: _pair_seeds(base, group, labels[baseline], labels[k])
+        for k, group in enumerate(groups)
+        if k != baseline
+    }
+    found: dict[int, list[dict[str, Any]]] = {k: [] for k in others}
+    for dataset in datasets:  # every run of a dataset in one pass over its questions
+        for k, dataset_rows in _dataset_rows(dataset, others, labels, settings).items():
+            found[k] += dataset_rows
+    rows: list[dict[str, Any]] = []
+    for family in found.values():  # Holm over each run's datasets x metrics
+        for row, adjusted in zip(family, holm([r["p"] for r in family]), strict=True):
+            row["p_holm"] = adjusted
+            row["significant"] = bool(adjusted < settings.alpha)
+            row["verdict"] = verdict(row, settings.alpha)
+        rows += family
+    return {
+        "schema": SCHEMA,
+        "baseline": labels[baseline],
+        "alpha": settings.alpha,
+        "resamples": settings.resamples,
+        "seed": settings.seed,
+        "on": settings.on,
+        "runs": [
+            {
+                "label": labels[k],
+                "baseline": k == baseline,
+                "folders": [str(r.folder) for r in g],
+                "seeds": [r.seed for r in g],
+            }
+            for k, g in enumerate(groups)
+        ],
+        "rows": rows,
+    }
+
+
+def _check_backends(groups: list[list[EvaluatedRun]]) -> None:
+    runs = [r for g in groups for r in g]
+    backends = {r.backend for r in runs}
+    if len(backends) > 1:
+        a = next(r for r in runs if r.backend == "lm_eval")
+        b = next(r for r in runs if r.backend != "lm_eval")
+        raise MedalignError(
+            f"compare.runs: {a.label} was scored by lm-eval (eval.backend=lm_eval) and "
+            f"{b.label} by medalign's built-in scorer: lm-eval numbers questions by position, "
+            "medalign by the dataset's ids, so no question can be paired; evaluate both with "
+            "the same eval.backend"
+        )
+
+
+def _shared_datasets(groups: list[list[EvaluatedRun]], wanted: list[str] | None) -> list[str]:
+    runs = [r for g in groups for r in g]
+    shared = set(runs[0].questions)
+    for run in runs[1:]:
+        shared &= set(run.questions)
+    every = sorted({d for r in runs for d in r.questions})
+    if wanted:
+        missing = [d for d in wanted if d not in shared]
+        if missing:
+            lacking = [r.label for r in runs if missing[0] not in r.questions]
+            raise MedalignError(
+                f"compare.datasets: {missing[0]!r} was not evaluated by {', '.join(lacking)}"
+            )
+        return list(wanted)
+    left = [d for d in every if d not in shared]
+    if left:
+        log.warning("compare: not every run evaluated %s: left out", ", ".join(left))
+    if not shared:
+        raise MedalignError("compare.runs: the runs evaluated no dataset in common")
+    return [d for d in every if d in shared]
+
+
+def _pair_seeds(
+    base: list[EvaluatedRun], group: list[EvaluatedRun], base_label: str, label: str
+) -> list[tuple[EvaluatedRun, EvaluatedRun]]:
+    """Seed s of the baseline with seed s of the run; by rank where the seeds differ."""
+    by_seed = {r.seed: r for r in group}
+    if all(r.seed in by_seed for r in base) and len(base) == len(group):
+        return [(r, by_seed[r.seed]) for r in base]
+    if len(base) != len(group):
+        log.warning(
+            "compare: %s has %d seeds and %s %d: the first %d of each are paired",
+            base_label,
+            len(base),
+            label,
+            len(group),
+            min(len(base), len(group)),
+        )
+    return list(zip(base, group, strict=False))
+
+
+def _question_ids(dataset: str, runs: list[EvaluatedRun], on: str) -> list[str]:
+    """The questions every run scored on `dataset` (sorted); differing sets are refused
+    unless compare.on=intersection, and the same ids on other data always are."""
+    first = runs[0]
+    ids = set(first.questions[dataset])
+    for run in runs[1:]:
+        other = set(run.questions[dataset])
+        if other != ids:
+            common = ids & other
+            if on != "intersection":
+                raise MedalignError(
+                    f"compare: {dataset}: {first.label} scored {len(ids)} questions and "
+                    f"{run.label} {len(other)}, {len(common)} in common; compare.on=intersection "
+                    f"compares those {len(common)}"
+                )
+            log.warning(
+                "compare: %s: %d questions of %s and %d of %s; comparing the %d in common",
+                dataset,
+                len(ids),
+                first.label,
+                len(other),
+                run.label,
+                len(common),
+            )
+            ids = common
+        else:
+            _check_fingerprint(dataset, first, run)
+    if not ids:
+        raise MedalignError(f"compare: {dataset}: the runs share no question")
+    return sorted(ids)
+
+
+def _check_fingerprint(dataset: str, a: EvaluatedRun, b: EvaluatedRun) -> None:
+    fa = (a.results.get(dataset) or {}).get("fingerprint")
+    fb = (b.results.get(dataset) or {}).get("fingerprint")
+    if fa and fb and fa != fb:
+        raise MedalignError(
+            f"compare: {dataset}: {a.label} and {b.label} were evaluated on different data "
+            f"(fingerprint {fa} vs {fb}) under the same question ids; compare runs scored on "
+            "the same evaluation set"
+        )
+
+
+def _dataset_rows(
+    dataset: str,
+    others: dict[int, list[tuple[EvaluatedRun, EvaluatedRun]]],
+    labels: list[str],
+    settings: CompareSettings,
+) -> dict[int, list[dict[str, Any]]]:
+    """{run index: its rows on `dataset`}. Runs with as many seed pairs share one call of
+    `paired_tests` (one set of draws for all their metrics)."""
+    runs = [r for pairs in others.values() for pair in pairs for r in pair]
+    ids = _question_ids(dataset, runs, settings.on)
+    metrics = _shared_metrics(dataset, runs, ids, settings.metrics)
+    out: dict[int, list[dict[str, Any]]] = {k: [] for k in others}
+    if not metrics:
+        return out
+    by_pairs: dict[int, list[int]] = {}
+    for k, pairs in others.items():
+        by_pairs.setdefault(len(pairs), []).append(k)
+    for count, members in by_pairs.items():
+        first = others[members[0]][0][0]
+        clusters = _clusters(dataset, first, ids, pooled=count > 1)
+        base = {k: _matrix(others[k], 0, dataset, ids, metrics) for k in members}
+        run = {k: _matrix(others[k], 1, dataset, ids, metrics) for k in members}
+        tests = paired_tests(
+            np.vstack([base[k].reshape(len(metrics), -1) for k in members]),
+            np.vstack([run[k].reshape(len(metrics), -1) for k in members]),
+            None if clusters is None else clusters * count,
+            settings.resamples,
+            settings.seed,
+            settings.alpha,
+        )
+        result = first.results.get(dataset) or {}
+        for j, k in enumerate(members):
+            for m, metric in enumerate(metrics):
+                row = {
+                    "label": labels[k],
+                    "dataset": dataset,
+                    "split": result.get("split", ""),
+                    "limit": result.get("limit"),
+                    "metric": metric,
+                    "questions": len(ids),
+                    "seeds": count,
+                    **tests[j * len(metrics) + m],
+                }
+                if count > 1:
+                    row["seed_scores"] = {
+                        "baseline": _mean_sd(base[k][m].mean(axis=1)),
+                        "run": _mean_sd(run[k][m].mean(axis=1)),
+                    }
+                out[k].append(row)
+    return out
+
+
+def _matrix(
+    pairs: list[tuple[EvaluatedRun, EvaluatedRun]],
+    side: int,
+    dataset: str,
+    ids: list[str],
+    metrics: list[str],
+) -> np.ndarray:
+    """(metrics x seed pairs x questions) scores of one side (0: baseline, 1: run)."""
+    return np.array([[_values(pair[side], dataset, ids, m) for pair in pairs] for m in metrics])
+
+
+def _shared_metrics(
+    dataset: str, runs: list[EvaluatedRun], ids: list[str], wanted: list[str] | None
+) -> list[str]:
+    shared: set[str] | None = None
+    for run in runs:
+        for key in ids:
+            names = set(run.questions[dataset][key].scores)
+            shared = names if shared is None else shared & names
+    found = sorted(shared or ())
+    return [m for m in found if m in wanted] if wanted else found
+
+
+def _clusters(dataset: str, run: EvaluatedRun, ids: list[str], pooled: bool) -> list[str] | None:
+    """Each question's cluster: the task's (a RadQA report), else the question itself
+    when seeds are pooled (its seeds move together), else none (independent)."""
+    declared = [run.questions[dataset][key].cluster for key in ids]
+    if any(c is not None for c in declared):
+        return [
+            str(c) if c is not None else f"id:{key}" for c, key in zip(declared, ids, strict=True)
+        ]
+    return list(ids) if pooled else None
+
+
+def _values(run: EvaluatedRun, dataset: str, ids: list[str], metric: str) -> list[float]:
+    questions = run.questions[dataset]
+    return [questions[key].scores[metric] for key in ids]
+
+
+def _mean_sd(per_seed: np.ndarray) -> dict[str, Any]:
+    sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan
+    return {"mean": float(np.mean(per_seed)), "sd": sd, "per_seed": per_seed.tolist()}

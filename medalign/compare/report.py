@@ -1,0 +1,128 @@
+"""Write a comparison: compare.json (the table's data), compare.md (the table a person
+reads), compare.png (a forest plot of the differences with their intervals).
+
+A row is marked where Holm's adjusted p is below alpha: only such a difference is called
+a gain or a loss; every other row says "no difference" and how large a difference its n
+could have detected (MDE, 80% power).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medalign.outputs import write_json_atomic
+from medalign.reports.cells import number
+
+MARK = "✱"  # Holm-adjusted p below alpha
+
+
+def p_cell(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def interval(low: float | None, high: float | None, signed: bool = False) -> str:
+    if number(low) == "n/a" or number(high) == "n/a":
+        return "n/a"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    return f"[{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def n_cell(row: dict[str, Any]) -> str:
+    """n, with seeds (questions x seeds) and the cap (eval.limit) where they apply."""
+    text = str(row["questions"])
+    if row.get("seeds", 1) > 1:
+        text += f" x {row['seeds']} seeds"
+    if row.get("limit") is not None and row["questions"] >= row["limit"]:
+        text += f" (capped: eval.limit={row['limit']})"
+    return text
+
+
+def diff_cell(row: dict[str, Any]) -> str:
+    mark = f" {MARK}" if row.get("significant") else ""
+    return f"{row['diff']:+.3f} {interval(row['ci_low'], row['ci_high'], True)}{mark}"
+
+
+def score_cell(value: float, ci: list[float], spread: dict[str, Any] | None = None) -> str:
+    text = f"{number(value)} {interval(*ci)}"
+    if spread and number(spread.get("sd")) != "n/a":
+        text += f" (seeds {spread['mean']:.3f} ± {spread['sd']:.3f})"
+    return text
+
+
+def markdown(table: dict[str, Any]) -> str:
+    rows = table["rows"]
+    alpha = table["alpha"]
+    lines = [
+        f"# Comparison against {table['baseline']}",
+        "",
+        f"Paired on the same questions. diff = run - baseline with its 95% paired bootstrap "
+        f"interval ({table['resamples']} resamples, seed {table['seed']}); p: McNemar's exact "
+        "test for 0/1 scores, a paired sign-flip permutation test for continuous scores and "
+        f"clustered questions; p_holm: Holm's correction over each run's datasets x metrics; "
+        f"{MARK}: p_holm < {alpha}. MDE: the smallest difference this n detects with 80% "
+        "power. Scores: 95% Wilson intervals for 0/1 scores, bootstrap otherwise.",
+        "",
+        "| run | dataset (split) | metric | n | baseline | run | diff [95% CI] | b / c | p "
+        "| p_holm | MDE | verdict |",
+        "|---|---|---|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        spread = r.get("seed_scores") or {}
+        bc = "" if r.get("b") is None else f"{r['b']} / {r['c']}"
+        split = f" ({r['split']})" if r.get("split") else ""
+        lines.append(
+            f"| {r['label']} | {r['dataset']}{split} | {r['metric']} | {n_cell(r)} "
+            f"| {score_cell(r['baseline'], r['baseline_ci'], spread.get('baseline'))} "
+            f"| {score_cell(r['run'], r['run_ci'], spread.get('run'))} | {diff_cell(r)} | {bc} "
+            f"| {p_cell(r['p'])} | {p_cell(r['p_holm'])} | {number(r['mde'])} | {r['verdict']} |"
+        )
+    if not rows:
+        lines.append("| (no metric in common) |||||||||||")
+    return "\n".join(lines) + "\n"
+
+
+def forest_plot(path: Path, table: dict[str, Any]) -> Path | None:
+    """Each (run, dataset, metric) difference with its interval, zero marked."""
+    rows = table["rows"]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(rows) + 1.4))
+    ys = list(range(len(rows)))[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        color = "#C44E52" if r.get("significant") else "#4C72B0"
+        ax.errorbar(
+            r["diff"],
+            y,
+            xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]],
+            fmt="o",
+            color=color,
+            capsize=3,
+        )
+    ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
+    labels = [f"{r['label']} · {r['dataset']} · {r['metric']} (n={r['questions']})" for r in rows]
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_xlabel(f"difference against {table['baseline']} (95% paired bootstrap)")
+    ax.set_title(f"red: Holm-adjusted p < {table['alpha']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_comparison(out: Path, table: dict[str, Any], plot: bool = True) -> dict[str, Path]:
+    """compare.json, compare.md and (plot) compare.png under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "compare.json", "md": out / "compare.md"}
+    write_json_atomic(paths["json"], table)
+    paths["md"].write_text(markdown(table))
+    if plot and (png := forest_plot(out / "compare.png", table)) is not None:
+        paths["png"] = png
+    return paths

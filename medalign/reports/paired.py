@@ -1,0 +1,180 @@
+"""The curriculum's honest tables: each score with its n and interval, and each stage's
+change against the previous stage and against `before`, paired on the same questions.
+
+    scores = stage_scores(manifest)                    # {stage: {dataset: cell}}
+    text = changes_markdown(run_dir, manifest, settings)
+
+A change is called a gain, a loss or forgetting only when the paired test says so
+(Holm-adjusted p below alpha, medalign/compare/); forgetting is a significant drop on a
+dataset an earlier stage trained on. Every other change reads "no difference", with the
+smallest difference its n could have detected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from medalign.compare.engine import CompareSettings
+from medalign.compare.report import interval, p_cell
+from medalign.errors import MedalignError
+from medalign.reports.cells import number
+
+log = logging.getLogger(__name__)
+HEADLINES = ("acc", "f1", "refusal_rate")
+
+
+def stage_scores(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{stage: {dataset: {"value", "ci", "n", "split", "limit", "metric"}}} of each
+    evaluated stage's headline metric, from its eval/results.json."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for entry in manifest.get("stages", []):
+        path = Path(entry.get("dir") or "") / "eval" / "results.json"
+        if not path.is_file():
+            continue
+        results = json.loads(path.read_text())
+        row = {}
+        for dataset, result in results.items():
+            metrics = result.get("metrics") or {}
+            metric = next((m for m in HEADLINES if m in metrics), None)
+            if metric is None:
+                continue
+            value = metrics[metric]
+            row[dataset] = {
+                "value": value.get("value"),
+                "ci": value.get("ci"),
+                "n": result.get("n"),
+                "split": result.get("split", ""),
+                "limit": result.get("limit"),
+                "metric": metric,
+            }
+        out[entry["name"]] = row
+    return out
+
+
+def column_heading(dataset: str, cells: list[dict[str, Any]]) -> str:
+    """`medqa (test, n=50, capped)`: the split and n a column's scores were read from."""
+    first = cells[0]
+    parts = [p for p in (first.get("split"), f"n={first.get('n')}") if p]
+    if first.get("limit") is not None and first.get("n") == first.get("limit"):
+        parts.append(f"capped by eval.limit={first['limit']}")
+    return f"{dataset} ({', '.join(parts)})"
+
+
+def score_text(cell: dict[str, Any] | None) -> str:
+    if not cell:
+        return ""
+    ci = cell.get("ci") or [None, None]
+    return f"{number(cell['value'])} {interval(*ci)}"
+
+
+def scores_markdown(
+    manifest: dict[str, Any], table: dict[str, dict[str, float]], columns: list[str]
+) -> str:
+    """The stage x dataset table: each score with its interval, each column with its
+    split and n (values the stages did not record a results.json for: the value alone)."""
+    scores = stage_scores(manifest)
+    headings = []
+    for column in columns:
+        cells = [row[column] for row in scores.values() if column in row]
+        headings.append(column_heading(column, cells) if cells else column)
+    lines = ["| stage | " + " | ".join(headings) + " |", "|---|" + "---:|" * len(columns)]
+    for stage, row in table.items():
+        cells = [
+            score_text(scores.get(stage, {}).get(c)) or (number(row[c]) if c in row else "")
+            for c in columns
+        ]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def changes(
+    run_dir: Path, manifest: dict[str, Any], settings: CompareSettings
+) -> list[dict[str, Any]]:
+    """One row per (stage, dataset): the paired change against the previous evaluated
+    stage and against `before` (the first evaluated stage), with the verdict."""
+    from medalign.compare.engine import compare_groups
+    from medalign.compare.runs import resolve_entry
+
+    evaluated = [
+        e["name"]
+        for e in manifest.get("stages", [])
+        if (Path(e.get("dir") or "") / "eval" / "predictions.jsonl").is_file()
+    ]
+    if len(evaluated) < 2:
+        return []
+    runs = {name: resolve_entry(f"{run_dir}:{name}")[0] for name in evaluated}
+    trained: list[str] = []
+    rows = []
+    for k, name in enumerate(evaluated):
+        if k == 0:
+            continue
+        against = {"previous": evaluated[k - 1], "before": evaluated[0]}
+        tables = {}
+        for which, other in against.items():
+            if which == "before" and other == evaluated[k - 1] and "previous" in tables:
+                tables[which] = tables["previous"]
+                continue
+            try:
+                tables[which] = compare_groups([[runs[other]], [runs[name]]], 0, settings)
+            except MedalignError as exc:  # not comparable (other questions): say so
+                log.warning("results.md: %s vs %s not compared: %s", name, other, exc)
+                tables[which] = {"rows": []}
+        trained += [evaluated[k - 1]] if k > 1 else []
+        by_key = {w: {(r["dataset"], r["metric"]): r for r in t["rows"]} for w, t in tables.items()}
+        for key in sorted(by_key["previous"] or by_key["before"]):
+            prev, first = by_key["previous"].get(key), by_key["before"].get(key)
+            forgetting = key[0] in trained and prev and prev["verdict"] == "loss"
+            rows.append(
+                {
+                    "stage": name,
+                    "dataset": key[0],
+                    "metric": key[1],
+                    "previous": prev,
+                    "before": first,
+                    "verdict": "forgetting" if forgetting else (prev or {}).get("verdict", ""),
+                }
+            )
+    return rows
+
+
+def change_text(row: dict[str, Any] | None) -> str:
+    if not row:
+        return ""
+    mark = " ✱" if row["significant"] else ""
+    return (
+        f"{row['diff']:+.3f} {interval(row['ci_low'], row['ci_high'], True)}{mark}, "
+        f"p_holm {p_cell(row['p_holm'])}"
+    )
+
+
+def changes_markdown(run_dir: Path, manifest: dict[str, Any], settings: CompareSettings) -> str:
+    """results.md's paired section; its rows also go to paired_changes.json (report.html)."""
+    from medalign.outputs import write_json_atomic
+
+    rows = changes(run_dir, manifest, settings)
+    write_json_atomic(run_dir / "paired_changes.json", rows)
+    if not rows:
+        return ""
+    lines = [
+        "",
+        "## What each stage changed, paired on the same questions",
+        "",
+        f"diff = this stage - the other, with its 95% paired bootstrap interval; p_holm: "
+        f"McNemar's exact test (a paired permutation test for F1 and clustered questions), "
+        f"Holm-corrected over each comparison's datasets; ✱: p_holm < {settings.alpha}. A "
+        "change is a gain, a loss or forgetting (a loss on a dataset an earlier stage trained "
+        "on) only with ✱; `stage=compare` gives the full table (every metric, b/c, MDE).",
+        "",
+        "| stage | dataset | metric | vs previous stage | vs first evaluation | MDE | verdict |",
+        "|---|---|---|---|---|---:|---|",
+    ]
+    for r in rows:
+        mde = (r["previous"] or r["before"] or {}).get("mde")
+        lines.append(
+            f"| {r['stage']} | {r['dataset']} | {r['metric']} | {change_text(r['previous'])} "
+            f"| {change_text(r['before'])} | {number(mde)} | {r['verdict']} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,129 @@
+"""The paired test inside the tables medalign already writes: the curriculum's results.md
+(n, intervals, each stage's change; forgetting only when significant), the sweep summary
+(each job against the first, seeds pooled; a tie names no best) and report.html."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import yaml
+
+from medalign.config import validate
+from tests.conftest import compose
+from tests.run_fixtures import write_eval_run
+
+
+def _acc(n: int, rate: float, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [float(rng.random() < rate) for _ in range(n)]
+
+
+def _curriculum(root: Path, medqa_after: list[float]) -> Path:
+    """before -> pubmedqa (learns pubmedqa) -> medqa: pubmedqa after medqa is given."""
+    run = root / "cur"
+    pub_before, pub_learned = _acc(200, 0.3, 1), _acc(200, 0.8, 2)
+    evals = {
+        "before": {"pubmedqa": pub_before, "medqa": _acc(200, 0.3, 3)},
+        "pubmedqa": {"pubmedqa": pub_learned, "medqa": _acc(200, 0.3, 3)},
+        "medqa": {"pubmedqa": medqa_after, "medqa": _acc(200, 0.3, 3)},
+    }
+    stages = []
+    for k, (name, values) in enumerate(evals.items()):
+        folder = write_eval_run(run / f"{k}-{name}", values)
+        metrics = {f"eval/{d}/acc": sum(v) / len(v) for d, v in values.items()}
+        stages.append({"name": name, "dir": str(folder), "status": "done", "metrics": metrics})
+    manifest = {"kind": "curriculum", "overrides": [], "stages": stages}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def _write_results(run: Path) -> str:
+    from medalign.curriculum import results_table, write_results
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["results"] = results_table(manifest)  # as the curriculum records it first
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    cfg = validate(compose("logger=none", "compare.resamples=500"))
+    write_results(run, manifest["results"], cfg, manifest)
+    return (run / "results.md").read_text()
+
+
+def test_results_md_shows_n_intervals_and_calls_a_significant_drop_forgetting(
+    tmp_path: Path,
+) -> None:
+    run = _curriculum(tmp_path, medqa_after=_acc(200, 0.3, 1))  # back to the start
+    text = _write_results(run)
+    assert "pubmedqa (test, n=200)" in text
+    assert "| before | " in text and "[0." in text  # scores carry intervals
+    rows = {
+        (r["stage"], r["dataset"]): r for r in json.loads((run / "paired_changes.json").read_text())
+    }
+    assert rows[("pubmedqa", "pubmedqa")]["verdict"] == "gain"
+    assert rows[("medqa", "pubmedqa")]["verdict"] == "forgetting"
+    assert rows[("medqa", "medqa")]["verdict"] == "no difference"
+    assert "| medqa | pubmedqa | acc |" in text and "| forgetting |" in text
+    html = (run / "report.html").read_text()
+    assert 'id="changes"' in html and "forgetting" in html
+
+
+def test_a_drop_within_noise_is_not_forgetting(tmp_path: Path) -> None:
+    learned = _acc(200, 0.8, 2)
+    slightly = learned[:]
+    for k in range(0, 200, 50):  # 4 questions of 200 lost
+        slightly[k] = 0.0
+    run = _curriculum(tmp_path, medqa_after=slightly)
+    _write_results(run)
+    rows = {
+        (r["stage"], r["dataset"]): r for r in json.loads((run / "paired_changes.json").read_text())
+    }
+    row = rows[("medqa", "pubmedqa")]
+    assert row["previous"]["diff"] < 0 and row["verdict"] == "no difference"
+
+
+def _sweep_job(sweep: Path, k: int, overrides: list[str], metric: float, **run) -> Path:
+    job = sweep / f"{k}_medmcqa"
+    if run:
+        write_eval_run(job, **run, overrides=overrides)
+    else:
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    stage = {"status": "done", "metrics": {"eval/medmcqa/acc": metric}}
+    (job / "manifest.json").write_text(json.dumps({"stages": [stage]}))
+    return job
+
+
+def test_a_sweep_whose_best_jobs_tie_names_no_best(tmp_path: Path) -> None:
+    from medalign.sweep import write_summary
+
+    sweep = tmp_path / "sweep"
+    for k, (rank, value) in enumerate([(4, 0.3), (8, 0.3), (16, 0.2)]):
+        _sweep_job(sweep, k, ["stage=medmcqa", f"lora.r={rank}"], value)
+    write_summary(sweep, "eval/medmcqa/acc")
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert summary["best"] is None and summary["tied"] == ["lora.r=4", "lora.r=8"]
+    text = (sweep / "sweep_summary.md").read_text()
+    assert "No single best: 2 jobs tie at 0.3000 (lora.r=4; lora.r=8)" in text
+    assert "| 0_medmcqa | lora.r=4 | done |" in text  # labelled by what it changed
+
+
+def test_sweep_summary_compares_each_job_with_the_first_seeds_pooled(tmp_path: Path) -> None:
+    from medalign.sweep import write_summary
+
+    sweep = tmp_path / "sweep"
+    k = 0
+    for rank, rate in ((8, 0.3), (16, 0.6)):
+        for seed in (1, 2):
+            values = {"medmcqa": _acc(150, rate, 10 * seed + rank)}
+            overrides = ["stage=medmcqa", f"lora.r={rank}", f"seed={seed}"]
+            _sweep_job(sweep, k, overrides, rate, correct=values, seed=seed, lora_r=rank)
+            k += 1
+    cfg = compose("compare.resamples=500")
+    write_summary(sweep, "eval/medmcqa/acc", cfg=cfg)
+    paired = json.loads((sweep / "sweep_summary.json").read_text())["paired"]
+    assert paired["baseline"] == "lora.r=8 (seeds 1,2)"
+    (row,) = paired["rows"]
+    assert row["label"] == "lora.r=16 (seeds 1,2)" and row["seeds"] == 2
+    assert row["verdict"] == "gain"
+    assert "## Each job against the baseline," in (sweep / "sweep_summary.md").read_text()
