@@ -312,7 +312,7 @@ def write_results(
     if not table:
         return
     from medalign.compare.engine import CompareSettings
-    from medalign.reports.paired import changes_markdown, scores_markdown
+    from medalign.reports.paired import changes_markdown, scores_markdown, stage_scores
     from medalign.stages.validation import validation_markdown
 
     datasets = sorted({d for row in table.values() for d in row})
@@ -336,7 +336,9 @@ def write_results(
         + validation_markdown(manifest or {})  # stages/validation.py
     )
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
-    png = _plot(run_dir / "results.png", table, datasets)
+    scored = [row for row in stage_scores(manifest or {}).values()]
+    sizes = {d: cell["n"] for row in scored for d, cell in row.items()}
+    png = _plot(run_dir / "results.png", table, datasets, sizes)
     from medalign.reports.html import write_report_html
 
     write_report_html(run_dir)  # results, plots, per-stage metrics, W&B links: one page
@@ -406,7 +408,12 @@ def _weight_cell(value: Any) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -> Path:
+def _plot(
+    path: Path,
+    table: dict[str, dict[str, float]],
+    datasets: list[str],
+    sizes: dict[str, int] | None = None,
+) -> Path:
     """Two panels, so "up is good" holds in each: scores (accuracy, F1, refusal rate)
     and false confidence (lower is safer). Markers and small offsets keep overlapping
     lines visible."""
@@ -416,6 +423,7 @@ def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -
     import matplotlib.pyplot as plt
 
     stages = list(table)
+    sizes = sizes or {}
     panels = [
         (
             [d for d in datasets if "false-conf" not in d],
@@ -433,7 +441,9 @@ def _plot(path: Path, table: dict[str, dict[str, float]], datasets: list[str]) -
             offset = (i - (len(names) - 1) / 2) * 0.04
             xs = [k + offset for k in range(len(stages))]
             ys = [_number(table[s].get(dataset)) for s in stages]
-            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=dataset)
+            n = sizes.get(dataset.removesuffix(" false-conf"))
+            label = f"{dataset} (n={n})" if n else dataset
+            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=label)
         ax.set_xticks(range(len(stages)), stages)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("after stage")

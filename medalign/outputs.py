@@ -42,8 +42,11 @@ _HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{30,}")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX40_WORD = re.compile(r"(?<![\w/.-])[0-9a-f]{40}(?![\w/.-])")
 _OVERRIDE = re.compile(r"^(?P<key>[+~]{0,2}[\w.\-/@]+)=(?P<value>.+)$", re.S)
+# `key=value` / `key: value` of a secret-named key; never medalign's own messages about
+# such a key ("config logger.api_key: unknown key ..."), which name it but hold no value
 _ASSIGNED = re.compile(
-    r"(?i)\b(?P<key>[\w.]*(?:api_?key|access_?key|secret|password|passwd|token))"
+    r"(?i)(?<!config )(?<![\w.])"
+    r"(?P<key>[\w.]*(?:api_?key|access_?key|secret|password|passwd|token))"
     r"(?P<sep>['\"]?\s*[:=]\s*['\"]?)(?P<value>[^\s'\",}\]]+)"
 )
 

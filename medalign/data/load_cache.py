@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.data.token_cache import LOADS as FOLDER
 from medalign.data.token_cache import cache_dir, hash_sources
 from medalign.errors import MedalignError
 
 log = logging.getLogger(__name__)
-FORMAT = 1  # bump when the summary's layout or the loading changes meaning
-FOLDER = ".loads"
+FORMAT = 2  # bump when the summary's layout or the loading changes meaning
 READ_CODE = (
     "tasks",
     "data/loading.py",
@@ -99,7 +99,20 @@ def recall(root: Path, key: str) -> dict[str, Any] | None:
     if entry.get("key") != key or not isinstance(entry.get("summary"), dict):
         log.warning("remembered load %s is not for key %s: reading the data", path, key)
         return None
+    if entry.get("checksum") != _checksum(entry["summary"]):
+        log.warning(
+            "remembered load %s fails its checksum (edited or damaged): removed, reading the "
+            "data again",
+            path,
+        )
+        path.unlink(missing_ok=True)
+        return None
     return entry["summary"]
+
+
+def _checksum(summary: dict[str, Any]) -> str:
+    """sha256 of the summary as written: any edit of a remembered count shows."""
+    return hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
 
 
 def remember(root: Path, key: str, summary: dict[str, Any]) -> None:
@@ -109,7 +122,7 @@ def remember(root: Path, key: str, summary: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "summary": summary}, f)
+            json.dump({"key": key, "summary": summary, "checksum": _checksum(summary)}, f)
         os.replace(tmp, folder / f"{key}.json")
     finally:
         if os.path.exists(tmp):

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
 
+# a row's question, context, options and rationale together: 100x a long MedQA vignette or
+# PubMedQA abstract; longer rows are bad rows (README, "Bad input")
+MAX_RECORD_CHARS = 200_000
+
+
 def load_records(
     cfg: DatasetConfig, data_root: str | None = None, split: str | None = None
 ) -> LoadedData:
@@ -50,7 +55,7 @@ def load_records(
             )
         bad = BadRows(source, cfg.on_bad_row)
         records = task.read(path, bad)
-    records = _subset(records, cfg)
+    records = _subset(refuse_oversized(records, bad), cfg)
     if not records:
         raise MedalignError(f"dataset {cfg.name!r}: no usable rows in {source} ({cfg.split})")
     skipped = dict(bad.counts)
@@ -75,7 +80,51 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Task) -> Path:
         raise MedalignError(
             f"dataset {cfg.name!r}: file not found: {base} (dataset.path, split {cfg.split!r})"
         )
+    if not base.is_file():  # a device or a FIFO would be read forever
+        raise MedalignError(
+            f"{base}: not a regular file ({_file_kind(base)}); dataset.path must name a data "
+            "file or a folder in the dataset's official layout"
+        )
     return base
+
+
+def _file_kind(path: Path) -> str:
+    import stat
+
+    mode = path.stat().st_mode
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def refuse_oversized(records: list[QARecord], bad: BadRows) -> list[QARecord]:
+    """Rows longer than MAX_RECORD_CHARS are bad rows (an error, or skipped and counted):
+    a 50 MB question would otherwise tokenize and decontaminate for minutes in silence."""
+    kept = []
+    for record in records:
+        sizes = {
+            "question": len(record.question),
+            "context": sum(len(c) for c in record.context),
+            "options": sum(len(v) for v in (record.options or {}).values()),
+            "rationale": len(record.rationale or ""),
+        }
+        total = sum(sizes.values())
+        if total > MAX_RECORD_CHARS:
+            field = max(sizes, key=sizes.__getitem__)
+            bad.reject(
+                record.meta.get("row") or record.id,
+                field,
+                f"{total:,} characters, longer than the {MAX_RECORD_CHARS:,} a row may hold",
+            )
+            continue
+        kept.append(record)
+    return kept
 
 
 def catalogue_config(cfg: RunConfig, name: str, key: str) -> DatasetConfig:

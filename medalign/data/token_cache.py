@@ -39,6 +39,9 @@ FORMAT = 1  # bump when the tokenization or the entry layout changes
 ENTRY = "entry.json"
 
 
+LOADS = ".loads"  # the remembered loads' folder in the cache (data/load_cache.py)
+
+
 def default_dir() -> Path:
     from medalign.models.builders import cache_root
 
@@ -200,28 +203,75 @@ def _sweep(root: Path, older_than_s: float = 6 * 3600) -> None:
     now = time.time()
     for path in root.glob(".tmp-*"):
         try:
-            if now - path.stat().st_mtime > older_than_s:
+            if _is_staging(path) and now - path.stat().st_mtime > older_than_s:
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:
             pass
 
 
+def _is_entry(path: Path) -> bool:
+    """A folder this cache wrote: its entry.json names it and lists its checksums."""
+    try:
+        meta = json.loads((path / ENTRY).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("key") == path.name and "checksums" in meta
+
+
+def _is_staging(path: Path) -> bool:
+    """A `store` that never finished: `.tmp-<key>-*` holding only what `store` writes."""
+    if not (path.is_dir() and path.name.startswith(".tmp-")):
+        return False
+    return all(child.name in ("data", ENTRY) for child in path.iterdir())
+
+
 def entries(root: Path) -> list[tuple[str, int]]:
     """(key, bytes) of each entry."""
     out = []
-    for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(p for p in root.glob("*") if p.is_dir() and _is_entry(p)):
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         out.append((folder.name, size))
     return out
 
 
 def clear(root: Path) -> int:
-    """Remove every entry (and staging folder) under `root`; return how many entries."""
-    n = len(entries(root))
-    if root.is_dir():
-        for path in root.iterdir():
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
-    return n
+    """Remove what this cache wrote under `root` (tokenized entries, unfinished staging
+    folders, remembered loads) and nothing else: a file or folder it cannot recognize as
+    its own is left where it is. Returns the number of tokenized entries removed."""
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for path in sorted(root.iterdir()):
+        if _is_entry(path):
+            shutil.rmtree(path)
+            removed += 1
+        elif _is_staging(path):
+            shutil.rmtree(path)
+    _forget_loads(root)
+    return removed
+
+
+def _forget_loads(root: Path) -> None:
+    """Remove the remembered loads (data/load_cache.py) in `root`/.loads: JSON entries that
+    name their own key, and temporary files of writes that died; nothing else."""
+    folder = root / LOADS
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file() and (path.name.startswith(".tmp-") or _is_load_entry(path)):
+            path.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _is_load_entry(path: Path) -> bool:
+    if path.suffix != ".json":
+        return False
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(entry, dict) and entry.get("key") == path.stem and "summary" in entry
 
 
 def main(argv: list[str]) -> int:

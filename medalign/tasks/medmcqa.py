@@ -56,6 +56,8 @@ class MedMCQA(LetterChoiceTask):
 
 
 def detect_cop_base(rows: list[tuple[str, dict[str, Any]]], path: Path) -> int:
+    if not rows:
+        raise MedalignError(f"{path}: the file has no rows (an empty MedMCQA file)")
     values = {row.get("cop") for _, row in rows if isinstance(row.get("cop"), int)}
     if values & {0, -1}:
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,15 @@ def test_a_damaged_or_foreign_entry_is_not_read(tmp_path: Path, caplog) -> None:
     assert recall(tmp_path, "k4") is None  # an entry written for another key
     assert "unreadable" in caplog.text and "not for key k4" in caplog.text
     assert not list((tmp_path / ".loads").glob(".tmp-*"))  # no staging file left behind
+
+
+def test_an_edited_entry_is_not_believed(tmp_path: Path, caplog) -> None:
+    """Regression (issue 24, defect 2): `summary.rows` set to 999 in the entry was logged
+    and recorded in the manifest while training used 13 rows."""
+    remember(tmp_path, "k1", {"rows": 13, "fingerprint": "f"})
+    path = tmp_path / ".loads" / "k1.json"
+    entry = json.loads(path.read_text())
+    entry["summary"]["rows"] = 999
+    path.write_text(json.dumps(entry))
+    assert recall(tmp_path, "k1") is None  # the data is read again
+    assert "checksum" in caplog.text and not path.exists()  # and the entry removed

@@ -296,3 +296,52 @@ def test_malformed_rows_of_each_format_are_named_not_tracebacks(tmp_path: Path) 
     medmcqa.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "x9", "cop": "b"}))
     with pytest.raises(MedalignError, match=r"line 2 \(id x9\).*field 'cop': 'b' is not an option"):
         load_records(dataset_cfg("medmcqa", path=str(medmcqa)))
+
+
+def test_an_empty_medmcqa_file_says_it_has_no_rows(tmp_path) -> None:
+    """Regression (issue 24, defect 8): an empty file was answered "cannot tell whether
+    field 'cop' is 1-indexed ... from the values []"."""
+    path = tmp_path / "dev.json"
+    path.write_text("\n")
+    with pytest.raises(MedalignError, match=rf"{path}: .*no rows") as err:
+        load_records(dataset_cfg("medmcqa", path=str(path)))
+    assert "cop" not in str(err.value)
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path) -> None:
+    """Regression (issue 24, defect 5): a dataset.path linked to /dev/zero read forever
+    without a word. Run in a child process so that the old behaviour fails, not hangs."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    link = tmp_path / "train.json"
+    link.symlink_to("/dev/zero")
+    code = (
+        "from medalign.data.loading import load_records\n"
+        "from tests.conftest import dataset_cfg\n"
+        f"load_records(dataset_cfg('medmcqa', path={str(link)!r}))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a link to /dev/zero did not stop")
+    assert f"{link}: not a regular file (a character device)" in done.stderr
+
+
+def test_a_row_above_the_size_limit_is_refused_or_counted(tmp_path) -> None:
+    """Regression (issue 24, defect 5): one 50 MB question ran for 10 minutes in 9.5 GB
+    without a message. Rows above MAX_RECORD_CHARS are refused (or skipped, counted)."""
+    from medalign.data.loading import MAX_RECORD_CHARS
+
+    path = tmp_path / "dev.json"
+    good = {"question": "Which nerve?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 4}
+    huge = {**good, "question": "x" * (MAX_RECORD_CHARS + 1)}
+    path.write_text("\n".join(json.dumps(r) for r in (good, huge, good)) + "\n")
+    with pytest.raises(MedalignError, match=rf"{path}, row 'line 2'.*longer than"):
+        load_records(dataset_cfg("medmcqa", path=str(path)))
+    loaded = load_records(dataset_cfg("medmcqa", path=str(path), on_bad_row="skip"))
+    assert len(loaded.records) == 2 and sum(loaded.skipped.values()) == 1

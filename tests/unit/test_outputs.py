@@ -45,3 +45,14 @@ def test_run_dir_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
     manifest = json.loads(before)
     assert manifest["stages"][0]["status"] == "done"
     assert "medalign_version" in manifest and "git_commit" in manifest
+
+
+def test_redaction_keeps_medalign_s_own_error_about_a_secret_named_key() -> None:
+    """Regression (issue 24, defect 8): `+logger.api_key=...` was answered "config
+    logger.api_key: *** key 'api_key'": the word "unknown" was taken for the secret."""
+    from medalign.outputs import redact_text
+
+    message = "config logger.api_key: unknown key 'api_key'. Valid keys of 'logger': entity"
+    assert redact_text(message) == message
+    assert redact_text("logger.api_key=abc123def") == "logger.api_key=***"
+    assert redact_text("api_key: abc123def") == "api_key: ***"

@@ -19,7 +19,7 @@ import pytest
 from medalign.data import token_cache
 from medalign.data.prepare import prepare_sft
 from medalign.errors import MedalignError
-from tests.conftest import REPO, compose
+from tests.conftest import REPO, compose, tree_digest
 
 
 def _tokenizer(vocab_size: int = 600, template: str | None = None):
@@ -183,3 +183,37 @@ def test_clear_removes_every_entry(tmp_path, capsys) -> None:
     assert token_cache.main(["clear", str(root)]) == 0
     assert "removed 2 tokenized dataset(s)" in capsys.readouterr().out
     assert token_cache.entries(root) == [] and json.dumps(list(root.iterdir())) == "[]"
+
+
+def test_clear_deletes_only_what_the_cache_wrote(tmp_path, capsys) -> None:
+    """Regression (issue 24, defect 1): `clear <dir>` on a folder of someone's files
+    printed "removed 0" and emptied it, subfolders included."""
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("keep me")
+    (folder / "results.csv").write_text("a,b\n1,2\n")
+    (folder / "sub" / "x.json").write_text("{}")
+    (folder / ".tmp-not-ours").mkdir()
+    (folder / ".tmp-not-ours" / "thesis.tex").write_text("%")
+    before = tree_digest(folder)
+    assert token_cache.main(["clear", str(folder)]) == 0
+    assert "removed 0 tokenized dataset(s)" in capsys.readouterr().out
+    assert tree_digest(folder) == before  # every file still there, unchanged
+    assert token_cache.entries(folder) == []
+
+
+def test_clear_removes_entries_staging_and_remembered_loads_beside_foreign_files(
+    tmp_path,
+) -> None:
+    from medalign.data import load_cache
+
+    root = tmp_path / "cache"
+    _store_one(root, "a")
+    staging = root / ".tmp-b-x1y2"  # a writer that died mid-entry
+    (staging / "data").mkdir(parents=True)
+    load_cache.remember(root, "k1", {"rows": 3})
+    (root / "notes.txt").write_text("keep me")
+    (root / ".loads" / "mine.txt").write_text("keep me too")
+    assert token_cache.clear(root) == 1
+    assert sorted(p.name for p in root.iterdir()) == [".loads", "notes.txt"]
+    assert [p.name for p in (root / ".loads").iterdir()] == ["mine.txt"]
