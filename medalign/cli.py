@@ -77,12 +77,21 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         value = sweep_objective(metrics, cfg.sweep.metric) if multirun else None
     except KeyboardInterrupt as exc:
         kind = OmegaConf.select(cfg, "stage.kind")
+        from medalign.preempt import EXIT_STATUS, Preempted
+
+        preempted = isinstance(exc, Preempted)
         line = guard.interrupted_line(
-            exc.__traceback__, kind, run_dir, sys.argv, OmegaConf.select(cfg, "resume")
+            exc.__traceback__,
+            kind,
+            run_dir,
+            sys.argv,
+            OmegaConf.select(cfg, "resume"),
+            step=exc.args[0] if preempted and exc.args else None,
+            why="preempted (SIGTERM)" if preempted else "interrupted",
         )
         log.warning("%s", line, extra=FILE_ONLY)
         guard.print_error("\n" + line)  # on a line of its own, not after a progress bar
-        sys.exit(130)
+        sys.exit(EXIT_STATUS if preempted else 130)
     except Exception as exc:
         full = guard.disk_full(exc, run_dir)
         if isinstance(exc, MedalignError) or full:
@@ -105,7 +114,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     from medalign import guard
     from medalign.config import check_overrides
+    from medalign.preempt import install
 
+    install()  # SIGTERM is a preemption (like Ctrl-C); SIGINT works in background jobs too
     sys.path.append(str(Path(__file__).parent / "_plugins"))  # medalign's Hydra plugins
     sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
@@ -129,9 +140,11 @@ def main() -> None:
         return
     try:
         _hydra_main()
-    except KeyboardInterrupt:  # before the job started (composing the config)
+    except KeyboardInterrupt as exc:  # before the job started (composing the config)
         guard.print_error("medalign: interrupted before the run started; nothing was written")
-        sys.exit(130)
+        from medalign.preempt import EXIT_STATUS, Preempted
+
+        sys.exit(EXIT_STATUS if isinstance(exc, Preempted) else 130)
 
 
 def _print_help() -> None:

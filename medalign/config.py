@@ -140,6 +140,7 @@ class TrainerConfig:
     logging_steps: int = 5
     save_steps: int = 0
     save_total_limit: int = 2
+    checkpoint_on_preempt: bool = True  # SIGTERM while training: save a checkpoint, stop
     seed: int | None = None
     bf16: bool | None = None
     gradient_checkpointing: bool = False

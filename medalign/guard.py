@@ -127,10 +127,18 @@ def settle_hydra_record(run_dir: Path, subdir: str | None) -> None:
 
 
 def interrupted_line(
-    tb: TracebackType | None, kind: str, run_dir: Path, argv: list[str], resume: Any = None
+    tb: TracebackType | None,
+    kind: str,
+    run_dir: Path,
+    argv: list[str],
+    resume: Any = None,
+    step: int | None = None,
+    why: str = "interrupted",
 ) -> str:
-    """ "medalign: interrupted at step N; resume with: ..." for a Ctrl-C during a run."""
-    step, phase = _where(tb)
+    """ "medalign: interrupted at step N; resume with: ..." for a Ctrl-C (or, `why`, a
+    SIGTERM) during a run; `step`: where training stopped, when the traceback cannot say."""
+    found, phase = _where(tb)
+    step = found if step is None else step
     at = f"at step {step}" if step is not None else f"during {phase}"
     kept = _user_args(argv, "hydra.run.dir=", "stage.resume_from=")
     if kind == "curriculum":
@@ -143,7 +151,7 @@ def interrupted_line(
         )
     else:
         how = f"the stage starts over when run again: {_command(kept)}"
-    return f"medalign: interrupted {at}; {how}"
+    return f"medalign: {why} {at}; {how}"
 
 
 def _user_args(argv: list[str], *dropped: str) -> list[str]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medalign import preempt
 from medalign.checkpoints import completed_adapter, evaluate_saved, latest_checkpoint
 from medalign.config import RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
@@ -88,7 +89,10 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         run.update(resumed_from=checkpoint)
         resumed_at = _continue_counters(trainer, Path(checkpoint))
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+    finally:  # a SIGTERM that stopped training (a checkpoint saved) stops the stage here
+        preempt.raise_if_requested(trainer.state.global_step)
     elapsed = time.perf_counter() - started
 
     out_name = "adapter" if cfg.lora.enabled or (point and point.adapter) else "model"
@@ -210,7 +214,10 @@ def _build_trainer(
         eval_dataset=valid.dataset if valid is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=validation_callbacks(cfg),  # trainer.early_stopping_patience
+        callbacks=[
+            *validation_callbacks(cfg),  # trainer.early_stopping_patience
+            preempt.callback(cfg.trainer.checkpoint_on_preempt),  # SIGTERM: save, stop
+        ],
     )
 
 
