@@ -80,6 +80,22 @@ def newest_complete_checkpoint(folder: Path) -> tuple[Path | None, list[tuple[Pa
     return None, skipped
 
 
+def remove_partial_checkpoints(folder: Path) -> list[Path]:
+    """Delete the `checkpoint-N` folders newer than the newest complete one that cannot be
+    resumed from (a write a full disk cut short): they only hold space. Complete
+    checkpoints, and anything not named `checkpoint-N`, are left. Returns what it removed."""
+    import shutil
+
+    _, skipped = newest_complete_checkpoint(folder)
+    removed = []
+    for path, why in skipped:
+        if path.is_dir():
+            log.warning("removing the partial checkpoint %s: %s", path, why)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def latest_checkpoint(folder: Path) -> str | None:
     """`stage.resume_from=latest`: the newest complete checkpoint, logging each one skipped;
     None (with a warning: training starts from step 0) when there is none."""

@@ -94,6 +94,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         sys.exit(EXIT_STATUS if preempted else 130)
     except Exception as exc:
         full = guard.disk_full(exc, run_dir)
+        if full:  # a checkpoint the full disk cut short only holds space: free it
+            from medalign.checkpoints import remove_partial_checkpoints
+
+            remove_partial_checkpoints(run_dir / "checkpoints")
         if isinstance(exc, MedalignError) or full:
             message = redact_text(str(exc) if isinstance(exc, MedalignError) else full)
             if not isinstance(exc, RunDirInUse):  # that log belongs to the other run

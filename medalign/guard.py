@@ -180,6 +180,11 @@ def _where(tb: TracebackType | None) -> tuple[int | None, str]:
     return step, phase
 
 
+# torch.save reports a write cut short (ENOSPC) as "[enforce fail at inline_container.cc:N]
+# . unexpected pos 576 vs 534", with no errno anywhere in the chain
+_TORCH_SHORT_WRITE = re.compile(r"enforce fail at inline_container\.cc:\d+\].*unexpected pos")
+
+
 def disk_full(exc: BaseException, run_dir: Path) -> str | None:
     """ "disk full at <path>" when `exc` (or its cause) is an ENOSPC, else None."""
     seen: set[int] = set()
@@ -190,6 +195,8 @@ def disk_full(exc: BaseException, run_dir: Path) -> str | None:
             return f"disk full at {where}"
         if "No space left on device" in str(exc):  # e.g. SafetensorError, torch's writer
             return f"disk full at {run_dir} ({type(exc).__name__})"
+        if _TORCH_SHORT_WRITE.search(str(exc)):  # torch.save's zip writer hit ENOSPC
+            return f"disk full at {run_dir} (torch.save)"
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return None
 

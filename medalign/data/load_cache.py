@@ -155,5 +155,12 @@ def recall_training(cfg: RunConfig) -> tuple[str | None, dict[str, Any] | None]:
 
 
 def remember_training(cfg: RunConfig, key: str | None, summary: dict[str, Any]) -> None:
-    if key is not None and cfg.preprocess.cache:
+    if key is None or not cfg.preprocess.cache:
+        return
+    import errno
+
+    try:
         remember(cache_dir(cfg.preprocess.cache_dir), key, summary)
+    except OSError as exc:  # a read-only cache: said once by the tokenized cache's store
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise

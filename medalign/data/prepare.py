@@ -88,8 +88,9 @@ def prepare_sft(
     prepared = _checked(Prepared(dataset, stats, True, key, False))
     if cfg.preprocess.cache:
         root = token_cache.cache_dir(cfg.preprocess.cache_dir)
-        token_cache.store(root, key, dataset, {"stats": stats.as_dict(), "rows": len(rows)})
-        log.info("tokenized %d rows on %d process(es); cached as %s", len(rows), workers, key)
+        meta = {"stats": stats.as_dict(), "rows": len(rows)}
+        if token_cache.store_if_writable(root, key, dataset, meta):
+            log.info("tokenized %d rows on %d process(es); cached as %s", len(rows), workers, key)
     prepared.seconds = time.perf_counter() - started
     return _shuffled(prepared, args)
 

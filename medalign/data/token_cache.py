@@ -198,6 +198,27 @@ def store(root: Path | str, key: str, dataset: Any, meta: dict[str, Any]) -> Pat
     return target
 
 
+def store_if_writable(root: Path | str, key: str, dataset: Any, meta: dict[str, Any]) -> bool:
+    """`store`, but a cache folder that cannot be written (read-only, no permission) is
+    one warning naming it, and training goes on without the cache. Returns whether it
+    stored. A full disk is not swallowed: the run stops with "disk full"."""
+    import errno
+
+    try:
+        store(root, key, dataset, meta)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        log.warning(
+            "preprocess.cache_dir %s cannot be written (%s): training without the cache; "
+            "point preprocess.cache_dir at a writable folder, or set preprocess.cache=false",
+            root,
+            exc.strerror,
+        )
+        return False
+    return True
+
+
 def _sweep(root: Path, older_than_s: float = 6 * 3600) -> None:
     """Remove staging folders of writers that died (older than `older_than_s`)."""
     now = time.time()

@@ -124,3 +124,21 @@ def test_resume_from_a_path_without_checkpoint_is_refused(tmp_path: Path) -> Non
 
     with pytest.raises(MedalignError, match="no trainer checkpoint"):
         _checkpoint_to_resume(str(tmp_path), tmp_path)
+
+
+def test_after_a_full_disk_only_partial_checkpoints_newer_than_a_complete_one_go(
+    tmp_path: Path,
+) -> None:
+    """Issue 24, defect 3: a full disk left a partial checkpoint-N; it is removed (it can
+    only hold space), nothing else is."""
+    from medalign.checkpoints import remove_partial_checkpoints
+
+    folder = tmp_path / "checkpoints"
+    (folder / "checkpoint-4").mkdir(parents=True)  # cut short: no trainer_state.json
+    (folder / "checkpoint-4" / "adapter_model.safetensors").write_bytes(b"\0" * 10)
+    (folder / "notes").mkdir()
+    (folder / "README.md").write_text("peft's card")
+    removed = remove_partial_checkpoints(folder)
+    assert removed == [folder / "checkpoint-4"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "notes"]
+    assert remove_partial_checkpoints(tmp_path / "none") == []

@@ -209,3 +209,19 @@ def test_running_manifests_say_which_process_runs_them(tmp_path: Path) -> None:
     assert holder(tmp_path / "run") is None
     assert not any(p.name.endswith(".reserve") for p in (tmp_path / "run").iterdir())
     shutil.rmtree(tmp_path / "run")
+
+
+def test_torch_s_serializer_on_a_full_disk_is_recognized(small_disk: Path) -> None:
+    """Regression (issue 24, defect 3): torch.save reports ENOSPC as "[enforce fail at
+    inline_container.cc:...] unexpected pos", which gave raw tracebacks, not "disk full"."""
+    import torch
+
+    from medalign.guard import disk_full
+
+    target = small_disk / "checkpoint-2" / "optimizer.pt"
+    target.parent.mkdir()
+    with pytest.raises(RuntimeError) as err:
+        torch.save({"w": torch.zeros(1_000_000)}, target)
+    assert disk_full(err.value, small_disk) == f"disk full at {small_disk} (torch.save)"
+    other = RuntimeError("[enforce fail at inline_container.cc:300] file not found: x")
+    assert disk_full(other, small_disk) is None
