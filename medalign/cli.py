@@ -107,6 +107,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             log.exception("job failed")
         if multirun:  # recorded as failed in its manifest; the other jobs go on
             return float("nan")
+        if isinstance(exc, MedalignError) and not isinstance(exc, RunDirInUse):
+            guard.discard_refused(run_dir, subdir)  # a refused run writes nothing
         if isinstance(exc, MedalignError) or full:
             sys.exit(1)
         raise

@@ -189,10 +189,13 @@ def resolve_resume(resume: str, new_dir: Path) -> Path:
 
 def curriculum_status(path: Path) -> str | None:
     """The top-level status a curriculum manifest records (None if unreadable)."""
+    from medalign.locks import reported_status
+
     try:
-        return json.loads((path / "manifest.json").read_text()).get("status")
+        status = json.loads((path / "manifest.json").read_text()).get("status")
     except (OSError, json.JSONDecodeError):
         return None
+    return reported_status(status, path)  # `running` with nobody holding it: interrupted
 
 
 def _is_curriculum(path: Path) -> bool:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -109,6 +110,27 @@ def check_run_dir_arg(argv: list[str]) -> None:
         return
     resume = _last(args, "stage.resume_from")
     check_claimable(path, reopen=resume not in (None, "null", ""))
+
+
+def discard_refused(run_dir: Path, subdir: str | None) -> None:
+    """A run refused before it claimed its directory (a config error found inside the
+    job) leaves nothing: Hydra's pending record and the log it opened there are removed,
+    and the directory with them when nothing else is in it."""
+    import logging
+
+    if (run_dir / "manifest.json").exists() or (run_dir / ".hydra").exists():
+        return  # a run's directory (a refused resume reopens it): not ours to remove
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        name = getattr(handler, "baseFilename", None)
+        if name and Path(name).parent == run_dir:
+            root.removeHandler(handler)
+            handler.close()
+            Path(name).unlink(missing_ok=True)
+    if subdir and subdir.startswith(".hydra-pending-"):
+        shutil.rmtree(run_dir / subdir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # only if empty
 
 
 def settle_hydra_record(run_dir: Path, subdir: str | None) -> None:

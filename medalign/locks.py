@@ -123,3 +123,11 @@ def _describe(text: str) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def reported_status(status: str | None, run_dir: Path) -> str | None:
+    """The status a reader shows: a `running` manifest whose directory nobody holds was
+    left by a process that is gone (killed, SIGKILL after a preemption): `interrupted`."""
+    if status == "running" and Path(run_dir).is_dir() and holder(run_dir) is None:
+        return "interrupted"
+    return status

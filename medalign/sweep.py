@@ -116,6 +116,7 @@ def write_summary(
     best where the top jobs tie; and, where the jobs evaluated, each job against the
     first (or sweep.baseline) paired on the same questions, seeds pooled."""
     from medalign.compare.runs import varying_labels
+    from medalign.locks import reported_status
 
     rows = []
     jobs = sorted(
@@ -137,7 +138,7 @@ def write_summary(
                 "job": job.name,
                 "label": label,
                 "overrides": job_overrides,
-                "status": stage.get("status"),
+                "status": reported_status(stage.get("status"), job),  # a dead `running`
                 "metric": value,
                 "wandb_run_id": stage.get("wandb_run_id"),
             }

@@ -148,8 +148,11 @@ def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:
     for s in stages:
         data = s.get("data") or {}
         metrics = s.get("metrics") or {}
-        status = _e(s.get("status"))
-        if s.get("status") == "failed":
+        from medalign.locks import reported_status
+
+        shown = reported_status(s.get("status"), Path(s.get("dir") or run_dir))
+        status = _e(shown)
+        if shown == "failed":
             status = f'<span class="failed" title="{_e(s.get("error"))}">failed</span>'
         rows.append(
             f"<tr><th>{_e(s.get('name'))}</th><td>{status}</td>"

@@ -193,3 +193,19 @@ def test_ctrl_c_prints_one_line_exits_130_and_marks_the_run_interrupted(tmp_path
     assert step >= 2
     stage = json.loads((run / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "interrupted"
+
+
+def test_a_config_error_found_inside_the_job_leaves_no_run_directory(tmp_path: Path) -> None:
+    """Regression (issue 24, defect 7): every config error refused inside the job left
+    runs/<date>/<time>_<stage>/ holding only .hydra/ and a log."""
+    run_dir = tmp_path / "runs" / "refused"
+    done = subprocess.run(
+        [sys.executable, "-m", "medalign", "lora.r=0", "logger=none", f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "medalign: error: config lora.r" in done.stderr
+    assert not run_dir.exists(), sorted(p.name for p in run_dir.rglob("*"))

@@ -225,3 +225,27 @@ def test_torch_s_serializer_on_a_full_disk_is_recognized(small_disk: Path) -> No
     assert disk_full(err.value, small_disk) == f"disk full at {small_disk} (torch.save)"
     other = RuntimeError("[enforce fail at inline_container.cc:300] file not found: x")
     assert disk_full(other, small_disk) is None
+
+
+def test_a_running_manifest_nobody_holds_reads_interrupted(tmp_path: Path) -> None:
+    """Issue 24, defect 7: a killed sweep trial kept `running` with a dead pid; every
+    reader (the sweep summary, the report, resume=latest) now says `interrupted`."""
+    import json
+
+    import yaml
+
+    from medalign.curriculum import curriculum_status
+    from medalign.locks import reported_status, run_lock
+    from medalign.sweep import write_summary
+
+    job = tmp_path / "sweep" / "0_medmcqa"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["lora.r=8"]))
+    stage = {"status": "running", "pid": 999999, "host": "gone"}
+    (job / "manifest.json").write_text(json.dumps({"status": "running", "stages": [stage]}))
+    write_summary(tmp_path / "sweep", None)
+    (row,) = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())["jobs"]
+    assert row["status"] == "interrupted"
+    assert curriculum_status(job) == "interrupted"
+    with run_lock(job):  # a live holder: still running
+        assert reported_status("running", job) == "running"
