@@ -71,6 +71,12 @@ def read_csv_rows(path: Path, header: bool = False) -> list[tuple[int, Any]]:
     """(line number, row) of a CSV file: lists, or dicts keyed by the header row when
     `header`; the number is the line the row starts on (quoted fields may span lines).
     Blank rows are left out; not UTF-8 -> MedalignError naming line and byte."""
+    return read_csv_table(path, header)[1]
+
+
+def read_csv_table(path: Path, header: bool = True) -> tuple[list[str], list[tuple[int, Any]]]:
+    """(the header row, `read_csv_rows`' rows); a malformed CSV (a field over the csv
+    module's limit, a stray quote) is a MedalignError naming the file and line."""
     import csv
     import io
 
@@ -78,13 +84,16 @@ def read_csv_rows(path: Path, header: bool = False) -> list[tuple[int, Any]]:
     rows: list[tuple[int, Any]] = []
     names: list[str] | None = None
     start = 1
-    for row in reader:
-        if row and header and names is None:
-            names = row
-        elif row:
-            rows.append((start, _as_dict(names, row) if header else row))
-        start = reader.line_num + 1
-    return rows
+    try:
+        for row in reader:
+            if row and header and names is None:
+                names = row
+            elif row:
+                rows.append((start, _as_dict(names, row) if header else row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise MedalignError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
+    return names or [], rows
 
 
 def _as_dict(names: list[str] | None, row: list[str]) -> dict[Any, Any]:

@@ -79,7 +79,7 @@ def to_record(key: str, row: dict[str, Any], cfg: Any, bad: BadRows) -> QARecord
         bad.reject(key, "options", f"expected {cfg.options} options, found {len(options)}")
         return None
     letter = row.get("answer_idx")
-    if letter not in options:
+    if not isinstance(letter, str) or letter not in options:
         bad.reject(key, "answer_idx", f"{letter!r} is not one of the options {', '.join(options)}")
         return None
     answer = row.get("answer")

@@ -9,11 +9,11 @@ question is the request, its answer the safe response, `meta.category` the princ
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any
 
+from medalign.data.files import read_csv_table
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
@@ -40,18 +40,17 @@ class MedSafetyBench(Task):
             raise MedalignError(f"{path}: no MedSafetyBench CSV files there")
         records = []
         for file in files:
-            with file.open(newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise MedalignError(
-                        f"{file}: not a MedSafetyBench CSV: missing column {missing[0]!r} "
-                        f"(header: {reader.fieldnames})"
-                    )
-                for number, row in enumerate(reader, start=2):
-                    record = to_record(file, number, row, bad)
-                    if record is not None:
-                        records.append(record)
+            header, rows = read_csv_table(file)  # not UTF-8, bad CSV: one clear error
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise MedalignError(
+                    f"{file}: not a MedSafetyBench CSV: missing column {missing[0]!r} "
+                    f"(header: {header})"
+                )
+            for number, row in rows:
+                record = to_record(file, number, row, bad)
+                if record is not None:
+                    records.append(record)
         return records
 
     def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
