@@ -133,10 +133,20 @@ def _advance(
 
 def _replay(run_dir: Path, new: list[str]) -> tuple[RunConfig, list[str]]:
     """The curriculum's recorded overrides (+ allowed new ones), after refusing changes."""
+    from medalign.compose import compose
+    from medalign.config import validate
+
+    overrides = check_replay(run_dir, new)
+    return validate(compose(overrides)), overrides
+
+
+def check_replay(run_dir: Path, new: list[str]) -> list[str]:
+    """The overrides a resume of `run_dir` replays (recorded + allowed new ones); an
+    override that would change a recorded value is refused here. The CLI calls it before
+    Hydra, so a refused resume writes nothing into the run it refuses."""
     from omegaconf import OmegaConf
 
     from medalign.compose import compose
-    from medalign.config import validate
     from medalign.resume import refuse_changes
 
     recorded = list(json.loads((run_dir / "manifest.json").read_text()).get("overrides") or [])
@@ -144,8 +154,7 @@ def _replay(run_dir: Path, new: list[str]) -> tuple[RunConfig, list[str]]:
     before = OmegaConf.to_container(compose(recorded), resolve=True)
     after = OmegaConf.to_container(compose(recorded + extra), resolve=True)
     refuse_changes(before, after, str(run_dir))  # type: ignore[arg-type]
-    overrides = recorded + extra
-    return validate(compose(overrides)), overrides
+    return recorded + extra
 
 
 def _reconcile(entry: dict[str, Any], stage_dir: Path) -> None:

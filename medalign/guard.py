@@ -71,6 +71,9 @@ def resume_in_place(argv: list[str]) -> list[str]:
             f"{target} is complete (status done); nothing to resume. Evaluate or export it "
             f"with init_from={target}, or start a new run"
         )
+    from medalign.curriculum import check_replay
+
+    check_replay(Path(target), [a for a in args if "=" in a and not a.startswith("-")])
     if given and os.path.abspath(given) != target:
         print_error(f"medalign: resume: hydra.run.dir={given} ignored; the resume runs in {target}")
     kept = [a for a in argv if not a.lstrip("+").startswith(("hydra.run.dir=", "resume="))]

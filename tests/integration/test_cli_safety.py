@@ -209,3 +209,28 @@ def test_a_config_error_found_inside_the_job_leaves_no_run_directory(tmp_path: P
     )
     assert done.returncode == 1 and "medalign: error: config lora.r" in done.stderr
     assert not run_dir.exists(), sorted(p.name for p in run_dir.rglob("*"))
+
+
+def test_a_refused_resume_writes_nothing_into_the_run_it_refuses(tmp_path: Path) -> None:
+    """Regression (issue 24, defect 7): a refused resume appended an [ERROR] line to the
+    run's medalign.log and rewrote its .medalign.lock with a pid that no longer exists."""
+    from tests.conftest import tree_digest
+    from tests.run_fixtures import make_curriculum
+
+    run = make_curriculum(tmp_path, adapters=False, wandb=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(status="running", overrides=["experiment=curriculum", "logger=none"])
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "medalign.log").write_text("the run's own log\n")
+    before = tree_digest(run)
+    done = subprocess.run(
+        [sys.executable, "-m", "medalign", f"resume={run}", "lora.r=16"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "lora.r=16 would change the recorded lora.r=8" in done.stderr
+    assert tree_digest(run) == before and not (run / ".medalign.lock").exists()
