@@ -285,3 +285,28 @@ def prepare_sqlite(url: str) -> None:
                 context.stamp(script, script.get_current_head())
     finally:
         engine.dispose()
+
+
+def main(argv: list[str]) -> int:
+    """`python -m medalign.sweep <sweep dir> [sweep.metric] [minimize]`: the summary of a
+    sweep that was killed before Hydra's end-of-sweep callback could write it (its killed
+    jobs read `interrupted`)."""
+    if not argv or not Path(argv[0]).is_dir():
+        print(
+            "usage: python -m medalign.sweep <sweep dir> [metric, e.g. eval/medqa/acc] [minimize]"
+        )
+        return 2
+    sweep_dir = Path(argv[0])
+    metric = argv[1] if len(argv) > 1 else None
+    rows = write_summary(sweep_dir, metric, maximize="minimize" not in argv[2:])
+    from medalign.reports.html import write_report_html
+
+    write_report_html(sweep_dir)
+    print(f"{len(rows)} jobs: {sweep_dir / 'sweep_summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

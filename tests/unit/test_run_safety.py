@@ -249,3 +249,22 @@ def test_a_running_manifest_nobody_holds_reads_interrupted(tmp_path: Path) -> No
     assert curriculum_status(job) == "interrupted"
     with run_lock(job):  # a live holder: still running
         assert reported_status("running", job) == "running"
+
+
+def test_a_killed_sweep_gets_its_summary_from_the_command_line(tmp_path: Path, capsys) -> None:
+    import json
+
+    import yaml
+
+    from medalign.sweep import main
+
+    job = tmp_path / "sweep" / "0_medmcqa"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["lora.r=8"]))
+    stage = {"status": "running", "metrics": {"train/loss": 1.5}}
+    (job / "manifest.json").write_text(json.dumps({"stages": [stage]}))
+    assert main([str(tmp_path / "sweep"), "train/loss", "minimize"]) == 0
+    summary = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())
+    assert summary["jobs"][0]["status"] == "interrupted" and summary["direction"] == "minimize"
+    assert (tmp_path / "sweep" / "report.html").is_file()
+    assert main([str(tmp_path / "missing")]) == 2
