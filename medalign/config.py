@@ -340,6 +340,26 @@ class PlanConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """stage=pretrain: continued pretraining on raw text (medalign/stages/pretrain.py)."""
+
+    path: str | None = None
+    text_field: str = "text"
+    hub_id: str | None = None
+    split: str = "train"
+    limit: int | None = None
+
+
+@dataclass
+class TrainerKwargsStageConfig:
+    """A stage kind whose only own key is trainer_kwargs (its settings live in a group)."""
+
+    kind: str = "pretrain"
+    name: str = "pretrain"
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class CompareConfig:
     """stage=compare: paired tests between runs (medalign/compare)."""
 
@@ -366,6 +386,7 @@ STAGE_SCHEMAS: dict[str, type] = {
     "generate": KindOnlyStageConfig,  # and in the `generate` group
     "chat": KindOnlyStageConfig,
     "compare": KindOnlyStageConfig,  # its settings live in the `compare` group
+    "pretrain": TrainerKwargsStageConfig,  # and in the `pretrain` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -385,6 +406,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "generate": GenerateConfig,
     "preprocess": PreprocessConfig,
     "compare": CompareConfig,
+    "pretrain": PretrainConfig,
 }
 ROOT_KEYS: dict[str, type] = {"seed": int, "data_root": str, "resume": str, "init_from": str}
 # Keys that moved in the redesign: an old override gets the new name, not "unknown key".
@@ -447,6 +469,7 @@ class RunConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:

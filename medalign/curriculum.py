@@ -33,6 +33,7 @@ from medalign.registry import register
 log = logging.getLogger(__name__)
 BEFORE = "before"
 HEADLINES = ("acc", "f1", "refusal_rate")
+TRAINS_ADAPTER = ("sft", "pretrain")  # stages whose adapter the next stage continues
 _DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
 _COPIED = (
     *("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models"),
@@ -97,8 +98,9 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
 
 
 def stage_kind(name: str) -> str:
-    """before -> eval; reward and rl are their own kinds; every other name is an SFT stage."""
-    return {BEFORE: "eval", "reward": "reward", "rl": "rl"}.get(name, "sft")
+    """before -> eval; pretrain, reward and rl are their own kinds; every other name is an
+    SFT stage."""
+    return {BEFORE: "eval", "pretrain": "pretrain", "reward": "reward", "rl": "rl"}.get(name, "sft")
 
 
 def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any], run_dir: Path) -> list[str]:
@@ -106,7 +108,7 @@ def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any], run_dir: Path) -> 
     stage of this run (through its manifest), or its merged model under handoff=merge."""
     if not state["sft"] or kind == "eval":
         return []
-    if kind == "sft" and cfg.curriculum.handoff == "merge":
+    if kind in TRAINS_ADAPTER and cfg.curriculum.handoff == "merge":
         return [f"init_from='{state['merged']}'"]
     out = [f"init_from='{run_dir}:{state['sft']}'"]
     if kind == "rl":
@@ -118,7 +120,7 @@ def _advance(
     cfg: RunConfig, kind: str, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
 ) -> None:
     """Record what a finished stage hands to the next ones."""
-    if kind == "sft" and entry.get("adapter"):
+    if kind in TRAINS_ADAPTER and entry.get("adapter"):
         state["sft"] = entry["name"]
         if cfg.curriculum.handoff == "merge":
             merged = stage_dir / "merged"

@@ -36,7 +36,10 @@ _TASKS = tuple(
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "stage": tuple(
         f"medalign.stages.{name}"
-        for name in ("sft", "eval", "export", "reward", "rl", "plan", "generate", "chat", "compare")
+        for name in (
+            *("sft", "pretrain", "eval", "export", "reward", "rl"),
+            *("plan", "generate", "chat", "compare"),
+        )
     ),
     "pipeline": ("medalign.curriculum",),
     "task": _TASKS,

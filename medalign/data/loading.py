@@ -80,7 +80,7 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Task) -> Path:
         raise MedalignError(
             f"dataset {cfg.name!r}: file not found: {base} (dataset.path, split {cfg.split!r})"
         )
-    if not base.is_file():  # a device or a FIFO would be read forever
+    if not base.is_file() and not base.is_dir():  # a device or a FIFO: read forever
         raise MedalignError(
             f"{base}: not a regular file ({_file_kind(base)}); dataset.path must name a data "
             "file or a folder in the dataset's official layout"

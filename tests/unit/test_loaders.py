@@ -345,3 +345,10 @@ def test_a_row_above_the_size_limit_is_refused_or_counted(tmp_path) -> None:
         load_records(dataset_cfg("medmcqa", path=str(path)))
     loaded = load_records(dataset_cfg("medmcqa", path=str(path), on_bad_row="skip"))
     assert len(loaded.records) == 2 and sum(loaded.skipped.values()) == 1
+
+
+def test_datasets_whose_split_is_a_folder_still_load() -> None:
+    """Regression: the regular-file check refused MedSafetyBench's and MMLU's split
+    folders (medsafetybench/test, mmlu_medical/test), which hold their CSV files."""
+    assert load_records(dataset_cfg("medsafetybench", split="test")).records
+    assert load_records(dataset_cfg("mmlu_medical", split="test")).records
