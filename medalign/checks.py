@@ -85,6 +85,8 @@ _RANGES = [
     ("eval.batch_size", lambda v: v >= 1, ">= 1"),
     ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
     ("eval.bootstrap", lambda v: v >= 0, ">= 0 (0: no intervals)"),
+    ("compare.alpha", lambda v: 0 < v < 1, "between 0 and 1 (e.g. 0.05)"),
+    ("compare.resamples", lambda v: v >= 1000, ">= 1000 (intervals and p need the draws)"),
     ("reward.eval_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("reward.limit", lambda v: v is None or v >= 4, ">= 4 pairs, or null"),
     ("rl.limit", lambda v: v is None or v >= 1, ">= 1, or null"),

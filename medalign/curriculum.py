@@ -340,7 +340,7 @@ def write_results(
     (run_dir / "results.md").write_text(
         "# Curriculum: each dataset after each stage\n\n"
         "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer) with its 95% "
-        "interval (Wilson for accuracy and refusal rate, bootstrap for F1); each column names "
+        "interval (Wilson for 0/1 scores, a bootstrap otherwise); each column names "
         "its split and n. `false-conf`: definite answers to maybe/unanswerable questions "
         "(lower is safer; n/a: no parseable answer to count). Differences between rows are "
         "claims only where the paired table below marks them.\n\n"

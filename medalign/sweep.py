@@ -187,8 +187,9 @@ def _paired_section(sweep_dir: Path, cfg: Any) -> dict[str, Any]:
     from medalign.errors import MedalignError
     from medalign.stages.compare import baseline_index
 
-    jobs = [p for p in sweep_dir.iterdir() if (p / "eval" / "predictions.jsonl").is_file()]
-    if len(jobs) < 2:
+    if not any(sweep_dir.glob("*/eval/predictions.jsonl")) and not any(
+        sweep_dir.glob("*/*/eval/predictions.jsonl")  # curricula: their stages evaluated
+    ):
         return {}
     settings = CompareSettings(
         alpha=OmegaConf.select(cfg, "compare.alpha", default=0.05) if cfg else 0.05,
@@ -196,14 +197,14 @@ def _paired_section(sweep_dir: Path, cfg: Any) -> dict[str, Any]:
         metrics=["acc", "f1", "refusal_rate"],
     )
     try:
-        runs = [r for r in resolve_entry(str(sweep_dir)) if r.folder.parent in jobs]
+        runs = resolve_entry(str(sweep_dir))
         groups = group_by_seed(runs)
         wanted = OmegaConf.select(cfg, "sweep.baseline") if cfg else None
         table = compare_groups(groups, baseline_index(groups, wanted), settings)
     except MedalignError as exc:
         log.warning("sweep summary: the jobs were not compared: %s", exc)
         return {"md": f"\nThe jobs were not compared: {exc}\n"}
-    text = markdown(table).replace("# Comparison", "## Each job against the baseline,", 1)
+    text = markdown(table).replace("# Comparison against", "## Each job against", 1)
     return {"table": table, "md": "\n" + text}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ def compare_groups(
             f"compare.runs: a comparison needs at least two runs; got {runs or 'none'}"
         )
     _check_backends(groups)
+    _check_distinct(groups)
     base = groups[baseline]
     labels = [group_label(g) for g in groups]
     datasets = _shared_datasets(groups, settings.datasets)
@@ -101,6 +103,38 @@ def compare_groups(
         ],
         "rows": rows,
     }
+
+
+def _check_distinct(groups: list[list[EvaluatedRun]]) -> None:
+    seen: dict[Path, str] = {}
+    for run in (r for g in groups for r in g):
+        folder = run.folder.resolve()
+        if folder in seen:
+            raise MedalignError(
+                f"compare.runs: {run.label} and {seen[folder]} are the same evaluation "
+                f"({folder}); a run compared with itself shows nothing"
+            )
+        seen[folder] = run.label
+
+
+def check_metrics(groups: list[list[EvaluatedRun]], wanted: list[str] | None) -> None:
+    """A compare.metrics name no run scored is a typo, not an empty table."""
+    if not wanted:
+        return
+    found = {
+        m
+        for g in groups
+        for r in g
+        for questions in r.questions.values()
+        for q in list(questions.values())[:1]
+        for m in q.scores
+    }
+    unknown = [m for m in wanted if m not in found]
+    if unknown:
+        raise MedalignError(
+            f"compare.metrics: no run scored {unknown[0]!r} per question; these did: "
+            f"{', '.join(sorted(found))}"
+        )
 
 
 def _check_backends(groups: list[list[EvaluatedRun]]) -> None:

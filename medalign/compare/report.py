@@ -63,11 +63,15 @@ def markdown(table: dict[str, Any]) -> str:
         "test for 0/1 scores, a paired sign-flip permutation test for continuous scores and "
         f"clustered questions; p_holm: Holm's correction over each run's datasets x metrics; "
         f"{MARK}: p_holm < {alpha}. MDE: the smallest difference this n detects with 80% "
-        "power. Scores: 95% Wilson intervals for 0/1 scores, bootstrap otherwise.",
+        "power (n/a: both runs score every question the same). Scores: 95% Wilson intervals "
+        "for 0/1 scores on independent questions; a cluster bootstrap where questions are "
+        "clustered (several on one report, or one question's pooled seeds), Wilson over the "
+        "clusters where that collapses (0/n); a bootstrap for continuous scores. test: "
+        "mcnemar_exact, sign_flip (paired permutation) or sign_flip_clustered.",
         "",
-        "| run | dataset (split) | metric | n | baseline | run | diff [95% CI] | b / c | p "
-        "| p_holm | MDE | verdict |",
-        "|---|---|---|---|---|---|---|---:|---:|---:|---:|---|",
+        "| run | dataset (split) | metric | n | baseline | run | diff [95% CI] | b / c | test "
+        "| p | p_holm | MDE | verdict |",
+        "|---|---|---|---|---|---|---|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
         spread = r.get("seed_scores") or {}
@@ -77,15 +81,17 @@ def markdown(table: dict[str, Any]) -> str:
             f"| {r['label']} | {r['dataset']}{split} | {r['metric']} | {n_cell(r)} "
             f"| {score_cell(r['baseline'], r['baseline_ci'], spread.get('baseline'))} "
             f"| {score_cell(r['run'], r['run_ci'], spread.get('run'))} | {diff_cell(r)} | {bc} "
-            f"| {p_cell(r['p'])} | {p_cell(r['p_holm'])} | {number(r['mde'])} | {r['verdict']} |"
+            f"| {r['test']} | {p_cell(r['p'])} | {p_cell(r['p_holm'])} | {number(r['mde'])} "
+            f"| {r['verdict']} |"
         )
     if not rows:
-        lines.append("| (no metric in common) |||||||||||")
+        lines.append("| (no metric in common) ||||||||||||")
     return "\n".join(lines) + "\n"
 
 
 def forest_plot(path: Path, table: dict[str, Any]) -> Path | None:
-    """Each (run, dataset, metric) difference with its interval, zero marked."""
+    """Each (run, dataset) difference with its interval, zero marked: one panel per metric,
+    each with its own scale (a log-likelihood's units are not an accuracy's)."""
     rows = table["rows"]
     if not rows:
         return None
@@ -94,27 +100,36 @@ def forest_plot(path: Path, table: dict[str, Any]) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(rows) + 1.4))
-    ys = list(range(len(rows)))[::-1]
-    for y, r in zip(ys, rows, strict=True):
-        color = "#C44E52" if r.get("significant") else "#4C72B0"
-        ax.errorbar(
-            r["diff"],
-            y,
-            xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]],
-            fmt="o",
-            color=color,
-            capsize=3,
-        )
-    ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
-    labels = [f"{r['label']} · {r['dataset']} · {r['metric']} (n={r['questions']})" for r in rows]
-    ax.set_yticks(ys, labels, fontsize=7)
-    ax.set_xlabel(f"difference against {table['baseline']} (95% paired bootstrap)")
-    ax.set_title(f"red: Holm-adjusted p < {table['alpha']}", fontsize=9)
-    fig.tight_layout()
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    panels = [[r for r in rows if r["metric"] == m] for m in metrics]
+    height = sum(0.3 * len(p) + 0.9 for p in panels) + 0.6
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(9.0, height),
+        squeeze=False,
+        layout="constrained",
+        height_ratios=[len(p) + 2 for p in panels],
+    )
+    for ax, metric, panel in zip(axes[:, 0], metrics, panels, strict=True):
+        ys = list(range(len(panel)))[::-1]
+        for y, r in zip(ys, panel, strict=True):
+            color = "#C44E52" if r.get("significant") else "#4C72B0"
+            low, high = r["diff"] - r["ci_low"], r["ci_high"] - r["diff"]
+            ax.errorbar(r["diff"], y, xerr=[[low], [high]], fmt="o", color=color, capsize=3)
+        ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
+        labels = [f"{_short(r['label'])} · {r['dataset']} (n={r['n']})" for r in panel]
+        ax.set_yticks(ys, labels, fontsize=7)
+        ax.set_title(metric, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(f"run - {_short(table['baseline'])}, 95% paired bootstrap", fontsize=8)
+    fig.suptitle(f"Differences (red: Holm-adjusted p < {table['alpha']})", fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _short(label: str, width: int = 48) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
 
 
 def write_comparison(out: Path, table: dict[str, Any], plot: bool = True) -> dict[str, Path]:

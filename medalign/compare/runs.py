@@ -16,6 +16,7 @@ overrides differ only in `seed=` are one configuration (see `group_by_seed`).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from medalign.errors import MedalignError
 
+log = logging.getLogger(__name__)
 SEED = re.compile(r"^(\+{0,2})seed=")
 # overrides and recorded keys that do not change what a run computes, or name the run
 _NOT_CONFIG = ("hydra.", "logger.", "logger=", "resume=", "eval.plots=")
@@ -72,10 +74,25 @@ def resolve_entry(entry: str) -> list[EvaluatedRun]:
     jobs = _sweep_jobs(path)
     if jobs:
         labels = varying_labels([_overrides(job) for job in jobs], [j.name for j in jobs])
-        return [
-            _read(job, _evaluation(job, str(job)), label)
-            for job, label in zip(jobs, labels, strict=True)
-        ]
+        found, missing = [], []
+        for job, label in zip(jobs, labels, strict=True):
+            try:
+                found.append(_sweep_job(job, label))
+            except MedalignError:  # a job that failed or never evaluated
+                missing.append(job.name)
+        if missing:
+            log.warning(
+                "compare: %d job(s) of %s have no evaluation and are left out: %s",
+                len(missing),
+                path,
+                ", ".join(missing),
+            )
+        if not found:
+            raise MedalignError(
+                f"compare.runs: {entry!r}: no job of this sweep has predictions.jsonl (run the "
+                "sweep with eval.after_train=true)"
+            )
+        return found
     return [_read(path, _evaluation(path, entry), path.name)]
 
 
@@ -130,6 +147,17 @@ def _sweep_jobs(path: Path) -> list[Path]:
         (p.parent.parent for p in path.glob("*/.hydra/overrides.yaml")),
         key=lambda p: (len(p.name), p.name),  # 2 before 10
     )
+
+
+def _sweep_job(job: Path, label: str) -> EvaluatedRun:
+    """A job of a sweep: a stage run, or a curriculum (its last evaluated stage, labelled
+    by what the job changed)."""
+    manifest = _manifest(job)
+    if manifest.get("kind") == "curriculum":
+        run = _curriculum_stage(job, manifest, None, str(job))
+        run.label = f"{label}:{run.label.rsplit(':', 1)[-1]}"
+        return run
+    return _read(job, _evaluation(job, str(job)), label)
 
 
 def varying_labels(overrides: list[list[str]], fallback: list[str]) -> list[str]:

@@ -118,14 +118,16 @@ def sign_flip_p(diffs: np.ndarray, index: np.ndarray, resamples: int, seed: int)
     labels swapped within the cluster). One sign matrix serves every row."""
     sums, _ = cluster_sums(diffs, index)
     observed = np.abs(sums.sum(axis=1))
-    tolerance = 1e-9 * np.maximum(1.0, observed)
+    tolerance = 1e-9 * np.maximum(1.0, np.abs(sums).sum(axis=1))
     rng = np.random.default_rng(seed)
     extreme = np.zeros(len(sums))
     done = 0
     while done < resamples:
         chunk = min(CHUNK, resamples - done)
-        signs = rng.integers(0, 2, size=(chunk, sums.shape[1])).astype(np.float32) * 2 - 1
-        flipped = np.abs(signs @ sums.T.astype(np.float32))
+        # float64: sums of 0/1 differences are exact, so ties with the observed value are
+        # counted the same whatever else is in the batch (float32 rounding was not)
+        signs = rng.integers(0, 2, size=(chunk, sums.shape[1])).astype(np.float64) * 2 - 1
+        flipped = np.abs(signs @ sums.T)
         extreme += np.sum(flipped >= observed - tolerance, axis=0)
         done += chunk
     p = (1 + extreme) / (1 + resamples)

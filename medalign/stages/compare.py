@@ -14,6 +14,7 @@ console and to W&B. No model is loaded: it takes seconds (medalign/compare/).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def run_compare(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]
     table = compare_groups(groups, baseline, settings)
     paths = write_comparison(run.path, table, plot=cfg.eval.plots)
     print(markdown(table))
-    print(f"compare.json: {paths['json']}")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
     _log_table(tracker, table, paths)
     rows = table["rows"]
     return {
@@ -66,6 +67,9 @@ def plan_comparison(cfg: RunConfig) -> tuple[list, int, Any]:
         metrics=list(ccfg.metrics) if ccfg.metrics else None,
         datasets=list(ccfg.datasets) if ccfg.datasets else None,
     )
+    from medalign.compare.engine import check_metrics
+
+    check_metrics(groups, settings.metrics)  # a metric typo, not an empty table
     return groups, baseline, settings
 
 
@@ -88,7 +92,8 @@ def baseline_index(groups: list, wanted: str | None) -> int:
         return 0
     wanted = str(wanted).rstrip("/")
     for k, group in enumerate(groups):
-        names = {group_label(group)} | {
+        label = group_label(group)
+        names = {label, re.sub(r" \(seeds [^)]*\)$", "", label)} | {
             s for r in group for s in (r.label, str(r.folder), str(r.folder.parent))
         }
         if wanted in names or wanted in {Path(n).name for n in names}:

@@ -96,7 +96,9 @@ def test_stage_compare_writes_its_outputs_and_refuses_before_writing(
     base, tuned = two_runs
     out = tmp_path / "compare"
     runs = f"compare.runs=[{base},{tuned}]"
-    metrics = run_stage(compose("stage=compare", runs, "logger=none", "compare.resamples=500"), out)
+    metrics = run_stage(
+        compose("stage=compare", runs, "logger=none", "compare.resamples=1000"), out
+    )
     saved = json.loads((out / "compare.json").read_text())
     assert metrics["compare/rows"] == len(saved["rows"]) > 0
     assert (out / "compare.md").read_text().startswith("# Comparison against base")

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 
 from medalign.compare.engine import CompareSettings, compare_groups
 from medalign.compare.runs import group_by_seed, resolve_entry
@@ -144,3 +145,46 @@ def test_clusters_declared_by_the_task_are_resampled_whole(tmp_path: Path) -> No
     b = write_run(tmp_path / "b", {"radqa": scores(100, 0.5, 2)}, clusters=reports, lora_r=4)
     (row,) = table_of(str(a), str(b))["rows"]
     assert row["clusters"] == 20 and row["test"] == "sign_flip_clustered"
+
+
+def test_a_run_twice_a_metric_typo_and_a_pooled_baseline_name(tmp_path: Path) -> None:
+    """From a new user's trial: the same run twice was compared with itself, a metric typo
+    gave an empty table, and a pooled configuration could not be named without its seeds."""
+    from medalign.compare.engine import check_metrics
+    from medalign.stages.compare import baseline_index
+
+    a = write_run(tmp_path / "a", {"medqa": scores(50, 0.4, 1)})
+    with pytest.raises(MedalignError, match="are the same evaluation"):
+        table_of(str(a), str(a))
+    runs = [r for e in (str(a),) for r in resolve_entry(e)]
+    with pytest.raises(MedalignError, match="no run scored 'accc' per question; these did: acc"):
+        check_metrics(group_by_seed(runs), ["accc"])
+    sweep = tmp_path / "sweep"
+    for k, (rank, seed) in enumerate([(r, s) for r in (4, 8) for s in (1, 2)]):
+        write_run(
+            sweep / str(k),
+            {"medqa": scores(40, 0.4, k)},
+            seed=seed,
+            overrides=[f"lora.r={rank}", f"seed={seed}"],
+            lora_r=rank,
+        )
+    groups = group_by_seed(resolve_entry(str(sweep)))
+    assert baseline_index(groups, "lora.r=8") == 1
+    assert baseline_index(groups, "lora.r=8 (seeds 1,2)") == 1
+
+
+def test_a_sweep_of_curricula_and_a_failed_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for k, seed in enumerate((1, 2)):
+        job = sweep / f"{k}_curriculum"
+        write_run(job / "0-before", {"medqa": scores(30, 0.3, seed)}, seed=seed)
+        stage = {"name": "before", "dir": str(job / "0-before"), "status": "done"}
+        manifest = {"kind": "curriculum", "overrides": [f"seed={seed}"], "stages": [stage]}
+        (job / "manifest.json").write_text(json.dumps(manifest))
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}"]))
+    failed = sweep / "2_curriculum"
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["seed=3"]))
+    runs = resolve_entry(str(sweep))
+    assert [r.label for r in runs] == ["seed=1:before", "seed=2:before"]  # the failed one left out

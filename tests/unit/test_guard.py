@@ -84,7 +84,8 @@ def test_a_curriculum_resume_is_pointed_at_the_run_it_resumes(tmp_path, monkeypa
     old, new = tmp_path / "runs/d/1_curriculum", tmp_path / "runs/d/2_curriculum"
     for k, run in enumerate((old, new)):
         run.mkdir(parents=True)
-        (run / "manifest.json").write_text(json.dumps({"kind": "curriculum"}))
+        manifest = {"kind": "curriculum", "overrides": ["experiment=curriculum"]}
+        (run / "manifest.json").write_text(json.dumps(manifest))
         os.utime(run / "manifest.json", (k, k))  # `new` is the newest
     (tmp_path / "runs/d/3_medqa").mkdir()
     (tmp_path / "runs/d/3_medqa/manifest.json").write_text(json.dumps({"kind": "stage"}))
@@ -117,7 +118,8 @@ def test_resume_latest_skips_finished_runs_and_a_finished_run_is_never_reopened(
     crashed, finished = tmp_path / "runs/d/1_curriculum", tmp_path / "runs/d/2_curriculum"
     for k, (run, status) in enumerate(((crashed, "running"), (finished, "done"))):
         run.mkdir(parents=True)
-        (run / "manifest.json").write_text(json.dumps({"kind": "curriculum", "status": status}))
+        manifest = {"kind": "curriculum", "status": status, "overrides": ["experiment=curriculum"]}
+        (run / "manifest.json").write_text(json.dumps(manifest))
         os.utime(run / "manifest.json", (k, k))  # the finished run is the newest
     before = (finished / "manifest.json").read_bytes()
     argv = ["m", "experiment=curriculum", "resume=latest"]
