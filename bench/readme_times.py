@@ -1,7 +1,7 @@
 """Every time the README states, measured as a new user meets it: a clean clone, nothing
 warm (a new virtual environment, a fresh MEDALIGN_CACHE and HF_HOME), this machine.
 
-    python bench/readme_times.py                 # ~10 min on 2 cores; writes bench/readme_times.json
+    python bench/readme_times.py                 # ~10 min on 2 cores -> readme_times.json
     python bench/readme_times.py --skip-install  # reuse the clone's .venv if it has one
 
 Measures, in order, in one clone: `make install`, `make test`, `make curriculum` (the first
