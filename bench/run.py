@@ -23,6 +23,7 @@ import bench_plan  # noqa: E402
 import bench_preprocess  # noqa: E402
 import bench_sft  # noqa: E402
 import bench_startup  # noqa: E402
+import readme_times  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 
@@ -68,11 +69,20 @@ def main() -> None:
         "preprocess": preprocess,
         "gpu": plan["gpu"],
     }
+    times = OUT / "readme_times.json"  # bench/readme_times.py: ~10 min, run on its own
+    if times.is_file():
+        results["readme_times"] = json.loads(times.read_text())
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# medalign benchmarks",
         "",
         f"Machine: {results['machine']}",
+        "",
+        "## The README's times (bench/readme_times.py, a clean clone)",
+        "",
+        readme_times.markdown(results["readme_times"])
+        if "readme_times" in results
+        else "not measured: run python bench/readme_times.py",
         "",
         "## Start-up (median of 7)",
         "",

@@ -8,15 +8,23 @@ from deep inside the csv or json module).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from medalign.data.records import BadRows
 from medalign.errors import MedalignError
 
+log = logging.getLogger(__name__)
+LARGE_FILE = 20_000_000  # bytes: above this a read is announced (a few seconds or more)
+
 
 def read_text(path: Path) -> str:
-    """The file's text; not UTF-8 -> MedalignError with its line and byte offset."""
+    """The file's text; not UTF-8 -> MedalignError with its line and byte offset. A large
+    file is announced first, so a long read never sits silent."""
+    size = Path(path).stat().st_size
+    if size > LARGE_FILE:
+        log.info("reading %s (%.0f MB) ...", path, size / 1e6)
     data = Path(path).read_bytes()
     try:
         return data.decode("utf-8")

@@ -154,6 +154,38 @@ def recall_training(cfg: RunConfig) -> tuple[str | None, dict[str, Any] | None]:
     return key, summary
 
 
+def points_to(prepared: Any) -> dict[str, Any]:
+    """What a remembered load records of the tokenized entry it leads to: checked on the
+    next hit (`agrees`), so that the two caches can never tell different stories."""
+    stats = getattr(prepared, "stats", None)
+    return {"tokenized": {"key": prepared.cache_key, "rows": stats.rows}} if stats else {}
+
+
+def as_recorded(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary as the manifest records it (without the cache's own cross-check)."""
+    return {k: v for k, v in summary.items() if k != "tokenized"}
+
+
+def agrees(summary: dict[str, Any], prepared: Any) -> bool:
+    """The remembered load and the tokenized entry it led to agree (same entry, same row
+    count); a mismatch is warned and the data is read again."""
+    expected = summary.get("tokenized")
+    stats = getattr(prepared, "stats", None)
+    if not expected or stats is None:
+        return True
+    if expected.get("key") == prepared.cache_key and expected.get("rows") == stats.rows:
+        return True
+    log.warning(
+        "the remembered load says %s rows in tokenized entry %s, the entry holds %s rows in "
+        "%s: reading the data again",
+        expected.get("rows"),
+        expected.get("key"),
+        stats.rows,
+        prepared.cache_key,
+    )
+    return False
+
+
 def remember_training(cfg: RunConfig, key: str | None, summary: dict[str, Any]) -> None:
     if key is None or not cfg.preprocess.cache:
         return

@@ -55,17 +55,19 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     if summary is not None:  # both cached: training starts without reading a row
         configs = [config for config, _ in training_configs(cfg)]
         prepared = cached_sft(cfg, configs, summary["fingerprint"], tokenizer, args)
+        if prepared is not None and not load_cache.agrees(summary, prepared):
+            prepared = None  # the remembered load and the tokenized entry disagree
     if prepared is None:
         data = data or load_training_data(cfg)
         summary = data.summary()
         prepared = prepare_sft(cfg, data.parts, tokenizer, args, summary["fingerprint"])
-        load_cache.remember_training(cfg, load_key, summary)
+        load_cache.remember_training(cfg, load_key, {**summary, **load_cache.points_to(prepared)})
     valid = _prepared_validation(cfg, held, tokenizer, args)
     remembered = {"load_cache": {"key": load_key, "hit": data is None}}
     run.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
-        data={**summary, **prepared.manifest(), **remembered},
+        data={**load_cache.as_recorded(summary), **prepared.manifest(), **remembered},
         **({"validation": held.summary()} if held else {}),
     )
 

@@ -80,3 +80,28 @@ def test_a_read_only_cache_folder_is_one_warning_and_training_goes_on(
     assert f"preprocess.cache_dir {cache} cannot be written" in caplog.text
     stage = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done"
+
+
+def test_a_remembered_load_that_disagrees_with_its_tokenized_entry_is_read_again(
+    tmp_path: Path, caplog
+) -> None:
+    """Issue 24, defect 2: a remembered load is checked against the tokenized entry it
+    points to (key, row count), not only against its own checksum."""
+    import logging
+
+    from medalign.data import load_cache
+
+    args = [*FAST, f"preprocess.cache_dir={tmp_path / 'cache'}", "eval.after_train=false"]
+    run(compose(*args), tmp_path / "first")
+    (path,) = (tmp_path / "cache" / ".loads").glob("*.json")
+    entry = json.loads(path.read_text())
+    assert entry["summary"]["tokenized"]["rows"] == 12
+    entry["summary"]["tokenized"]["rows"] = 999  # a consistent entry that tells another story
+    entry["checksum"] = load_cache._checksum(entry["summary"])
+    path.write_text(json.dumps(entry))
+    with caplog.at_level(logging.WARNING):
+        run(compose(*args), tmp_path / "second")
+    assert "says 999 rows in tokenized entry" in caplog.text
+    data = _data(tmp_path / "second")
+    assert data["load_cache"]["hit"] is False and data["rows"] == 12
+    assert "tokenized" not in data

@@ -68,3 +68,17 @@ def test_csv_rows_match_dictreader_for_short_and_long_rows(tmp_path: Path) -> No
     with path.open(newline="") as handle:
         expected = list(csv.DictReader(handle))
     assert [row for _, row in files.read_csv_rows(path, header=True)] == expected
+
+
+def test_a_large_file_is_announced_before_it_is_read(tmp_path, caplog, monkeypatch) -> None:
+    """Issue 24, defect 5: a run must never sit silent while it reads data."""
+    import logging
+
+    from medalign.data import files
+
+    monkeypatch.setattr(files, "LARGE_FILE", 1000)
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"question": "x"}\n' * 200)
+    with caplog.at_level(logging.INFO, logger="medalign.data.files"):
+        files.read_text(path)
+    assert f"reading {path} (0 MB) ..." in caplog.text
