@@ -351,15 +351,6 @@ class PretrainConfig:
 
 
 @dataclass
-class TrainerKwargsStageConfig:
-    """A stage kind whose only own key is trainer_kwargs (its settings live in a group)."""
-
-    kind: str = "pretrain"
-    name: str = "pretrain"
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class CompareConfig:
     """stage=compare: paired tests between runs (medalign/compare)."""
 
@@ -386,7 +377,7 @@ STAGE_SCHEMAS: dict[str, type] = {
     "generate": KindOnlyStageConfig,  # and in the `generate` group
     "chat": KindOnlyStageConfig,
     "compare": KindOnlyStageConfig,  # its settings live in the `compare` group
-    "pretrain": TrainerKwargsStageConfig,  # and in the `pretrain` group
+    "pretrain": TrainerStageConfig,  # its settings live in the `pretrain` group
 }
 
 GROUP_SCHEMAS: dict[str, type] = {

@@ -54,29 +54,15 @@ def test_a_read_only_cache_folder_is_one_warning_and_training_goes_on(
 ) -> None:
     """Regression (issue 24, defect 4): a read-only preprocess.cache_dir gave two
     tracebacks (OSError: [Errno 30])."""
-    import json
     import logging
-    import subprocess
 
-    import pytest
+    from tests.conftest import tmpfs
 
-    from medalign.run import run
-    from tests.conftest import compose
-
-    cache = tmp_path / "ro"
-    cache.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(cache)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as cache:
         overrides = ["stage=pubmedqa", "logger=none", "dataset.limit=8", "trainer.max_steps=2"]
         overrides += ["eval.after_train=false", f"preprocess.cache_dir={cache}"]
         with caplog.at_level(logging.WARNING):
             run(compose(*overrides), tmp_path / "run")
-    finally:
-        subprocess.run(["umount", "-l", str(cache)], check=False)
     assert f"preprocess.cache_dir {cache} cannot be written" in caplog.text
     stage = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "done"

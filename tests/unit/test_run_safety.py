@@ -150,15 +150,10 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temp_file(
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    from tests.conftest import tmpfs
+
+    with tmpfs(tmp_path / "disk", "size=512k") as mount:
+        yield mount
 
 
 def _fill(disk: Path) -> None:
