@@ -224,6 +224,7 @@ class CurriculumStageStep:
     max_steps: int | None = None
     learning_rate: float | None = None
     num_train_epochs: float | None = None
+    replay: float | None = None  # null: curriculum.replay
     overrides: list[str] = field(default_factory=list)
 
 
@@ -234,6 +235,7 @@ class CurriculumConfig:
     )
     handoff: str = _choice("continue", "continue", "merge")
     eval_before: bool = True
+    replay: float = 0.0  # each earlier SFT dataset mixed into a later stage at this weight
     stages: dict[str, CurriculumStageStep] = field(default_factory=dict)
 
 

@@ -63,7 +63,7 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
     recorded = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
     manifest = _open_manifest(run_dir, cfg, recorded)
     plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
-    state: dict[str, Any] = {"sft": None, "merged": None, "reward_models": {}}
+    state: dict[str, Any] = {"sft": None, "merged": None, "reward_models": {}, "trained": []}
     try:
         for k, name in enumerate(plan):
             kind = stage_kind(name)
@@ -74,6 +74,7 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
                 stage_overrides = [
                     *[o for o in base if kind == "sft" or not o.startswith("stage.")],
                     *_stage_overrides(cfg, name, kind),
+                    *_replay_mix(cfg, name, kind, state["trained"]),
                     *_inputs(cfg, kind, state, run_dir),
                     f"logger.group={run_dir.name}",
                 ]
@@ -120,6 +121,8 @@ def _advance(
     cfg: RunConfig, kind: str, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
 ) -> None:
     """Record what a finished stage hands to the next ones."""
+    if kind == "sft" and entry["name"] in cfg.datasets:  # replayed by later stages
+        state["trained"].append(entry["name"])
     if kind in TRAINS_ADAPTER and entry.get("adapter"):
         state["sft"] = entry["name"]
         if cfg.curriculum.handoff == "merge":
@@ -249,6 +252,20 @@ def _entry(manifest: dict[str, Any], name: str, stage_dir: Path) -> dict[str, An
     entry = {"name": name, "dir": str(stage_dir), "status": "pending"}
     manifest["stages"].append(entry)
     return entry
+
+
+def _replay_mix(cfg: RunConfig, name: str, kind: str, trained: list[str]) -> list[str]:
+    """`dataset.mix` for an SFT stage that replays the earlier stages' datasets (at
+    curriculum.replay, or the stage's own `replay`); nothing when replay is off."""
+    step = cfg.curriculum.stages.get(name)
+    weight = step.replay if step is not None and step.replay is not None else cfg.curriculum.replay
+    if weight < 0:
+        raise MedalignError(f"curriculum replay={weight} for {name}: must be >= 0 (0: off)")
+    earlier = [d for d in trained if d != name]
+    if kind != "sft" or not weight or not earlier:
+        return []
+    mix = ",".join([f"{name}:1.0", *(f"{d}:{weight}" for d in earlier)])
+    return [f"dataset.mix={{{mix}}}"]
 
 
 def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:

@@ -176,3 +176,20 @@ def test_resume_replays_the_recorded_config_and_refuses_a_conflicting_override(
     again = [f"resume={tmp_path / 'run'}", "experiment=curriculum", "logger=none"]
     table = run(compose(*again), tmp_path / "other", overrides=again)
     assert table == recorded["results"]  # nothing re-ran: every stage was done
+
+
+def test_replay_mixes_the_earlier_stages_rows_into_a_later_one(tmp_path: Path) -> None:
+    """Issue 22: curriculum.replay mixes each earlier SFT stage's dataset into the later
+    ones (seeded, decontaminated, counted in the manifest)."""
+    overrides = [*SMALL, "trainer.max_steps=2", "eval.after_train=false", "curriculum.replay=0.5"]
+    run(compose(*overrides), tmp_path / "run", overrides=overrides)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    first, second = manifest["stages"]
+    assert first["data"]["rows_by_dataset"] == {"pubmedqa": 8}
+    from medalign.data.loading import load_records
+    from tests.conftest import dataset_cfg
+
+    whole = len(load_records(dataset_cfg("pubmedqa")).records)  # the catalogue's train split
+    counts = second["data"]["rows_by_dataset"]
+    assert counts == {"medmcqa": 8, "pubmedqa": round(0.5 * whole)}  # a seeded half replayed
+    assert second["data"]["rows"] == 8 + round(0.5 * whole)
