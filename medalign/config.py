@@ -334,7 +334,9 @@ class PlanConfig:
     gpu_tflops: float | None = None  # overrides its dense bf16 peak (TFLOP/s)
     world_size: int = 1
     sharding: str = _choice("ddp", "ddp", "fsdp", "zero2", "zero3")
-    for_stage: str = _choice("sft", "sft", "reward", "rl", "dpo")  # `for` is a Python keyword
+    for_stage: str = _choice(
+        "sft", "sft", "pretrain", "reward", "rl", "dpo"
+    )  # `for` is a Python keyword
     mfu: float = 0.4
     seq_len: int | None = None  # null: the trainer's max_length
     micro_batch: int | None = None  # null: the trainer's per-device batch size

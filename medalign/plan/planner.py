@@ -81,7 +81,8 @@ class Workload:
 def workload(cfg: RunConfig) -> Workload:
     """The configured step: stage, micro-batch, sequence length, steps, sharding."""
     plan, knobs = cfg.plan, _trainer_knobs(cfg)
-    stage = plan.for_stage
+    # pretrain is an SFT step with every token in the loss and full (packed) blocks
+    stage = "sft" if plan.for_stage == "pretrain" else plan.for_stage
     ckpt = plan.gradient_checkpointing
     if ckpt is None:
         ckpt = bool(knobs["gradient_checkpointing"])

@@ -243,3 +243,12 @@ def test_a_fit_within_the_plans_accuracy_is_flagged() -> None:
         "plan.gpu=custom", "plan.gpu_tflops=10", f"plan.gpu_memory_gb={total * 1.5}", device="gpu"
     )
     assert roomy["tight"] is False
+
+
+def test_the_planner_knows_the_pretraining_stage() -> None:
+    """Issue 22: stage=plan plans a stage=pretrain step (an SFT step of packed blocks)."""
+    from medalign.plan.planner import make_plan
+
+    pretrain = make_plan(validate(compose("stage=plan", "plan.for_stage=pretrain")))
+    sft = make_plan(validate(compose("stage=plan", "plan.for_stage=sft")))
+    assert pretrain["total_gib"] == sft["total_gib"] > 0
