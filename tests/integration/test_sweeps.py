@@ -172,6 +172,15 @@ def test_every_experiment_composes_validates_and_runs(tmp_path: Path, experiment
         "curriculum.eval_before=false",
         "trainer.save_steps=0",
     ]
+    if experiment == "world":  # a small world of its own, pretraining first
+        from medalign.world.render import write_world
+
+        write_world(tmp_path / "world", seed=0, diseases=40)
+        overrides += [
+            f"data_root={tmp_path / 'world'}",
+            "curriculum.order=[pretrain,medqa]",
+            "curriculum.stages.pretrain.max_steps=2",
+        ]
     validate(compose(*overrides))
     run(compose(*overrides), tmp_path / "run", overrides=overrides)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())

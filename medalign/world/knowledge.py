@@ -1,0 +1,109 @@
+"""The synthetic clinical world's knowledge base: invented diseases, organisms, findings,
+lab patterns and drugs, drawn deterministically from a seed.
+
+    world = build_world(seed=0, diseases=240)
+    world.diseases[0].name, world.diseases[0].first_line, world.diseases[0].findings
+
+Every name is assembled from syllables that spell no real term, so nothing the world says
+can be mistaken for medical fact. A disease has an organism, a mechanism, three findings,
+a lab pattern, a first-line drug and a contraindicated drug: the facts the textbook states
+and the question formats ask about. Diseases are split once into a training half and a
+held-out half: test questions ask about held-out diseases, whose facts the corpus states
+but no training question does.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+NOTICE = (
+    "SYNTHETIC: every disease, organism, finding and drug here is invented by medalign's "
+    "world generator (medalign/world); none of it is medical fact."
+)
+_ONSETS = ["br", "dr", "fl", "gr", "kl", "pr", "qu", "sk", "tr", "v", "z", "x", "m", "n", "l"]
+_VOWELS = ["a", "e", "i", "o", "u", "ae", "io", "ou"]
+_CODAS = ["", "n", "r", "s", "th", "x", "lm", "nd"]
+_SUFFIX = {
+    "disease": ["osis", "itis", "emia", " fever", " syndrome", "opathy"],
+    "organism": [" korvii", " vellans", " tressae", " morandi", " quillex"],
+    "drug": ["pine", "mab", "cillin", "zole", "prex", "varin"],
+    "finding": [" rash", " nodules", " tremor", " pallor", " cough", " stiffness"],
+}
+_PLACES = ["palms", "shins", "tongue", "eyelids", "upper back", "knuckles", "scalp", "ankles"]
+_LABS = ["sodium", "platelet count", "ferritin", "lactate", "eosinophil count", "bilirubin"]
+_MECHANISMS = [
+    "blocking the {x} channel",
+    "inhibiting {x} synthase",
+    "binding the {x} receptor",
+    "depleting {x} stores",
+]
+SUBJECTS = ["Microbiology", "Pharmacology", "Medicine", "Pathology"]
+
+
+@dataclass(frozen=True)
+class Disease:
+    name: str
+    organism: str
+    findings: tuple[str, str, str]
+    lab: str  # e.g. "a low platelet count"
+    mechanism: str  # how the first-line drug works
+    first_line: str
+    contraindicated: str
+    held_out: bool  # asked about only in evaluation splits
+
+
+@dataclass(frozen=True)
+class World:
+    seed: int
+    diseases: tuple[Disease, ...]
+    drugs: tuple[str, ...]
+    organisms: tuple[str, ...]
+
+    @property
+    def train(self) -> list[Disease]:
+        return [d for d in self.diseases if not d.held_out]
+
+    @property
+    def held_out(self) -> list[Disease]:
+        return [d for d in self.diseases if d.held_out]
+
+
+def build_world(seed: int = 0, diseases: int = 240) -> World:
+    """`diseases` invented diseases (half held out), deterministic in `seed`."""
+    rng = random.Random(seed)
+    used: set[str] = set()
+
+    def name(kind: str, syllables: int = 2) -> str:
+        while True:
+            stem = "".join(
+                rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                for _ in range(syllables)
+            )
+            text = (stem + rng.choice(_SUFFIX[kind])).capitalize()
+            if text not in used:
+                used.add(text)
+                return text
+
+    drugs = tuple(name("drug").lower() for _ in range(diseases * 2))
+    organisms = tuple(name("organism") for _ in range(diseases))
+    out = []
+    for k in range(diseases):
+        findings = tuple(
+            f"{name('finding').lower()} on the {rng.choice(_PLACES)}" for _ in range(3)
+        )
+        lab = f"{rng.choice(['a low', 'a high'])} {rng.choice(_LABS)}"
+        mechanism = rng.choice(_MECHANISMS).format(x=name("drug", 1).lower())
+        out.append(
+            Disease(
+                name=name("disease"),
+                organism=organisms[k],
+                findings=findings,  # type: ignore[arg-type]
+                lab=lab,
+                mechanism=mechanism,
+                first_line=drugs[2 * k],
+                contraindicated=drugs[2 * k + 1],
+                held_out=k % 2 == 1,
+            )
+        )
+    return World(seed, tuple(out), drugs, organisms)

@@ -1,0 +1,67 @@
+"""The synthetic clinical world (issue 22): deterministic, read by the real Tasks, its test
+questions about facts the corpus states but no training question asks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medalign.config import validate
+from medalign.data.loading import eval_dataset_config, load_records, load_training_data
+from medalign.world.knowledge import NOTICE, build_world
+from medalign.world.render import write_world
+from tests.conftest import compose, tree_digest
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("world")
+    write_world(out, seed=0, diseases=300)
+    return out
+
+
+def test_the_same_seed_writes_the_same_bytes(world: Path, tmp_path: Path) -> None:
+    write_world(tmp_path / "again", seed=0, diseases=300)
+    assert tree_digest(tmp_path / "again") == tree_digest(world)
+    write_world(tmp_path / "other", seed=1, diseases=300)
+    assert tree_digest(tmp_path / "other") != tree_digest(world)
+
+
+def test_every_format_loads_through_its_real_task_with_500_questions_to_evaluate(
+    world: Path,
+) -> None:
+    cfg = validate(compose(f"data_root={world}"))
+    sizes = {}
+    for name in ("pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench", "mmlu_medical"):
+        dcfg = eval_dataset_config(cfg, name)
+        data = load_records(dcfg, str(world), split=dcfg.eval_split)
+        assert not data.skipped, (name, data.skipped)
+        sizes[name] = len(data.records)
+    assert all(sizes[n] >= 500 for n in ("pubmedqa", "medmcqa", "medqa")), sizes
+    assert NOTICE in (world / "corpus" / "textbook.txt").read_text()
+    assert (
+        json.loads(
+            (world / "medqa/4_options/phrases_no_exclude_test.jsonl").read_text().splitlines()[0]
+        )["world"]
+        == NOTICE
+    )
+
+
+@pytest.mark.parametrize("stage", ["pubmedqa", "medmcqa", "medqa", "radqa"])
+def test_no_test_question_is_in_training(world: Path, stage: str) -> None:
+    cfg = validate(compose(f"stage={stage}", f"data_root={world}"))
+    data = load_training_data(cfg)  # decontaminated against every evaluation set
+    summary = data.summary()
+    assert summary["decontaminated"] == 0 and not summary["decontamination_unchecked"]
+    held_out = {d.name for d in build_world(0, 300).held_out}
+    text = " ".join(r.question + " ".join(r.context) for r in data.records)
+    assert not [name for name in held_out if f"{name} " in text or f"{name}." in text]
+
+
+def test_every_fact_is_in_the_corpus_in_several_phrasings(world: Path) -> None:
+    corpus = (world / "corpus" / "textbook.txt").read_text()
+    for disease in build_world(0, 300).held_out[:20]:
+        assert corpus.count(disease.first_line) >= 4  # first-line fact, four phrasings
+        assert corpus.count(disease.organism) >= 4
