@@ -102,3 +102,37 @@ def test_sigterm_exits_143_with_one_resume_line_and_sigint_works_in_the_backgrou
     assert proc.returncode == 130, stderr[-3000:]
     stage = json.loads((tmp_path / "int" / "manifest.json").read_text())["stages"][0]
     assert stage["status"] == "interrupted"
+
+
+@pytest.mark.slow  # kill/resume: two trainings and a resume
+def test_a_sigterm_at_a_step_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    overrides = [*TRAIN, "trainer.max_steps=8", "trainer.save_steps=2"]
+    run(compose(*overrides), tmp_path / "whole")
+
+    class TermAtStep5(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 5 and not kwargs.get("resumed"):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    import medalign.stages.validation as validation
+
+    previous = signal.getsignal(signal.SIGTERM)
+    install()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(validation, "validation_callbacks", lambda cfg: [TermAtStep5()])
+            with pytest.raises(Preempted):
+                run(compose(*overrides), tmp_path / "cut")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-6").is_dir()  # saved on the signal
+    run(compose(*overrides, "stage.resume_from=latest"), tmp_path / "cut")
+    whole = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
+    resumed = load_file(str(tmp_path / "cut" / "adapter" / "adapter_model.safetensors"))
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        torch.testing.assert_close(resumed[key], whole[key], atol=1e-4, rtol=0)
