@@ -116,7 +116,9 @@ class DatasetConfig:
     no_answer: str = "The report does not answer this question."
     mix: dict[str, float] | None = None
     decontaminate: bool = True
-    decontaminate_against: list[str] = field(default_factory=list)
+    decontaminate_against: list[str] = field(
+        default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa"]
+    )
     ngram: int = 13
     ngram_boilerplate_rows: int | None = 5
     ngram_min_overlap: float = 0.5
@@ -193,7 +195,9 @@ class LmEvalConfig:
 @dataclass
 class EvalConfig:
     datasets: list[str] = field(
-        default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench"]
+        default_factory=lambda: [
+            *("pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench", "mmlu_medical")
+        ]
     )
     splits: dict[str, str] | None = None
     limit: int | None = None
@@ -236,7 +240,12 @@ class CurriculumConfig:
     handoff: str = _choice("continue", "continue", "merge")
     eval_before: bool = True
     replay: float = 0.0  # each earlier SFT dataset mixed into a later stage at this weight
-    stages: dict[str, CurriculumStageStep] = field(default_factory=dict)
+    stages: dict[str, CurriculumStageStep] = field(
+        default_factory=lambda: {
+            name: CurriculumStageStep()
+            for name in ("pretrain", "pubmedqa", "medmcqa", "medqa", "radqa", "reward", "rl")
+        }
+    )
 
 
 @dataclass
@@ -301,7 +310,10 @@ class RewardConfig:
     limit: int | None = None
     lora: bool = True
     weights: dict[str, float] = field(
-        default_factory=lambda: {"correctness": 1.0, "format": 0.2, "length": 0.1}
+        default_factory=lambda: {
+            **{"correctness": 1.0, "format": 0.2, "length": 0.1},
+            **{"helpfulness": 0.0, "safety": 0.0},
+        }
     )
     models: dict[str, str | None] = field(
         default_factory=lambda: {"helpfulness": None, "safety": None}

@@ -50,6 +50,7 @@ class EvaluatedRun:
     questions: dict[str, dict[str, Question]] = field(default_factory=dict)
 
     config_key: tuple[str, ...] = ()  # what it computed with, but its seed
+    root: Path | None = None  # the directory compare.runs named (a curriculum, a sweep job)
 
     @property
     def shared_name(self) -> str:
@@ -136,7 +137,13 @@ def _curriculum_stage(
     folder = _evaluation(stage_dir, entry)
     overrides = [*manifest.get("overrides", []), f"stage={chosen['name']}"]
     key = tuple(sorted(o for o in overrides if not SEED.match(o) and not o.startswith(_NOT_CONFIG)))
-    return _read(stage_dir, folder, f"{path.name}:{chosen['name']}", overrides, key)
+    label = f"{path.name}:{chosen['name']}"
+    experiment = [o for o in overrides if o.startswith("experiment=")]
+    if experiment:  # which curriculum it is, where the folder names do not say
+        label += f" ({experiment[-1]})"
+    run = _read(stage_dir, folder, label, overrides, key)
+    run.root = path
+    return run
 
 
 def _sweep_jobs(path: Path) -> list[Path]:

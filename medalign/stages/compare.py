@@ -94,7 +94,7 @@ def baseline_index(groups: list, wanted: str | None) -> int:
     for k, group in enumerate(groups):
         label = group_label(group)
         names = {label, re.sub(r" \(seeds [^)]*\)$", "", label)} | {
-            s for r in group for s in (r.label, str(r.folder), str(r.folder.parent))
+            str(p) for r in group for p in (r.label, r.folder, r.folder.parent, r.root) if p
         }
         if wanted in names or wanted in {Path(n).name for n in names}:
             return k

@@ -89,7 +89,8 @@ def test_curriculum_stage_entries(tmp_path: Path) -> None:
     (cur / "manifest.json").write_text(json.dumps(manifest))
     (before,) = resolve_entry(f"{cur}:before")
     (last,) = resolve_entry(str(cur))
-    assert before.label == "cur:before" and last.label == "cur:medqa"
+    assert before.label == "cur:before (experiment=curriculum)"
+    assert last.label == "cur:medqa (experiment=curriculum)"
     assert "stage=medqa" in last.overrides
     with pytest.raises(MedalignError, match="no stage 'rl'; stages: before, medqa"):
         resolve_entry(f"{cur}:rl")
@@ -188,3 +189,26 @@ def test_a_sweep_of_curricula_and_a_failed_job(tmp_path: Path) -> None:
     (failed / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["seed=3"]))
     runs = resolve_entry(str(sweep))
     assert [r.label for r in runs] == ["seed=1:before", "seed=2:before"]  # the failed one left out
+
+
+def test_a_curriculum_job_folder_names_its_pooled_configuration_as_baseline(
+    tmp_path: Path,
+) -> None:
+    from medalign.stages.compare import baseline_index
+
+    sweep = tmp_path / "sweep"
+    for k, (experiment, seed) in enumerate(
+        [(e, s) for e in ("curriculum", "curriculum_reversed") for s in (1, 2)]
+    ):
+        job = sweep / f"{k}_curriculum"
+        write_run(job / "0-before", {"medqa": scores(30, 0.3, k)}, seed=seed)
+        stage = {"name": "before", "dir": str(job / "0-before"), "status": "done"}
+        overrides = [f"experiment={experiment}", f"seed={seed}"]
+        manifest = {"kind": "curriculum", "overrides": overrides, "stages": [stage]}
+        (job / "manifest.json").write_text(json.dumps(manifest))
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    groups = group_by_seed(resolve_entry(str(sweep)))
+    assert len(groups) == 2
+    assert baseline_index(groups, "2_curriculum") == 1
+    assert baseline_index(groups, str(sweep / "3_curriculum")) == 1
