@@ -36,6 +36,9 @@ _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", 
 _MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
+_PREEXISTING: set[str] = set()  # run directories that existed before this process
+
+
 def pending_subdir() -> str:
     """This process's folder for Hydra's record, until the run is accepted."""
     return f".hydra-pending-{os.getpid()}"
@@ -94,6 +97,8 @@ def check_run_dir_arg(argv: list[str]) -> None:
     if int(os.environ.get("RANK", "0")) > 0:  # a scratch directory (see cli._rank_args)
         return
     path = Path(run_dir)
+    if path.exists():  # not this run's to remove if the run is refused (discard_refused)
+        _PREEXISTING.add(str(path.resolve()))
     who = holder(path)
     if who is not None:
         raise MedalignError(f"{path} is in use by {who}; wait for it to end or stop it")
@@ -121,8 +126,12 @@ def discard_refused(run_dir: Path, subdir: str | None) -> None:
     and the directory with them when nothing else is in it."""
     import logging
 
+    if subdir and subdir.startswith(".hydra-pending-"):
+        shutil.rmtree(run_dir / subdir, ignore_errors=True)
     if (run_dir / "manifest.json").exists() or (run_dir / ".hydra").exists():
         return  # a run's directory (a refused resume reopens it): not ours to remove
+    if str(run_dir.resolve()) in _PREEXISTING:
+        return  # the user's folder, given as hydra.run.dir: its files stay
     root = logging.getLogger()
     for handler in list(root.handlers):
         name = getattr(handler, "baseFilename", None)
@@ -130,8 +139,6 @@ def discard_refused(run_dir: Path, subdir: str | None) -> None:
             root.removeHandler(handler)
             handler.close()
             Path(name).unlink(missing_ok=True)
-    if subdir and subdir.startswith(".hydra-pending-"):
-        shutil.rmtree(run_dir / subdir, ignore_errors=True)
     with contextlib.suppress(OSError):
         run_dir.rmdir()  # only if empty
 
@@ -142,8 +149,8 @@ def settle_hydra_record(run_dir: Path, subdir: str | None) -> None:
     from medalign.locks import holder
     from medalign.outputs import adopt_hydra_record
 
-    if not subdir or not (run_dir / subdir).is_dir() or subdir == ".hydra":
-        return
+    if not subdir or not (run_dir / subdir).is_dir() or not subdir.startswith(".hydra-pending-"):
+        return  # only the record main() asked Hydra for is ever adopted or removed here
     fresh = not (run_dir / ".hydra").exists() and not (run_dir / "manifest.json").exists()
     if fresh and holder(run_dir) is None:
         adopt_hydra_record(run_dir, subdir)

@@ -234,3 +234,31 @@ def test_a_refused_resume_writes_nothing_into_the_run_it_refuses(tmp_path: Path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "lora.r=16 would change the recorded lora.r=8" in done.stderr
     assert tree_digest(run) == before and not (run / ".medalign.lock").exists()
+
+
+def test_a_refused_run_in_the_user_s_own_folder_deletes_none_of_its_files(tmp_path: Path) -> None:
+    """Issue 24, defect 1 (every deleting path): the clean-up of a refused run removes only
+    what this process created, never a file of a folder that existed before it."""
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "medalign.log").write_text("my own notes\n")
+    (run_dir / "notes").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medalign",
+            "lora.r=0",
+            "logger=none",
+            f"hydra.run.dir={run_dir}",
+            "hydra.output_subdir=notes",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "config lora.r" in done.stderr
+    assert (run_dir / "medalign.log").read_text().startswith("my own notes")
+    assert (run_dir / "notes").is_dir()  # a record folder the user named is never removed
