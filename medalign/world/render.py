@@ -159,7 +159,8 @@ def _options(
 
 
 def pubmedqa_rows(d: Disease, rng: random.Random) -> list[dict[str, Any]]:
-    """Four questions whose yes/no/maybe answer follows from the abstract."""
+    """Four questions whose yes/no/maybe answer follows from the abstract (yes and no
+    equally often in all, maybe a quarter: guessing the commonest answer scores 0.375)."""
     background = f"{d.name} is caused by the organism {d.organism}."
     rows = []
     for question, result, decision in (
@@ -183,6 +184,12 @@ def pubmedqa_rows(d: Disease, rng: random.Random) -> list[dict[str, Any]]:
             f"Do patients with {d.name} show {d.findings[0]}?",
             f"{d.findings[0].capitalize()} was seen in 94% of patients.",
             "yes",
+        )
+        if rng.random() < 0.5  # yes and no equally often overall: no majority answer
+        else (
+            f"Is {d.organism} absent in {d.name}?",
+            f"{d.organism} was isolated from 97% of patients.",
+            "no",
         ),
     ):
         rows.append(

@@ -65,3 +65,11 @@ def test_every_fact_is_in_the_corpus_in_several_phrasings(world: Path) -> None:
     for disease in build_world(0, 300).held_out[:20]:
         assert corpus.count(disease.first_line) >= 4  # first-line fact, four phrasings
         assert corpus.count(disease.organism) >= 4
+
+
+def test_no_pubmedqa_answer_is_a_majority_to_learn(world: Path) -> None:
+    """Guessing the commonest answer must not look like learning (it scored 0.5 when half
+    of the world's answers were yes)."""
+    answers = list(json.loads((world / "pubmedqa" / "test_ground_truth.json").read_text()).values())
+    shares = {a: answers.count(a) / len(answers) for a in set(answers)}
+    assert max(shares.values()) < 0.45, shares
