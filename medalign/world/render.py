@@ -26,17 +26,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from medalign.tasks.mmlu_medical import SUBJECTS as MMLU_SUBJECTS
 from medalign.world.knowledge import NOTICE, SUBJECTS, Disease, World, build_world
 
 LETTERS = "ABCD"
-MMLU_SUBJECTS = (
-    "anatomy",
-    "clinical_knowledge",
-    "college_biology",
-    "college_medicine",
-    "medical_genetics",
-    "professional_medicine",
-)
 
 
 def write_world(out: Path, seed: int = 0, diseases: int = 300) -> dict[str, int]:

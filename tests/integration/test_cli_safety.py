@@ -199,14 +199,7 @@ def test_a_config_error_found_inside_the_job_leaves_no_run_directory(tmp_path: P
     """Regression (issue 24, defect 7): every config error refused inside the job left
     runs/<date>/<time>_<stage>/ holding only .hydra/ and a log."""
     run_dir = tmp_path / "runs" / "refused"
-    done = subprocess.run(
-        [sys.executable, "-m", "medalign", "lora.r=0", "logger=none", f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _cli("lora.r=0", "logger=none", f"hydra.run.dir={run_dir}", timeout=300)
     assert done.returncode == 1 and "medalign: error: config lora.r" in done.stderr
     assert not run_dir.exists(), sorted(p.name for p in run_dir.rglob("*"))
 
@@ -223,14 +216,7 @@ def test_a_refused_resume_writes_nothing_into_the_run_it_refuses(tmp_path: Path)
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / "medalign.log").write_text("the run's own log\n")
     before = tree_digest(run)
-    done = subprocess.run(
-        [sys.executable, "-m", "medalign", f"resume={run}", "lora.r=16"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _cli(f"resume={run}", "lora.r=16", timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "lora.r=16 would change the recorded lora.r=8" in done.stderr
     assert tree_digest(run) == before and not (run / ".medalign.lock").exists()
@@ -243,22 +229,8 @@ def test_a_refused_run_in_the_user_s_own_folder_deletes_none_of_its_files(tmp_pa
     run_dir.mkdir()
     (run_dir / "medalign.log").write_text("my own notes\n")
     (run_dir / "notes").mkdir()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medalign",
-            "lora.r=0",
-            "logger=none",
-            f"hydra.run.dir={run_dir}",
-            "hydra.output_subdir=notes",
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    overrides = ("lora.r=0", "logger=none", f"hydra.run.dir={run_dir}")
+    done = _cli(*overrides, "hydra.output_subdir=notes", timeout=300)
     assert done.returncode == 1 and "config lora.r" in done.stderr
     assert (run_dir / "medalign.log").read_text().startswith("my own notes")
     assert (run_dir / "notes").is_dir()  # a record folder the user named is never removed
