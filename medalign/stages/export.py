@@ -60,11 +60,7 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         _check_adapter_export(stage, source)
         staged = _stage_adapter(stage, configs.get(stage["name"], {}), run.path / "adapter")
     else:
-        from medalign.models.merge import merge_adapter
-
-        staged = merge_adapter(
-            stage["base_model"], stage["adapter"], run.path / "model", settings.safe_serialization
-        )
+        staged = _merged(stage, source, run.path / "model", settings.safe_serialization)
     card = model_card(
         manifest,
         stage,
@@ -204,3 +200,17 @@ def _stage_adapter(stage: dict[str, Any], config: dict[str, Any], out: Path) -> 
         adapter_config.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(partial, out)
     return out
+
+
+def _merged(stage: dict[str, Any], source: Path, out: Path, safe_serialization: bool) -> Path:
+    """The stage's merged model in `out`: a copy of the one its curriculum already wrote
+    (`<curriculum>/merged/<stage dir>/`, for the reward and RL stages), else merged now."""
+    shared = source / "merged" / Path(stage["adapter"]).parent.name
+    if (shared / "config.json").is_file() and safe_serialization:
+        log.info("export: reusing the curriculum's merged model %s", shared)
+        shutil.copytree(shared, out.with_name(out.name + ".partial"), dirs_exist_ok=True)
+        os.replace(out.with_name(out.name + ".partial"), out)
+        return out
+    from medalign.models.merge import merge_adapter
+
+    return merge_adapter(stage["base_model"], stage["adapter"], out, safe_serialization)

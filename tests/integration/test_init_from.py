@@ -52,7 +52,33 @@ def test_eval_of_a_curriculum_reproduces_its_final_row(curriculum: Path, tmp_pat
     metrics = run(compose(*over, f"init_from={curriculum}"), tmp_path / "eval")
     assert metrics["eval/medqa/acc"] == table["rl"]["medqa"]
     point = resolve_init_from(str(curriculum))
-    assert point.stage == "rl" and point.base.endswith("sft_merged")
+    assert point.stage == "rl" and Path(point.base).parent == curriculum / "merged"
+    assert point.base == str(curriculum / "merged" / "0-pubmedqa")  # merged once (issue 25)
+    assert not list(curriculum.glob("*/sft_merged"))
+
+
+def test_every_stage_of_a_curriculum_reads_one_merged_copy(tmp_path: Path, monkeypatch) -> None:
+    """Issue 25: the reward models and RL start from the same merged SFT model, written
+    once per curriculum, not once per stage (about 16 GB each at 8B)."""
+    import medalign.models.merge as merge
+    from medalign.config import validate
+    from medalign.models.init_from import StartingPoint
+    from medalign.stages.common import sft_base
+    from tests.run_fixtures import save_adapter, tiny_dir
+
+    cur = tmp_path / "cur"
+    save_adapter(tiny_dir(), cur / "1-medqa" / "adapter")
+    (cur / "manifest.json").write_text(json.dumps({"kind": "curriculum", "stages": []}))
+    point = StartingPoint(spec="x", adapter=str(cur / "1-medqa" / "adapter"), base=tiny_dir())
+    calls = []
+    real = merge.merge_adapter
+    monkeypatch.setattr(merge, "merge_adapter", lambda *a, **k: calls.append(a) or real(*a, **k))
+    cfg = validate(compose("logger=none"))
+    paths = {
+        sft_base(cfg, type("Run", (), {"path": cur / name})(), point)
+        for name in ("2-reward", "3-rl")
+    }
+    assert paths == {str(cur / "merged" / "1-medqa")} and len(calls) == 1
 
 
 def test_eval_export_and_rl_start_from_the_same_model(curriculum: Path, tmp_path: Path) -> None:
@@ -102,3 +128,18 @@ def test_unfinished_stage_is_refused(tmp_path: Path) -> None:
         resolve_init_from(f"{tmp_path}:medqa")
     with pytest.raises(MedalignError, match="no finished stage with a model"):
         resolve_init_from(str(tmp_path))
+
+
+def test_export_of_a_merged_stage_reuses_the_curriculum_s_copy(
+    curriculum: Path, tmp_path: Path, caplog
+) -> None:
+    import hashlib
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        run(compose("stage=export", "logger=none", f"init_from={curriculum}:pubmedqa"), tmp_path)
+    assert "reusing the curriculum's merged model" in caplog.text
+    shared = curriculum / "merged" / "0-pubmedqa" / "model.safetensors"
+    exported = tmp_path / "model" / "model.safetensors"
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (shared, exported)]
+    assert digest[0] == digest[1]
