@@ -140,6 +140,7 @@ def write_summary(
                 "overrides": job_overrides,
                 "status": reported_status(stage.get("status"), job),  # a dead `running`
                 "metric": value,
+                "n": _metric_n(job, metric),  # questions behind an eval/<dataset>/ metric
                 "wandb_run_id": stage.get("wandb_run_id"),
             }
         )
@@ -170,12 +171,25 @@ def write_summary(
             f"({'; '.join(summary['tied'])}).",
             "",
         ]
-    lines += ["| job | changed | status | metric |", "|---|---|---|---:|"]
+    lines += ["| job | changed | status | metric | n |", "|---|---|---|---:|---:|"]
     for r in rows:
         value = "" if r["metric"] is None else f"{r['metric']:.4f}"
-        lines.append(f"| {r['job']} | {r['label']} | {r['status']} | {value} |")
+        n = "" if r.get("n") is None else str(r["n"])
+        lines.append(f"| {r['job']} | {r['label']} | {r['status']} | {value} | {n} |")
     (sweep_dir / "sweep_summary.md").write_text("\n".join(lines) + "\n" + paired.get("md", ""))
     return rows
+
+
+def _metric_n(job: Path, metric: str | None) -> int | None:
+    """How many questions an `eval/<dataset>/<metric>` value of `job` was scored on."""
+    parts = (metric or "").split("/")
+    if len(parts) != 3 or parts[0] != "eval":
+        return None
+    try:
+        results = json.loads((job / "eval" / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (results.get(parts[1]) or {}).get("n")
 
 
 def _paired_section(sweep_dir: Path, cfg: Any) -> dict[str, Any]:

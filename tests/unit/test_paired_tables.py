@@ -127,3 +127,18 @@ def test_sweep_summary_compares_each_job_with_the_first_seeds_pooled(tmp_path: P
     assert row["label"] == "lora.r=16 (seeds 1,2)" and row["seeds"] == 2
     assert row["verdict"] == "gain"
     assert "## Each job against lora.r=8 (seeds 1,2)" in (sweep / "sweep_summary.md").read_text()
+
+
+def test_the_sweep_table_shows_how_many_questions_each_metric_counts(tmp_path: Path) -> None:
+    from medalign.sweep import write_summary
+
+    sweep = tmp_path / "sweep"
+    for k, rank in enumerate((8, 16)):
+        values = {"medmcqa": _acc(40, 0.3 + 0.1 * k, k)}
+        _sweep_job(
+            sweep, k, ["stage=medmcqa", f"lora.r={rank}"], 0.3 + k / 10, correct=values, lora_r=rank
+        )
+    write_summary(sweep, "eval/medmcqa/acc", cfg=compose("compare.resamples=1000"))
+    assert (
+        "| 0_medmcqa | lora.r=8 | done | 0.3000 | 40 |" in (sweep / "sweep_summary.md").read_text()
+    )
