@@ -23,9 +23,13 @@ def merge_adapter(base: str, adapter: str, out: Path, safe_serialization: bool =
     model = AutoModelForCausalLM.from_pretrained(base)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    partial = out.with_name(out.name + ".partial")
+    partial, aside = (out.with_name(out.name + ext) for ext in (".partial", ".old"))
     shutil.rmtree(partial, ignore_errors=True)
     merged.save_pretrained(partial, safe_serialization=safe_serialization)
     tokenizer.save_pretrained(partial)
+    if out.exists():  # a complete earlier merge moves aside, and goes once the new one is in
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(out, aside)
     os.replace(partial, out)
+    shutil.rmtree(aside, ignore_errors=True)
     return out

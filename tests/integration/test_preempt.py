@@ -136,3 +136,36 @@ def test_a_sigterm_at_a_step_resumes_to_the_uninterrupted_weights(tmp_path, monk
     assert whole.keys() == resumed.keys()
     for key in whole:
         torch.testing.assert_close(resumed[key], whole[key], atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow  # kill/resume: a checkpoint write interrupted by the signal, then a resume
+def test_a_sigterm_during_a_checkpoint_write_leaves_it_complete_and_resumes(
+    tmp_path, monkeypatch
+) -> None:
+    from transformers import Trainer
+
+    from medalign.checkpoints import incomplete
+
+    overrides = [*TRAIN, "trainer.max_steps=6", "trainer.save_steps=2"]
+    real = Trainer._save_checkpoint
+    sent = []
+
+    def save_with_a_signal_inside(self, *args, **kwargs):
+        if not sent:  # the scheduler's SIGTERM arrives while the first checkpoint is written
+            sent.append(self.state.global_step)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, *args, **kwargs)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    install()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Trainer, "_save_checkpoint", save_with_a_signal_inside)
+            with pytest.raises(Preempted):
+                run(compose(*overrides), tmp_path / "run")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints and all(incomplete(c) is None for c in checkpoints)  # none cut short
+    metrics = run(compose(*overrides, "stage.resume_from=latest"), tmp_path / "run")
+    assert metrics["train/steps"] == 6
