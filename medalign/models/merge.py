@@ -20,8 +20,14 @@ def merge_adapter(base: str, adapter: str, out: Path, safe_serialization: bool =
 
     if not Path(adapter, "adapter_config.json").is_file():
         raise MedalignError(f"no LoRA adapter to merge at {adapter}")
-    model = AutoModelForCausalLM.from_pretrained(base)
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    import torch
+
+    # Loading draws initial weights from torch's RNG before the saved ones replace them:
+    # forked, so a stage that finds the merge already done (a curriculum's shared copy, a
+    # resume) trains from the same RNG state as one that merged.
+    with torch.random.fork_rng(devices=[]):
+        model = AutoModelForCausalLM.from_pretrained(base)
+        merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     partial, aside = (out.with_name(out.name + ext) for ext in (".partial", ".old"))
     shutil.rmtree(partial, ignore_errors=True)
