@@ -32,25 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from medalign.eval.metrics import wilson  # a proportion's interval (eval owns it)
+
 CHUNK = 500  # resamples per matrix product: bounds memory at CHUNK x units
 
 
 def is_binary(*arrays: np.ndarray) -> bool:
     """True when every value is 0 or 1 (accuracy, exact match, refusal)."""
     return all(np.isin(a, (0.0, 1.0)).all() for a in arrays)
-
-
-def wilson(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval of a proportion: right at 0/n and n/n, where a percentile
-    bootstrap collapses to [0, 0] or [1, 1]."""
-    from scipy.stats import binomtest
-
-    n = len(values)
-    if n == 0:
-        return (math.nan, math.nan)
-    k = int(round(float(np.sum(values))))
-    ci = binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="wilson")
-    return (float(ci.low), float(ci.high))
 
 
 def cluster_index(clusters: list[Any] | None, n: int) -> np.ndarray:
@@ -215,9 +204,9 @@ def paired_tests(
     )
     out = []
     for k in range(rows):
+        b, c, exact_p = mcnemar(base[k], run[k]) if binary[k] else (None, None, None)
         if binary[k] and not clustered:
-            _, _, p = mcnemar(base[k], run[k])
-            test = "mcnemar_exact"
+            p, test = exact_p, "mcnemar_exact"
         else:
             p = float(perm_p.get(k, 1.0))
             test = "sign_flip_clustered" if clustered else "sign_flip"
@@ -233,8 +222,8 @@ def paired_tests(
                 **dict(zip(("ci_low", "ci_high"), _spread(diffs[k], draws, k, alpha), strict=True)),
                 "test": test,
                 "p": float(p),
-                "b": int(np.sum((base[k] == 1) & (run[k] == 0))) if binary[k] else None,
-                "c": int(np.sum((base[k] == 0) & (run[k] == 1))) if binary[k] else None,
+                "b": b,
+                "c": c,
                 "mde": min_detectable(base[k], run[k], index, alpha),
             }
         )
@@ -245,22 +234,6 @@ def paired_test(base: np.ndarray, run: np.ndarray, **options: Any) -> dict[str, 
     """`paired_tests` for one score of one run (two 1-D arrays over the same questions);
     `options`: its clusters, resamples, seed and alpha."""
     return paired_tests([base], [run], **options)[0]
-
-
-def score_interval(
-    values: np.ndarray,
-    index: np.ndarray | None = None,
-    resamples: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> tuple[float, float]:
-    """One run's interval alone: Wilson for a 0/1 score on independent questions, else
-    a (clustered) percentile bootstrap."""
-    values = np.asarray(values, dtype=float)
-    index = np.arange(len(values)) if index is None else index
-    draws = bootstrap_means(values, index, resamples, seed) if resamples > 0 else None
-    clusters = len(np.unique(index))
-    return tuple(_interval(values, draws, 0, clusters, alpha))  # type: ignore[return-value]
 
 
 def _mean(values: np.ndarray) -> float:

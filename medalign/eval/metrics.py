@@ -11,6 +11,7 @@ confidence bins of the top choice, and the multi-class Brier score.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -25,8 +26,6 @@ def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[s
     data = np.sort(np.asarray(values, dtype=float))
     value = float(data.mean()) if len(data) else float("nan")
     if len(data) and resamples > 0 and np.isin(data, (0.0, 1.0)).all():
-        from medalign.compare.stats import wilson
-
         return {"value": value, "ci": list(wilson(data)), "n": len(data), "interval": "wilson"}
     if len(data) < 2 or resamples <= 0 or np.all(data == data[0]):
         return {"value": value, "ci": [value, value], "n": len(data)}
@@ -39,6 +38,19 @@ def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[s
         "n": len(data),
         "interval": "bootstrap",
     }
+
+
+def wilson(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval of a proportion: right at 0/n and n/n, where a percentile
+    bootstrap collapses to [0, 0] or [1, 1]."""
+    from scipy.stats import binomtest
+
+    n = len(values)
+    if n == 0:
+        return (math.nan, math.nan)
+    k = int(round(float(np.sum(values))))
+    ci = binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def softmax(scores: list[float]) -> list[float]:

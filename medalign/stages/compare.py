@@ -32,7 +32,8 @@ def run_compare(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]
     from medalign.compare.engine import compare_groups
     from medalign.compare.report import markdown, write_comparison
 
-    groups, baseline, settings = plan_comparison(cfg)
+    # the runs the start-up check already read (check_compare), else read now
+    groups, baseline, settings = _CHECKED.pop(_key(cfg), None) or plan_comparison(cfg)
     table = compare_groups(groups, baseline, settings)
     paths = write_comparison(run.path, table, plot=cfg.eval.plots)
     print(markdown(table))
@@ -43,6 +44,16 @@ def run_compare(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]
         "compare/rows": len(rows),
         "compare/significant": sum(r["significant"] for r in rows),
     }
+
+
+_CHECKED: dict[str, tuple] = {}  # compare config -> what check_compare read
+
+
+def _key(cfg: RunConfig) -> str:
+    import dataclasses
+    import json
+
+    return json.dumps(dataclasses.asdict(cfg.compare), sort_keys=True, default=str)
 
 
 def plan_comparison(cfg: RunConfig) -> tuple[list, int, Any]:
@@ -80,8 +91,10 @@ def check_compare(cfg: RunConfig) -> None:
 
     from medalign.compare.engine import compare_groups
 
-    groups, baseline, settings = plan_comparison(cfg)
+    planned = plan_comparison(cfg)
+    groups, baseline, settings = planned
     compare_groups(groups, baseline, dataclasses.replace(settings, resamples=0))
+    _CHECKED[_key(cfg)] = planned  # the stage reuses them: every file is read once
 
 
 def baseline_index(groups: list, wanted: str | None) -> int:
