@@ -24,7 +24,7 @@ install: $(STAMP) ## Create .venv and install medalign (torch pinned first, then
 # Two pytest-xdist workers of one torch thread each: on 2 cores 1.6x faster than one
 # process whose threads contend (bench/readme_times.py measures it). ARGS="-n 0": serial.
 test: $(STAMP) ## Run the default test suite (about 4 min on 2 CPU cores)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow and not gpu and not network" $(ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup -m "not slow and not gpu and not network" $(ARGS)
 
 test-slow: $(STAMP) ## Run the slow tests (kill/resume, sweeps, DDP, quantized training, wheel, browser)
 	$(PY) -m pytest -m "slow and not gpu and not network" $(ARGS)
@@ -40,8 +40,11 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix medalign tests bench
 	$(VENV)/bin/ruff format medalign tests bench
 
-curriculum: $(STAMP) ## Run the whole curriculum on the configured model (tiny by default)
-	$(PY) -m medalign experiment=curriculum $(ARGS)
+# The embedded default: the curriculum on the synthetic world, whose model reads the
+# world's textbook once (about 8 min the first time) and is cached. Real models and data:
+# python -m medalign experiment=curriculum model=... data_root=...
+curriculum: $(STAMP) ## Run the whole curriculum on the synthetic world (offline; experiment=world)
+	$(PY) -m medalign experiment=world $(ARGS)
 
 bench: $(STAMP) ## Run the benchmarks: bench/results.json and bench/RESULTS.md
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,bench]"

@@ -19,12 +19,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from medalign.compose import CONFIG_DIR  # the tree ships in the package: any wheel has it
+from medalign.compose import CONFIG_DIR, register_resolvers  # the tree ships in the package
 from medalign.errors import MedalignError, NothingToResume
 from medalign.locks import RunDirInUse
 from medalign.quiet import quiet
 
 log = logging.getLogger("medalign")
+register_resolvers()  # before Hydra composes: ${world_root:...} in any config
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

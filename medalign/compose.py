@@ -9,8 +9,24 @@ from typing import Any
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
+def register_resolvers() -> None:
+    """Config interpolations of medalign's own: `${world_root:<seed>,<diseases>}` is the
+    synthetic world's folder in the cache, written on first use (medalign/world/store.py)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("world_root"):
+        OmegaConf.register_new_resolver("world_root", _world_root)
+
+
+def _world_root(seed: int, diseases: int) -> str:
+    from medalign.world.store import world_root
+
+    return world_root(int(seed), int(diseases))
+
+
 def compose(overrides: list[str]) -> Any:
     """The full DictConfig for `overrides` (Hydra's compose API, no run directory)."""
+    register_resolvers()
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

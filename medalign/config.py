@@ -37,6 +37,19 @@ class TinyModelConfig:
 
 
 @dataclass
+class WorldModelConfig:
+    """model=world: the synthetic world its tokenizer and pretraining read (builder `world`)."""
+
+    seed: int = 0
+    diseases: int = 300
+    pretrain_steps: int = 1500
+    pretrain_learning_rate: float = 2.0e-3
+    pretrain_batch_size: int = 16
+    pretrain_max_length: int = 128
+    pretrain_repeat: int = 32  # pretrain.repeat: the textbook this many times, reshuffled
+
+
+@dataclass
 class ArchitectureConfig:
     """The published config.json numbers of a model: what the planner and the
     `random_init` builder need, so neither downloads anything. null: unknown."""
@@ -66,6 +79,7 @@ class ModelConfig:
     liger: bool = False  # Liger kernels (fused RMSNorm/SwiGLU/RoPE/linear+CE): CUDA only
     num_layers: int | None = None  # keep only the first N layers (a real-architecture slice)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    world: WorldModelConfig = field(default_factory=WorldModelConfig)
     architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
 
 
@@ -108,6 +122,7 @@ class DatasetConfig:
     seed: int | None = None
     on_bad_row: str = _choice("error", "error", "skip")
     rationale: bool = True
+    answer_as: str = _choice("letter", "letter", "text")
     cop_base: int | None = _choice(None, None, 0, 1)
     options: int | None = _choice(None, None, 4, 5)
     task_args: dict[str, Any] = field(default_factory=dict)  # the Task's own settings
@@ -203,6 +218,7 @@ class EvalConfig:
     limit: int | None = None
     limits: dict[str, int] | None = None
     mode: str = _choice("auto", "auto", "loglik", "generate")
+    prompt: str = _choice("lm_eval", "lm_eval", "trained")
     batch_size: int = 16
     max_new_tokens: int = 64
     bootstrap: int = 1000
@@ -364,6 +380,7 @@ class PretrainConfig:
     hub_id: str | None = None
     split: str = "train"
     limit: int | None = None
+    repeat: int = 1  # the documents N times, each pass in a new seeded order
 
 
 @dataclass

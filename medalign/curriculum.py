@@ -29,6 +29,7 @@ from medalign.errors import MedalignError
 from medalign.locks import run_lock
 from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
 from medalign.registry import register
+from medalign.world.store import describe_data
 
 log = logging.getLogger(__name__)
 BEFORE = "before"
@@ -239,6 +240,7 @@ def _open_manifest(run_dir: Path, cfg: RunConfig, overrides: list[str]) -> dict[
         "started": _now(),
         "status": "running",
         "overrides": overrides,
+        "data_source": describe_data(cfg),
         "stages": [],
     }
     write_json_atomic(path, manifest)
@@ -361,6 +363,7 @@ def write_results(
         "its split and n. `false-conf`: definite answers to maybe/unanswerable questions "
         "(lower is safer; n/a: no parseable answer to count). Differences between rows are "
         "claims only where the paired table below marks them.\n\n"
+        f"Data: {describe_data(cfg)}.\n\n"
         + markdown
         + changes_markdown(run_dir, manifest or {}, settings)
         + _rewards_markdown(manifest or {})

@@ -44,7 +44,9 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "pipeline": ("medalign.curriculum",),
     "task": _TASKS,
     "rl_algorithm": ("medalign.stages.rl_algorithms",),
-    "model_builder": ("medalign.models.builders", "medalign.models.random_init"),
+    "model_builder": (
+        *("medalign.models.builders", "medalign.models.random_init", "medalign.world.model"),
+    ),
     "chat_template": ("medalign.models.chat_templates",),
     "reward_fn": ("medalign.rewards.functions",),
 }

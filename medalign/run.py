@@ -21,6 +21,7 @@ from medalign.config import validate
 from medalign.outputs import RunDir, failure_status, write_json_atomic
 from medalign.registry import get, names
 from medalign.tracking import Tracker, start_tracking
+from medalign.world.store import describe_data
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def run(
     out = RunDir.create(
         run_dir, typed.stage.name, plain, reopen=resuming, hydra_subdir=hydra_subdir
     )
+    out.update(data_source=describe_data(typed))  # the world, a data root, or the examples
     if resuming and out.stage.get("resumed"):  # the log file is appended to
         log.info("==== resumed %s (pid %d, %s) ====", run_dir, os.getpid(), out.stage["resumed"])
     tracker = Tracker()

@@ -19,11 +19,61 @@ from medalign.eval.generate import generate_texts, progress
 log = logging.getLogger(__name__)
 
 
+def trained_item(task: Any, tokenizer: Any, record: QARecord) -> Any:
+    """The question as the SFT stages put it: the dataset's prompt in the model's chat
+    template, then the answer line up to {answer} ("Final answer:"); each choice is scored
+    as the answer the line would state (" B", " yes"). With dataset.rationale=true the
+    model was taught to reason first: this scores the answer line without the reasoning."""
+    from medalign.errors import MedalignError
+    from medalign.tasks.base import LoglikItem
+
+    template = task.cfg.answer_template
+    prefix = template.split("{answer}")[0].rstrip()
+    if not prefix:
+        raise MedalignError(
+            f"eval.prompt=trained: datasets.{task.cfg.name}.answer_template={template!r} has "
+            "no text before {answer} to score the choices after; use eval.prompt=lm_eval "
+            "or an answer line such as 'Final answer: {answer}'"
+        )
+    messages = [{"role": "user", "content": task.prompt(record)}]
+    chat = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    choices = task.choices(record)
+    return LoglikItem(chat + prefix, choices, choices.index(task.gold(record)))
+
+
+def likeliest_wrong(
+    model: Any, tokenizer: Any, task: Any, records: list[QARecord], batch_size: int
+) -> list[str | None] | None:
+    """For each question, the answer line of the wrong choice `model` scores highest (in
+    the trained prompt): the policy's own most tempting mistake, a reward model's hardest
+    negative. None when the task has no choices to score."""
+    from medalign.eval.loglik import score_choices
+
+    if not hasattr(task, "choices") or not hasattr(task, "gold"):
+        return None
+    items = [trained_item(task, tokenizer, r) for r in records]
+    with progress(len(items), f"on-policy negatives {task.cfg.name}") as bar:
+        scored = score_choices(
+            model,
+            tokenizer,
+            [(it.context, it.choices) for it in items],
+            batch_size,
+            progress=bar.update,
+        )
+    out: list[str | None] = []
+    for item, ll in zip(items, scored.scores, strict=True):
+        wrong = max((k for k in range(len(ll)) if k != item.gold), key=ll.__getitem__)
+        out.append(task.final_line(item.choices[wrong]))
+    return out
+
+
 def score_loglik(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[dict]]:
     from medalign.eval.loglik import score_choices
 
     cfg = ctx.cfg
     items = [task.loglik_item(r) for r in records]
+    if cfg.prompt == "trained":
+        items = [trained_item(task, ctx.tokenizer, r) for r in records]
     with progress(len(items), f"eval {task.cfg.name}") as bar:
         scored = score_choices(
             ctx.model,

@@ -101,10 +101,15 @@ def _letters(answer: str) -> set[str]:
 
 
 def _named(answer: str, choices: list[str]) -> set[str]:
-    """The choices an answer names: letters, or the yes/no/maybe word it opens with (and
-    any other choice word it also names: "Yes, but maybe not" names two)."""
+    """The choices an answer names: letters, an option's whole text, or the yes/no/maybe
+    word it opens with (and any other choice word it also names: "Yes, but maybe not"
+    names two)."""
     if all(len(c) == 1 for c in choices):
         return _letters(answer)
+    said = normalize_answer(answer)
+    whole = {c for c in choices if normalize_answer(c) == said}
+    if whole:  # the text of an option, stated whole (dataset.answer_as=text)
+        return whole
     words = [w.lower() for w in _WORD.findall(answer)]
     if not words or words[0] not in choices:
         return set()

@@ -61,7 +61,7 @@ def build_tiny(cfg: ModelConfig) -> str:
     staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
     try:
         log.info("building the tiny model into %s", target)
-        _write_tiny(cfg.tiny, corpus, staging)
+        write_random_llama(cfg.tiny, corpus, staging)
         try:
             staging.rename(target)  # atomic: readers never see half a model
         except OSError:
@@ -109,7 +109,9 @@ def _digest(tiny: TinyModelConfig, corpus: list[str]) -> str:
     return h.hexdigest()[:12]
 
 
-def _write_tiny(tiny: TinyModelConfig, corpus: list[str], out: Path) -> None:
+def write_random_llama(tiny: TinyModelConfig, corpus: list[str], out: Path) -> None:
+    """A BPE tokenizer trained on `corpus` and a random LLaMA of `tiny`'s shape, saved to
+    `out` with save_pretrained (the `tiny` and `world` builders)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast

@@ -15,9 +15,13 @@ from medalign.tasks.base import get_task
 log = logging.getLogger(__name__)
 
 
-def build_pairs(cfg: RunConfig, sampler: Any = None) -> dict[str, list[P.Pair]]:
-    """{objective: pairs}, each dataset's pairs from its Task. `sampler(prompts) -> texts`
-    gives on-policy negatives for tasks that use them (reward.negatives=sample)."""
+def build_pairs(
+    cfg: RunConfig, sampler: Any = None, chooser: Any = None
+) -> dict[str, list[P.Pair]]:
+    """{objective: pairs}, each dataset's pairs from its Task. With reward.negatives=sample
+    the negatives are on-policy: `sampler(prompts) -> texts` answers the harmful requests
+    (safety), `chooser(task, records) -> answer lines` names the policy's likeliest wrong
+    choice for each choice question (helpfulness)."""
     rc = cfg.reward
     objectives = ["helpfulness", "safety"] if rc.objective == "both" else [rc.objective]
     sources = list(dict.fromkeys([*rc.datasets, *rc.safety_datasets]))
@@ -33,6 +37,8 @@ def build_pairs(cfg: RunConfig, sampler: Any = None) -> dict[str, list[P.Pair]]:
             on_policy = rc.negatives == "sample" and sampler is not None
             if objective == "safety" and on_policy and task.cfg.name in rc.safety_datasets:
                 negatives = _on_policy_negatives(sampler, records)
+            elif objective == "helpfulness" and on_policy and chooser is not None:
+                negatives = chooser(task, records)  # None: the task has no choices
             pairs += task.pairs(records, objective, negatives)
         if rc.pairs_path:
             pairs += P.load_external_pairs(rc.pairs_path)

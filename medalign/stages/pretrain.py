@@ -20,11 +20,26 @@ from typing import Any
 
 from medalign import preempt
 from medalign.config import RunConfig
+from medalign.errors import MedalignError
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
 
 log = logging.getLogger(__name__)
+
+
+def reshuffled_passes(texts: list[str], repeat: int, seed: int) -> list[str]:
+    """`texts` `repeat` times, the first pass in the corpus's order, each later one in a
+    new seeded order: packed together, each document has new neighbours in each pass."""
+    import random
+
+    if repeat < 1:
+        raise MedalignError(f"pretrain.repeat={repeat}: must be at least 1")
+    rng = random.Random(seed)
+    out = list(texts)
+    for _ in range(repeat - 1):
+        out += rng.sample(texts, len(texts))
+    return out
 
 
 @register("stage", "pretrain")
@@ -40,6 +55,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
     from medalign.stages.sft import _attach_adapter, check_init_adapter, save_atomically
 
     texts, source = read_corpus(cfg.pretrain)  # bad input fails before the model loads
+    texts = reshuffled_passes(texts, cfg.pretrain.repeat, cfg.seed)
     point = resolve_init_from(cfg.init_from)
     check_init_adapter(cfg, point)
     base = base_source(point, cfg.model)

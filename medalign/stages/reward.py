@@ -33,8 +33,9 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
     point = resolve_init_from(cfg.init_from)
     base = sft_base(cfg, run, point)
     tokenizer = load_tokenizer(with_path(cfg, base), base)
-    sampler = None
+    sampler = chooser = None
     if cfg.reward.negatives == "sample":
+        from medalign.eval.choice import likeliest_wrong
         from medalign.eval.generate import generate_texts
 
         policy = load_causal_lm(with_path(cfg, base), cfg.quant, base)
@@ -42,7 +43,10 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
         def sampler(prompts: list[str]) -> list[str]:
             return generate_texts(policy, tokenizer, prompts, cfg.eval, "sampling negatives")
 
-    pairs = build_pairs(cfg, sampler)
+        def chooser(task: Any, records: list) -> list[str | None] | None:
+            return likeliest_wrong(policy, tokenizer, task, records, cfg.eval.batch_size)
+
+    pairs = build_pairs(cfg, sampler, chooser)
     metrics: dict[str, float] = {}
     models: dict[str, str] = {}
     for objective, objective_pairs in pairs.items():

@@ -77,8 +77,9 @@ def _loss_ends(history: list[dict[str, Any]]) -> dict[str, float]:
 
 def _reward_summary(logger: Any) -> dict[str, float]:
     """The last logged value of each reward metric, and its mean over the first and the
-    last fifth of the logged RL steps (`reward/<name>_first_fifth`, `_last_fifth`): did
-    the policy learn what it is rewarded for?"""
+    last fifth of the logged RL steps (`reward/<name>_first_fifth`, `_last_fifth`) with
+    Welch's two-sided p that they are equal (`_fifths_p`; the steps draw different prompts,
+    so the test is unpaired): did the policy learn what it is rewarded for?"""
     history = list(logger.history) if logger is not None else []
     last: dict[str, float] = {}
     for row in history:
@@ -87,8 +88,21 @@ def _reward_summary(logger: Any) -> dict[str, float]:
         k = max(1, len(history) // 5)
         last["rl/logged_steps"] = len(history)
         for key in [k for k in last if k.startswith("reward/")]:
-            for part, rows in (("first_fifth", history[:k]), ("last_fifth", history[-k:])):
-                values = [r[key] for r in rows if key in r]
+            name = key.removesuffix("_mean")
+            fifths = [[r[key] for r in rows if key in r] for rows in (history[:k], history[-k:])]
+            for part, values in zip(("first_fifth", "last_fifth"), fifths, strict=True):
                 if values:
-                    last[f"{key.removesuffix('_mean')}_{part}"] = sum(values) / len(values)
+                    last[f"{name}_{part}"] = sum(values) / len(values)
+            if key.endswith("_mean") and min(map(len, fifths)) >= 2 and k < len(history) / 2:
+                last[f"{name}_fifths_p"] = welch_p(*fifths)
     return last
+
+
+def welch_p(first: list[float], last: list[float]) -> float:
+    """Welch's two-sided p for equal means (1.0 when neither part varies)."""
+    import math
+
+    from scipy.stats import ttest_ind
+
+    p = float(ttest_ind(first, last, equal_var=False).pvalue)
+    return 1.0 if math.isnan(p) else p

@@ -60,6 +60,19 @@ class ChoiceTask(Task):
     def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
         return {"gold": self.gold(record), "choices": self.choices(record)}
 
+    def on_policy_pairs(self, records: list[QARecord], negatives: list[str | None]) -> list[Pair]:
+        """helpfulness pairs whose rejected answer is the policy's own wrong one (the choice
+        it found likeliest among the wrong ones, reward.negatives=sample): chosen and
+        rejected then differ only in the answer, so the reward model must know which is
+        right, not spot a template (which it learns at once: held-out accuracy 1.0)."""
+        from medalign.rewards.pairs import pair
+
+        return [
+            pair(self.prompt(r), self.target(r), negative, "helpfulness", self.cfg.name)
+            for r, negative in zip(records, negatives, strict=True)
+            if negative is not None
+        ]
+
     @classmethod
     def correctness(cls, text: str, reference: dict[str, Any]) -> float:
         from medalign.eval.parsing import parse_choice
@@ -68,16 +81,42 @@ class ChoiceTask(Task):
 
 
 class LetterChoiceTask(ChoiceTask):
-    """Lettered options (A-D/E): lm-eval's "Question: …\\nA. …\\nAnswer:" prompt family."""
+    """Lettered options (A-D/E): lm-eval's "Question: …\\nA. …\\nAnswer:" prompt family.
+
+    `dataset.answer_as` says how an answer is stated. letter (the default): the option's
+    letter, lm-eval's multiple-choice formulation. text: the option's own text, the cloze
+    formulation (OLMES's CF; lm-eval's `*_continuation` tasks), which small models answer
+    long before they can map an answer they know to its letter: the synthetic world's
+    1.9M-parameter model recalls 96% of held-out facts as text and stays at chance as
+    letters (experiments/README.md). Choices, gold, the final line, generation parsing
+    and the RL reward all follow it.
+    """
 
     lm_eval_header: ClassVar[str] = "\n"  # between the question and the options
 
+    def stated(self, record: QARecord, letter: str) -> str:
+        """How an answer naming option `letter` states it: the letter, or its text."""
+        if self.cfg.answer_as == "text":
+            return (record.options or {})[letter].strip()
+        return letter
+
+    def choices(self, record: QARecord) -> list[str]:
+        return [self.stated(record, letter) for letter in record.options or {}]
+
+    def gold(self, record: QARecord) -> str:
+        return self.stated(record, str(record.answer))
+
+    def answer_text(self, record: QARecord) -> str:
+        return self.gold(record)
+
     def loglik_item(self, record: QARecord) -> LoglikItem:
-        options = record.options or {}
-        lines = "".join(f"{k}. {v}\n" for k, v in options.items())
-        context = f"Question: {record.question}{self.lm_eval_header}{lines}Answer:"
-        letters = list(options)
-        return LoglikItem(context, letters, letters.index(self.gold(record)))
+        choices = self.choices(record)
+        if self.cfg.answer_as == "text":  # cloze: the options are not shown
+            context = f"Question: {record.question}\nAnswer:"
+        else:
+            lines = "".join(f"{k}. {v}\n" for k, v in (record.options or {}).items())
+            context = f"Question: {record.question}{self.lm_eval_header}{lines}Answer:"
+        return LoglikItem(context, choices, choices.index(self.gold(record)))
 
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
@@ -88,17 +127,19 @@ class LetterChoiceTask(ChoiceTask):
 
         if objective != "helpfulness":
             return []
+        if negatives is not None:
+            return self.on_policy_pairs(records, negatives)
         out = []
         for i, record in enumerate(records):
-            letters = self.choices(record)
-            gold = self.gold(record)
+            options = record.options or {}
+            letters = list(options)
+            gold = str(record.answer)
             wrong = letters[(letters.index(gold) + 1) % len(letters)]
             if i % 2 == 0 or not record.rationale:
-                options = record.options or {}
                 rejected = CONFIDENT_WRONG.format(letter=wrong, text=options[wrong].strip())
-                rejected += self.final_line(wrong)
+                rejected += self.final_line(self.stated(record, wrong))
             else:
-                rejected = self.final_line(gold)
+                rejected = self.final_line(self.stated(record, gold))
             chosen = self.target(record, rationale=True)
             out.append(pair(self.prompt(record), chosen, rejected, "helpfulness", self.cfg.name))
         return out

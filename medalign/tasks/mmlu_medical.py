@@ -90,6 +90,12 @@ class MMLUMedical(LetterChoiceTask):
         description = f"The following are multiple choice questions (with answers) about {subject}."
         options = record.options or {}
         lines = "".join(f"\n{k}. {v}" for k, v in options.items())
+        if self.cfg.answer_as == "text":  # lm-eval's mmlu_continuation: no options shown
+            return LoglikItem(
+                f"{description}\n\nQuestion: {record.question.strip()}\nAnswer:",
+                self.choices(record),
+                self.choices(record).index(self.gold(record)),
+            )
         context = f"{description}\n\n{record.question.strip()}{lines}\nAnswer:"
         return LoglikItem(context, list(LETTERS), LETTERS.index(str(record.answer)))
 

@@ -148,6 +148,8 @@ class PubMedQA(ChoiceTask):
         "maybe" question, chosen = the hedged answer, rejected = a confident "yes"."""
         from medalign.rewards.pairs import pair
 
+        if objective == "helpfulness" and negatives is not None:
+            return self.on_policy_pairs(records, negatives)
         out = []
         for record in records:
             chosen = self.target(record, rationale=True)

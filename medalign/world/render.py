@@ -29,6 +29,9 @@ from typing import Any
 from medalign.tasks.mmlu_medical import SUBJECTS as MMLU_SUBJECTS
 from medalign.world.knowledge import NOTICE, SUBJECTS, Disease, World, build_world
 
+GENERATOR_VERSION = 1  # bump when the rendering changes: cached worlds are never reused
+MARKER = "world.json"  # the world's record, written last
+
 LETTERS = "ABCD"
 
 
@@ -88,6 +91,9 @@ def write_world(out: Path, seed: int = 0, diseases: int = 300) -> dict[str, int]
             text, n = mmlu_csv(group[k :: len(MMLU_SUBJECTS)], world, rng)
             put(f"mmlu_medical/{split}/{subject}_{split}.csv", text, n)
     (out / "mmlu_medical" / "README.md").write_text(NOTICE + "\n", encoding="utf-8")
+    record = {"seed": seed, "diseases": diseases, "version": GENERATOR_VERSION, "notice": NOTICE}
+    # written last: a folder with it is a complete world (medalign.world.store.world_source)
+    (out / MARKER).write_text(json.dumps({**record, "rows": counts}, indent=1), encoding="utf-8")
     return counts
 
 

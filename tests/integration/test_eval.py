@@ -167,3 +167,71 @@ def test_eval_of_a_finished_run_uses_its_adapter(tmp_path: Path) -> None:
             compose("stage=eval", "logger=none", f"init_from={train_dir}:medmcqa"),
             tmp_path / "eval2",
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "rel", "changes"),
+    [
+        ("medmcqa", "medmcqa/dev_converted_sample.json", {}),
+        ("medqa", "medqa/US_4_options_phrases_no_exclude_test_sample.jsonl", {"options": 4}),
+        ("pubmedqa", "pubmedqa/ori_pqal_sample.json", {}),
+    ],
+)
+def test_trained_prompt_scores_exactly_the_tokens_sft_trains(tiny, name, rel, changes) -> None:
+    """eval.prompt=trained: each choice is scored where the SFT example states its answer,
+    so the gold choice's tokens are the trained completion's tokens, one for one."""
+    from medalign.eval.choice import trained_item
+
+    _, tokenizer = tiny
+    task = task_for(name, path=str(shared_file(*rel.split("/"))), rationale=False, **changes)
+    for record in load_records(task.cfg).records[:4]:
+        item = trained_item(task, tokenizer, record)
+        example = task.messages(record)
+        full = tokenizer.apply_chat_template(
+            example["prompt"] + example["completion"], tokenize=False
+        )
+        scored = item.context + " " + item.choices[item.gold]
+        assert full.startswith(scored)
+        assert full[len(scored) :].startswith(tokenizer.eos_token)  # nothing between
+        ids = tokenizer(scored, add_special_tokens=False)["input_ids"]
+        assert tokenizer(full, add_special_tokens=False)["input_ids"][: len(ids)] == ids
+        assert "<|im_start|>assistant" in item.context
+
+
+def test_trained_prompt_needs_text_before_the_answer(tiny) -> None:
+    from medalign.eval.choice import trained_item
+
+    task = task_for(
+        "medmcqa",
+        path=str(shared_file("medmcqa", "dev_converted_sample.json")),
+        answer_template="{answer}",
+    )
+    record = load_records(task.cfg).records[0]
+    with pytest.raises(MedalignError, match="no text before"):
+        trained_item(task, tiny[1], record)
+
+
+def test_on_policy_negatives_are_the_policys_likeliest_wrong_answers(tiny) -> None:
+    """reward.negatives=sample for choice questions: rejected = the wrong choice the policy
+    scores highest, in the same answer line as chosen (no template to spot)."""
+    from medalign.eval.choice import likeliest_wrong, trained_item
+    from medalign.eval.loglik import score_naive
+
+    model, tokenizer = tiny
+    task = task_for(
+        "medmcqa",
+        path=str(shared_file("medmcqa", "dev_converted_sample.json")),
+        rationale=False,
+    )
+    records = load_records(task.cfg).records[:5]
+    negatives = likeliest_wrong(model, tokenizer, task, records, batch_size=2)
+    for record, negative in zip(records, negatives, strict=True):
+        item = trained_item(task, tokenizer, record)
+        ll = score_naive(model, tokenizer, [(item.context, item.choices)])[0]
+        wrong = max((k for k in range(len(ll)) if k != item.gold), key=ll.__getitem__)
+        assert negative == f"Final answer: {item.choices[wrong]}"
+    pairs = task.pairs(records, "helpfulness", negatives)
+    assert len(pairs) == 5
+    for pair, record in zip(pairs, records, strict=True):
+        assert pair["chosen"][-1]["content"] == f"Final answer: {record.answer}"
+        assert pair["rejected"][-1]["content"] != pair["chosen"][-1]["content"]

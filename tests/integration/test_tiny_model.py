@@ -50,7 +50,7 @@ def test_second_build_is_a_cache_hit(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("the tiny model was rebuilt despite a cached copy")
 
-    monkeypatch.setattr(builders, "_write_tiny", fail)
+    monkeypatch.setattr(builders, "write_random_llama", fail)
     assert builders.build_tiny(ModelConfig()) == first
 
 

@@ -25,3 +25,20 @@ def test_reward_table_carries_weights_and_the_size_of_a_fifth(tmp_path: Path) ->
     assert rows["total"] == "| rl | total |  | 0.600 | 0.480 | -0.120 |"
     assert "rl: 10 logged steps, a fifth is 2 of them" in table
     assert "total = the sum of weight x reward" in table
+
+
+def test_rl_summary_tests_the_first_fifth_against_the_last() -> None:
+    from types import SimpleNamespace
+
+    from medalign.stages.rl import _reward_summary
+
+    rising = [
+        {"reward/correctness_mean": 0.1 + 0.8 * (i >= 10) + 0.01 * (i % 3)} for i in range(20)
+    ]
+    flat = [{"reward/correctness_mean": 0.5 + 0.01 * (i % 3)} for i in range(20)]
+    up = _reward_summary(SimpleNamespace(history=rising))
+    assert up["reward/correctness_first_fifth"] < up["reward/correctness_last_fifth"]
+    assert up["reward/correctness_fifths_p"] < 0.001
+    assert _reward_summary(SimpleNamespace(history=flat))["reward/correctness_fifths_p"] > 0.5
+    short = _reward_summary(SimpleNamespace(history=rising[:5]))  # a fifth of one step
+    assert "reward/correctness_fifths_p" not in short

@@ -247,3 +247,31 @@ def test_instruction_columns_are_one_override_from_the_command_line() -> None:
         "input": "input",
         "output": "output",
     }
+
+
+def test_answer_as_text_states_the_option_text_everywhere() -> None:
+    """dataset.answer_as=text (cloze): the target, the scored choices, generation parsing
+    and the RL reward all use the option's text; the letter form stays lm-eval's."""
+    from medalign.data.loading import load_records
+
+    path = str(shared_file("medmcqa", "dev_converted_sample.json"))
+    letter = task_for("medmcqa", path=path, rationale=False)
+    text = task_for("medmcqa", path=path, rationale=False, answer_as="text")
+    record = load_records(text.cfg).records[0]
+    options = record.options or {}
+    gold_text = options[str(record.answer)].strip()
+    assert text.target(record) == f"Final answer: {gold_text}"
+    assert letter.target(record) == f"Final answer: {record.answer}"
+    item = text.loglik_item(record)
+    assert item.choices == [v.strip() for v in options.values()]
+    assert item.choices[item.gold] == gold_text and "A." not in item.context
+    assert letter.loglik_item(record).choices == list(options)
+    assert text.parse(f"Final answer: {gold_text.upper()}.", record) == gold_text
+    reference = text.reward_reference(record)
+    assert text.correctness(f"Final answer: {gold_text}", reference) == 1.0
+    wrong = next(v.strip() for k, v in options.items() if k != record.answer)
+    assert text.correctness(f"Final answer: {wrong}", reference) == 0.0
+    letters = list(options)
+    after = options[letters[(letters.index(str(record.answer)) + 1) % len(letters)]].strip()
+    rejected = text.pairs([record], "helpfulness")[0]["rejected"]  # a wrong option, argued
+    assert rejected[-1]["content"].rstrip().endswith(f"Final answer: {after}")
