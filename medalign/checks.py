@@ -37,9 +37,10 @@ def check_components(cfg: RunConfig) -> None:
         check_compare(cfg)
         return
     if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
-        from medalign.rl_engines.verl import check_algorithm
+        from medalign.rl_engines.verl import check_algorithm, check_lora_settings
 
         check_algorithm(cfg.rl.algorithm)  # verl runs ppo/grpo/rloo, not dpo
+        check_lora_settings(cfg.lora)  # verl's LoRA: rank, alpha, targets; no variants
         return
     if cfg.stage.kind in ("rl", "curriculum") and cfg.rl.algorithm not in names("rl_algorithm"):
         if cfg.rl.algorithm == "ppo":

@@ -16,7 +16,9 @@ directory holds:
   solution_str, ground_truth, extra_info=None)` calling medalign.rewards.functions
   (correctness, format, length) with reward.weights;
 - command.txt / run.sh: `python3 -m verl.trainer.main_ppo` with Hydra overrides, each a
-  key of verl's own trainer config (tests check them against verl's bundled YAML);
+  key of verl's own trainer config (tests check them against verl's bundled YAML); the
+  adapter is `lora.r`, `lora.alpha`, `lora.target_modules` (verl's LoRA has no dropout,
+  and a variant it cannot build, such as lora=dora, is refused at start-up);
 - slurm.sh: a Ray head + workers on the allocated nodes, then the same command;
 - job.json: all of the above as data.
 
@@ -50,9 +52,32 @@ def check_algorithm(algorithm: str) -> None:
         )
 
 
+def check_lora_settings(lora: Any) -> None:
+    """verl builds its own peft adapter from `lora_rank`, `lora_alpha` and
+    `target_modules` alone: a variant it cannot express is refused, not dropped."""
+    if not lora.enabled:
+        return
+    for key, value, plain in (
+        ("lora.use_dora", lora.use_dora, False),
+        ("lora.init", lora.init, "default"),
+        ("lora.use_rslora", lora.use_rslora, False),
+        ("lora.bias", lora.bias, "none"),
+        ("lora.modules_to_save", lora.modules_to_save, None),
+        ("lora.loraplus_lr_ratio", lora.loraplus_lr_ratio, None),
+    ):
+        if value != plain:
+            shown = key if isinstance(value, bool) else f"{key}={value}"
+            raise MedalignError(
+                f"rl.engine=verl: verl's LoRA takes lora.r, lora.alpha and "
+                f"lora.target_modules only, not {shown}; use lora=default for verl, or "
+                "rl.engine=trl for this variant"
+            )
+
+
 def write_verl_job(cfg: Any, run_dir: Path | str) -> dict[str, Any]:
     """Write the verl job for `cfg` into `<run_dir>/verl/`; return its summary."""
     check_algorithm(cfg.rl.algorithm)
+    check_lora_settings(cfg.lora)
     out = Path(run_dir) / "verl"
     out.mkdir(parents=True, exist_ok=True)
     rows = verl_rows(cfg)
@@ -198,7 +223,7 @@ def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:
         "actor_rollout_ref.model.path": model_path,
         "actor_rollout_ref.model.lora_rank": lora.r if lora.enabled else 0,
         "actor_rollout_ref.model.lora_alpha": lora.alpha,
-        "actor_rollout_ref.model.target_modules": "all-linear",
+        "actor_rollout_ref.model.target_modules": _targets(lora.target_modules),
         "actor_rollout_ref.model.enable_gradient_checkpointing": True,
         "actor_rollout_ref.actor.optim.lr": t.learning_rate,
         "actor_rollout_ref.actor.ppo_mini_batch_size": prompts,
@@ -236,6 +261,13 @@ def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:
         o["reward.reward_model.enable"] = True
         o["reward.reward_model.model_path"] = str(cfg.reward.models[rm[0]])
     return ["python3", "-m", "verl.trainer.main_ppo", *(f"{k}={_v(v)}" for k, v in o.items())]
+
+
+def _targets(targets: Any) -> str:
+    """lora.target_modules as a Hydra override value: all-linear, or [q_proj,v_proj]."""
+    if isinstance(targets, list | tuple):
+        return "[" + ",".join(str(t) for t in targets) + "]"
+    return str(targets)
 
 
 def _v(value: Any) -> str:

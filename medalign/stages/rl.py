@@ -36,7 +36,7 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
         return write_verl_job(cfg, run.path)
     from medalign.models.load import load_causal_lm, load_tokenizer
-    from medalign.models.lora import lora_config
+    from medalign.models.lora import attach_loraplus, lora_config
     from medalign.stages.common import sft_base, with_path
     from medalign.stages.sft import save_atomically
 
@@ -50,6 +50,8 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
     build = get("rl_algorithm", cfg.rl.algorithm)
     trainer, logger = build(cfg, trainer_args(cfg, run, tracker), tracker, model, tokenizer, peft)
+    if peft is not None:
+        attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
     started = time.perf_counter()
     result = trainer.train()
     elapsed = time.perf_counter() - started

@@ -119,6 +119,18 @@ def test_verl_refuses_algorithms_it_lacks() -> None:
         check_components(validate(compose("stage=rl", "rl=ppo")))
 
 
+def test_verl_adapter_is_the_configured_one(tmp_path: Path) -> None:
+    """lora.r, lora.alpha and lora.target_modules reach verl's adapter (a list too)."""
+    from medalign.rl_engines.verl import verl_command
+
+    cfg = validate(
+        compose("stage=rl", "rl.engine=verl", "lora.r=16", "lora.target_modules=[q_proj,v_proj]")
+    )
+    command = dict(c.split("=", 1) for c in verl_command(cfg, tmp_path, "/m")[3:])
+    assert command["actor_rollout_ref.model.lora_rank"] == "16"
+    assert command["actor_rollout_ref.model.target_modules"] == "[q_proj,v_proj]"
+
+
 @pytest.fixture(scope="module")
 def verl_config(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return _verl_trainer_yaml(tmp_path_factory.mktemp("verl_wheel"))
