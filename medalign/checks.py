@@ -127,11 +127,11 @@ def _check_dotted_rewards(cfg: RunConfig) -> None:
     before any model loads, not when the RL trainer is built."""
     if cfg.stage.kind not in ("rl", "curriculum"):
         return
-    from medalign.rewards.functions import _named_function
+    from medalign.rewards.functions import named_reward
 
     for name, weight in cfg.reward.weights.items():
         if weight and ("." in name or ":" in name):
-            _named_function(name)
+            named_reward(name)
 
 
 def _check_dataset_names(cfg: RunConfig) -> None:

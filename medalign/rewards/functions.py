@@ -108,7 +108,7 @@ def build_reward_functions(
                 )
             fn = reward_model_fn(name, str(models[name]))
         else:
-            fn = _named_function(name)
+            fn = named_reward(name)
         fns.append(fn)
         used.append(float(weight))
     if not fns:
@@ -116,7 +116,7 @@ def build_reward_functions(
     return fns, used
 
 
-def _named_function(name: str) -> RewardFn:
+def named_reward(name: str) -> RewardFn:
     """A registered reward function, or `pkg.module:function`, checked for TRL's signature."""
     from medalign.registry import get
 
