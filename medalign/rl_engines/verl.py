@@ -243,8 +243,7 @@ def _import_root(name: str) -> str | None:
 def _model_path(cfg: Any, run_dir: Path) -> str:
     """The policy verl starts from: a merged model dir as given, an adapter merged into
     the base (medalign's own merge), or the base model itself."""
-    from medalign.models.init_from import resolve_init_from
-    from medalign.stages.common import sft_base
+    from medalign.models.init_from import resolve_init_from, sft_base
 
     class _Run:  # sft_base writes the merge next to the run's other outputs
         path = run_dir

@@ -18,7 +18,7 @@ import shutil
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.models.init_from import resolve_init_from
+from medalign.models.init_from import resolve_init_from, sft_base
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.rewards.build import build_pairs, split
-    from medalign.stages.common import sft_base, with_path
+    from medalign.stages.common import with_path
 
     point = resolve_init_from(cfg.init_from)
     base = sft_base(cfg, run, point)
