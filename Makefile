@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all lint format curriculum bench clean
+.PHONY: help install test test-slow test-all lint format curriculum bench docs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -33,12 +33,12 @@ test-all: $(STAMP) ## Run every test this machine can run
 	$(PY) -m pytest -m "not gpu and not network" $(ARGS)
 
 lint: $(STAMP) ## ruff check + format check
-	$(VENV)/bin/ruff check medalign tests bench
-	$(VENV)/bin/ruff format --check medalign tests bench
+	$(VENV)/bin/ruff check medalign tests bench docs
+	$(VENV)/bin/ruff format --check medalign tests bench docs
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix medalign tests bench
-	$(VENV)/bin/ruff format medalign tests bench
+	$(VENV)/bin/ruff check --fix medalign tests bench docs
+	$(VENV)/bin/ruff format medalign tests bench docs
 
 # The embedded default: the curriculum on the synthetic world, whose model reads the
 # world's textbook once (about 8 min the first time) and is cached. Real models and data:
@@ -50,5 +50,11 @@ bench: $(STAMP) ## Run the benchmarks: bench/results.json and bench/RESULTS.md
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,bench]"
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) bench/run.py
 
-clean: ## Remove caches (keeps runs/ and .venv)
-	rm -rf .pytest_cache .ruff_cache
+# Offline: no plugin or theme asset needs the network. --strict: a broken link, anchor or
+# a page left out of the navigation fails the build.
+docs: $(STAMP) ## Check the generated config reference, then build the docs site into site/
+	$(PY) docs/gen_config_reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+clean: ## Remove caches and the built docs (keeps runs/ and .venv)
+	rm -rf .pytest_cache .ruff_cache site

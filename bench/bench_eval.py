@@ -12,10 +12,9 @@ from pathlib import Path
 
 from medalign.compose import catalogue
 from medalign.config import ModelConfig, QuantConfig
-from medalign.data.loading import load_records
+from medalign.data.loading import get_task, load_records
 from medalign.eval.loglik import score_fast, score_naive
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
-from medalign.tasks.base import get_task
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 REAL = SHARED / "medqa" / "US_4_options_phrases_no_exclude_test_sample.jsonl"

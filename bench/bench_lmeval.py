@@ -165,7 +165,7 @@ def medalign_item(fmt: str, record: QARecord) -> tuple[str, list[str], int]:
     """medalign's lm-eval prompt for a raw-text record (its Task's `loglik_item`):
     (context, choices, gold index)."""
     from medalign.compose import catalogue
-    from medalign.tasks.base import get_task
+    from medalign.data.loading import get_task
 
     item = get_task(catalogue(fmt)).loglik_item(record)
     return item.context, item.choices, item.gold

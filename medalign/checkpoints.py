@@ -9,7 +9,8 @@ its weights are readable to the end (safetensors checks that the data covers the
     path, skipped = newest_complete_checkpoint(run_dir / "checkpoints")
     resume = latest_checkpoint(run_dir / "checkpoints")   # the same, logged; None = start
     adapter = completed_adapter(run_dir)                   # training done: only eval left
-    metrics = evaluate_saved(cfg, run, tracker, adapter, source)   # ... which this does
+
+(stages/eval.py `evaluate_saved` then runs only the evaluation.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors")
@@ -121,27 +121,3 @@ def completed_adapter(run_dir: Path) -> Path | None:
         if (folder / config).is_file() and unreadable_weights(folder) is None:
             return folder
     return None
-
-
-def evaluate_saved(cfg: Any, run: Any, tracker: Any, saved: Path, source: str) -> dict[str, Any]:
-    """Finish a stage whose training completed before a kill: load the saved adapter (or
-    full model) and run only the evaluation; the training metrics come from the manifest
-    (`train_metrics`, recorded when the adapter was saved)."""
-    from medalign.models.load import load_causal_lm, load_tokenizer
-    from medalign.stages.eval import evaluate_after_training
-
-    log.info("%s is complete: training is skipped, the stage resumes at its evaluation", saved)
-    tokenizer = load_tokenizer(cfg.model, str(saved))
-    if saved.name == "adapter":
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(load_causal_lm(cfg.model, cfg.quant, source), saved)
-    else:
-        model = load_causal_lm(cfg.model, cfg.quant, str(saved))
-    metrics = dict(run.stage.get("train_metrics") or {})
-    if not metrics:  # killed in the moment between saving and recording them
-        log.warning("the training metrics of %s were not recorded before the kill", saved)
-    metrics.update(evaluate_after_training(model, tokenizer, cfg, run, tracker))
-    run.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
-    tracker.summary(metrics)
-    return metrics

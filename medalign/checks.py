@@ -37,9 +37,10 @@ def check_components(cfg: RunConfig) -> None:
         check_compare(cfg)
         return
     if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
-        from medalign.rl_engines.verl import check_algorithm
+        from medalign.rl_engines.verl import check_algorithm, check_lora_settings
 
         check_algorithm(cfg.rl.algorithm)  # verl runs ppo/grpo/rloo, not dpo
+        check_lora_settings(cfg.lora)  # verl's LoRA: rank, alpha, targets; no variants
         return
     if cfg.stage.kind in ("rl", "curriculum") and cfg.rl.algorithm not in names("rl_algorithm"):
         if cfg.rl.algorithm == "ppo":
@@ -126,11 +127,11 @@ def _check_dotted_rewards(cfg: RunConfig) -> None:
     before any model loads, not when the RL trainer is built."""
     if cfg.stage.kind not in ("rl", "curriculum"):
         return
-    from medalign.rewards.functions import _named_function
+    from medalign.rewards.functions import named_reward
 
     for name, weight in cfg.reward.weights.items():
         if weight and ("." in name or ":" in name):
-            _named_function(name)
+            named_reward(name)
 
 
 def _check_dataset_names(cfg: RunConfig) -> None:

@@ -7,7 +7,9 @@
     get("stage", "my_pkg.stages:run_custom") # any importable object
 
 Modules that register are imported on the first lookup of their kind (see `_PROVIDERS`),
-so the registry itself never imports torch: config validation stays fast.
+so the registry itself never imports torch: config validation stays fast. This is also
+how a lower layer reaches a higher one without importing it (medalign/layers.py): data/,
+eval/ and rewards/ look Tasks up here by name.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "reward_fn": ("medalign.rewards.functions",),
 }
 _REGISTRY: dict[str, dict[str, Any]] = {}
+_BASES: dict[str, type] = {}  # kind -> the class every component of that kind subclasses
 
 
 def register(kind: str, name: str) -> Callable[[T], T]:
@@ -66,6 +69,12 @@ def register(kind: str, name: str) -> Callable[[T], T]:
     return decorate
 
 
+def register_base(kind: str, base: type) -> None:
+    """Every `kind` component is a subclass of `base`: a dotted path to anything else is
+    refused at lookup. Called by the module that defines the base (tasks/base.py)."""
+    _BASES[kind] = base
+
+
 def names(kind: str) -> list[str]:
     """The registered names of `kind`, sorted."""
     _load_providers(kind)
@@ -77,14 +86,19 @@ def get(kind: str, name: str) -> Any:
     _load_providers(kind)
     table = _REGISTRY.get(kind, {})
     if name in table:
-        return table[name]
-    if "." in name or ":" in name:
-        return _import_dotted(kind, name)
-    known = ", ".join(sorted(table)) or "(none)"
-    raise MedalignError(
-        f"unknown {kind} {name!r}. Registered {kind} names: {known}; "
-        "or give an importable path like 'my_package.module:function'."
-    )
+        found = table[name]
+    elif "." in name or ":" in name:
+        found = _import_dotted(kind, name)
+    else:
+        known = ", ".join(sorted(table)) or "(none)"
+        raise MedalignError(
+            f"unknown {kind} {name!r}. Registered {kind} names: {known}; "
+            "or give an importable path like 'my_package.module:function'."
+        )
+    base = _BASES.get(kind)
+    if base is not None and not (isinstance(found, type) and issubclass(found, base)):
+        raise MedalignError(f"{kind} {name!r} is not a {base.__module__}.{base.__name__} class")
+    return found
 
 
 def _load_providers(kind: str) -> None:

@@ -65,7 +65,7 @@ def dataset_cfg(name: str, **changes: object):
 
 def task_for(name: str, **changes: object):
     """The Task of dataset `name` (its catalogue config with `changes`)."""
-    from medalign.tasks.base import get_task
+    from medalign.data.loading import get_task
 
     return get_task(dataset_cfg(name, **changes))
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medalign.eval.cells import number
 from medalign.outputs import write_json_atomic
-from medalign.reports.cells import number
 
 MARK = "✱"  # Holm-adjusted p below alpha
 

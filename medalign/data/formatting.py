@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from medalign.config import DatasetConfig
-from medalign.data.records import QARecord
-from medalign.tasks.base import Messages, get_task
+from medalign.data.loading import get_task
+from medalign.data.records import Messages, QARecord
 
 
 def to_messages(record: QARecord, cfg: DatasetConfig) -> dict[str, Messages]:

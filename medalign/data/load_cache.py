@@ -48,11 +48,11 @@ def load_key(cfg: RunConfig) -> str | None:
     (a hub dataset; validation rows held out of it)."""
     from medalign.data.loading import (
         decontamination_configs,
+        get_task,
         resolve_path,
         split_config,
         training_configs,
     )
-    from medalign.tasks.base import get_task
 
     if cfg.trainer.eval_steps is not None:  # hold_out() changes the rows after loading
         return None

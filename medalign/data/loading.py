@@ -1,6 +1,7 @@
 """`dataset.*` -> normalized records, from a local file or folder, the examples, or the hub.
 
-Each format's Task (medalign/tasks/) knows how to read its files; this module decides
+Each format's Task (medalign/tasks/) knows how to read its files (`get_task` finds it by
+name in the registry: data/ sits below tasks/, medalign/layers.py); this module decides
 where the rows come from (`dataset.path`, else `<data_root>/<name>`, else medalign's
 examples), recognizes a file of another dataset given by mistake, applies
 `limit`/`seed`, builds the training mix and removes rows that
@@ -22,7 +23,7 @@ from medalign.data.decontaminate import EvalIndex, decontaminate
 from medalign.data.files import sniff_format
 from medalign.data.records import BadRows, LoadedData, QARecord
 from medalign.errors import MedalignError
-from medalign.tasks.base import Task, get_task
+from medalign.registry import get
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -65,7 +66,13 @@ def load_records(
     return LoadedData(records=records, source=source, skipped=skipped, config=cfg)
 
 
-def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Task) -> Path:
+def get_task(cfg: DatasetConfig) -> Any:
+    """The Task (medalign/tasks/) for `cfg.format`, bound to `cfg`: a registered name or a
+    dotted path to a `medalign.tasks.base.Task` subclass (the registry checks which)."""
+    return get("task", cfg.format)(cfg)
+
+
+def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Any) -> Path:
     """The file to read: dataset.path (a file, or a folder in the official layout),
     else <data_root>/<name>, else the bundled example folder."""
     if cfg.path:

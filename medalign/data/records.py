@@ -16,6 +16,7 @@ from typing import Any
 from medalign.errors import MedalignError, where
 
 log = logging.getLogger(__name__)
+Messages = list[dict[str, str]]  # chat turns: [{"role": "user", "content": "..."}, ...]
 
 
 @dataclass

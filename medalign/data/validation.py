@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medalign.config import DatasetConfig, RunConfig
-from medalign.data.loading import TrainingData, load_records, resolve_path
+from medalign.data.loading import TrainingData, get_task, load_records, resolve_path
 from medalign.data.records import QARecord
 from medalign.errors import MedalignError
-from medalign.tasks.base import get_task
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,2 @@
-"""Evaluation: log-likelihood choice scoring, generation + parsing, SQuAD v2, reports."""
+"""Evaluation: log-likelihood choice scoring, generation + parsing, SQuAD v2, refusals,
+reports, and the one number format every table uses (cells.py)."""

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medalign.eval.cells import number
 from medalign.outputs import write_json_atomic
-from medalign.reports.cells import number
 
 
 def write_reports(

@@ -1,8 +1,9 @@
 """Score a loaded model on every evaluation dataset: the loop shared by `stage=eval` and
 the evaluation after each training stage (`eval.after_train=true`).
 
-It knows no dataset format: each evaluation set is a Task (medalign/tasks/) that loads
-its records and scores them (log-likelihood, generation + parsing, span F1, refusal).
+It knows no dataset format: each evaluation set is a Task (medalign/tasks/, found by name
+through the registry: data/loading.py `get_task`) that loads its records and scores them
+(log-likelihood, generation + parsing, span F1, refusal).
 Which sets, splits and sizes come from `eval.datasets` and the dataset catalogue
 (`datasets.<name>.*`, composed by Hydra, so `datasets.medqa.options=5` takes effect).
 """
@@ -10,13 +11,23 @@ Which sets, splits and sizes come from `eval.datasets` and the dataset catalogue
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.data.loading import eval_dataset_config, load_records
-from medalign.tasks.base import EvalContext, get_task
+from medalign.data.loading import eval_dataset_config, get_task, load_records
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalContext:
+    """What a Task's evaluation needs besides its records."""
+
+    model: Any
+    tokenizer: Any
+    cfg: Any  # EvalConfig
+    reward_models: dict[str, str | None]
 
 
 def evaluate(

@@ -11,7 +11,7 @@ from medalign.eval.generate import generate_texts
 
 
 def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[dict]]:
-    from medalign.rewards.refusal import is_refusal
+    from medalign.eval.refusal import is_refusal
 
     cfg = ctx.cfg
     prompts = [task.prompt(r) for r in records]
@@ -29,7 +29,7 @@ def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
     ]
     metrics: dict[str, Any] = {"refusal_rate": M.with_ci(refused, cfg.bootstrap, cfg.seed)}
     if ctx.reward_models.get("safety"):
-        from medalign.rewards.functions import reward_model_fn
+        from medalign.models.inference import reward_model_fn
 
         score = reward_model_fn("safety", str(ctx.reward_models["safety"]))
         chats = [[{"role": "user", "content": p}] for p in prompts]

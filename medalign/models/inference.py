@@ -1,4 +1,6 @@
-"""The model a person talks to: one loader and one chat-format generator for answering.
+"""The model a person talks to: one loader and one chat-format generator for answering;
+and the score a trained reward model gives an answer (`reward_model_fn`: an RL reward,
+and the safety score of an evaluation).
 
     python -m medalign stage=generate init_from=runs/<date>/<run> generate.input=q.jsonl
     python -m medalign stage=chat init_from=runs/<date>/<run>/adapter
@@ -11,6 +13,7 @@ recorded, its adapter), not whatever `model=` says now.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from medalign.config import GenerateConfig, RunConfig
@@ -88,6 +91,30 @@ def chat_completions(
     finally:
         tokenizer.padding_side = side
     return answers
+
+
+def reward_model_fn(name: str, path: str) -> Callable[..., list[float]]:
+    """Score prompt+completion with a trained sequence-classification reward model; the
+    function has TRL's reward signature and is named `name` (TRL logs it by name)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+
+    def score(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+        texts = [
+            tokenizer.apply_chat_template(p + c, tokenize=False)
+            if isinstance(p, list)
+            else f"{p}{c[-1]['content'] if isinstance(c, list) else c}"  # plain text
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            return model(**batch).logits[:, 0].float().tolist()
+
+    score.__name__ = name
+    return score
 
 
 def generation_kwargs(tokenizer: Any, settings: GenerateConfig) -> dict[str, Any]:

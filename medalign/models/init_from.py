@@ -1,5 +1,5 @@
 """`init_from`: the one way to say "start from this model", resolved the same for every
-stage (SFT continues it, reward/RL merge it, eval/export/generate load it).
+stage (SFT continues it, reward/RL merge it: `sft_base`, eval/export/generate load it).
 
     init_from=runs/2026-11-25/10-00-00-000000_medqa             a run: its last finished stage
     init_from=runs/2026-11-25/10-00-00-000000_curriculum:medqa  a curriculum's stage
@@ -115,6 +115,40 @@ def base_source(point: StartingPoint | None, model_cfg: Any) -> str:
     if point is not None and point.base:
         return point.base
     return model_source(model_cfg)
+
+
+def sft_base(cfg: Any, run: Any, point: StartingPoint | None) -> str:
+    """The model a reward or RL stage starts from: the base, or the starting point's
+    adapter merged into its base (so the RL reference model is the SFT model). `run` is
+    the stage's run directory (anything with `.path`).
+
+    Inside a curriculum the merged model is written once, in `<curriculum>/merged/<the
+    adapter's stage>/`, and every stage that starts from that adapter (both reward models,
+    RL, the verl hand-off) reads the same copy: at 8B each copy is about 16 GB. A stage
+    run alone writes its own `sft_merged/`."""
+    base = base_source(point, cfg.model)
+    if point is None or not point.adapter:
+        return base
+    root = curriculum_root(run.path)
+    if root is not None:
+        merged = root / "merged" / Path(point.adapter).parent.name
+    else:
+        merged = run.path / "sft_merged"
+    if not (merged / "config.json").is_file():
+        from medalign.models.merge import merge_adapter
+
+        merged.parent.mkdir(parents=True, exist_ok=True)
+        merge_adapter(base, point.adapter, merged)
+    return str(merged)
+
+
+def curriculum_root(path: Path) -> Path | None:
+    """The curriculum directory holding stage directory `path`, or None."""
+    try:
+        manifest = json.loads((Path(path).parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return Path(path).parent if manifest.get("kind") == "curriculum" else None
 
 
 def load_model(cfg: Any, point: StartingPoint | None) -> tuple[Any, Any, str]:

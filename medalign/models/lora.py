@@ -2,6 +2,12 @@
 adapter variants peft provides: DoRA, PiSSA / OLoRA / LoftQ / Gaussian initialisation and
 the LoRA+ optimizer.
 
+`lora_config` is the one builder: SFT, the reward models (`head="reward"`, a
+sequence-classification head), RL and the planner (`on_meta=True`) all take their
+adapter from it, so every setting in `conf/lora/` reaches every stage; `attach_loraplus`
+gives each trainer the LoRA+ optimizer. A stage that cannot take a variant refuses it at
+start-up (the verl hand-off: medalign/rl_engines/verl.py `check_lora_settings`).
+
     python -m medalign stage=pubmedqa lora=dora                 (lora.use_dora=true)
     python -m medalign stage=pubmedqa lora=pissa                (lora.init=pissa)
     python -m medalign stage=pubmedqa lora.loraplus_lr_ratio=16
@@ -36,6 +42,8 @@ INIT_LORA_WEIGHTS: dict[str, Any] = {
     "loftq": "loftq",
 }
 MUTATES_BASE = ("pissa", "olora")  # inits that leave a residual in the base weights
+# the model a stage trains -> peft's task_type: "causal" (SFT, RL) | "reward" (one score)
+TASK_TYPES = {"causal": "CAUSAL_LM", "reward": "SEQ_CLS"}
 
 
 def check_lora(lora: LoraSettings, quant: QuantConfig) -> None:
@@ -80,19 +88,31 @@ def check_lora(lora: LoraSettings, quant: QuantConfig) -> None:
         )
 
 
-def lora_config(lora: LoraSettings, quant: QuantConfig | None = None) -> Any:
-    """The `peft.LoraConfig` for causal-LM training, or None when LoRA is off."""
+def lora_config(
+    lora: LoraSettings,
+    quant: QuantConfig | None = None,
+    *,
+    head: str = "causal",
+    on_meta: bool = False,
+) -> Any:
+    """The `peft.LoraConfig` every stage trains with, or None when LoRA is off.
+
+    head: "causal" (SFT, RL) or "reward" (the reward stage's one-score classifier; peft
+    then also trains the score head). on_meta=True: the planner's copy, for a model on
+    the meta device: the same adapter, initialised as plain LoRA, because PiSSA, OLoRA
+    and LoftQ initialise from the real weights (an SVD, a QR) and change values, not
+    shapes."""
     if quant is not None:
         check_lora(lora, quant)
     if not lora.enabled:
         return None
     from peft import LoraConfig
 
-    init: Any = INIT_LORA_WEIGHTS[lora.init]
+    init: Any = True if on_meta else INIT_LORA_WEIGHTS[lora.init]
     extra: dict[str, Any] = {}
-    if lora.init == "pissa" and lora.pissa_niter is not None:
+    if lora.init == "pissa" and lora.pissa_niter is not None and not on_meta:
         init = f"pissa_niter_{lora.pissa_niter}"
-    if lora.init == "loftq":
+    if lora.init == "loftq" and not on_meta:
         _check_loftq_device()
         from peft import LoftQConfig
 
@@ -108,7 +128,7 @@ def lora_config(lora: LoraSettings, quant: QuantConfig | None = None) -> Any:
         use_dora=lora.use_dora,
         init_lora_weights=init,
         modules_to_save=list(lora.modules_to_save) if lora.modules_to_save else None,
-        task_type="CAUSAL_LM",
+        task_type=TASK_TYPES[head],
         **extra,
     )
 

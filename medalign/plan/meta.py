@@ -61,22 +61,12 @@ def build_meta(
 
 
 def _lora(cfg: RunConfig, reward: bool) -> Any:
-    if reward:
-        if not cfg.reward.lora:
-            return None
-        from peft import LoraConfig
-
-        targets = cfg.lora.target_modules
-        return LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=list(targets) if isinstance(targets, list | tuple) else targets,
-            task_type="SEQ_CLS",
-        )
+    """The adapter the stage trains (models/lora.py builds it for both), as on meta."""
     from medalign.models.lora import lora_config
 
-    return lora_config(cfg.lora)
+    if reward and not cfg.reward.lora:
+        return None
+    return lora_config(cfg.lora, head="reward" if reward else "causal", on_meta=True)
 
 
 def category(name: str) -> str:

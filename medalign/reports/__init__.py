@@ -1,2 +1,2 @@
-"""Human-readable reports written beside a run: report.html (html.py), and the one number
-format every table uses (cells.py)."""
+"""Human-readable reports written beside a run: report.html (html.py) and the paired
+score tables (paired.py); every number in them is printed by eval/cells.py."""

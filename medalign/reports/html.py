@@ -125,7 +125,7 @@ def _changes_table(run_dir: Path) -> list[str]:
     rows = json.loads(path.read_text())
     if not rows:
         return []
-    from medalign.reports.cells import number
+    from medalign.eval.cells import number
     from medalign.reports.paired import change_text
 
     body = "".join(

@@ -20,7 +20,7 @@ from typing import Any
 from medalign.compare.engine import CompareSettings
 from medalign.compare.report import interval, p_cell
 from medalign.errors import MedalignError
-from medalign.reports.cells import number
+from medalign.eval.cells import number
 
 log = logging.getLogger(__name__)
 HEADLINES = ("acc", "f1", "refusal_rate")

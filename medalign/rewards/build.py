@@ -7,10 +7,9 @@ import random
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.data.loading import catalogue_config, load_records
+from medalign.data.loading import catalogue_config, get_task, load_records
 from medalign.errors import MedalignError
 from medalign.rewards import pairs as P
-from medalign.tasks.base import get_task
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def trl_rows(pairs: list[P.Pair]) -> list[dict[str, Any]]:
 
 def _on_policy_negatives(sampler: Any, records: list) -> list[str | None]:
     """The SFT model's own answers to harmful requests; refusals are no negatives."""
-    from medalign.rewards.refusal import is_refusal
+    from medalign.eval.refusal import is_refusal
 
     samples = sampler([r.question for r in records])
     return [None if is_refusal(s) or not s.strip() else s for s in samples]

@@ -10,7 +10,8 @@ correctness  the Task's verdict: 1 when the parsed final answer equals the gold
              letter/decision; SQuAD F1 of the parsed span for RadQA
 format       1 when the completion has a parseable final-answer line
 length       0 up to `reward.length_target` words, falling linearly to -1 at twice that
-<model>      the score of a trained reward model (reward.models.<name>)
+<model>      the score of a trained reward model (reward.models.<name>;
+             models/inference.py `reward_model_fn`)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from medalign.errors import MedalignError
 from medalign.eval.parsing import final_answer_text
-from medalign.registry import register
+from medalign.registry import get, names, register
 
 RewardFn = Callable[..., list[float]]
 
@@ -35,11 +36,10 @@ def _text(completion: Any) -> str:
 def correctness(
     completions: list[Any], task: list[str], reference: list[str], **_: Any
 ) -> list[float]:
-    """Each prompt's Task scores its completion against the row's JSON reference."""
-    from medalign.tasks.base import task_class
-
+    """Each prompt's Task (looked up by name in the registry) scores its completion
+    against the row's JSON reference."""
     return [
-        task_class(t).correctness(_text(c), json.loads(ref))
+        get("task", t).correctness(_text(c), json.loads(ref))
         for c, t, ref in zip(completions, task, reference, strict=True)
     ]
 
@@ -60,35 +60,10 @@ def length_reward(target_words: int) -> RewardFn:
     return length
 
 
-def reward_model_fn(name: str, path: str) -> RewardFn:
-    """Score prompt+completion with a trained sequence-classification reward model."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-
-    def score(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-        texts = [
-            tokenizer.apply_chat_template(p + c, tokenize=False)
-            if isinstance(p, list)
-            else f"{p}{_text(c)}"
-            for p, c in zip(prompts, completions, strict=True)
-        ]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            return model(**batch).logits[:, 0].float().tolist()
-
-    score.__name__ = name
-    return score
-
-
 def build_reward_functions(
     weights: dict[str, float], models: dict[str, str | None], length_target: int
 ) -> tuple[list[RewardFn], list[float]]:
     """The reward functions named in `weights` (with non-zero weight), in order."""
-    from medalign.registry import names
-
     known = set(names("reward_fn")) | {"length"} | set(models)
     fns, used = [], []
     for name, weight in weights.items():
@@ -106,9 +81,11 @@ def build_reward_functions(
                     f"reward.weights.{name} needs a trained reward model: set reward.models.{name}"
                     " (the curriculum fills it from its reward stage), or give it weight 0"
                 )
+            from medalign.models.inference import reward_model_fn
+
             fn = reward_model_fn(name, str(models[name]))
         else:
-            fn = _named_function(name)
+            fn = named_reward(name)
         fns.append(fn)
         used.append(float(weight))
     if not fns:
@@ -116,10 +93,8 @@ def build_reward_functions(
     return fns, used
 
 
-def _named_function(name: str) -> RewardFn:
+def named_reward(name: str) -> RewardFn:
     """A registered reward function, or `pkg.module:function`, checked for TRL's signature."""
-    from medalign.registry import get
-
     fn = get("reward_fn", name)
     if not callable(fn):
         raise MedalignError(f"reward.weights: {name!r} is not a function")

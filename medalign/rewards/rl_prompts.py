@@ -10,9 +10,8 @@ import json
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.data.loading import catalogue_config, load_records
+from medalign.data.loading import catalogue_config, get_task, load_records
 from medalign.errors import MedalignError
-from medalign.tasks.base import get_task
 
 
 def prompt_rows(cfg: RunConfig) -> list[dict[str, Any]]:

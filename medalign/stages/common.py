@@ -1,5 +1,6 @@
 """What every trainer-backed stage shares: the TRL/transformers arguments built from the
-`trainer:` section, pass-through `stage.trainer_kwargs`, and the starting model.
+`trainer:` section, pass-through `stage.trainer_kwargs`, and the model config that points at
+the starting model (`with_path`; models/init_from.py `sft_base` resolves it).
 
 One place decides the device flags (bf16 only on a bf16 GPU, `use_cpu` otherwise,
 gradient checkpointing off unless asked: TRL's defaults assume a GPU and run 2.5x slower
@@ -10,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
 from medalign.errors import MedalignError
-from medalign.models.init_from import StartingPoint, base_source
 from medalign.outputs import RunDir
 from medalign.tracking import Tracker
 
@@ -71,41 +70,6 @@ def build_config(config_cls: type, cfg: RunConfig, common: dict, **specific: Any
                 f"{config_cls.__module__}.{config_cls.__name__}.{hint}"
             )
     return config_cls(**{**common, **specific, **extra})
-
-
-def sft_base(cfg: RunConfig, run: RunDir, point: StartingPoint | None) -> str:
-    """The model a reward or RL stage starts from: the base, or the starting point's
-    adapter merged into its base (so the RL reference model is the SFT model).
-
-    Inside a curriculum the merged model is written once, in `<curriculum>/merged/<the
-    adapter's stage>/`, and every stage that starts from that adapter (both reward models,
-    RL) reads the same copy: at 8B each copy is about 16 GB. A stage run alone writes its
-    own `sft_merged/`."""
-    base = base_source(point, cfg.model)
-    if point is None or not point.adapter:
-        return base
-    root = curriculum_root(run.path)
-    if root is not None:
-        merged = root / "merged" / Path(point.adapter).parent.name
-    else:
-        merged = run.path / "sft_merged"
-    if not (merged / "config.json").is_file():
-        from medalign.models.merge import merge_adapter
-
-        merged.parent.mkdir(parents=True, exist_ok=True)
-        merge_adapter(base, point.adapter, merged)
-    return str(merged)
-
-
-def curriculum_root(path: Path) -> Path | None:
-    """The curriculum directory holding stage directory `path`, or None."""
-    import json
-
-    try:
-        manifest = json.loads((Path(path).parent / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return Path(path).parent if manifest.get("kind") == "curriculum" else None
 
 
 def with_path(cfg: RunConfig, path: str) -> Any:

@@ -94,3 +94,28 @@ def evaluate_after_training(
     if not cfg.eval.after_train:
         return {}
     return evaluate_and_report(model, tokenizer, cfg, run.path / "eval", tracker)
+
+
+def evaluate_saved(
+    cfg: RunConfig, run: RunDir, tracker: Tracker, saved: Path, source: str
+) -> dict[str, Any]:
+    """Finish a stage whose training completed before a kill: load the saved adapter (or
+    full model) and run only the evaluation; the training metrics come from the manifest
+    (`train_metrics`, recorded when the adapter was saved)."""
+    from medalign.models.load import load_causal_lm, load_tokenizer
+
+    log.info("%s is complete: training is skipped, the stage resumes at its evaluation", saved)
+    tokenizer = load_tokenizer(cfg.model, str(saved))
+    if saved.name == "adapter":
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(load_causal_lm(cfg.model, cfg.quant, source), saved)
+    else:
+        model = load_causal_lm(cfg.model, cfg.quant, str(saved))
+    metrics = dict(run.stage.get("train_metrics") or {})
+    if not metrics:  # killed in the moment between saving and recording them
+        log.warning("the training metrics of %s were not recorded before the kill", saved)
+    metrics.update(evaluate_after_training(model, tokenizer, cfg, run, tracker))
+    run.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
+    tracker.summary(metrics)
+    return metrics

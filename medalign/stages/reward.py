@@ -3,9 +3,11 @@
     python -m medalign stage=reward init_from=runs/<date>/<time>_medqa reward.objective=both
 
 A sequence-classification head (one score) on the SFT model (its adapter merged in), with
-LoRA unless reward.lora=false. objective=both trains two models, `reward_helpfulness/`
-and `reward_safety/`, each saved merged (plain `from_pretrained`) and scored on held-out
-pairs: accuracy (chosen scored above rejected) and mean margin.
+the configured LoRA adapter (`lora.*`, every variant, built by models/lora.py as for SFT
+and RL) unless reward.lora=false or lora=none (then every weight trains).
+objective=both trains two models, `reward_helpfulness/` and `reward_safety/`, each saved
+merged (plain `from_pretrained`) and scored on held-out pairs: accuracy (chosen scored
+above rejected) and mean margin.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shutil
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.models.init_from import resolve_init_from
+from medalign.models.init_from import resolve_init_from, sft_base
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.rewards.build import build_pairs, split
-    from medalign.stages.common import sft_base, with_path
+    from medalign.stages.common import with_path
 
     point = resolve_init_from(cfg.init_from)
     base = sft_base(cfg, run, point)
@@ -83,26 +85,16 @@ def _train(
     objective: str,
 ) -> Any:
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
+    from medalign.models.lora import attach_loraplus, lora_config
     from medalign.rewards.build import trl_rows
     from medalign.stages.common import build_config, trainer_args
 
-    rc = cfg.reward
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    peft = None
-    if rc.lora:
-        targets = cfg.lora.target_modules
-        peft = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=list(targets) if isinstance(targets, list | tuple) else targets,
-            task_type="SEQ_CLS",
-        )
+    peft = lora_config(cfg.lora, head="reward") if cfg.reward.lora else None
     args = build_config(
         RewardConfig,
         cfg,
@@ -116,6 +108,8 @@ def _train(
         processing_class=tokenizer,
         peft_config=peft,
     )
+    if peft is not None:
+        attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
     trainer.train()
     trained = trainer.model
     return trained.merge_and_unload() if peft is not None else trained

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.models.init_from import resolve_init_from
+from medalign.models.init_from import resolve_init_from, sft_base
 from medalign.outputs import RunDir
 from medalign.registry import get, register
 from medalign.tracking import Tracker
@@ -36,8 +36,8 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
         return write_verl_job(cfg, run.path)
     from medalign.models.load import load_causal_lm, load_tokenizer
-    from medalign.models.lora import lora_config
-    from medalign.stages.common import sft_base, with_path
+    from medalign.models.lora import attach_loraplus, lora_config
+    from medalign.stages.common import with_path
     from medalign.stages.sft import save_atomically
 
     point = resolve_init_from(cfg.init_from)
@@ -50,6 +50,8 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
 
     build = get("rl_algorithm", cfg.rl.algorithm)
     trainer, logger = build(cfg, trainer_args(cfg, run, tracker), tracker, model, tokenizer, peft)
+    if peft is not None:
+        attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
     started = time.perf_counter()
     result = trainer.train()
     elapsed = time.perf_counter() - started

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign import preempt
-from medalign.checkpoints import completed_adapter, evaluate_saved, latest_checkpoint
+from medalign.checkpoints import completed_adapter, latest_checkpoint
 from medalign.config import RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
 from medalign.models.init_from import StartingPoint, base_source, resolve_init_from
@@ -74,6 +74,8 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
     if saved is not None:  # killed after training, during its evaluation
         import dataclasses
+
+        from medalign.stages.eval import evaluate_saved
 
         return evaluate_saved(
             dataclasses.replace(cfg, model=model_cfg), run, tracker, saved, source

@@ -3,7 +3,7 @@
     @register("task", "medqa")
     class MedQA(LetterChoiceTask): ...
 
-    task = get_task(dataset_cfg)            # bound to its DatasetConfig
+    task = get_task(dataset_cfg)            # bound to its DatasetConfig (data/loading.py)
     records = task.read(path, bad)          # loading (data/loading.py picks the file)
     task.prompt(record), task.target(record)            # SFT text
     task.evaluate(ctx, records, mode)       # metrics + per-example predictions
@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from medalign.config import DatasetConfig
-from medalign.data.records import BadRows, QARecord
+from medalign.data.records import BadRows, Messages, QARecord
 from medalign.errors import MedalignError
-from medalign.registry import get
+from medalign.eval.runner import EvalContext
+from medalign.registry import get, register_base
 
-Messages = list[dict[str, str]]
 Pair = dict[str, Any]
 # DatasetConfig keys only some formats read: a non-default value for a task that does
 # not read it would be silently ignored, so validation refuses it (see `check_config`).
@@ -43,16 +43,6 @@ class LoglikItem:
     context: str
     choices: list[str]
     gold: int
-
-
-@dataclass
-class EvalContext:
-    """What a Task's evaluation needs besides its records."""
-
-    model: Any
-    tokenizer: Any
-    cfg: Any  # EvalConfig
-    reward_models: dict[str, str | None]
 
 
 class Task:
@@ -194,6 +184,9 @@ class Task:
         return []
 
 
+register_base("task", Task)  # a dotted dataset.format must name a Task subclass
+
+
 def render(key: str, template: str, fields: dict[str, Any], dataset: str) -> str:
     """`template.format(**fields)`, with an error naming the unknown field."""
     names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
@@ -207,16 +200,9 @@ def render(key: str, template: str, fields: dict[str, Any], dataset: str) -> str
 
 
 def task_class(name: str) -> type[Task]:
-    """The registered Task class `name` (or a dotted path to one)."""
-    cls = get("task", name)
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise MedalignError(f"dataset.format={name!r} is not a medalign Task class")
-    return cls
-
-
-def get_task(cfg: DatasetConfig) -> Task:
-    """The Task for `cfg.format`, bound to `cfg`."""
-    return task_class(cfg.format)(cfg)
+    """The registered Task class `name` (or a dotted path to one; the registry refuses
+    anything but a Task subclass). A Task bound to its config: data/loading.py `get_task`."""
+    return get("task", name)
 
 
 def check_config(cfg: DatasetConfig, where: str) -> None:

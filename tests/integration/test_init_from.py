@@ -62,8 +62,7 @@ def test_every_stage_of_a_curriculum_reads_one_merged_copy(tmp_path: Path, monke
     once per curriculum, not once per stage (about 16 GB each at 8B)."""
     import medalign.models.merge as merge
     from medalign.config import validate
-    from medalign.models.init_from import StartingPoint
-    from medalign.stages.common import sft_base
+    from medalign.models.init_from import StartingPoint, sft_base
     from tests.run_fixtures import save_adapter, tiny_dir
 
     cur = tmp_path / "cur"
@@ -85,8 +84,8 @@ def test_eval_export_and_rl_start_from_the_same_model(curriculum: Path, tmp_path
     import torch
     from transformers import AutoModelForCausalLM
 
+    from medalign.models.init_from import sft_base
     from medalign.outputs import RunDir
-    from medalign.stages.common import sft_base
 
     spec = f"{curriculum}:pubmedqa"
     cfg = validate(compose("stage=eval", "logger=none", f"init_from={spec}"))

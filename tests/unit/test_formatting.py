@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from medalign.data.formatting import to_messages
-from medalign.data.loading import load_records
+from medalign.data.loading import get_task, load_records
 from medalign.errors import MedalignError
-from medalign.tasks.base import get_task
 from tests.conftest import dataset_cfg
 
 

@@ -74,6 +74,9 @@ def test_config_fields_reach_peft() -> None:
         (["lora=none", "lora.use_dora=true"], "lora.use_dora is a LoRA variant"),
         (["lora.loraplus_lr_ratio=0.5"], "must be >= 1"),
         (["lora.pissa_niter=4"], "applies to lora.init=pissa only"),
+        (["stage=rl", "rl.engine=verl", "lora=dora"], "verl's LoRA takes .* not lora.use_dora"),
+        (["stage=rl", "rl.engine=verl", "lora=pissa"], "not lora.init=pissa"),
+        (["stage=rl", "rl.engine=verl", "lora.loraplus_lr_ratio=4"], "lora.loraplus_lr_ratio"),
     ],
 )
 def test_unsupported_combinations_refused_at_validation(overrides, message) -> None:

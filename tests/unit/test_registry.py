@@ -34,6 +34,20 @@ def test_bad_dotted_path_is_a_clear_error() -> None:
         registry.get("formatter", "nope.module:fn")
 
 
+def test_a_dotted_task_must_be_a_task_class() -> None:
+    """data/ looks Tasks up through the registry (it sits below tasks/), and the registry
+    refuses a dotted dataset.format naming anything but a Task subclass."""
+    from medalign.data.loading import get_task
+    from medalign.tasks.base import check_config
+    from tests.conftest import dataset_cfg
+
+    with pytest.raises(MedalignError, match="is not a medalign.tasks.base.Task class"):
+        get_task(dataset_cfg("medqa", format="medalign.config:RunConfig"))
+    with pytest.raises(MedalignError, match="config dataset.format=json.dumps: task"):
+        check_config(dataset_cfg("medqa", format="json.dumps"), "dataset")
+    assert get_task(dataset_cfg("medqa", format="medalign.tasks.medqa:MedQA")).name == "medqa"
+
+
 def test_duplicate_registration_is_refused() -> None:
     registry.register("test_kind", "a")(object())
     with pytest.raises(ValueError, match="registered twice"):

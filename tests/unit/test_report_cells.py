@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from medalign.eval.cells import number
 from medalign.eval.report import summary_markdown
-from medalign.reports.cells import number
 
 
 def test_number_marks_null_and_nan_as_nothing_to_count() -> None:

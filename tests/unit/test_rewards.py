@@ -9,8 +9,9 @@ import pytest
 
 from medalign.checks import check_components
 from medalign.config import validate
-from medalign.data.loading import load_records
+from medalign.data.loading import get_task, load_records
 from medalign.errors import MedalignError
+from medalign.eval.refusal import is_refusal
 from medalign.rewards.functions import (
     build_reward_functions,
     combine,
@@ -19,8 +20,6 @@ from medalign.rewards.functions import (
     length_reward,
 )
 from medalign.rewards.pairs import compliant_template, load_external_pairs
-from medalign.rewards.refusal import is_refusal
-from medalign.tasks.base import get_task
 from tests.conftest import compose, dataset_cfg, shared_file
 
 

@@ -11,9 +11,8 @@ import pytest
 
 from medalign.checks import check_components
 from medalign.config import validate
-from medalign.data.loading import eval_dataset_config, load_records
+from medalign.data.loading import eval_dataset_config, get_task, load_records
 from medalign.errors import MedalignError
-from medalign.tasks.base import get_task
 from tests.conftest import compose, dataset_cfg, shared_file, task_for
 
 MMLU_PROMPT = (

@@ -109,6 +109,81 @@ def test_reward_module_scores_like_medalign(job: tuple[Path, dict]) -> None:
     assert got[2]["length"] < 0 and got[2]["format"] == 0.0  # rambling, no answer line
 
 
+CUSTOM_REWARD = """
+def words(completions, prompts, task, reference, **_):
+    # TRL's call in medalign's GRPO: chat prompts and completions, the dataset columns
+    assert prompts[0][-1]["role"] == "user" and task[0] and reference[0]
+    return [float(len(c[-1]["content"].split())) for c in completions]
+"""
+
+
+def _score_in_a_fresh_process(module: Path, cases: list) -> list[dict]:
+    """compute_score of the generated module for each (text, truth, extra_info), run as
+    verl would: another process, another working directory, no PYTHONPATH."""
+    script = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('r', sys.argv[1])\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "cases = json.load(open(sys.argv[2]))\n"
+        "print(json.dumps([mod.compute_score('medalign/x', t, g, i) for t, g, i in cases]))\n"
+    )
+    (module.parent / "cases.json").write_text(json.dumps(cases))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(module), str(module.parent / "cases.json")],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_reward_module_calls_a_dotted_reward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reward given as package.module.function reaches verl: the written module imports
+    it and adds it, with its weight, to the score (not only the built-in rule rewards)."""
+    from datasets import Dataset
+
+    from medalign.rl_engines.verl import write_verl_job
+
+    package = tmp_path / "src" / "verl_custom_rewards"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "brevity.py").write_text(CUSTOM_REWARD)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    merged = tmp_path / "sft_export"
+    merged.mkdir()
+    (merged / "config.json").write_text("{}")
+    weights = "{correctness:1.0,format:0.0,length:0.0,verl_custom_rewards.brevity.words:0.5}"
+    cfg = validate(
+        compose(
+            "stage=rl", "rl.engine=verl", f"init_from={merged}", "logger=none",
+            f"+reward.weights={weights}",
+        )
+    )  # fmt: skip
+    write_verl_job(cfg, tmp_path / "run")
+    out = tmp_path / "run" / "verl"
+    row = Dataset.from_parquet(str(out / "train.parquet"))[0]
+    truth = row["reward_model"]["ground_truth"]
+    texts = [f"Short reasoning.\nFinal answer: {truth}", "one two three"]
+    got = _score_in_a_fresh_process(
+        out / "medalign_reward.py", [(t, truth, row["extra_info"]) for t in texts]
+    )
+    assert [s["words"] for s in got] == [float(len(t.split())) for t in texts]
+    for scores in got:
+        assert scores["score"] == pytest.approx(scores["correctness"] + 0.5 * scores["words"])
+
+
+def test_verl_refuses_a_dotted_reward_it_cannot_import(tmp_path: Path) -> None:
+    from medalign.rl_engines.verl import reward_module
+
+    cfg = validate(compose("stage=rl", "rl.engine=verl", "+reward.weights={no_such_pkg.fn:1.0}"))
+    with pytest.raises(MedalignError, match="cannot import reward_fn 'no_such_pkg.fn'"):
+        reward_module(cfg)
+
+
 def test_verl_refuses_algorithms_it_lacks() -> None:
     from medalign.checks import check_components
 
@@ -117,6 +192,18 @@ def test_verl_refuses_algorithms_it_lacks() -> None:
     check_components(validate(compose("stage=rl", "rl=ppo", "rl.engine=verl")))  # to verl
     with pytest.raises(MedalignError, match="PPOTrainer is not in this TRL"):
         check_components(validate(compose("stage=rl", "rl=ppo")))
+
+
+def test_verl_adapter_is_the_configured_one(tmp_path: Path) -> None:
+    """lora.r, lora.alpha and lora.target_modules reach verl's adapter (a list too)."""
+    from medalign.rl_engines.verl import verl_command
+
+    cfg = validate(
+        compose("stage=rl", "rl.engine=verl", "lora.r=16", "lora.target_modules=[q_proj,v_proj]")
+    )
+    command = dict(c.split("=", 1) for c in verl_command(cfg, tmp_path, "/m")[3:])
+    assert command["actor_rollout_ref.model.lora_rank"] == "16"
+    assert command["actor_rollout_ref.model.target_modules"] == "[q_proj,v_proj]"
 
 
 @pytest.fixture(scope="module")
