@@ -10,18 +10,16 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def register_resolvers() -> None:
-    """Config interpolations of medalign's own: `${world_root:<seed>,<diseases>}` is the
-    synthetic world's folder in the cache, written on first use (medalign/world/store.py)."""
+    """The registered config interpolations (registry kind `config_resolver`), e.g.
+    `${world_root:<seed>,<diseases>}`: the synthetic world's folder in the cache, written
+    on first use (medalign/world/store.py)."""
     from omegaconf import OmegaConf
 
-    if not OmegaConf.has_resolver("world_root"):
-        OmegaConf.register_new_resolver("world_root", _world_root)
+    from medalign.registry import get, names
 
-
-def _world_root(seed: int, diseases: int) -> str:
-    from medalign.world.store import world_root
-
-    return world_root(int(seed), int(diseases))
+    for name in names("config_resolver"):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, get("config_resolver", name))
 
 
 def compose(overrides: list[str]) -> Any:

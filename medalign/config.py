@@ -123,6 +123,7 @@ class DatasetConfig:
     on_bad_row: str = _choice("error", "error", "skip")
     rationale: bool = True
     answer_as: str = _choice("letter", "letter", "text")
+    cloze_template: str = "Question: {question}"
     cop_base: int | None = _choice(None, None, 0, 1)
     options: int | None = _choice(None, None, 4, 5)
     task_args: dict[str, Any] = field(default_factory=dict)  # the Task's own settings

@@ -345,7 +345,13 @@ def write_results(
     if not table:
         return
     from medalign.compare.engine import CompareSettings
-    from medalign.reports.paired import changes_markdown, scores_markdown, stage_scores
+    from medalign.reports.paired import (
+        changes_markdown,
+        forgetting_markdown,
+        forgetting_rows,
+        scores_markdown,
+        stage_scores,
+    )
     from medalign.stages.validation import validation_markdown
 
     datasets = sorted({d for row in table.values() for d in row})
@@ -366,6 +372,7 @@ def write_results(
         f"Data: {describe_data(cfg)}.\n\n"
         + markdown
         + changes_markdown(run_dir, manifest or {}, settings)
+        + forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), settings.alpha)
         + _rewards_markdown(manifest or {})
         + validation_markdown(manifest or {})  # stages/validation.py
     )

@@ -51,6 +51,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     ),
     "chat_template": ("medalign.models.chat_templates",),
     "reward_fn": ("medalign.rewards.functions",),
+    "config_resolver": ("medalign.world.store",),
 }
 _REGISTRY: dict[str, dict[str, Any]] = {}
 _BASES: dict[str, type] = {}  # kind -> the class every component of that kind subclasses

@@ -25,7 +25,7 @@ def trained_item(task: Any, tokenizer: Any, record: QARecord) -> Any:
     as the answer the line would state (" B", " yes"). With dataset.rationale=true the
     model was taught to reason first: this scores the answer line without the reasoning."""
     from medalign.errors import MedalignError
-    from medalign.tasks.base import LoglikItem
+    from medalign.eval.loglik import LoglikItem
 
     template = task.cfg.answer_template
     prefix = template.split("{answer}")[0].rstrip()

@@ -40,6 +40,16 @@ DEFAULT_MAX_LENGTH = 2048  # lm-eval's default when neither config nor tokenizer
 _TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no limit"
 
 
+@dataclass(frozen=True)
+class LoglikItem:
+    """One question as lm-evaluation-harness scores it: `context` + " " + each choice
+    (a Task's `loglik_item`, or the trained prompt's, eval/choice.py)."""
+
+    context: str
+    choices: list[str]
+    gold: int
+
+
 @dataclass
 class ChoiceScores:
     """Raw per-choice results: everything acc, acc_norm and calibration derive from."""

@@ -140,6 +140,72 @@ def changes(
     return rows
 
 
+def forgetting_rows(
+    run_dir: Path, manifest: dict[str, Any], settings: CompareSettings
+) -> list[dict[str, Any]]:
+    """For each dataset a stage of the curriculum trained on: its best row up to the last
+    evaluated stage, and the last stage against that best, paired (Holm over the
+    datasets): the forgetting a researcher reports is the drop from the best."""
+    from medalign.compare.engine import compare_groups
+    from medalign.compare.runs import resolve_entry
+
+    scores = stage_scores(manifest)
+    evaluated = list(scores)
+    if len(evaluated) < 2:
+        return []
+    last = evaluated[-1]
+    trained = [name for name in evaluated[1:] if name in scores[name]]  # SFT stages
+    out = []
+    for dataset in trained:
+        since = evaluated[evaluated.index(dataset) :]
+        best = max(since, key=lambda n: scores[n].get(dataset, {}).get("value") or -1.0)
+        cell = scores[best][dataset]
+        row = {"dataset": dataset, "metric": cell["metric"], "best": best, "last": last}
+        if best != last:
+            pair = [
+                [resolve_entry(f"{run_dir}:{best}")[0]],
+                [resolve_entry(f"{run_dir}:{last}")[0]],
+            ]
+            try:
+                rows = compare_groups(pair, 0, settings)["rows"]
+            except MedalignError as exc:
+                log.warning("results.md: %s vs %s not compared: %s", last, best, exc)
+                rows = []
+            match = [r for r in rows if (r["dataset"], r["metric"]) == (dataset, cell["metric"])]
+            row["change"] = match[0] if match else None
+        out.append(row)
+    return out
+
+
+def forgetting_markdown(rows: list[dict[str, Any]], alpha: float) -> str:
+    """results.md's forgetting table: each trained dataset's drop from its best row."""
+    if not rows:
+        return ""
+    lines = [
+        "",
+        "## Forgetting: each trained dataset, its best row against the last",
+        "",
+        f"Forgetting is claimed only where the paired drop is significant (✱: p_holm < {alpha}).",
+        "",
+        "| dataset | metric | best row | last row | last - best | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        change = r.get("change")
+        if r["best"] == r["last"]:
+            verdict, text = "best at the end", ""
+        elif change is None:
+            verdict, text = "not compared", ""
+        else:
+            lost = change["significant"] and change["diff"] < 0
+            verdict = "forgetting" if lost else "no significant drop"
+            text = change_text(change)
+        lines.append(
+            f"| {r['dataset']} | {r['metric']} | {r['best']} | {r['last']} | {text} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def change_text(row: dict[str, Any] | None) -> str:
     if not row:
         return ""

@@ -103,8 +103,11 @@ def _reward_summary(logger: Any) -> dict[str, float]:
 def welch_p(first: list[float], last: list[float]) -> float:
     """Welch's two-sided p for equal means (1.0 when neither part varies)."""
     import math
+    import warnings
 
     from scipy.stats import ttest_ind
 
-    p = float(ttest_ind(first, last, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # a constant part: scipy warns, and p is nan or exact
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(first, last, equal_var=False).pvalue)
     return 1.0 if math.isnan(p) else p

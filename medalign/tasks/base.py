@@ -20,13 +20,13 @@ Task and knows no dataset. Adding a dataset = one Task module + one YAML (see RE
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from medalign.config import DatasetConfig
 from medalign.data.records import BadRows, Messages, QARecord
 from medalign.errors import MedalignError
+from medalign.eval.loglik import LoglikItem  # noqa: F401  (Tasks import it from here)
 from medalign.eval.runner import EvalContext
 from medalign.registry import get, register_base
 
@@ -34,15 +34,6 @@ Pair = dict[str, Any]
 # DatasetConfig keys only some formats read: a non-default value for a task that does
 # not read it would be silently ignored, so validation refuses it (see `check_config`).
 FORMAT_KEYS: dict[str, Any] = {"options": None, "cop_base": None}
-
-
-@dataclass(frozen=True)
-class LoglikItem:
-    """One question as lm-evaluation-harness scores it: `context` + " " + each choice."""
-
-    context: str
-    choices: list[str]
-    gold: int
 
 
 class Task:

@@ -34,8 +34,7 @@ from medalign.config import ModelConfig
 from medalign.errors import MedalignError
 from medalign.models.builders import cache_root, tiny_corpus, tiny_head_std, write_random_llama
 from medalign.registry import register
-from medalign.world.render import GENERATOR_VERSION
-from medalign.world.store import world_root
+from medalign.world.store import CORPUS_VERSION, world_root
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def world_model_digest(cfg: ModelConfig) -> str:
     settings = {
         "tiny": {**asdict(cfg.tiny), "head_std": tiny_head_std(cfg.tiny)},
         "world": asdict(cfg.world),
-        "versions": [WORLD_MODEL_VERSION, GENERATOR_VERSION],
+        "versions": [WORLD_MODEL_VERSION, CORPUS_VERSION],  # the textbook is all it reads
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 

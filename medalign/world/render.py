@@ -28,9 +28,7 @@ from typing import Any
 
 from medalign.tasks.mmlu_medical import SUBJECTS as MMLU_SUBJECTS
 from medalign.world.knowledge import NOTICE, SUBJECTS, Disease, World, build_world
-
-GENERATOR_VERSION = 1  # bump when the rendering changes: cached worlds are never reused
-MARKER = "world.json"  # the world's record, written last
+from medalign.world.store import GENERATOR_VERSION, MARKER
 
 LETTERS = "ABCD"
 
@@ -147,6 +145,18 @@ def corpus(world: World, rng: random.Random) -> list[str]:
     return out
 
 
+def _half_pools(world: World, d: Disease) -> dict[str, list[str]]:
+    """Distractors come from d's own half of the world (training or held out): drawn from
+    the whole world, a held-out question would offer training answers as distractors, and
+    a model taught to say those would score below chance (MedQA: 0.09)."""
+    half = [x for x in world.diseases if x.held_out == d.held_out]
+    return {
+        "drugs": [drug for x in half for drug in (x.first_line, x.contraindicated)],
+        "organisms": [x.organism for x in half],
+        "mechanisms": sorted({x.mechanism for x in half}),
+    }
+
+
 def _options(
     correct: str, pool: list[str] | tuple[str, ...], rng: random.Random, avoid: tuple[str, ...] = ()
 ) -> tuple[list[str], int]:
@@ -209,25 +219,26 @@ def pubmedqa_rows(d: Disease, rng: random.Random) -> list[dict[str, Any]]:
 def medmcqa_rows(d: Disease, world: World, rng: random.Random) -> list[dict[str, Any]]:
     """Four one-fact recall questions, MedMCQA's fields, `cop` 1-indexed."""
     labs = sorted({x.lab for x in world.diseases})
+    pools = _half_pools(world, d)
     items = [
         (
             f"Which organism causes {d.name}?",
             d.organism,
-            world.organisms,
+            pools["organisms"],
             "Microbiology",
             f"{d.name} is caused by {d.organism}.",
         ),
         (
             f"What is the first-line drug for {d.name}?",
             d.first_line,
-            world.drugs,
+            pools["drugs"],
             "Pharmacology",
             f"{d.first_line} is the drug of choice in {d.name}.",
         ),
         (
             f"Which drug is contraindicated in {d.name}?",
             d.contraindicated,
-            world.drugs,
+            pools["drugs"],
             "Pharmacology",
             f"{d.contraindicated} worsens {d.name}.",
         ),
@@ -263,6 +274,7 @@ def medqa_rows(d: Disease, world: World, rng: random.Random, split: str) -> list
     """Two-hop vignettes: the findings name the disease (never stated), the question asks
     what follows from it."""
     f1, f2, f3 = d.findings
+    pools = _half_pools(world, d)
     age, sex = rng.randint(18, 80), rng.choice(["man", "woman"])
     stem = (
         f"A {age}-year-old {sex} comes to the physician with {f1} and {f2}. Examination also "
@@ -272,18 +284,18 @@ def medqa_rows(d: Disease, world: World, rng: random.Random, split: str) -> list
         (
             "Which of the following is the most appropriate first-line treatment?",
             d.first_line,
-            world.drugs,
+            pools["drugs"],
         ),
-        ("Which organism is the most likely cause?", d.organism, world.organisms),
+        ("Which organism is the most likely cause?", d.organism, pools["organisms"]),
         (
             "Which of the following drugs must be avoided in this patient?",
             d.contraindicated,
-            world.drugs,
+            pools["drugs"],
         ),
         (
             "The drug of choice for this condition acts by which mechanism?",
             d.mechanism,
-            sorted({x.mechanism for x in world.diseases}),
+            pools["mechanisms"],
         ),
     ]
     if split == "dev":
@@ -364,8 +376,7 @@ def mmlu_csv(group: list[Disease], world: World, rng: random.Random) -> tuple[st
     """MMLU's positional CSV (no header): the mechanism of each disease's first-line drug."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    mechanisms = sorted({x.mechanism for x in world.diseases})
     for d in group:
-        options, gold = _options(d.mechanism, mechanisms, rng)
+        options, gold = _options(d.mechanism, _half_pools(world, d)["mechanisms"], rng)
         writer.writerow([f"How does {d.first_line} act?", *options, LETTERS[gold]])
     return buffer.getvalue(), len(group)

@@ -1,7 +1,7 @@
 """The world's data root in the cache: written once per seed and size, then only read.
 
     world_root(0, 300)   ->  ~/.cache/medalign/world/seed-0-diseases-300-v1/
-    data_root: ${world_root:0,300}        (a config value: medalign.compose registers it)
+    data_root: ${world_root:0,300}        (a config resolver: medalign.compose registers it)
 
 A run that names the world never has to generate it first: the first one to need it
 writes it, atomically (a staging folder renamed into place), so concurrent jobs and a
@@ -16,13 +16,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medalign.world.render import GENERATOR_VERSION, MARKER, write_world
+from medalign.registry import register
+
+GENERATOR_VERSION = 2  # bump when the world's rendering changes: cached worlds are never reused
+CORPUS_VERSION = 1  # bump when the textbook's text changes: the world model reads only it
+MARKER = "world.json"  # the world's record, written last by render.write_world
 
 
+@register("config_resolver", "world_root")
 def world_root(seed: int, diseases: int) -> str:
     """The cached world's folder for `seed` and `diseases`, written if absent."""
     from medalign.models.builders import cache_root
+    from medalign.world.render import write_world
 
+    seed, diseases = int(seed), int(diseases)
     target = cache_root() / "world" / f"seed-{seed}-diseases-{diseases}-v{GENERATOR_VERSION}"
     if (target / MARKER).exists():
         return str(target)

@@ -142,3 +142,18 @@ def test_the_sweep_table_shows_how_many_questions_each_metric_counts(tmp_path: P
     assert (
         "| 0_medmcqa | lora.r=8 | done | 0.3000 | 40 |" in (sweep / "sweep_summary.md").read_text()
     )
+
+
+def test_the_forgetting_table_measures_each_trained_dataset_from_its_best_row(
+    tmp_path: Path,
+) -> None:
+    text = _write_results(_curriculum(tmp_path, medqa_after=_acc(200, 0.3, 1)))
+    section = text.split("## Forgetting")[1]
+    assert "| pubmedqa | acc | pubmedqa | medqa | -0." in section
+    assert section.split("| pubmedqa | acc |")[1].split("\n")[0].endswith("| forgetting |")
+    assert "| medqa | acc | medqa | medqa |  | best at the end |" in section
+    learned = _acc(200, 0.8, 2)
+    kept = _write_results(_curriculum(tmp_path / "kept", medqa_after=learned[:]))
+    assert "| pubmedqa | acc | pubmedqa | medqa | " in kept
+    row = kept.split("## Forgetting")[1].split("| pubmedqa | acc |")[1].split("\n")[0]
+    assert "no significant drop" in row or "best at the end" in row
