@@ -41,7 +41,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format medalign tests bench docs
 
 # The embedded default: the curriculum on the synthetic world, whose model reads the
-# world's textbook once (about 8 min the first time) and is cached. Real models and data:
+# world's textbook once (10-13 min the first time) and is cached. Real models and data:
 # python -m medalign experiment=curriculum model=... data_root=...
 curriculum: $(STAMP) ## Run the whole curriculum on the synthetic world (offline; experiment=world)
 	$(PY) -m medalign experiment=world $(ARGS)

@@ -549,7 +549,7 @@ def _refuse_moved_keys(container: dict[str, Any]) -> None:
 
 
 def _moved_message(old: str, new: str) -> str:
-    return f'config {old}: this key moved; use {new} (see README, "The config tree")'
+    return f"config {old}: this key moved; use {new} (see docs/reference/config.md)"
 
 
 def check_overrides(overrides: list[str]) -> None:

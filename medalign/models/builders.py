@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,19 +54,31 @@ def hub_source(cfg: ModelConfig) -> str:
 def build_tiny(cfg: ModelConfig) -> str:
     """Build (or find in the cache) the tiny model; return its directory."""
     corpus = tiny_corpus()
-    digest = _digest(cfg.tiny, corpus)
-    target = cache_root() / "models" / f"tiny-{digest}"
-    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
-    try:
+    target = cache_root() / "models" / f"tiny-{_digest(cfg.tiny, corpus)}"
+
+    def build(staging: Path) -> Path:
         log.info("building the tiny model into %s", target)
         write_random_llama(cfg.tiny, corpus, staging)
+        return staging
+
+    return build_into_cache(target, "tokenizer.json", build)
+
+
+def build_into_cache(target: Path, ready: str, build: Callable[[Path], Path]) -> str:
+    """`target` when `target/<ready>` exists (the file a build writes last); else
+    `build(staging)` makes the folder in a staging directory beside it, and that folder is
+    renamed into place: readers never see half a build, a killed build leaves nothing,
+    and of two concurrent builders the first rename wins."""
+    if (target / ready).exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        built = build(staging)
         try:
-            staging.rename(target)  # atomic: readers never see half a model
+            built.rename(target)
         except OSError:
-            if not (target / "config.json").exists():  # not a concurrent builder's win
+            if not (target / ready).exists():  # not a concurrent builder's win
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

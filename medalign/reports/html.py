@@ -67,6 +67,9 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
         f"handoff {_e(manifest.get('handoff', '-'))}; started {_e(manifest.get('started', '-'))}"
         "</p>"
     ]
+    source = manifest.get("data_source") or (manifest.get("stages") or [{}])[0].get("data_source")
+    if source:
+        parts.append(f'<p class="meta">Data: {_e(source)}.</p>')
     results = manifest.get("results") or {}
     if results:
         parts += [

@@ -13,7 +13,7 @@
 Why: the eval runner, RL prompt rows and pair builders used to branch on format names
 in five places, and wrong numbers hid in those branches. Now a format is one module; the
 shared scoring machinery (eval/choice.py, eval/extractive.py, eval/safety.py) takes a
-Task and knows no dataset. Adding a dataset = one Task module + one YAML (see README,
+Task and knows no dataset. Adding a dataset = one Task module + one YAML (docs/extend/dataset.md,
 "Add a dataset"); an instruction file needs only a YAML (tasks/instructions.py).
 """
 

@@ -26,13 +26,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from medalign.config import ModelConfig
 from medalign.errors import MedalignError
-from medalign.models.builders import cache_root, tiny_corpus, tiny_head_std, write_random_llama
+from medalign.models.builders import (
+    build_into_cache,
+    cache_root,
+    tiny_corpus,
+    tiny_head_std,
+    write_random_llama,
+)
 from medalign.registry import register
 from medalign.world.store import CORPUS_VERSION, world_root
 
@@ -56,22 +61,19 @@ def build_world_model(cfg: ModelConfig) -> str:
     world = cfg.world
     root = Path(world_root(world.seed, world.diseases))
     target = cache_root() / "models" / f"world-{world_model_digest(cfg)}"
-    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".world-model-", dir=target.parent))
-    try:
+
+    def build(staging: Path) -> Path:
         textbook = (root / "corpus" / "textbook.txt").read_text(encoding="utf-8")
         paragraphs = [p for p in textbook.split("\n\n") if p.strip()]
         write_random_llama(cfg.tiny, tiny_corpus() + paragraphs, staging / "init")
-        log.warning(
-            "pretraining the world model once (%d steps; about 6 min on 2 CPU cores); "
-            "later runs load it from %s",
-            world.pretrain_steps,
-            target,
-        )
         out = staging / "model"
         if world.pretrain_steps > 0:
+            log.warning(
+                "pretraining the world model once (%d steps; 10-13 min on 2 CPU cores); "
+                "later runs load it from %s",
+                world.pretrain_steps,
+                target,
+            )
             _pretrain(cfg, root, staging)
             (staging / "pretrain_run" / "model").rename(out)
             shutil.move(str(staging / "pretrain_run"), out / "pretrain_run")
@@ -80,14 +82,9 @@ def build_world_model(cfg: ModelConfig) -> str:
         (out / "world.json").write_text(
             json.dumps({"world": asdict(world), "data_root": str(root)}, indent=1)
         )
-        try:
-            out.rename(target)  # atomic: readers never see half a model
-        except OSError:
-            if not (target / "config.json").exists():  # not a concurrent builder's win
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
+        return out
+
+    return build_into_cache(target, "tokenizer.json", build)
 
 
 def _pretrain(cfg: ModelConfig, root: Path, staging: Path) -> None:

@@ -27,8 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from medalign.tasks.mmlu_medical import SUBJECTS as MMLU_SUBJECTS
-from medalign.world.knowledge import NOTICE, SUBJECTS, Disease, World, build_world
-from medalign.world.store import GENERATOR_VERSION, MARKER
+from medalign.world.knowledge import (
+    GENERATOR_VERSION,
+    MARKER,
+    NOTICE,
+    SUBJECTS,
+    Disease,
+    World,
+    build_world,
+)
 
 LETTERS = "ABCD"
 
@@ -71,7 +78,8 @@ def write_world(out: Path, seed: int = 0, diseases: int = 300) -> dict[str, int]
         put(
             f"medqa/4_options/phrases_no_exclude_{split}.jsonl", "\n".join(lines) + "\n", len(lines)
         )
-    radqa = {"train": world.train, "dev": world.held_out[:30], "test": world.held_out[30:]}
+    cut = max(1, len(world.held_out) // 5)  # a fifth of the held-out reports for dev (30 of 150)
+    radqa = {"train": world.train, "dev": world.held_out[:cut], "test": world.held_out[cut:]}
     for split, group in radqa.items():
         doc = radqa_doc(group, world, rng, split)
         questions = sum(len(p["qas"]) for a in doc["data"] for p in a["paragraphs"])

@@ -11,40 +11,29 @@ killed write never leave half a world behind.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from medalign.registry import register
+from medalign.world.knowledge import CORPUS_VERSION, GENERATOR_VERSION, MARKER
 
-GENERATOR_VERSION = 2  # bump when the world's rendering changes: cached worlds are never reused
-CORPUS_VERSION = 1  # bump when the textbook's text changes: the world model reads only it
-MARKER = "world.json"  # the world's record, written last by render.write_world
+__all__ = ["CORPUS_VERSION", "GENERATOR_VERSION", "MARKER", "describe_data", "world_root"]
 
 
 @register("config_resolver", "world_root")
 def world_root(seed: int, diseases: int) -> str:
     """The cached world's folder for `seed` and `diseases`, written if absent."""
-    from medalign.models.builders import cache_root
+    from medalign.models.builders import build_into_cache, cache_root
     from medalign.world.render import write_world
 
     seed, diseases = int(seed), int(diseases)
     target = cache_root() / "world" / f"seed-{seed}-diseases-{diseases}-v{GENERATOR_VERSION}"
-    if (target / MARKER).exists():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".world-", dir=target.parent))
-    try:
+
+    def build(staging: Path) -> Path:
         write_world(staging, seed, diseases)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / MARKER).exists():  # not a concurrent writer's win
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
+        return staging
+
+    return build_into_cache(target, MARKER, build)
 
 
 def world_source(data_root: str | None) -> dict[str, int] | None:

@@ -183,6 +183,7 @@ def test_every_experiment_composes_validates_and_runs(tmp_path: Path, experiment
         write_world(tmp_path / "world", seed=0, diseases=40)
         overrides += [
             f"data_root={tmp_path / 'world'}",
+            *("model=world_small", "model.world.pretrain_steps=0"),  # no cached read first
             "curriculum.order=[pretrain,medqa]",
             "curriculum.stages.pretrain.max_steps=2",
         ]

@@ -34,7 +34,12 @@ def _curriculum(root: Path, medqa_after: list[float]) -> Path:
         folder = write_eval_run(run / f"{k}-{name}", values)
         metrics = {f"eval/{d}/acc": sum(v) / len(v) for d, v in values.items()}
         stages.append({"name": name, "dir": str(folder), "status": "done", "metrics": metrics})
-    manifest = {"kind": "curriculum", "overrides": [], "stages": stages}
+    manifest = {
+        "kind": "curriculum",
+        "overrides": [],
+        "data_source": "synthetic world (seed 0, 40 diseases; invented facts, not medicine)",
+        "stages": stages,
+    }
     (run / "manifest.json").write_text(json.dumps(manifest))
     return run
 
@@ -66,6 +71,7 @@ def test_results_md_shows_n_intervals_and_calls_a_significant_drop_forgetting(
     assert "| medqa | pubmedqa | acc |" in text and "| forgetting |" in text
     html = (run / "report.html").read_text()
     assert 'id="changes"' in html and "forgetting" in html
+    assert "Data: synthetic world (seed 0, 40 diseases; invented facts" in html
 
 
 def test_a_drop_within_noise_is_not_forgetting(tmp_path: Path) -> None:

@@ -77,23 +77,7 @@ def test_reward_module_scores_like_medalign(job: tuple[Path, dict]) -> None:
         truth = row["reward_model"]["ground_truth"]
         for text in (f"Reasoning first.\nFinal answer: {truth}", "Final answer: Q", "hmm " * 300):
             cases.append((text, truth, row["extra_info"]))
-    script = (
-        "import importlib.util, json, sys\n"
-        "spec = importlib.util.spec_from_file_location('r', sys.argv[1])\n"
-        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
-        "cases = json.load(open(sys.argv[2]))\n"
-        "print(json.dumps([mod.compute_score('medalign/x', t, g, i) for t, g, i in cases]))\n"
-    )
-    (out / "cases.json").write_text(json.dumps(cases))
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(out / "medalign_reward.py"), str(out / "cases.json")],
-        capture_output=True,
-        text=True,
-        cwd="/",  # not the repo: the module must find medalign by itself
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = _score_in_a_fresh_process(out / "medalign_reward.py", cases)
     cfg = validate(compose())
     weights, target = cfg.reward.weights, cfg.reward.length_target
     for (text, _, info), scores in zip(cases, got, strict=True):

@@ -73,3 +73,12 @@ def test_no_pubmedqa_answer_is_a_majority_to_learn(world: Path) -> None:
     answers = list(json.loads((world / "pubmedqa" / "test_ground_truth.json").read_text()).values())
     shares = {a: answers.count(a) / len(answers) for a in set(answers)}
     assert max(shares.values()) < 0.45, shares
+
+
+def test_a_small_world_still_has_every_evaluation_split(tmp_path: Path) -> None:
+    """24 diseases (model=world_small): every format has questions to evaluate."""
+    write_world(tmp_path, seed=0, diseases=24)
+    cfg = validate(compose(f"data_root={tmp_path}"))
+    for name in ("pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench", "mmlu_medical"):
+        dcfg = eval_dataset_config(cfg, name)
+        assert load_records(dcfg, str(tmp_path), split=dcfg.eval_split).records, name
