@@ -100,8 +100,12 @@ def full_runs(tmp_path_factory: pytest.TempPathFactory):
         for name, (overrides, _) in plans.items():
             run(compose(*overrides), root / name)
         for name, replay in (("curriculum", 0.0), ("replay", 0.5)):
-            order = "curriculum.order=[pubmedqa,medmcqa]"
-            run(compose(*FULL, order, f"curriculum.replay={replay}"), root / name)
+            overrides = [
+                *FULL,
+                "curriculum.order=[pubmedqa,medmcqa]",
+                f"curriculum.replay={replay}",
+            ]
+            run(compose(*overrides), root / name, overrides=overrides)  # each stage composes them
         yield root
     finally:
         os.environ["MEDALIGN_CACHE"] = saved
