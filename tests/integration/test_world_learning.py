@@ -26,12 +26,8 @@ from tests.conftest import compose
 pytestmark = pytest.mark.xdist_group("world")  # one worker builds each world's model once
 
 
-def _scores(folder: Path) -> dict[str, float]:
-    rows = (folder / "eval" / "predictions.jsonl").read_text().splitlines()
-    return {r["id"]: r["scores"]["acc"] for r in map(json.loads, rows)}
-
-
 def _by_dataset(folder: Path, dataset: str) -> dict[str, float]:
+    """Each question's accuracy on `dataset` in the run's predictions.jsonl, by id."""
     rows = (folder / "eval" / "predictions.jsonl").read_text().splitlines()
     return {r["id"]: r["scores"]["acc"] for r in map(json.loads, rows) if r["dataset"] == dataset}
 
@@ -61,7 +57,7 @@ def small_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
     out = {}
     for name, overrides in plans.items():
         run(compose(*overrides), root / name)
-        out[name] = _scores(root / name)
+        out[name] = _by_dataset(root / name, "pubmedqa")
     return out
 
 
