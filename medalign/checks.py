@@ -139,8 +139,12 @@ def _check_dataset_names(cfg: RunConfig) -> None:
     the closest name suggested (an unknown eval set used to fail after training)."""
     import difflib
 
-    known = set(cfg.datasets) | {cfg.dataset.name}
+    from medalign.compose import dataset_names
+
+    known = set(cfg.datasets) | {cfg.dataset.name} | set(dataset_names())
+    stages = [n for n in cfg.curriculum.order if n not in ("pretrain", "reward", "rl")]
     lists = {
+        **({"curriculum.order": stages} if cfg.stage.kind == "curriculum" else {}),
         "eval.datasets": cfg.eval.datasets,
         "dataset.mix": list(cfg.dataset.mix or {}),
         "dataset.decontaminate_against": cfg.dataset.decontaminate_against,
@@ -155,8 +159,8 @@ def _check_dataset_names(cfg: RunConfig) -> None:
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise MedalignError(
                     f"config {key}: unknown dataset {name!r}.{hint} The catalogue has: "
-                    f"{', '.join(sorted(cfg.datasets))} (add one: conf/dataset/<name>.yaml and "
-                    "a `dataset@datasets.<name>: <name>` line in conf/config.yaml)"
+                    f"{', '.join(sorted(known))} (add one: a conf/dataset/<name>.yaml, "
+                    "or one in a folder on $MEDALIGN_CONFIG_PATH; docs/extend/dataset.md)"
                 )
 
 

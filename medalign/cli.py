@@ -19,13 +19,23 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from medalign.compose import CONFIG_DIR, register_resolvers  # the tree ships in the package
+from medalign.compose import (  # the tree ships in the package
+    CONFIG_DIR,
+    complete_catalogue,
+    register_resolvers,
+    use_hydra_plugins,
+)
 from medalign.errors import MedalignError, NothingToResume
 from medalign.locks import RunDirInUse
 from medalign.quiet import quiet
 
 log = logging.getLogger("medalign")
-register_resolvers()  # before Hydra composes: ${world_root:...} in any config
+use_hydra_plugins()  # before Hydra discovers its plugins
+try:  # before Hydra composes: ${world_root:...} in any config (launcher workers too)
+    register_resolvers()  # imports installed plugin packages (registry.load_plugins)
+    _STARTUP_ERROR: MedalignError | None = None
+except MedalignError as _exc:  # a broken plugin: main() says so in one line
+    _STARTUP_ERROR = _exc
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -63,6 +73,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.warning("%s holds this job's earlier attempt: resuming it (requeued)", run_dir)
         cfg = resume_config(cfg, run_dir)
     try:
+        cfg = complete_catalogue(cfg)  # every dataset the config names, from its YAML
         if multirun:
             from medalign.config import validate
 
@@ -124,11 +135,12 @@ def main() -> None:
     from medalign.preempt import install
 
     install()  # SIGTERM is a preemption (like Ctrl-C); SIGINT works in background jobs too
-    sys.path.append(str(Path(__file__).parent / "_plugins"))  # medalign's Hydra plugins
     sys.argv = _rank_args(quiet(sys.argv))  # known-harmless library noise off (--verbose)
     logging.raiseExceptions = False  # e.g. a full disk under the log file: no traceback a line
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     try:
+        if _STARTUP_ERROR is not None:
+            raise _STARTUP_ERROR
         check_overrides(overrides)
         sys.argv = guard.resume_in_place(sys.argv)  # a resume logs into its own run
         guard.check_run_dir_arg(sys.argv)  # before Hydra writes into the directory

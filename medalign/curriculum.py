@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign import __version__
-from medalign.config import RunConfig
+from medalign.config import CurriculumStageStep, RunConfig
 from medalign.errors import MedalignError
 from medalign.locks import run_lock
 from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 BEFORE = "before"
 HEADLINES = ("acc", "f1", "refusal_rate")
 TRAINS_ADAPTER = ("sft", "pretrain")  # stages whose adapter the next stage continues
-_DROPPED = ("stage=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
+_DROPPED = ("stage=", "dataset=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
 _COPIED = (
     *("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models"),
     "validation",  # trainer.eval_steps: best eval/loss and its step
@@ -64,7 +64,9 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
     recorded = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
     manifest = _open_manifest(run_dir, cfg, recorded)
     plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
-    state: dict[str, Any] = {"sft": None, "merged": None, "reward_models": {}, "trained": []}
+    # What the finished stages hand on, typed: the StartingPoint of the last SFT stage (and
+    # of its merged model under handoff=merge), the reward model dirs, the datasets trained.
+    state: dict[str, Any] = {"start": None, "merged": None, "reward_models": {}, "trained": []}
     try:
         for k, name in enumerate(plan):
             kind = stage_kind(name)
@@ -86,7 +88,7 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
                         stage_dir.rename(
                             stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
                         )
-                _run_stage(manifest, run_dir, entry, stage_overrides)
+                _run_stage(manifest, run_dir, entry, stage_overrides, _start(cfg, kind, state))
             _advance(cfg, kind, entry, stage_dir, state)
     except BaseException as exc:
         manifest["status"] = failure_status(exc)
@@ -105,14 +107,24 @@ def stage_kind(name: str) -> str:
     return {BEFORE: "eval", "pretrain": "pretrain", "reward": "reward", "rl": "rl"}.get(name, "sft")
 
 
-def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any], run_dir: Path) -> list[str]:
-    """The `init_from` that makes a stage start where the curriculum stands: the last SFT
-    stage of this run (through its manifest), or its merged model under handoff=merge."""
-    if not state["sft"] or kind == "eval":
-        return []
+def _start(cfg: RunConfig, kind: str, state: dict[str, Any]) -> Any:
+    """The StartingPoint a stage starts from, typed (handed to medalign.run as `start`, so
+    no manifest is read back): the last SFT stage's, or its merged model under
+    handoff=merge; None for the base model."""
+    if state["start"] is None or kind == "eval":
+        return None
     if kind in TRAINS_ADAPTER and cfg.curriculum.handoff == "merge":
-        return [f"init_from='{state['merged']}'"]
-    out = [f"init_from='{run_dir}:{state['sft']}'"]
+        return state["merged"]
+    return state["start"]
+
+
+def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any], run_dir: Path) -> list[str]:
+    """The overrides that record where a stage starts, in its config.yaml: `init_from`
+    (the `spec` of `_start`) and, for RL, the reward models."""
+    start = _start(cfg, kind, state)
+    if start is None:
+        return []
+    out = [f"init_from='{start.spec}'"]
     if kind == "rl":
         out += [f"reward.models.{k}='{v}'" for k, v in state["reward_models"].items()]
     return out
@@ -122,17 +134,20 @@ def _advance(
     cfg: RunConfig, kind: str, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
 ) -> None:
     """Record what a finished stage hands to the next ones."""
+    from medalign.models.init_from import StartingPoint, from_stage_entry
+
     if kind == "sft" and entry["name"] in cfg.datasets:  # replayed by later stages
         state["trained"].append(entry["name"])
     if kind in TRAINS_ADAPTER and entry.get("adapter"):
-        state["sft"] = entry["name"]
+        run_dir = stage_dir.parent
+        state["start"] = from_stage_entry(f"{run_dir}:{entry['name']}", run_dir, entry)
         if cfg.curriculum.handoff == "merge":
             merged = stage_dir / "merged"
             if not (merged / "config.json").is_file():
                 from medalign.models.merge import merge_adapter
 
                 merge_adapter(entry["base_model"], entry["adapter"], merged)
-            state["merged"] = str(merged)
+            state["merged"] = StartingPoint(base=str(merged), adapter=None, spec=str(merged))
     elif kind == "reward":
         state["reward_models"] = dict(entry.get("reward_models") or {})
 
@@ -271,13 +286,17 @@ def _replay_mix(cfg: RunConfig, name: str, kind: str, trained: list[str]) -> lis
 
 
 def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:
+    """How stage `name` is composed: its kind's stage config, and for an SFT stage
+    `stage=sft dataset=<name>`, so any dataset in the catalogue is a stage (no stage YAML
+    of its own); `curriculum.stages.<name>` (optional) tweaks it."""
     if kind == "eval":
         return ["stage=eval", "eval.after_train=false"]
-    if name not in cfg.curriculum.stages:
-        known = ", ".join(cfg.curriculum.stages)
-        raise MedalignError(f"curriculum.order: unknown stage {name!r}; known: {known}")
-    step = cfg.curriculum.stages[name]
-    out = [f"stage={name}"]
+    step = cfg.curriculum.stages.get(name) or CurriculumStageStep()
+    out = (
+        [f"stage={name}"]
+        if kind != "sft"
+        else ["stage=sft", f"dataset={name}", f"stage.name={name}"]
+    )
     for key in ("max_steps", "learning_rate", "num_train_epochs"):
         if getattr(step, key) is not None:
             out.append(f"trainer.{key}={getattr(step, key)}")
@@ -285,7 +304,11 @@ def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:
 
 
 def _run_stage(
-    manifest: dict[str, Any], run_dir: Path, entry: dict[str, Any], overrides: list[str]
+    manifest: dict[str, Any],
+    run_dir: Path,
+    entry: dict[str, Any],
+    overrides: list[str],
+    start: Any = None,
 ) -> None:
     from medalign.compose import compose
     from medalign.run import run
@@ -296,7 +319,7 @@ def _run_stage(
     log.info("curriculum stage %s -> %s", entry["name"], stage_dir)
     started = time.perf_counter()
     try:
-        run(compose(overrides), stage_dir)
+        run(compose(overrides), stage_dir, start=start)
     except BaseException as exc:
         entry.update(status=failure_status(exc), error=f"{type(exc).__name__}: {exc}")
         write_json_atomic(run_dir / "manifest.json", manifest)

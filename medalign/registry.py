@@ -7,6 +7,7 @@
     get("stage", "my_pkg.stages:run_custom") # any importable object
 
 Modules that register are imported on the first lookup of their kind (see `_PROVIDERS`),
+and so are installed plugin packages (entry-point group `medalign.plugins`: `load_plugins`),
 so the registry itself never imports torch: config validation stays fast. This is also
 how a lower layer reaches a higher one without importing it (medalign/layers.py): data/,
 eval/ and rewards/ look Tasks up here by name.
@@ -22,29 +23,13 @@ from medalign.errors import MedalignError
 
 T = TypeVar("T")
 
-_TASKS = tuple(
-    f"medalign.tasks.{name}"
-    for name in (
-        "pubmedqa",
-        "medmcqa",
-        "medqa",
-        "radqa",
-        "medsafetybench",
-        "mmlu_medical",
-        "instructions",
-    )
-)
-# kind -> modules whose import registers that kind's components.
+# kind -> modules whose import registers that kind's components; "pkg.*": every module
+# in that package, so a new Task or stage is one file in medalign/tasks/ or
+# medalign/stages/, listed nowhere else (plugins: `load_plugins`).
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": tuple(
-        f"medalign.stages.{name}"
-        for name in (
-            *("sft", "pretrain", "eval", "export", "reward", "rl"),
-            *("plan", "generate", "chat", "compare"),
-        )
-    ),
+    "stage": ("medalign.stages.*",),
     "pipeline": ("medalign.curriculum",),
-    "task": _TASKS,
+    "task": ("medalign.tasks.*",),
     "rl_algorithm": ("medalign.stages.rl_algorithms",),
     "model_builder": (
         *("medalign.models.builders", "medalign.models.random_init", "medalign.world.model"),
@@ -102,9 +87,53 @@ def get(kind: str, name: str) -> Any:
     return found
 
 
+PLUGIN_GROUP = "medalign.plugins"  # entry points: modules that register components
+_plugins_loaded = False
+
+
 def _load_providers(kind: str) -> None:
     for module in _PROVIDERS.get(kind, ()):
-        importlib.import_module(module)
+        if module.endswith(".*"):
+            _import_package(module[:-2])
+        else:
+            importlib.import_module(module)
+    load_plugins()
+
+
+def _import_package(name: str) -> None:
+    """Import every module of package `name` (its registrations run on import)."""
+    import pkgutil
+
+    package = importlib.import_module(name)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{name}.{info.name}")
+
+
+def load_plugins() -> None:
+    """Import every installed plugin once: a package that declares
+
+        [project.entry-points."medalign.plugins"]
+        my_plugin = "my_plugin.components"
+
+    has that module imported on the first lookup of any kind, and whatever it registers
+    (Tasks, reward functions, RL algorithms, model builders) is found by name, exactly
+    like medalign's own. Its config files join the tree through the `medalign.conf`
+    entry point (medalign/_plugins/hydra_plugins/medalign_searchpath)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            point.load()
+        except Exception as exc:  # a broken plugin: one line naming it, not a traceback
+            source = point.dist.name if point.dist is not None else "?"
+            raise MedalignError(
+                f"plugin {point.name!r} ({point.value}, from the package {source}) cannot be "
+                f"imported: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _import_dotted(kind: str, path: str) -> Any:

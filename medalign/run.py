@@ -34,20 +34,30 @@ def run(
     name: str | None = None,
     hydra_subdir: str | None = None,
     requeued: bool = False,
+    start: Any = None,
 ) -> dict[str, Any]:
     """Validate `cfg`, run its stage into `run_dir`, return the stage's metrics.
 
     `overrides` are the command line's: a curriculum re-composes each stage from them.
     `hydra_subdir`: where Hydra saved its record, moved to `.hydra/` once the run directory
     is claimed (never into a run that refuses this one). `requeued`: a SLURM job's new
-    attempt (medalign.requeue) reopens the run its earlier attempt left in `run_dir`."""
+    attempt (medalign.requeue) reopens the run its earlier attempt left in `run_dir`.
+    `start`: `init_from` already resolved (a StartingPoint the curriculum holds); else it
+    is resolved here, once, before anything is written, and handed to the stage as
+    `run.start`."""
     typed = validate(cfg)
     check_components(typed)
     if typed.stage.kind in names("pipeline"):  # a run of runs (the curriculum)
         pipeline = get("pipeline", typed.stage.kind)
         return pipeline(typed, Path(run_dir), list(overrides or []), hydra_subdir=hydra_subdir)
     stage_fn = get("stage", typed.stage.kind)
+    from medalign.models.init_from import resolve_init_from
     from medalign.models.quant import check_quant_available
+
+    if start is None:
+        start = resolve_init_from(typed.init_from)  # a bad init_from: refused here
+    elif start.spec != typed.init_from:
+        raise ValueError(f"start {start.spec!r} is not init_from={typed.init_from!r}")
 
     check_quant_available(typed.quant)
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
@@ -64,6 +74,7 @@ def run(
     out = RunDir.create(
         run_dir, typed.stage.name, plain, reopen=resuming, hydra_subdir=hydra_subdir
     )
+    out.start = start
     out.update(data_source=describe_data(typed))  # the world, a data root, or the examples
     if resuming and out.stage.get("resumed"):  # the log file is appended to
         log.info("==== resumed %s (pid %d, %s) ====", run_dir, os.getpid(), out.stage["resumed"])

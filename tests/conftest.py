@@ -35,12 +35,13 @@ def compose(*overrides: str):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from medalign.compose import register_resolvers
+    from medalign.compose import complete_catalogue, register_resolvers, use_hydra_plugins
 
+    use_hydra_plugins()
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        return complete_catalogue(hydra_compose(config_name="config", overrides=list(overrides)))
 
 
 def options(group: str) -> list[str]:

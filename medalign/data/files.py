@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,34 @@ def read_jsonl(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def table_file(folder: Path, split: str) -> Path:
+    """`<split>.jsonl`, `.json` or `.csv` in `folder`, whichever exists (.jsonl if none):
+    the layout of datasets declared in YAML (instructions, multiple_choice)."""
+    for suffix in (".jsonl", ".json", ".csv"):
+        if (folder / f"{split}{suffix}").is_file():
+            return folder / f"{split}{suffix}"
+    return folder / f"{split}.jsonl"
+
+
+def read_rows(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
+    """(row key, object) of a JSON Lines, JSON list or CSV-with-header file (by suffix):
+    the rows of a dataset whose columns a YAML maps. Keys name the line or item."""
+    if path.suffix == ".csv":
+        return [(f"line {n}", dict(row)) for n, row in read_csv_rows(path, header=True)]
+    if path.suffix == ".json":
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise MedalignError(f"{path}: expected a JSON list of objects")
+        out = []
+        for i, row in enumerate(data, start=1):
+            if isinstance(row, dict):
+                out.append((f"item {i}", row))
+            else:
+                bad.reject(f"item {i}", "<row>", f"expected an object, got {json.dumps(row)[:40]}")
+        return out
+    return read_jsonl(path, bad)
+
+
 def read_csv_rows(path: Path, header: bool = False) -> list[tuple[int, Any]]:
     """(line number, row) of a CSV file: lists, or dicts keyed by the header row when
     `header`; the number is the line the row starts on (quoted fields may span lines).
@@ -114,31 +143,25 @@ def _as_dict(names: list[str] | None, row: list[str]) -> dict[Any, Any]:
     return out
 
 
-def sniff_format(path: Path) -> str | None:
-    """Which dataset layout a file is in, from its first record; None if unknown."""
+@dataclass(frozen=True)
+class FileHead:
+    """The start of a data file: what a Task's `recognizes` looks at to claim a file as
+    its own layout (data/loading.py refuses a file another Task claims)."""
+
+    text: str  # the first 4 KB, bad bytes replaced (the reader reports them properly)
+    first_line: str
+    first_row: dict[str, Any] | None  # the first line as a JSON object, if it is one
+
+
+def read_head(path: Path) -> FileHead | None:
+    """The first 4 KB of a file, its first line and that line as JSON; None for a folder."""
     if path.is_dir():
         return None
-    with path.open("rb") as handle:  # a sniff only: the reader reports bad bytes
-        head = handle.read(4096).decode("utf-8", errors="replace")
-    first_line = head.lstrip().split("\n", 1)[0].strip()
-    if "harmful_medical_request" in first_line:
-        return "medsafetybench"
-    if first_line == "{":  # a pretty-printed JSON document
-        if '"data"' in head and '"paragraphs"' in head:
-            return "radqa"
-        return "pubmedqa" if '"QUESTION"' in head else None
+    with path.open("rb") as handle:
+        text = handle.read(4096).decode("utf-8", errors="replace")
+    first_line = text.lstrip().split("\n", 1)[0].strip()
     try:
         row = json.loads(first_line)
     except json.JSONDecodeError:
-        return None
-    if not isinstance(row, dict):
-        return None
-    if "data" in row and "paragraphs" in first_line:
-        return "radqa"
-    if "opa" in row or "cop" in row:
-        return "medmcqa"
-    if "answer_idx" in row or ("options" in row and "answer" in row) or "ending0" in row:
-        return "medqa"
-    if any(isinstance(v, dict) and "QUESTION" in v for v in row.values()):
-        return "pubmedqa"
-    return None
+        row = None
+    return FileHead(text, first_line, row if isinstance(row, dict) else None)

@@ -20,10 +20,10 @@ from typing import Any
 
 from medalign.config import DatasetConfig, RunConfig, merge_group
 from medalign.data.decontaminate import EvalIndex, decontaminate
-from medalign.data.files import sniff_format
+from medalign.data.files import read_head
 from medalign.data.records import BadRows, LoadedData, QARecord
 from medalign.errors import MedalignError
-from medalign.registry import get
+from medalign.registry import get, names
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -48,12 +48,7 @@ def load_records(
     else:
         path = resolve_path(cfg, data_root, task)
         source = str(path)
-        found = sniff_format(path)
-        if found is not None and found != cfg.format and task.sniffed:
-            raise MedalignError(
-                f"{path}: this is a {found} file, not {cfg.format} (dataset {cfg.name!r}); "
-                f"use dataset={found} or point dataset.path at a {cfg.format} file"
-            )
+        refuse_other_layout(path, task, cfg)
         bad = BadRows(source, cfg.on_bad_row)
         records = task.read(path, bad)
     records = _subset(refuse_oversized(records, bad), cfg)
@@ -64,6 +59,21 @@ def load_records(
         log.warning("%s: skipped %d bad rows: %s", source, sum(skipped.values()), skipped)
     log.info("%s/%s: %d records from %s", cfg.name, cfg.split, len(records), source)
     return LoadedData(records=records, source=source, skipped=skipped, config=cfg)
+
+
+def refuse_other_layout(path: Path, task: Any, cfg: DatasetConfig) -> None:
+    """A file in another registered Task's layout, given to a Task with a layout of its
+    own that does not recognize it, is refused before anything reads it (each Task
+    declares its layout: `Task.recognizes`)."""
+    head = read_head(path)
+    if head is None or task.recognizes(head) is not False:
+        return
+    found = [name for name in names("task") if get("task", name).recognizes(head)]
+    if found:
+        raise MedalignError(
+            f"{path}: this is a {found[0]} file, not {cfg.format} (dataset {cfg.name!r}); "
+            f"use dataset={found[0]} or point dataset.path at a {cfg.format} file"
+        )
 
 
 def get_task(cfg: DatasetConfig) -> Any:
@@ -141,8 +151,7 @@ def catalogue_config(cfg: RunConfig, name: str, key: str) -> DatasetConfig:
     known = ", ".join(sorted(cfg.datasets))
     raise MedalignError(
         f"{key}: unknown dataset {name!r}. The catalogue (datasets.*) has: {known}. "
-        f"Add a dataset with its YAML in conf/dataset/ and the override "
-        f"'+dataset@datasets.{name}={name}'"
+        f"Add a dataset with its YAML in conf/dataset/ (or a folder on $MEDALIGN_CONFIG_PATH)"
     )
 
 

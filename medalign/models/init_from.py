@@ -102,6 +102,13 @@ def _from_run(spec: str, run: Path, stage: str | None) -> StartingPoint:
                 f"init_from={spec}: {run} has no finished stage with a model; its stages: {shown}"
             )
         entry = done[-1]
+    return from_stage_entry(spec, run, entry)
+
+
+def from_stage_entry(spec: str, run: Path, entry: dict[str, Any]) -> StartingPoint:
+    """The StartingPoint a finished stage's manifest entry (its `adapter`, `base_model`)
+    names: how `init_from=<run>:<stage>` resolves, and what the curriculum hands the
+    next stage directly (typed, without reading back the manifest it just wrote)."""
     adapter = Path(entry["adapter"])
     if not adapter.is_absolute() and not adapter.exists():
         adapter = run / adapter

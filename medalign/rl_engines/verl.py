@@ -77,7 +77,7 @@ def check_lora_settings(lora: Any) -> None:
             )
 
 
-def write_verl_job(cfg: Any, run_dir: Path | str) -> dict[str, Any]:
+def write_verl_job(cfg: Any, run_dir: Path | str, start: Any = "resolve") -> dict[str, Any]:
     """Write the verl job for `cfg` into `<run_dir>/verl/`; return its summary."""
     check_algorithm(cfg.rl.algorithm)
     check_lora_settings(cfg.lora)
@@ -99,7 +99,7 @@ def write_verl_job(cfg: Any, run_dir: Path | str) -> dict[str, Any]:
             row["extra_info"]["split"], row["extra_info"]["index"] = split, i
         Dataset.from_list(part).to_parquet(str(out / f"{split}.parquet"))
     (out / "medalign_reward.py").write_text(reward_module(cfg))
-    model_path = _model_path(cfg, Path(run_dir))
+    model_path = _model_path(cfg, Path(run_dir), start)
     command = verl_command(cfg, out, model_path)
     (out / "command.txt").write_text(shlex.join(command) + "\n")
     _write_scripts(out, command)
@@ -240,15 +240,17 @@ def _import_root(name: str) -> str | None:
     return str(package.parent)
 
 
-def _model_path(cfg: Any, run_dir: Path) -> str:
+def _model_path(cfg: Any, run_dir: Path, start: Any) -> str:
     """The policy verl starts from: a merged model dir as given, an adapter merged into
-    the base (medalign's own merge), or the base model itself."""
+    the base (medalign's own merge), or the base model itself. `start`: the stage's
+    resolved init_from ("resolve": resolve it here, for a caller outside a run)."""
     from medalign.models.init_from import resolve_init_from, sft_base
 
     class _Run:  # sft_base writes the merge next to the run's other outputs
         path = run_dir
 
-    return str(Path(sft_base(cfg, _Run(), resolve_init_from(cfg.init_from))).resolve())
+    point = resolve_init_from(cfg.init_from) if start == "resolve" else start
+    return str(Path(sft_base(cfg, _Run(), point)).resolve())
 
 
 def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:

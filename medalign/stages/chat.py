@@ -45,7 +45,7 @@ def run_chat(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         )
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
-    model, tokenizer, description = load_for_inference(cfg)
+    model, tokenizer, description = load_for_inference(cfg, run.start)
     run.update(model=description)
     print(f"medalign chat with {description}\n{HELP}", flush=True)
     turns = chat_loop(

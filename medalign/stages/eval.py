@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.models.init_from import load_model, resolve_init_from
+from medalign.models.init_from import load_model
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @register("stage", "eval")
 def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
-    point = resolve_init_from(cfg.init_from)
+    point = run.start
     if cfg.eval.backend == "lm_eval":  # lm-eval builds the model from the resolved dirs
         from medalign.eval import harness
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from medalign.config import RunConfig
 from medalign.errors import MedalignError
-from medalign.models.init_from import StartingPoint, base_source, resolve_init_from
+from medalign.models.init_from import StartingPoint, base_source
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.stages.model_card import base_model_id, model_card
@@ -47,7 +47,7 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         )
     if settings.push_to_hub and not settings.dry_run:
         check_hub_access()  # one clear line, before anything is read, merged or uploaded
-    point = resolve_init_from(cfg.init_from)
+    point = run.start
     if point is None or not point.adapter:
         raise MedalignError(
             "stage=export needs init_from=<a run directory> (or <run dir>:<stage>, or an "

@@ -53,7 +53,7 @@ def run_generate(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
             f"generate.output={output} already exists; medalign never overwrites answers: "
             "choose another path"
         )
-    model, tokenizer, description = load_for_inference(cfg)
+    model, tokenizer, description = load_for_inference(cfg, run.start)
     run.update(model=description, input=str(settings.input), output=str(output))
     started = time.perf_counter()
     conversations = [with_system(row["messages"], settings) for row in rows]

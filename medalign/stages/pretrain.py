@@ -48,7 +48,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
     from trl import SFTConfig, SFTTrainer
 
     from medalign.data.text_corpus import read_corpus
-    from medalign.models.init_from import base_source, resolve_init_from
+    from medalign.models.init_from import base_source
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.stages.common import build_config, trainer_args, with_path
     from medalign.stages.eval import evaluate_after_training
@@ -56,7 +56,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
 
     texts, source = read_corpus(cfg.pretrain)  # bad input fails before the model loads
     texts = reshuffled_passes(texts, cfg.pretrain.repeat, cfg.seed)
-    point = resolve_init_from(cfg.init_from)
+    point = run.start
     check_init_adapter(cfg, point)
     base = base_source(point, cfg.model)
     model_cfg = with_path(cfg, base) if point is not None and point.base else cfg.model

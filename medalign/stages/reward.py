@@ -18,7 +18,7 @@ import shutil
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.models.init_from import resolve_init_from, sft_base
+from medalign.models.init_from import sft_base
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -32,7 +32,7 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
     from medalign.rewards.build import build_pairs, split
     from medalign.stages.common import with_path
 
-    point = resolve_init_from(cfg.init_from)
+    point = run.start
     base = sft_base(cfg, run, point)
     tokenizer = load_tokenizer(with_path(cfg, base), base)
     sampler = chooser = None

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.models.init_from import resolve_init_from, sft_base
+from medalign.models.init_from import sft_base
 from medalign.outputs import RunDir
 from medalign.registry import get, register
 from medalign.tracking import Tracker
@@ -34,13 +34,13 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     if cfg.rl.engine == "verl":  # a ready-to-run verl job, not a TRL run
         from medalign.rl_engines.verl import write_verl_job
 
-        return write_verl_job(cfg, run.path)
+        return write_verl_job(cfg, run.path, run.start)
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.models.lora import attach_loraplus, lora_config
     from medalign.stages.common import with_path
     from medalign.stages.sft import save_atomically
 
-    point = resolve_init_from(cfg.init_from)
+    point = run.start
     base = sft_base(cfg, run, point)
     model_cfg = with_path(cfg, base)
     tokenizer = load_tokenizer(model_cfg, base)

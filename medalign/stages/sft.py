@@ -20,7 +20,7 @@ from medalign import preempt
 from medalign.checkpoints import completed_adapter, latest_checkpoint
 from medalign.config import RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
-from medalign.models.init_from import StartingPoint, base_source, resolve_init_from
+from medalign.models.init_from import StartingPoint, base_source
 from medalign.outputs import RunDir
 from medalign.registry import register
 from medalign.tracking import Tracker
@@ -37,7 +37,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.stages.common import with_path
 
     stage: SFTStageConfig = cfg.stage
-    point = resolve_init_from(cfg.init_from)
+    point = run.start
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
     from medalign.data import load_cache
     from medalign.data.validation import hold_out

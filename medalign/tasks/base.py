@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from medalign.config import DatasetConfig
+from medalign.data.files import FileHead
 from medalign.data.records import BadRows, Messages, QARecord
 from medalign.errors import MedalignError
 from medalign.eval.loglik import LoglikItem  # noqa: F401  (Tasks import it from here)
@@ -42,7 +43,6 @@ class Task:
     name: ClassVar[str] = ""
     eval_modes: ClassVar[tuple[str, ...]] = ()  # the first is eval.mode=auto; () = not evaluable
     reads: ClassVar[frozenset[str]] = frozenset()  # the FORMAT_KEYS this task reads
-    sniffed: ClassVar[bool] = True  # files of another known format are refused (data/files.py)
     dev_split: ClassVar[str | None] = None  # its own validation split (trainer.validation_split)
 
     arg_defaults: ClassVar[dict[str, Any]] = {}  # the task's own settings (dataset.task_args)
@@ -60,6 +60,16 @@ class Task:
         self.args = {**self.arg_defaults, **given}
 
     # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def recognizes(cls, head: FileHead) -> bool | None:
+        """Is this file (its first 4 KB, first line, first JSON row) in this task's own
+        layout? A task with a layout of its own answers True or False, and a file it
+        does not recognize but another task does is refused at load time ("this is a
+        medqa file"), before a wrong format trains. None (the default): the task reads
+        whatever columns it is told (instructions, a YAML-declared multiple-choice
+        dataset), so it claims no file and refuses none."""
+        return None
+
     def split_file(self, folder: Path) -> Path:
         """The file of `cfg.split` inside a folder in the dataset's official layout."""
         return folder / f"{self.cfg.split}.json"

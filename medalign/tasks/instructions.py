@@ -15,11 +15,10 @@ Used for SFT and mixing; it has no gold answers, so it is not an evaluation set.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medalign.data.files import read_csv_rows, read_json, read_jsonl
+from medalign.data.files import read_rows, table_file
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
@@ -37,7 +36,6 @@ OPTIONAL = {"input"}
 class Instructions(Task):
     name = "instructions"
     dev_split = "validation"  # validation.jsonl/.json/.csv beside train
-    sniffed = False
     arg_defaults: ClassVar[dict[str, Any]] = {"columns": None}  # None: the Alpaca names
     alpaca: ClassVar[dict[str, str]] = {
         "instruction": "instruction",
@@ -46,10 +44,7 @@ class Instructions(Task):
     }
 
     def split_file(self, folder: Path) -> Path:
-        for suffix in (".jsonl", ".json", ".csv"):
-            if (folder / f"{self.cfg.split}{suffix}").is_file():
-                return folder / f"{self.cfg.split}{suffix}"
-        return folder / f"{self.cfg.split}.jsonl"
+        return table_file(folder, self.cfg.split)
 
     @property
     def columns(self) -> dict[str, str]:
@@ -64,7 +59,7 @@ class Instructions(Task):
 
     def read(self, path: Path, bad: BadRows) -> list[QARecord]:
         columns = self.columns
-        rows = _rows(path, bad)
+        rows = read_rows(path, bad)
         if rows:
             present = set().union(*(row.keys() for _, row in rows))
             missing = [
@@ -121,20 +116,3 @@ def _is_chat(value: Any) -> bool:
         and bool(value)
         and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in value)
     )
-
-
-def _rows(path: Path, bad: BadRows) -> list[tuple[str, dict[str, Any]]]:
-    if path.suffix == ".csv":
-        return [(f"line {n}", dict(row)) for n, row in read_csv_rows(path, header=True)]
-    if path.suffix == ".json":
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise MedalignError(f"{path}: expected a JSON list of objects")
-        out = []
-        for i, row in enumerate(data, start=1):
-            if isinstance(row, dict):
-                out.append((f"item {i}", row))
-            else:
-                bad.reject(f"item {i}", "<row>", f"expected an object, got {json.dumps(row)[:40]}")
-        return out
-    return read_jsonl(path, bad)

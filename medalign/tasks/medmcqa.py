@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medalign.data.files import read_jsonl
+from medalign.data.files import FileHead, read_jsonl
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
@@ -32,6 +32,11 @@ class MedMCQA(LetterChoiceTask):
     reads = frozenset({"cop_base"})
     lm_eval_header = "\nChoices:\n"
     breakdown_key, breakdown_name = "subject", "subject"
+
+    @classmethod
+    def recognizes(cls, head: FileHead) -> bool:
+        """JSON Lines rows with the option columns `opa`.. or the answer `cop`."""
+        return head.first_row is not None and ("opa" in head.first_row or "cop" in head.first_row)
 
     def split_file(self, folder: Path) -> Path:
         _refuse_test_split(self.cfg)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medalign.data.files import read_jsonl
+from medalign.data.files import FileHead, read_jsonl
 from medalign.data.records import BadRows, QARecord
 from medalign.registry import register
 from medalign.tasks.choice import LetterChoiceTask
@@ -29,6 +29,15 @@ class MedQA(LetterChoiceTask):
     dev_split = "dev"
     reads = frozenset({"options"})
     breakdown_key, breakdown_name = "step", "step"
+
+    @classmethod
+    def recognizes(cls, head: FileHead) -> bool:
+        """JSON Lines rows with `answer_idx` (or `options` + `answer`), or the hub's
+        sent1/ending0.. layout."""
+        row = head.first_row
+        if row is None:
+            return False
+        return "answer_idx" in row or ("options" in row and "answer" in row) or "ending0" in row
 
     def split_file(self, folder: Path) -> Path:
         if self.cfg.options == 5:

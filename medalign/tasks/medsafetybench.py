@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medalign.data.files import read_csv_table
+from medalign.data.files import FileHead, read_csv_table
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
@@ -29,6 +29,11 @@ class MedSafetyBench(Task):
 
     name = "medsafetybench"
     eval_modes = ("generate",)
+
+    @classmethod
+    def recognizes(cls, head: FileHead) -> bool:
+        """A CSV whose header names the request column."""
+        return COLUMNS[0] in head.first_line
 
     def split_file(self, folder: Path) -> Path:
         split = folder / self.cfg.split

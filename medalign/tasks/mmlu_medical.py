@@ -41,7 +41,6 @@ LETTERS = ("A", "B", "C", "D")
 class MMLUMedical(LetterChoiceTask):
     name = "mmlu_medical"
     dev_split = "val"
-    sniffed = False
     arg_defaults: ClassVar[dict[str, Any]] = {"subjects": list(SUBJECTS)}
     breakdown_key, breakdown_name = "subject", "subject"
 

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medalign.data.files import read_json
+from medalign.data.files import FileHead, read_json
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
@@ -37,6 +37,14 @@ class PubMedQA(ChoiceTask):
 
     name = "pubmedqa"
     arg_defaults: ClassVar[dict[str, Any]] = {"on_missing_test_ids": "error"}  # or warn
+
+    @classmethod
+    def recognizes(cls, head: FileHead) -> bool:
+        """`ori_pqal.json`: an object of PMIDs, each holding QUESTION, CONTEXTS ..."""
+        if head.first_line == "{":
+            return '"QUESTION"' in head.text
+        row = head.first_row or {}
+        return any(isinstance(v, dict) and "QUESTION" in v for v in row.values())
 
     def split_file(self, folder: Path) -> Path:
         return folder / "ori_pqal.json"

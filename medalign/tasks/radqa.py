@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medalign.data.files import read_json
+from medalign.data.files import FileHead, read_json
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import register
@@ -31,6 +31,18 @@ class RadQA(Task):
     name = "radqa"
     dev_split = "dev"
     eval_modes = ("generate",)
+
+    @classmethod
+    def recognizes(cls, head: FileHead) -> bool:
+        """SQuAD v2: an object with a `data` list of articles holding `paragraphs`
+        (pretty-printed, or on one line)."""
+        if head.first_line == "{":
+            return '"data"' in head.text and '"paragraphs"' in head.text
+        return (
+            head.first_row is not None
+            and "data" in head.first_row
+            and ("paragraphs" in head.first_line)
+        )
 
     def read(self, path: Path, bad: BadRows) -> list[QARecord]:
         doc = read_json(path)

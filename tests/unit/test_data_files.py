@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from medalign.data import files
-from medalign.data.files import read_json, read_jsonl, sniff_format
+from medalign.data.files import read_head, read_json, read_jsonl
 from medalign.data.records import BadRows
 from medalign.errors import MedalignError
 
@@ -31,10 +31,13 @@ def test_a_json_file_not_in_utf8_names_file_line_and_byte(tmp_path: Path) -> Non
         read_json(path)
 
 
-def test_sniffing_a_file_not_in_utf8_does_not_crash(tmp_path: Path) -> None:
+def test_recognizing_a_file_not_in_utf8_does_not_crash(tmp_path: Path) -> None:
+    from medalign.tasks.medmcqa import MedMCQA
+
     path = tmp_path / "dev.jsonl"
     path.write_bytes(b'{"question": "' + LATIN1 + b'", "opa": "x", "cop": 1}\n')
-    assert sniff_format(path) == "medmcqa"
+    head = read_head(path)
+    assert head is not None and MedMCQA.recognizes(head)
 
 
 def test_truncated_json_is_a_clear_error(tmp_path: Path) -> None:

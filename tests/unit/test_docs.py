@@ -94,9 +94,24 @@ def commands(block: Block) -> list[list[str]]:
     return out
 
 
+ENV_WORD = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+
+
+def env_prefix(argv: list[str]) -> dict[str, str]:
+    """The `NAME=value` words before the program (`MEDALIGN_CONFIG_PATH=... python ...`)."""
+    out = {}
+    for word in argv:
+        if not ENV_WORD.match(word):
+            break
+        name, _, value = word.partition("=")
+        out[name] = value
+    return out
+
+
 def medalign_args(argv: list[str]) -> list[str] | None:
-    """The arguments of `python -m medalign ...` (also after `accelerate launch ... -m`),
-    or None for any other command."""
+    """The arguments of `python -m medalign ...` (also after `accelerate launch ... -m`,
+    or after `NAME=value` words), or None for any other command."""
+    argv = argv[len(env_prefix(argv)) :]
     for i in range(len(argv) - 1):
         if argv[i] == "-m" and argv[i + 1] == "medalign":
             program = Path(argv[0]).name
@@ -162,7 +177,12 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize(("block", "argv"), COMMANDS)
-def test_every_documented_command_composes_and_validates(block: Block, argv: list[str]) -> None:
+def test_every_documented_command_composes_and_validates(
+    block: Block, argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)  # an env prefix's relative paths are the repo's
+    for name, value in env_prefix(argv).items():
+        monkeypatch.setenv(name, value)
     check_command(medalign_args(argv) or [], block.where)
 
 
@@ -204,6 +224,7 @@ def run_block(block: Block, cwd: Path, timeout: int = 600) -> None:
     env["MEDALIGN_CACHE"] = str(cwd / ".cache")
     for argv in commands(block):
         assert argv[0] != "make", f"{block.where}: `make` in a runnable block"
+        assert not env_prefix(argv), f"{block.where}: an env prefix in a runnable block"
         done = subprocess.run(
             runnable_argv(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
         )

@@ -352,3 +352,36 @@ def test_datasets_whose_split_is_a_folder_still_load() -> None:
     folders (medsafetybench/test, mmlu_medical/test), which hold their CSV files."""
     assert load_records(dataset_cfg("medsafetybench", split="test")).records
     assert load_records(dataset_cfg("mmlu_medical", split="test")).records
+
+
+# --- each Task recognizes its own layout (Task.recognizes; no central format list) -----
+
+MEDSAFETY_CSV = "med_safety_demonstrations_category_1.csv"
+REAL_FILES = [
+    ("pubmedqa", ("pubmedqa", "ori_pqal_sample.json")),
+    ("medmcqa", ("medmcqa", "dev.sample.json")),
+    ("medqa", ("medqa", "US_test_sample.jsonl")),
+    ("medqa", ("medqa", "US_4_options_phrases_no_exclude_test_sample.jsonl")),
+    ("radqa", ("radqa", "SYNTHETIC_radqa_format_fixture.json")),
+    ("medsafetybench", ("medsafetybench", "train", "gpt4", MEDSAFETY_CSV)),
+]
+
+
+@pytest.mark.parametrize(("owner", "parts"), REAL_FILES)
+def test_each_real_file_is_claimed_by_its_own_task_only(owner: str, parts: tuple) -> None:
+    from medalign.data.files import read_head
+    from medalign.registry import get, names
+
+    head = read_head(shared_file(*parts))
+    assert head is not None
+    claimed = [name for name in names("task") if get("task", name).recognizes(head)]
+    assert claimed == [owner]
+
+
+def test_a_task_without_a_layout_of_its_own_takes_any_file(tmp_path: Path) -> None:
+    """instructions maps whatever columns it is told: a file that looks like MedQA is not
+    refused (it used to need `sniffed = False`)."""
+    row = {"options": "x", "answer": "y", "instruction": "q", "output": "a"}
+    path = _jsonl(tmp_path, [row], name="train.jsonl")
+    loaded = load_records(dataset_cfg("instructions", path=str(path)))
+    assert len(loaded.records) == 1

@@ -1,0 +1,119 @@
+"""A new multiple-choice dataset added as one YAML (tests/assets/conf/dataset/toy_exam.yaml,
+self-written files with columns unlike any built-in format): it trains, is evaluated by
+log-likelihood, gives RL prompts and reward pairs, and joins a curriculum as an extra
+stage, with no line of medalign changed (issue #23)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medalign.errors import MedalignError
+from tests.conftest import compose, finish_cli, start_cli
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.fixture(autouse=True)
+def _toy_exam_on_the_config_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDALIGN_CONFIG_PATH", str(ASSETS / "conf"))
+    monkeypatch.setenv("MEDALIGN_TOY_EXAM", str(ASSETS / "toy_exam"))
+
+
+def test_the_yaml_dataset_joins_the_catalogue_and_reads_its_columns() -> None:
+    from medalign.config import validate
+    from medalign.data.loading import eval_dataset_config, get_task, load_records
+
+    cfg = validate(compose("stage=sft", "dataset=toy_exam", "eval.datasets=[toy_exam]"))
+    assert "toy_exam" in cfg.datasets  # no line in conf/config.yaml
+    train = load_records(cfg.dataset).records
+    test_cfg = eval_dataset_config(cfg, "toy_exam")
+    test = load_records(test_cfg, split=test_cfg.eval_split).records
+    assert (len(train), len(test)) == (14, 6)
+    rows = [json.loads(line) for line in (ASSETS / "toy_exam" / "train.jsonl").open()]
+    for record, row in zip(train, rows, strict=True):  # key is 1-based: A = choice_1
+        assert record.id == row["qid"]
+        assert record.options[record.answer] == row[f"choice_{row['key']}"]
+        assert record.meta["subject"] == row["area"] and record.rationale == row["why"]
+    task = get_task(cfg.dataset)
+    item = task.loglik_item(train[0])  # lm-eval's "Question: ...\nA. ...\nAnswer:" style
+    assert item.context.endswith("\nD. the gill plate\nAnswer:") and item.choices == list("ABCD")
+    assert item.gold == "ABCD".index(train[0].answer)
+    assert task.reward_reference(train[0]) == {"gold": train[0].answer, "choices": list("ABCD")}
+    pairs = task.pairs(train, "helpfulness")
+    assert len(pairs) == 14 and all(p["chosen"] != p["rejected"] for p in pairs)
+
+
+def test_a_bad_row_and_a_wrong_column_name_are_named(tmp_path: Path) -> None:
+    from medalign.config import validate
+    from medalign.data.loading import load_records
+
+    row = {"qid": "q", "stem": "s?", "choice_1": "a", "choice_2": "b", "choice_3": "c"}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({**row, "choice_4": "d", "key": 9, "area": "x", "why": "y"}) + "\n")
+    cfg = validate(compose("stage=sft", "dataset=toy_exam", f"dataset.path={path}"))
+    with pytest.raises(MedalignError, match=r"row 'line 1', field 'key': 9 is none of the labels"):
+        load_records(cfg.dataset)
+    path.write_text(json.dumps({**row, "key": 1, "area": "x", "why": "y"}) + "\n")
+    with pytest.raises(MedalignError, match=r"task_args.options names the column 'choice_4'"):
+        load_records(cfg.dataset)
+
+
+def test_the_yaml_dataset_trains_and_is_evaluated(tmp_path: Path) -> None:
+    """`stage=sft dataset=toy_exam`: no stage YAML of its own; evaluated by log-likelihood."""
+    out = tmp_path / "run"
+    finish_cli(
+        start_cli(
+            "stage=sft",
+            "dataset=toy_exam",
+            "debug=fast",
+            "eval.after_train=true",
+            "eval.datasets=[toy_exam]",
+            f"hydra.run.dir={out}",
+        )
+    )
+    manifest = json.loads((out / "manifest.json").read_text())["stages"][0]
+    assert manifest["status"] == "done" and manifest["name"] == "sft"
+    assert 0.0 <= manifest["metrics"]["eval/toy_exam/acc"] <= 1.0
+    predictions = [json.loads(x) for x in (out / "eval" / "predictions.jsonl").open()]
+    assert {p["id"] for p in predictions} == {f"zorb-{i}" for i in range(14, 20)}  # test split
+
+
+@pytest.mark.slow  # the whole default curriculum with one more stage (about 2 min)
+def test_the_yaml_dataset_joins_experiment_curriculum_as_an_extra_stage(tmp_path: Path) -> None:
+    out = tmp_path / "curriculum"
+    finish_cli(
+        start_cli(
+            "experiment=curriculum",
+            "debug=fast",
+            "curriculum.order=[pubmedqa,medmcqa,medqa,toy_exam,reward,rl]",
+            "eval.datasets=[medqa,toy_exam]",
+            "rl.datasets=[medqa,toy_exam]",
+            "reward.datasets=[medqa,toy_exam]",
+            f"hydra.run.dir={out}",
+        )
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = [s["name"] for s in manifest["stages"]]
+    assert names == ["before", "pubmedqa", "medmcqa", "medqa", "toy_exam", "reward", "rl"]
+    assert all(s["status"] == "done" for s in manifest["stages"])
+    assert "toy_exam" in (out / "results.md").read_text()
+    toy = next(s for s in manifest["stages"] if s["name"] == "toy_exam")
+    assert toy["data"]["rows_by_dataset"]["toy_exam"] == 14
+
+
+def test_a_curriculum_stage_is_any_dataset_and_a_misspelt_one_fails_at_start_up() -> None:
+    from medalign.checks import check_components
+    from medalign.config import validate
+    from medalign.curriculum import _stage_overrides
+
+    cfg = validate(compose("experiment=curriculum", "curriculum.order=[pubmedqa,toy_exam,rl]"))
+    check_components(cfg)  # toy_exam has no stage YAML and no curriculum.stages line
+    assert _stage_overrides(cfg, "toy_exam", "sft") == [
+        *("stage=sft", "dataset=toy_exam", "stage.name=toy_exam")
+    ]
+    cfg = validate(compose("experiment=curriculum", "curriculum.order=[pubmedqa,toy_exma]"))
+    with pytest.raises(MedalignError, match="curriculum.order: unknown dataset 'toy_exma'. Did"):
+        check_components(cfg)
