@@ -24,15 +24,12 @@ log = logging.getLogger(__name__)
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
 
 
-def load_for_inference(cfg: RunConfig, point: Any = "resolve") -> tuple[Any, Any, str]:
+def load_for_inference(cfg: RunConfig, point: Any) -> tuple[Any, Any, str]:
     """(model in eval mode, tokenizer, a one-line description of what was loaded): the
     base, or exactly the model `init_from` names (models/init_from.py). `point`: the
-    stage's `run.start` (init_from resolved once by medalign.run); by default resolved
-    here, for a caller outside a run."""
-    from medalign.models.init_from import load_model, resolve_init_from
+    stage's `run.start` (init_from resolved once, by medalign.run)."""
+    from medalign.models.init_from import load_model
 
-    if point == "resolve":
-        point = resolve_init_from(cfg.init_from)
     model, tokenizer, base = load_model(cfg, point)
     what = f"{base}" + (f" + adapter {point.adapter}" if point and point.adapter else "")
     log.info("loaded %s", what)

@@ -77,8 +77,9 @@ def check_lora_settings(lora: Any) -> None:
             )
 
 
-def write_verl_job(cfg: Any, run_dir: Path | str, start: Any = "resolve") -> dict[str, Any]:
-    """Write the verl job for `cfg` into `<run_dir>/verl/`; return its summary."""
+def write_verl_job(cfg: Any, run_dir: Path | str, start: Any) -> dict[str, Any]:
+    """Write the verl job for `cfg` into `<run_dir>/verl/`; return its summary. `start`:
+    the stage's `run.start` (init_from resolved once, by medalign.run)."""
     check_algorithm(cfg.rl.algorithm)
     check_lora_settings(cfg.lora)
     out = Path(run_dir) / "verl"
@@ -242,15 +243,13 @@ def _import_root(name: str) -> str | None:
 
 def _model_path(cfg: Any, run_dir: Path, start: Any) -> str:
     """The policy verl starts from: a merged model dir as given, an adapter merged into
-    the base (medalign's own merge), or the base model itself. `start`: the stage's
-    resolved init_from ("resolve": resolve it here, for a caller outside a run)."""
-    from medalign.models.init_from import resolve_init_from, sft_base
+    the base (medalign's own merge), or the base model itself."""
+    from medalign.models.init_from import sft_base
 
     class _Run:  # sft_base writes the merge next to the run's other outputs
         path = run_dir
 
-    point = resolve_init_from(cfg.init_from) if start == "resolve" else start
-    return str(Path(sft_base(cfg, _Run(), point)).resolve())
+    return str(Path(sft_base(cfg, _Run(), start)).resolve())
 
 
 def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:

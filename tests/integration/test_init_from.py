@@ -142,3 +142,37 @@ def test_export_of_a_merged_stage_reuses_the_curriculum_s_copy(
     exported = tmp_path / "model" / "model.safetensors"
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (shared, exported)]
     assert digest[0] == digest[1]
+
+
+def test_init_from_is_resolved_once_and_the_curriculum_hands_it_on_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23: `init_from` is resolved once per stage (medalign.run, before the run
+    directory is claimed), and a curriculum hands the next stage the starting point it
+    holds instead of reading back the manifest it has just written."""
+    import medalign.models.init_from as init_from
+
+    calls: list[str | None] = []
+    real = init_from.resolve_init_from
+
+    def counted(spec: str | None):
+        calls.append(spec)
+        return real(spec)
+
+    def no_manifest_reads(*_args, **_kwargs):
+        raise AssertionError("the curriculum read a stage back through its manifest")
+
+    monkeypatch.setattr(init_from, "resolve_init_from", counted)
+    monkeypatch.setattr(init_from, "_from_run", no_manifest_reads)
+    over = [o for o in SMALL if not o.startswith("curriculum.order")]
+    order = ["curriculum.order=[pubmedqa,medmcqa]", "trainer.max_steps=1"]
+    out = tmp_path / "run"
+    run(compose(*over, *order), out, overrides=[*over, *order])
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert [s["status"] for s in stages] == ["done", "done"]
+    assert calls == [None]  # pubmedqa resolved its own (none); medmcqa was handed its start
+    recorded = (out / "1-medmcqa" / "config.yaml").read_text()
+    assert f"init_from: {out}:pubmedqa" in recorded  # the record of where it started
+    with pytest.raises(MedalignError, match="init_from=nowhere: no such directory"):
+        run(compose("stage=eval", "logger=none", "init_from=nowhere"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # refused before anything was written

@@ -14,6 +14,7 @@ import torch
 
 from medalign.config import GenerateConfig, validate
 from medalign.models.inference import chat_completions, load_for_inference
+from medalign.models.init_from import resolve_init_from
 from medalign.rewards.functions import format_reward
 from medalign.rewards.rl_prompts import prompt_rows
 from medalign.run import run
@@ -34,7 +35,7 @@ def test_lora_sft_makes_sampled_completions_carry_the_rewarded_format(tmp_path: 
     cfg = validate(
         compose("stage=rl", "rl.datasets=[medqa]", "rl.limit=8", f"init_from={tmp_path / 'sft'}")
     )
-    model, tokenizer, _ = load_for_inference(cfg)
+    model, tokenizer, _ = load_for_inference(cfg, resolve_init_from(cfg.init_from))
     # as GRPO samples them: rl.temperature, rl.max_completion_length, a group per prompt
     settings = GenerateConfig(
         do_sample=True,

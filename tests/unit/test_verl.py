@@ -24,6 +24,7 @@ COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from medalign.models.init_from import resolve_init_from
     from medalign.rl_engines.verl import write_verl_job
 
     merged = tmp_path_factory.mktemp("sft_export")  # a merged SFT export: config.json
@@ -32,7 +33,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         compose("stage=rl", "rl.engine=verl", "rl=grpo", f"init_from={merged}", "logger=none")
     )
     run_dir = tmp_path_factory.mktemp("verl_run")
-    summary = write_verl_job(cfg, run_dir)
+    summary = write_verl_job(cfg, run_dir, resolve_init_from(cfg.init_from))
     return run_dir / "verl", summary
 
 
@@ -130,6 +131,7 @@ def test_reward_module_calls_a_dotted_reward(
     it and adds it, with its weight, to the score (not only the built-in rule rewards)."""
     from datasets import Dataset
 
+    from medalign.models.init_from import resolve_init_from
     from medalign.rl_engines.verl import write_verl_job
 
     package = tmp_path / "src" / "verl_custom_rewards"
@@ -147,7 +149,7 @@ def test_reward_module_calls_a_dotted_reward(
             f"+reward.weights={weights}",
         )
     )  # fmt: skip
-    write_verl_job(cfg, tmp_path / "run")
+    write_verl_job(cfg, tmp_path / "run", resolve_init_from(cfg.init_from))
     out = tmp_path / "run" / "verl"
     row = Dataset.from_parquet(str(out / "train.parquet"))[0]
     truth = row["reward_model"]["ground_truth"]
