@@ -54,14 +54,14 @@ def test_the_plugins_task_dataset_and_reward_are_found_by_name() -> None:
 
 def test_the_plugins_dataset_trains_and_is_evaluated(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    evaluated = ("eval.after_train=true", "eval.datasets=[zorb_claims]")
     done = _run(
         "-m",
         "medalign",
+        "debug=fast",
         "stage=sft",
         "dataset=zorb_claims",
-        "debug=fast",
-        "eval.after_train=true",
-        "eval.datasets=[zorb_claims]",
+        *evaluated,
         f"hydra.run.dir={out}",
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
@@ -118,14 +118,7 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path) -> None:
 @pytest.mark.slow  # GRPO steps (about 35 s)
 def test_rl_optimizes_the_plugins_reward_on_the_plugins_prompts(tmp_path: Path) -> None:
     out = tmp_path / "rl"
-    done = _run(
-        "-m",
-        "medalign",
-        "stage=rl",
-        "debug=fast",
-        "rl.datasets=[zorb_claims]",
-        "+reward.weights.zorb_brevity=0.5",
-        f"hydra.run.dir={out}",
-    )
+    plugin = ("rl.datasets=[zorb_claims]", "+reward.weights.zorb_brevity=0.5")
+    done = _run("-m", "medalign", "debug=fast", "stage=rl", *plugin, f"hydra.run.dir={out}")
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "rewards/zorb_brevity/mean" in (out / "medalign.log").read_text() + done.stdout

@@ -22,6 +22,11 @@ def _toy_exam_on_the_config_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDALIGN_TOY_EXAM", str(ASSETS / "toy_exam"))
 
 
+def _medalign(out: Path, *args: str) -> None:
+    """`python -m medalign debug=fast ARGS` into `out`, which must exit 0."""
+    finish_cli(start_cli("debug=fast", *args, f"hydra.run.dir={out}"))
+
+
 def test_the_yaml_dataset_joins_the_catalogue_and_reads_its_columns() -> None:
     from medalign.config import validate
     from medalign.data.loading import eval_dataset_config, get_task, load_records
@@ -64,15 +69,8 @@ def test_a_bad_row_and_a_wrong_column_name_are_named(tmp_path: Path) -> None:
 def test_the_yaml_dataset_trains_and_is_evaluated(tmp_path: Path) -> None:
     """`stage=sft dataset=toy_exam`: no stage YAML of its own; evaluated by log-likelihood."""
     out = tmp_path / "run"
-    finish_cli(
-        start_cli(
-            "stage=sft",
-            "dataset=toy_exam",
-            "debug=fast",
-            "eval.after_train=true",
-            "eval.datasets=[toy_exam]",
-            f"hydra.run.dir={out}",
-        )
+    _medalign(
+        out, "stage=sft", "dataset=toy_exam", "eval.after_train=true", "eval.datasets=[toy_exam]"
     )
     manifest = json.loads((out / "manifest.json").read_text())["stages"][0]
     assert manifest["status"] == "done" and manifest["name"] == "sft"
@@ -84,17 +82,9 @@ def test_the_yaml_dataset_trains_and_is_evaluated(tmp_path: Path) -> None:
 @pytest.mark.slow  # the whole default curriculum with one more stage (about 2 min)
 def test_the_yaml_dataset_joins_experiment_curriculum_as_an_extra_stage(tmp_path: Path) -> None:
     out = tmp_path / "curriculum"
-    finish_cli(
-        start_cli(
-            "experiment=curriculum",
-            "debug=fast",
-            "curriculum.order=[pubmedqa,medmcqa,medqa,toy_exam,reward,rl]",
-            "eval.datasets=[medqa,toy_exam]",
-            "rl.datasets=[medqa,toy_exam]",
-            "reward.datasets=[medqa,toy_exam]",
-            f"hydra.run.dir={out}",
-        )
-    )
+    order = "curriculum.order=[pubmedqa,medmcqa,medqa,toy_exam,reward,rl]"
+    toy = [f"{key}=[medqa,toy_exam]" for key in ("eval.datasets", "rl.datasets", "reward.datasets")]
+    _medalign(out, "experiment=curriculum", order, *toy)
     manifest = json.loads((out / "manifest.json").read_text())
     names = [s["name"] for s in manifest["stages"]]
     assert names == ["before", "pubmedqa", "medmcqa", "medqa", "toy_exam", "reward", "rl"]
