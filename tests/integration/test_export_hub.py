@@ -173,7 +173,7 @@ def test_push_without_repo_id_is_refused(tmp_path: Path) -> None:
 
 
 def test_push_offline_stops_with_one_line_before_staging(tmp_path: Path) -> None:
-    source = make_curriculum(tmp_path, adapters=False)
+    source = make_curriculum(tmp_path)  # init_from resolves (run.py) before the hub check
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     out = tmp_path / "export"
     overrides = ["export.push_to_hub=true", "export.repo_id=me/x"]
@@ -187,7 +187,7 @@ def test_push_offline_stops_with_one_line_before_staging(tmp_path: Path) -> None
 def test_push_without_token_stops_before_staging(tmp_path: Path, monkeypatch) -> None:
     from huggingface_hub import constants
 
-    source = make_curriculum(tmp_path, adapters=False)
+    source = make_curriculum(tmp_path)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
