@@ -216,7 +216,7 @@ def test_adapter_export_refuses_an_adapter_on_a_merged_intermediate(tmp_path: Pa
 
 @pytest.mark.slow
 def test_cli_push_offline_prints_one_error_line(tmp_path: Path) -> None:
-    source = make_curriculum(tmp_path, adapters=False)
+    source = make_curriculum(tmp_path)  # init_from resolves (run.py) before the hub check
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [
