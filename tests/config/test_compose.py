@@ -171,3 +171,18 @@ def test_cli_error_is_printed_once_and_the_refused_run_leaves_nothing(tmp_path: 
     assert terminal.count("lora.r=0") == 1, terminal
     assert "medalign: error:" in result.stderr
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("name", ["pubmedqa", "medmcqa", "medqa", "radqa"])
+@pytest.mark.parametrize("experiment", ["curriculum", "world"])
+def test_a_curriculum_sft_stage_composes_as_its_named_stage_did(name: str, experiment: str) -> None:
+    """The curriculum composes an SFT stage as `stage=sft dataset=<name>` (any dataset is
+    a stage, issue 23); for the datasets with a stage YAML of their own this is exactly
+    the config `stage=<name>` gave, so `make curriculum` reproduces its table."""
+    from omegaconf import OmegaConf
+
+    world = ["model.world.pretrain_steps=0"] if experiment == "world" else []
+    common = [f"experiment={experiment}", *world]
+    named = compose(*common, f"stage={name}")
+    generic = compose(*common, "stage=sft", f"dataset={name}", f"stage.name={name}")
+    assert OmegaConf.to_container(named) == OmegaConf.to_container(generic)
