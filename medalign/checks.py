@@ -22,7 +22,7 @@ def check_components(cfg: RunConfig) -> None:
     check_validation(cfg)  # trainer.eval_steps / early_stopping_patience / load_best
     check_lora(cfg.lora, cfg.quant)
     check_switches(cfg)
-    _check_dotted_rewards(cfg)
+    _check_rewards(cfg)
     from medalign.registry import names
     from medalign.tasks.base import check_config
 
@@ -122,16 +122,45 @@ def check_ranges(cfg: RunConfig) -> None:
         )
 
 
-def _check_dotted_rewards(cfg: RunConfig) -> None:
-    """A reward named by dotted path must import and have TRL's signature: checked here,
-    before any model loads, not when the RL trainer is built."""
-    if cfg.stage.kind not in ("rl", "curriculum"):
+def _check_rewards(cfg: RunConfig) -> None:
+    """Every reward RL will optimize, checked here, before any model loads (not when the
+    RL trainer is built, after the earlier stages of a curriculum): a short name must be
+    registered (a plugin's too), a dotted path must import with TRL's signature, and a
+    reward model needs its path, or a reward stage before RL in the curriculum."""
+    import difflib
+
+    runs_rl = cfg.stage.kind == "rl" or (
+        cfg.stage.kind == "curriculum" and "rl" in cfg.curriculum.order
+    )
+    if not runs_rl:
         return
+    from medalign.registry import names
     from medalign.rewards.functions import named_reward
 
+    order = list(cfg.curriculum.order)
+    trained_first = cfg.stage.kind == "curriculum" and "reward" in order[: order.index("rl")]
+    known = [*names("reward_fn"), "length", *cfg.reward.models]
     for name, weight in cfg.reward.weights.items():
-        if weight and ("." in name or ":" in name):
+        if not weight:
+            continue
+        if "." in name or ":" in name:
             named_reward(name)
+        elif name in cfg.reward.models:
+            if not cfg.reward.models[name] and not trained_first:
+                where = "a reward stage before rl in curriculum.order, or " * (
+                    cfg.stage.kind == "curriculum"
+                )
+                raise MedalignError(
+                    f"config reward.weights.{name}={weight} needs a trained reward model: "
+                    f"{where}reward.models.{name}=<its dir>, or weight 0"
+                )
+        elif name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise MedalignError(
+                f"config reward.weights: unknown reward {name!r}.{hint} Known: "
+                f"{', '.join(sorted(known))}, or a dotted path to a function"
+            )
 
 
 def _check_dataset_names(cfg: RunConfig) -> None:
@@ -142,6 +171,12 @@ def _check_dataset_names(cfg: RunConfig) -> None:
     from medalign.compose import dataset_names
 
     known = set(cfg.datasets) | {cfg.dataset.name} | set(dataset_names())
+    for key, dcfg in cfg.datasets.items():
+        if dcfg.name != key:
+            raise MedalignError(
+                f"config datasets.{key}: its YAML says name: {dcfg.name}; a dataset's name is "
+                f"its file's name (dataset/{key}.yaml): set name: {key}"
+            )
     stages = [n for n in cfg.curriculum.order if n not in ("pretrain", "reward", "rl")]
     lists = {
         **({"curriculum.order": stages} if cfg.stage.kind == "curriculum" else {}),

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medalign.compose import (  # the tree ships in the package
     CONFIG_DIR,
+    check_choices,
     complete_catalogue,
     register_resolvers,
     use_hydra_plugins,
@@ -142,6 +143,7 @@ def main() -> None:
         if _STARTUP_ERROR is not None:
             raise _STARTUP_ERROR
         check_overrides(overrides)
+        check_choices(overrides)  # dataset=<typo>, datasets.<yours>.key without +
         sys.argv = guard.resume_in_place(sys.argv)  # a resume logs into its own run
         guard.check_run_dir_arg(sys.argv)  # before Hydra writes into the directory
     except NothingToResume as exc:

@@ -3,6 +3,7 @@ tests). The tree ships inside the package (medalign/conf), so this works from a 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,68 @@ def catalogue(name: str) -> Any:
     from medalign.config import validate
 
     return validate(compose([])).datasets[name]
+
+
+def check_choices(overrides: list[str]) -> None:
+    """Before Hydra, two mistakes Hydra would answer with a multi-line error: a config
+    group option that does not exist (`dataset=quizbnak`: one line, the closest name and
+    the options, never the `_` bases), and `datasets.<name>.<key>=...` for a dataset the
+    default config does not list (its entry is added when the config names the dataset,
+    so the override needs Hydra's `+`: the line says so, exactly)."""
+    import difflib
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from medalign.errors import MedalignError
+
+    for folder in os.environ.get("MEDALIGN_CONFIG_PATH", "").split(os.pathsep):
+        if folder.strip() and not Path(folder).expanduser().is_dir():
+            raise MedalignError(f"MEDALIGN_CONFIG_PATH: {folder} is not a folder")
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # Hydra reports malformed overrides itself, with position.
+        return
+    use_hydra_plugins()
+    with _hydra_context():
+        loader = GlobalHydra.instance().config_loader()
+        groups = set(loader.list_groups(""))
+        listed = None
+        for text, override in zip(overrides, parsed, strict=True):
+            key = override.key_or_group
+            if override.is_sweep_override() or override.is_delete() or override.package:
+                continue
+            if key in groups and isinstance(override.value(), str):
+                options = [o for o in loader.get_group_options(key) if not o.startswith("_")]
+                value = override.value()
+                if value not in options and value != "null":
+                    close = difflib.get_close_matches(value, options, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise MedalignError(
+                        f"{key}={value}: no such {key} config.{hint} The options: "
+                        f"{', '.join(options)} (conf/{key}/, plugin packages, "
+                        "$MEDALIGN_CONFIG_PATH)"
+                    )
+            parts = key.split(".")
+            if parts[0] == "datasets" and len(parts) > 2 and not override.is_add():
+                if listed is None:
+                    from hydra import compose as hydra_compose
+
+                    listed = set(hydra_compose(config_name="config").datasets)
+                if parts[1] not in listed and parts[1] in dataset_names():
+                    raise MedalignError(
+                        f"{text}: datasets.{parts[1]} is added to the catalogue when the "
+                        f"config names it, so set its keys with a +: +{text}"
+                    )
+
+
+def _hydra_context() -> Any:
+    """Hydra initialized on medalign's config tree (or the one already initialized)."""
+    import contextlib
+
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return contextlib.nullcontext()
+    return initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")

@@ -61,6 +61,8 @@ def run_curriculum(
 
 def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     base = [o for o in overrides if not o.lstrip("+~").startswith(_DROPPED)]
+    if columns := _own_columns(cfg):  # every stage evaluates what the curriculum trains
+        base = [o for o in base if not o.startswith("eval.datasets=")] + [columns]
     recorded = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
     manifest = _open_manifest(run_dir, cfg, recorded)
     plan = ([BEFORE] if cfg.curriculum.eval_before else []) + list(cfg.curriculum.order)
@@ -99,6 +101,26 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
     write_json_atomic(run_dir / "manifest.json", manifest)
     write_results(run_dir, table, cfg, manifest)
     return table
+
+
+def _own_columns(cfg: RunConfig) -> str | None:
+    """`eval.datasets=[...]` with the curriculum's own evaluable SFT datasets added, when
+    eval.datasets leaves one out (a stage on a dataset of your own would otherwise be
+    trained and never scored); None when it names them all."""
+    from medalign.registry import get
+
+    missing = [
+        name
+        for name in cfg.curriculum.order
+        if stage_kind(name) == "sft"
+        and name not in cfg.eval.datasets
+        and name in cfg.datasets
+        and get("task", cfg.datasets[name].format).eval_modes
+    ]
+    if not missing:
+        return None
+    log.info("the curriculum also evaluates its own datasets %s (eval.datasets)", missing)
+    return f"eval.datasets=[{','.join([*cfg.eval.datasets, *missing])}]"
 
 
 def stage_kind(name: str) -> str:

@@ -48,7 +48,11 @@ def register(kind: str, name: str) -> Callable[[T], T]:
     def decorate(obj: T) -> T:
         table = _REGISTRY.setdefault(kind, {})
         if name in table and table[name] is not obj:
-            raise ValueError(f"{kind} {name!r} is registered twice")
+            first, second = table[name].__module__, getattr(obj, "__module__", "?")
+            raise MedalignError(
+                f"{kind} {name!r} is registered twice, by {first} and by {second}: a plugin "
+                "must give its components names of their own"
+            )
         table[name] = obj
         return obj
 

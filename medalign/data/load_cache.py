@@ -58,8 +58,7 @@ def load_key(cfg: RunConfig) -> str | None:
         return None
     h = hashlib.sha256(json.dumps([FORMAT, cfg.data_root, cfg.dataset.name]).encode())
     reads = [(c, c.split, w) for c, w in training_configs(cfg)]
-    if cfg.dataset.decontaminate_against:
-        reads += [(c, c.eval_split, None) for c in decontamination_configs(cfg)]
+    reads += [(c, c.eval_split, None) for c in decontamination_configs(cfg)]
     for config, split, weight in reads:
         if config.hub_id:
             return None

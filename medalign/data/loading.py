@@ -72,7 +72,8 @@ def refuse_other_layout(path: Path, task: Any, cfg: DatasetConfig) -> None:
     if found:
         raise MedalignError(
             f"{path}: this is a {found[0]} file, not {cfg.format} (dataset {cfg.name!r}); "
-            f"use dataset={found[0]} or point dataset.path at a {cfg.format} file"
+            f"use a dataset whose format is {found[0]} (the built-in one: dataset={found[0]}) "
+            f"or point dataset.path at a {cfg.format} file"
         )
 
 
@@ -225,9 +226,41 @@ def training_configs(cfg: RunConfig) -> list[tuple[DatasetConfig, float]]:
 
 
 def decontamination_configs(cfg: RunConfig) -> list[DatasetConfig]:
-    """The evaluation sets the training rows are checked against, whole."""
-    names = cfg.dataset.decontaminate_against or []
+    """The evaluation sets the training rows are checked against, whole: those
+    `dataset.decontaminate_against` names and, always, the evaluation split of every
+    evaluable dataset trained on (a dataset of your own is never trained on its own test
+    questions, whatever the list says)."""
+    names = list(cfg.dataset.decontaminate_against or [])
+    for part_cfg, _ in training_configs(cfg):
+        evaluable = get("task", part_cfg.format).eval_modes
+        if evaluable and part_cfg.name in cfg.datasets and part_cfg.name not in names:
+            names.append(part_cfg.name)
     return [dataclasses.replace(eval_dataset_config(cfg, name), limit=None) for name in names]
+
+
+def refuse_one_file_for_both(cfg: RunConfig, part: LoadedData) -> None:
+    """A dataset whose training rows and evaluation rows come from one and the same file
+    (a single-file `path`: the split cannot choose) is refused: every evaluation question
+    would also be a training question."""
+    name = part.config.name
+    if name not in cfg.datasets or part.source.startswith("hub:"):
+        return
+    catalogue = eval_dataset_config(cfg, name)
+    eval_cfg = split_config(catalogue, catalogue.eval_split)
+    if eval_cfg.split == part.config.split or eval_cfg.hub_id:
+        return
+    try:
+        source = resolve_path(eval_cfg, cfg.data_root, get_task(eval_cfg))
+    except MedalignError:
+        return  # no evaluation split there: nothing it could leak into
+    if source.resolve() == Path(part.source).resolve():
+        raise MedalignError(
+            f"dataset {name!r}: {source} is one file, read for training (split "
+            f"{part.config.split!r}) and for evaluation (split {eval_cfg.split!r}): every "
+            f"evaluation question would be a training question. Point path at a folder "
+            f"holding one file per split, or give the evaluation file its own path "
+            f"(+datasets.{name}.path=...)"
+        )
 
 
 def split_config(cfg: DatasetConfig, split: str | None) -> DatasetConfig:
@@ -247,9 +280,11 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     counts: Counter[str] = Counter()
     overlaps: list[dict[str, Any]] = []
     unchecked: dict[str, str] = {}
-    if train.decontaminate_against:
+    for part in parts:
+        refuse_one_file_for_both(cfg, part)
+    if against := decontamination_configs(cfg):
         index = EvalIndex.from_config(train)
-        for eval_cfg in decontamination_configs(cfg):
+        for eval_cfg in against:
             name = eval_cfg.name
             try:
                 eval_data = load_records(eval_cfg, cfg.data_root, split=eval_cfg.eval_split)

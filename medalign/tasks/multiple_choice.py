@@ -24,6 +24,8 @@ file, the row and the column.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +36,7 @@ from medalign.registry import register
 from medalign.tasks.choice import LetterChoiceTask
 
 LABELS = "ABCDEFGHIJ"
+ANSWER_KINDS = ("auto", "label", "index", "text")
 
 
 @register("task", "multiple_choice")
@@ -47,6 +50,7 @@ class MultipleChoice(LetterChoiceTask):
         "options": "options",  # a list of option columns, or one list / {label: text} column
         "answer": "answer",  # a label, an index (answer_base) or the option's text
         "answer_base": 0,  # an integer answer counts options from this (0 or 1)
+        "answer_is": "auto",  # auto | label | index | text: how to read the answer column
         "labels": None,  # the options' labels; None: A, B, C ... (as many as options)
         "subject": None,  # optional column: per-subject accuracy, {subject} in templates
         "explanation": None,  # optional column: the rationale (dataset.rationale=true)
@@ -56,6 +60,11 @@ class MultipleChoice(LetterChoiceTask):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
+        if self.args["answer_is"] not in ANSWER_KINDS:
+            raise MedalignError(
+                f"config dataset.task_args.answer_is={self.args['answer_is']} "
+                f"(dataset {cfg.name!r}): one of {', '.join(ANSWER_KINDS)}"
+            )
         if self.args["answer_base"] not in (0, 1):
             raise MedalignError(
                 f"config dataset.task_args.answer_base={self.args['answer_base']} "
@@ -75,7 +84,12 @@ class MultipleChoice(LetterChoiceTask):
         rows = read_rows(path, bad)
         if rows:
             self._check_columns(path, rows)
-        return [r for key, row in rows if (r := self._record(key, row, bad)) is not None]
+        column = self.args["id"]
+        return [
+            r
+            for key, row in rows
+            if (r := self._record(_with_id(key, row.get(column) if column else None), row, bad))
+        ]
 
     def _check_columns(self, path: Path, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """A mapped column no row has is a config mistake, named once (not a bad row each)."""
@@ -99,6 +113,9 @@ class MultipleChoice(LetterChoiceTask):
         spec = self.args["options"]
         if isinstance(spec, str):
             value = row.get(spec)
+            if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+                with contextlib.suppress(json.JSONDecodeError):  # a CSV cell holding JSON
+                    value = json.loads(value)
             if isinstance(value, dict):
                 texts, labels = list(value.values()), [str(k) for k in value]
             elif isinstance(value, list):
@@ -119,20 +136,43 @@ class MultipleChoice(LetterChoiceTask):
                 return None
         return dict(zip(labels, texts, strict=True))
 
-    def _answer(self, value: Any, options: dict[str, str]) -> str | None:
-        """The answer's label: a label, an index from answer_base, or an option's text."""
-        if isinstance(value, str) and value.strip() in options:
-            return value.strip()
-        index = value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            index = int(value)  # CSV cells are text
-        if isinstance(index, int) and not isinstance(index, bool):
-            position = index - self.args["answer_base"]
-            return list(options)[position] if 0 <= position < len(options) else None
-        if isinstance(value, str):
-            matches = [k for k, text in options.items() if text.strip() == value.strip()]
-            return matches[0] if len(matches) == 1 else None
-        return None
+    def _answer(self, value: Any, options: dict[str, str]) -> tuple[str | None, str]:
+        """(the answer's label, or None and why): read as `answer_is` says; auto tries a
+        label, an option's exact text, then an index from answer_base, and refuses a
+        value two readings disagree on ("3" among the options 2, 3, 4, 5: the text "3"
+        or the option at index 3?), so no gold label is ever guessed."""
+        kind = self.args["answer_is"]
+        text = str(value).strip() if isinstance(value, str | int) else None
+        readings = {}
+        if kind in ("auto", "label") and text in options:
+            readings["label"] = text
+        if kind in ("auto", "text") and isinstance(value, str):
+            matches = [k for k, option in options.items() if option.strip() == text]
+            if len(matches) == 1:
+                readings["text"] = matches[0]
+        numeric = isinstance(value, int) or (text or "").lstrip("-").isdigit()
+        if kind in ("auto", "index") and numeric and not isinstance(value, bool):
+            position = int(text or 0) - self.args["answer_base"]
+            if 0 <= position < len(options):
+                readings["index"] = list(options)[position]
+        found = set(readings.values())
+        if len(found) == 1:
+            return found.pop(), ""
+        if found:
+            shown = ", ".join(f"as {how}: {label}" for how, label in readings.items())
+            return None, f"{value!r} reads two ways ({shown}); set dataset.task_args.answer_is"
+        base = self.args["answer_base"]
+        labels, indices = (
+            f"the labels {', '.join(options)}",
+            (f"the indices {base}..{base + len(options) - 1}"),
+        )
+        expected = {
+            "auto": f"{labels}, {indices} or an option's text",
+            "label": labels,
+            "index": indices,
+            "text": "an option's exact text",
+        }[kind]
+        return None, f"{value!r} is none of {expected}"
 
     def _record(self, key: str, row: dict[str, Any], bad: BadRows) -> QARecord | None:
         question = row.get(self.args["question"])
@@ -142,22 +182,15 @@ class MultipleChoice(LetterChoiceTask):
         options = self._options(key, row, bad)
         if options is None:
             return None
-        raw = row.get(self.args["answer"])
-        answer = self._answer(raw, options)
+        answer, why = self._answer(row.get(self.args["answer"]), options)
         if answer is None:
-            base = self.args["answer_base"]
-            bad.reject(
-                key,
-                self.args["answer"],
-                f"{raw!r} is none of the labels {', '.join(options)}, the indices "
-                f"{base}..{base + len(options) - 1} or an option's text",
-            )
+            bad.reject(key, self.args["answer"], why)
             return None
         subject = row.get(self.args["subject"]) if self.args["subject"] else None
         explanation = row.get(self.args["explanation"]) if self.args["explanation"] else None
         given_id = row.get(self.args["id"]) if self.args["id"] else None
         return QARecord(
-            id=str(given_id) if given_id not in (None, "") else key,
+            id=str(given_id) if given_id not in (None, "") else key.split(" (id ")[0],
             question=question,
             context=[],
             options=options,
@@ -178,6 +211,11 @@ class MultipleChoice(LetterChoiceTask):
         if not self.args["subject"]:
             return {}
         return super().breakdowns(records, correct, predicted)
+
+
+def _with_id(key: str, given: Any) -> str:
+    """ "line 5 (id q17)": a bad row is named by its line and by its own id."""
+    return f"{key} (id {given})" if given not in (None, "") else key
 
 
 def _strings(value: Any) -> bool:

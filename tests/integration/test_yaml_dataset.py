@@ -59,7 +59,9 @@ def test_a_bad_row_and_a_wrong_column_name_are_named(tmp_path: Path) -> None:
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps({**row, "choice_4": "d", "key": 9, "area": "x", "why": "y"}) + "\n")
     cfg = validate(compose("stage=sft", "dataset=toy_exam", f"dataset.path={path}"))
-    with pytest.raises(MedalignError, match=r"row 'line 1', field 'key': 9 is none of the labels"):
+    with pytest.raises(
+        MedalignError, match=r"row 'line 1 \(id q\)', field 'key': 9 is none of the labels"
+    ):
         load_records(cfg.dataset)
     path.write_text(json.dumps({**row, "key": 1, "area": "x", "why": "y"}) + "\n")
     with pytest.raises(MedalignError, match=r"task_args.options names the column 'choice_4'"):
@@ -107,3 +109,100 @@ def test_a_curriculum_stage_is_any_dataset_and_a_misspelt_one_fails_at_start_up(
     cfg = validate(compose("experiment=curriculum", "curriculum.order=[pubmedqa,toy_exma]"))
     with pytest.raises(MedalignError, match="curriculum.order: unknown dataset 'toy_exma'. Did"):
         check_components(cfg)
+
+
+def _load(path: Path, *task_args: str):
+    from medalign.config import validate
+    from medalign.data.loading import load_records
+
+    cfg = validate(compose("stage=sft", "dataset=toy_exam", f"dataset.path={path}", *task_args))
+    return load_records(cfg.dataset).records
+
+
+def test_an_answer_that_is_an_options_text_is_never_read_as_an_index(tmp_path: Path) -> None:
+    """Found by a new-user trial: with numbers as options, the answer "3" was read as the
+    index 3 (gold D, the option "5"), and "4" was refused as no option at all."""
+    list_args = ("dataset.task_args.options=choices", "dataset.task_args.answer=correct")
+    row = {"qid": "q", "stem": "How many?", "area": "x", "why": "y"}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({**row, "choices": ["1", "2", "3", "4"], "correct": "4"}) + "\n")
+    assert _load(path, *list_args)[0].answer == "D"  # the text "4" (index 4 is out of range)
+    path.write_text(json.dumps({**row, "choices": ["2", "3", "4", "5"], "correct": "3"}) + "\n")
+    with pytest.raises(MedalignError, match=r"'3' reads two ways \(as text: B, as index: C\)"):
+        _load(path, *list_args)  # answer_base 1 in toy_exam: index 3 = C; never guessed
+    assert _load(path, *list_args, "dataset.task_args.answer_is=text")[0].answer == "B"
+    assert _load(path, *list_args, "dataset.task_args.answer_is=index")[0].answer == "C"
+
+
+def test_a_csv_cell_may_hold_the_options_as_a_json_list(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text('qid,stem,choices,correct\nq1,Which?,"[""Liver"", ""Lung"", ""Skin""]",Lung\n')
+    args = ("dataset.task_args.options=choices", "dataset.task_args.answer=correct")
+    none = ("dataset.task_args.subject=null", "dataset.task_args.explanation=null")
+    (record,) = _load(path, *args, *none)
+    assert record.options == {"A": "Liver", "B": "Lung", "C": "Skin"} and record.answer == "B"
+
+
+def test_a_bad_row_is_named_by_its_line_and_its_own_id(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    options = {f"choice_{k}": f"o{k}" for k in range(1, 5)}
+    path.write_text(json.dumps({"qid": "q17", "stem": "", **options, "key": 1}) + "\n")
+    none = ("dataset.task_args.subject=null", "dataset.task_args.explanation=null")
+    with pytest.raises(MedalignError, match=r"row 'line 1 \(id q17\)', field 'stem'"):
+        _load(path, *none)
+
+
+def test_one_file_for_training_and_evaluation_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new-user trial: a YAML whose `path` is one file trained and evaluated on
+    the same rows; and a dataset of one's own is decontaminated against its own test
+    split even when `decontaminate_against` does not name it."""
+    from medalign.config import validate
+    from medalign.data.loading import decontamination_configs, load_training_data
+
+    (tmp_path / "dataset").mkdir()
+    one_file = ASSETS / "toy_exam" / "train.jsonl"
+    yaml = (ASSETS / "conf" / "dataset" / "toy_exam.yaml").read_text()
+    yaml = yaml.replace("name: toy_exam", "name: one_file_exam").replace(
+        "path: ${oc.env:MEDALIGN_TOY_EXAM,tests/assets/toy_exam}", f"path: {one_file}"
+    )
+    (tmp_path / "dataset" / "one_file_exam.yaml").write_text(yaml)
+    monkeypatch.setenv("MEDALIGN_CONFIG_PATH", f"{ASSETS / 'conf'}:{tmp_path}")
+    cfg = validate(compose("stage=sft", "dataset=one_file_exam"))
+    with pytest.raises(MedalignError, match=r"one_file_exam.*one file, read for training"):
+        load_training_data(cfg)
+    cfg = validate(compose("stage=sft", "dataset=toy_exam"))
+    assert "toy_exam" in [c.name for c in decontamination_configs(cfg)]
+    assert "toy_exam" not in cfg.dataset.decontaminate_against
+
+
+def test_a_curriculum_evaluates_the_datasets_it_trains_on() -> None:
+    """Found by a new-user trial: a stage on a dataset of one's own was trained but, left
+    out of eval.datasets, never scored: the results table had no column for it."""
+    from medalign.config import validate
+    from medalign.curriculum import _own_columns
+
+    order = "curriculum.order=[pubmedqa,toy_exam,rl]"
+    cfg = validate(compose("experiment=curriculum", order, "eval.datasets=[medqa]"))
+    assert _own_columns(cfg) == "eval.datasets=[medqa,pubmedqa,toy_exam]"
+    every = "eval.datasets=[pubmedqa,toy_exam]"
+    assert _own_columns(validate(compose("experiment=curriculum", order, every))) is None
+
+
+def test_command_line_mistakes_about_datasets_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new-user trial: each of these was a multi-line Hydra error."""
+    from medalign.compose import check_choices
+
+    with pytest.raises(MedalignError, match=r"dataset=toy_exma: no such dataset config. Did you"):
+        check_choices(["dataset=toy_exma"])
+    with pytest.raises(
+        MedalignError, match=r"so set its keys with a \+: \+datasets.toy_exam.limit"
+    ):
+        check_choices(["datasets.toy_exam.limit=3"])
+    check_choices(["dataset=toy_exam", "+datasets.toy_exam.limit=3", "datasets.medqa.limit=3"])
+    monkeypatch.setenv("MEDALIGN_CONFIG_PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(MedalignError, match="MEDALIGN_CONFIG_PATH: .*nowhere is not a folder"):
+        check_choices([])

@@ -49,6 +49,18 @@ def test_a_dotted_task_must_be_a_task_class() -> None:
 
 
 def test_duplicate_registration_is_refused() -> None:
-    registry.register("test_kind", "a")(object())
-    with pytest.raises(ValueError, match="registered twice"):
-        registry.register("test_kind", "a")(object())
+    """One line naming both modules (a plugin reusing a built-in name used to get a
+    traceback blaming medalign's module)."""
+
+    def first() -> None: ...
+
+    def second() -> None: ...
+
+    second.__module__ = "my_plugin.rewards"
+    registry.register("test_kind", "a")(first)
+    with pytest.raises(
+        MedalignError,
+        match=r"test_kind 'a' is registered twice, by tests.unit.test_registry "
+        r"and by my_plugin.rewards",
+    ):
+        registry.register("test_kind", "a")(second)

@@ -274,3 +274,19 @@ def test_answer_as_text_states_the_option_text_everywhere() -> None:
     after = options[letters[(letters.index(str(record.answer)) + 1) % len(letters)]].strip()
     rejected = text.pairs([record], "helpfulness")[0]["rejected"]  # a wrong option, argued
     assert rejected[-1]["content"].rstrip().endswith(f"Final answer: {after}")
+
+
+def test_reward_names_and_reward_models_are_checked_at_start_up() -> None:
+    """Found by a new-user trial: a misspelt reward name, or a reward model RL would need
+    and nothing trains, failed only when the RL trainer was built (in a curriculum, after
+    every earlier stage had trained)."""
+    cfg = validate(compose("stage=rl", "+reward.weights.corectness=1.0"))
+    with pytest.raises(
+        MedalignError, match="unknown reward 'corectness'. Did you mean 'correctness'"
+    ):
+        check_components(cfg)
+    order = "curriculum.order=[pubmedqa,rl]"
+    cfg = validate(compose("experiment=curriculum", order, "reward.weights.helpfulness=0.5"))
+    with pytest.raises(MedalignError, match="reward.weights.helpfulness=0.5 needs a trained"):
+        check_components(cfg)
+    check_components(validate(compose("experiment=curriculum", "reward.weights.helpfulness=0.5")))
