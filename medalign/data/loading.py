@@ -241,13 +241,17 @@ def decontamination_configs(cfg: RunConfig) -> list[DatasetConfig]:
 def refuse_one_file_for_both(cfg: RunConfig, part: LoadedData) -> None:
     """A dataset whose training rows and evaluation rows come from one and the same file
     (a single-file `path`: the split cannot choose) is refused: every evaluation question
-    would also be a training question."""
+    would also be a training question. A layout whose splits live inside one file
+    (PubMedQA's ori_pqal.json, split by its test ids) is not: its Task splits it."""
     name = part.config.name
     if name not in cfg.datasets or part.source.startswith("hub:"):
         return
     catalogue = eval_dataset_config(cfg, name)
     eval_cfg = split_config(catalogue, catalogue.eval_split)
     if eval_cfg.split == part.config.split or eval_cfg.hub_id:
+        return
+    layout = Path("<layout>")  # which file each split is in the official layout
+    if get_task(eval_cfg).split_file(layout) == get_task(part.config).split_file(layout):
         return
     try:
         source = resolve_path(eval_cfg, cfg.data_root, get_task(eval_cfg))

@@ -101,7 +101,8 @@ def test_a_curriculum_stage_is_any_dataset_and_a_misspelt_one_fails_at_start_up(
     from medalign.config import validate
     from medalign.curriculum import _stage_overrides
 
-    cfg = validate(compose("experiment=curriculum", "curriculum.order=[pubmedqa,toy_exam,rl]"))
+    order = "curriculum.order=[pubmedqa,toy_exam,reward,rl]"
+    cfg = validate(compose("experiment=curriculum", order))
     check_components(cfg)  # toy_exam has no stage YAML and no curriculum.stages line
     assert _stage_overrides(cfg, "toy_exam", "sft") == [
         *("stage=sft", "dataset=toy_exam", "stage.name=toy_exam")
