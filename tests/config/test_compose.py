@@ -31,8 +31,16 @@ def test_every_stage_and_experiment_validates(
         + ("compare", "pretrain")
     }
     typed = validate(compose(*overrides))
+    needs_models = typed.stage.kind == "rl" and any(
+        w and not typed.reward.models.get(n)
+        for n, w in typed.reward.weights.items()
+        if n in typed.reward.models
+    )
     if stage == "compare":  # it reads the runs it compares at start-up: none named here
         with pytest.raises(MedalignError, match="compare.runs is empty"):
+            check_components(typed)
+    elif needs_models:  # RL alone on a reward-model mix: the models' dirs must be given
+        with pytest.raises(MedalignError, match="needs a trained reward model"):
             check_components(typed)
     else:
         check_components(typed)
@@ -140,7 +148,9 @@ def test_cli_reports_a_typo_without_traceback() -> None:
 def test_cli_unknown_option_lists_available_options() -> None:
     result = _cli("stage=pubmedq", "--cfg", "job")
     assert result.returncode != 0
-    assert "Available options in 'stage'" in result.stderr and "pubmedqa" in result.stderr
+    assert "stage=pubmedq: no such stage config. Did you mean 'pubmedqa'?" in result.stderr
+    assert "The options: chat, compare, curriculum" in result.stderr  # one line, no Hydra dump
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_cli_help_and_cfg_do_not_import_torch() -> None:
