@@ -453,9 +453,12 @@ def _rewards_markdown(manifest: dict[str, Any]) -> str:
                 metrics[f"reward/{name}_last_fifth"],
             )
             weight = "" if name == "total" else _weight_cell(weights.get(name))
+            p = metrics.get(f"reward/{name}_fifths_p")
+            shown = "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+            mark = " ✱" if p is not None and p < 0.05 else ""
             rows.append(
                 f"| {entry['name']} | {name} | {weight} | {first:.3f} | {last:.3f} "
-                f"| {last - first:+.3f} |"
+                f"| {last - first:+.3f}{mark} | {shown} |"
             )
         logged = metrics.get("rl/logged_steps")
         if names and logged:
@@ -466,12 +469,16 @@ def _rewards_markdown(manifest: dict[str, Any]) -> str:
     if not rows:
         return ""
     head = "\n## RL rewards: mean over the first and the last fifth of the steps\n\n"
-    foot = "\n\ntotal = the sum of weight x reward over the rewards above"
+    foot = (
+        "\n\np: Welch's t-test between the logged steps' mean rewards of the two fifths; "
+        "✱: p < 0.05, the only changes to read as a rise or a fall. "
+        "total = the sum of weight x reward over the rewards above"
+    )
     foot += f" ({'; '.join(notes)})." if notes else "."
     return (
         head
-        + "| stage | reward | weight | first fifth | last fifth | change |\n"
-        + "|---|---|---:|---:|---:|---:|\n"
+        + "| stage | reward | weight | first fifth | last fifth | change | p |\n"
+        + "|---|---|---:|---:|---:|---:|---:|\n"
         + "\n".join(rows)
         + foot
         + "\n"

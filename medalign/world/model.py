@@ -69,7 +69,7 @@ def build_world_model(cfg: ModelConfig) -> str:
         out = staging / "model"
         if world.pretrain_steps > 0:
             log.warning(
-                "pretraining the world model once (%d steps; 10-13 min on 2 CPU cores); "
+                "pretraining the world model once (%d steps; about 6 min on 2 quiet CPU cores); "
                 "later runs load it from %s",
                 world.pretrain_steps,
                 target,

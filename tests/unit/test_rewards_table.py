@@ -1,4 +1,5 @@
-"""The curriculum's RL-reward table says how its total is made and what a fifth is."""
+"""The curriculum's RL-reward table says how its total is made, what a fifth is, and
+which changes its test finds (Welch's p, ✱)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ def test_reward_table_carries_weights_and_the_size_of_a_fifth(tmp_path: Path) ->
     for name, (first, last) in {"correctness": (0.4, 0.3), "format": (1.0, 0.9)}.items():
         metrics |= {f"reward/{name}_first_fifth": first, f"reward/{name}_last_fifth": last}
     metrics |= {"reward/total_first_fifth": 0.6, "reward/total_last_fifth": 0.48}
+    metrics |= {"reward/correctness_fifths_p": 0.0004, "reward/format_fifths_p": 0.21}
     manifest = {"stages": [{"name": "rl", "dir": str(stage_dir), "metrics": metrics}]}
     table = _rewards_markdown(manifest)
     rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| rl")}
-    assert rows["format"] == "| rl | format | 0.2 | 1.000 | 0.900 | -0.100 |"
-    assert rows["total"] == "| rl | total |  | 0.600 | 0.480 | -0.120 |"
+    assert rows["correctness"] == "| rl | correctness | 1 | 0.400 | 0.300 | -0.100 ✱ | <0.001 |"
+    assert rows["format"] == "| rl | format | 0.2 | 1.000 | 0.900 | -0.100 | 0.210 |"
+    assert rows["total"] == "| rl | total |  | 0.600 | 0.480 | -0.120 | n/a |"  # no p: no mark
     assert "rl: 10 logged steps, a fifth is 2 of them" in table
     assert "total = the sum of weight x reward" in table
 
