@@ -19,7 +19,7 @@ enforces it, with its short, commented list of exceptions.
     reports                                         report.html, the paired tables
     stages                                          one runner per stage.kind
     checks, sweep                                   start-up checks; sweep summaries
-    run, _plugins                                   one stage from a config; Hydra sweeper, search path
+    run, _plugins                                   one stage from a config; Hydra plugins
     curriculum                                      stages in order in one run
     guard                                           what the command line checks around a run
     cli                                             the entry point
