@@ -7,7 +7,7 @@ Kept out of config.py so the config layer imports nothing above it.
 from __future__ import annotations
 
 from medalign.config import RunConfig
-from medalign.errors import MedalignError
+from medalign.errors import MedalignError, did_you_mean
 
 
 def check_components(cfg: RunConfig) -> None:
@@ -127,7 +127,6 @@ def _check_rewards(cfg: RunConfig) -> None:
     RL trainer is built, after the earlier stages of a curriculum): a short name must be
     registered (a plugin's too), a dotted path must import with TRL's signature, and a
     reward model needs its path, or a reward stage before RL in the curriculum."""
-    import difflib
 
     runs_rl = cfg.stage.kind == "rl" or (
         cfg.stage.kind == "curriculum" and "rl" in cfg.curriculum.order
@@ -155,18 +154,15 @@ def _check_rewards(cfg: RunConfig) -> None:
                     f"{where}reward.models.{name}=<its dir>, or weight 0"
                 )
         elif name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise MedalignError(
-                f"config reward.weights: unknown reward {name!r}.{hint} Known: "
-                f"{', '.join(sorted(known))}, or a dotted path to a function"
+                f"config reward.weights: unknown reward {name!r}.{did_you_mean(name, known)} "
+                f"Known: {', '.join(sorted(known))}, or a dotted path to a function"
             )
 
 
 def _check_dataset_names(cfg: RunConfig) -> None:
     """Every dataset a key names is in the catalogue: checked before anything trains, with
     the closest name suggested (an unknown eval set used to fail after training)."""
-    import difflib
 
     from medalign.compose import dataset_names
 
@@ -190,8 +186,7 @@ def _check_dataset_names(cfg: RunConfig) -> None:
     for key, names in lists.items():
         for name in names:
             if name not in known:
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(name, known)
                 raise MedalignError(
                     f"config {key}: unknown dataset {name!r}.{hint} The catalogue has: "
                     f"{', '.join(sorted(known))} (add one: a conf/dataset/<name>.yaml, "

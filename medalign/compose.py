@@ -108,12 +108,11 @@ def check_choices(overrides: list[str]) -> None:
     the options, never the `_` bases), and `datasets.<name>.<key>=...` for a dataset the
     default config does not list (its entry is added when the config names the dataset,
     so the override needs Hydra's `+`: the line says so, exactly)."""
-    import difflib
 
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from medalign.errors import MedalignError
+    from medalign.errors import MedalignError, did_you_mean
 
     for folder in os.environ.get("MEDALIGN_CONFIG_PATH", "").split(os.pathsep):
         if folder.strip() and not Path(folder).expanduser().is_dir():
@@ -135,10 +134,9 @@ def check_choices(overrides: list[str]) -> None:
                 options = [o for o in loader.get_group_options(key) if not o.startswith("_")]
                 value = override.value()
                 if value not in options and value != "null":
-                    close = difflib.get_close_matches(value, options, n=1)
-                    hint = f" Did you mean {close[0]!r}?" if close else ""
                     raise MedalignError(
-                        f"{key}={value}: no such {key} config.{hint} The options: "
+                        f"{key}={value}: no such {key} config.{did_you_mean(value, options)} "
+                        "The options: "
                         f"{', '.join(options)} (conf/{key}/, plugin packages, "
                         "$MEDALIGN_CONFIG_PATH)"
                     )

@@ -23,3 +23,11 @@ def where(path: object, row: object | None = None, field: str | None = None) -> 
     if field is not None:
         parts.append(f"field {field!r}")
     return ", ".join(parts)
+
+
+def did_you_mean(word: str, options: object) -> str:
+    """' Did you mean 'x'?' for the closest of `options` to a mistyped `word`, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(options), n=1)  # type: ignore[call-overload]
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -10,11 +10,10 @@ on a CPU), checkpointing and W&B reporting, so SFT, reward and RL stages agree.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.errors import MedalignError
+from medalign.errors import MedalignError, did_you_mean
 from medalign.outputs import RunDir
 from medalign.tracking import Tracker
 
@@ -63,11 +62,9 @@ def build_config(config_cls: type, cfg: RunConfig, common: dict, **specific: Any
     valid = {f.name for f in dataclasses.fields(config_cls)}
     for key in extra:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise MedalignError(
                 f"config stage.trainer_kwargs.{key}: not an argument of "
-                f"{config_cls.__module__}.{config_cls.__name__}.{hint}"
+                f"{config_cls.__module__}.{config_cls.__name__}.{did_you_mean(key, valid)}"
             )
     return config_cls(**{**common, **specific, **extra})
 
