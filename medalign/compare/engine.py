@@ -42,9 +42,9 @@ class CompareSettings:
 
 
 def verdict(row: dict[str, Any], alpha: float) -> str:
-    """gain | loss | no difference: a direction only where Holm's p is below alpha."""
+    """gain | loss | not significant: a direction only where Holm's p is below alpha."""
     if not (row["p_holm"] < alpha) or row["diff"] == 0:
-        return "no difference"
+        return "not significant"
     better = row["diff"] < 0 if row["metric"] in LOWER_IS_BETTER else row["diff"] > 0
     return "gain" if better else "loss"
 

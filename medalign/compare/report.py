@@ -2,7 +2,7 @@
 reads), compare.png (a forest plot of the differences with their intervals).
 
 A row is marked where Holm's adjusted p is below alpha: only such a difference is called
-a gain or a loss; every other row says "no difference" and how large a difference its n
+a gain or a loss; every other row says "not significant" and how large a difference its n
 could have detected (MDE, 80% power).
 """
 

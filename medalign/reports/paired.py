@@ -6,7 +6,7 @@ change against the previous stage and against `before`, paired on the same quest
 
 A change is called a gain, a loss or forgetting only when the paired test says so
 (Holm-adjusted p below alpha, medalign/compare/); forgetting is a significant drop on a
-dataset an earlier stage trained on. Every other change reads "no difference", with the
+dataset an earlier stage trained on. Every other change reads "not significant", with the
 smallest difference its n could have detected.
 """
 

@@ -71,7 +71,7 @@ def test_the_pubmedqa_stage_teaches_reading_the_abstract(small_runs) -> None:
 
 
 def test_a_broken_learning_rate_teaches_nothing(small_runs) -> None:
-    """The same test on a stage that cannot learn (lr 1e-8): no difference."""
+    """The same test on a stage that cannot learn (lr 1e-8): not significant."""
     test = _paired(small_runs["before"], small_runs["sft_lr_broken"])
     assert abs(test["diff"]) < 0.05 and test["p"] > 0.05, test
 

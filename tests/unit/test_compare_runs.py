@@ -37,7 +37,7 @@ def test_two_runs_give_one_row_per_dataset_and_metric(tmp_path: Path) -> None:
     rows = {r["dataset"]: r for r in table["rows"]}
     assert table["baseline"] == "a" and set(rows) == {"medqa", "pubmedqa"}
     assert rows["medqa"]["verdict"] == "gain" and rows["medqa"]["significant"]
-    assert rows["pubmedqa"]["diff"] == 0.0 and rows["pubmedqa"]["verdict"] == "no difference"
+    assert rows["pubmedqa"]["diff"] == 0.0 and rows["pubmedqa"]["verdict"] == "not significant"
     assert rows["medqa"]["p_holm"] >= rows["medqa"]["p"]  # Holm over the two datasets
     for key in ("n", "baseline", "run", "diff", "ci_low", "ci_high", "p", "p_holm", "b", "c"):
         assert key in rows["medqa"]

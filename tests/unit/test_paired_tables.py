@@ -67,7 +67,7 @@ def test_results_md_shows_n_intervals_and_calls_a_significant_drop_forgetting(
     }
     assert rows[("pubmedqa", "pubmedqa")]["verdict"] == "gain"
     assert rows[("medqa", "pubmedqa")]["verdict"] == "forgetting"
-    assert rows[("medqa", "medqa")]["verdict"] == "no difference"
+    assert rows[("medqa", "medqa")]["verdict"] == "not significant"
     assert "| medqa | pubmedqa | acc |" in text and "| forgetting |" in text
     html = (run / "report.html").read_text()
     assert 'id="changes"' in html and "forgetting" in html
@@ -85,7 +85,7 @@ def test_a_drop_within_noise_is_not_forgetting(tmp_path: Path) -> None:
         (r["stage"], r["dataset"]): r for r in json.loads((run / "paired_changes.json").read_text())
     }
     row = rows[("medqa", "pubmedqa")]
-    assert row["previous"]["diff"] < 0 and row["verdict"] == "no difference"
+    assert row["previous"]["diff"] < 0 and row["verdict"] == "not significant"
 
 
 def _sweep_job(sweep: Path, k: int, overrides: list[str], metric: float, **run) -> Path:
