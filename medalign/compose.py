@@ -39,12 +39,8 @@ def compose(overrides: list[str]) -> Any:
     use_hydra_plugins()
     register_resolvers()
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
 
-    if GlobalHydra.instance().is_initialized():
-        return complete_catalogue(hydra_compose(config_name="config", overrides=overrides))
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with _hydra_context():
         return complete_catalogue(hydra_compose(config_name="config", overrides=overrides))
 
 
@@ -58,14 +54,11 @@ DATASET_KEYS = (
 def dataset_names() -> list[str]:
     """Every dataset YAML on the config search path (conf/dataset/, plugin packages,
     $MEDALIGN_CONFIG_PATH), but the `_` bases: the catalogue a config can name."""
-    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     use_hydra_plugins()
-    if not GlobalHydra.instance().is_initialized():
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return dataset_names()
-    options = GlobalHydra.instance().config_loader().get_group_options("dataset")
+    with _hydra_context():
+        options = GlobalHydra.instance().config_loader().get_group_options("dataset")
     return sorted(name for name in options if not name.startswith("_"))
 
 
@@ -80,16 +73,23 @@ def complete_catalogue(cfg: Any) -> Any:
     from hydra import compose as hydra_compose
     from omegaconf import OmegaConf, open_dict
 
-    available = set(dataset_names())
     named = [cfg.dataset.name]
     for key in DATASET_KEYS:
         value = OmegaConf.select(cfg, key, default=None)
         named += list(value.keys() if hasattr(value, "keys") else value or [])
+    lacking = [  # not in the catalogue yet, or only a partial +datasets.<name> entry
+        name
+        for name in dict.fromkeys(str(n) for n in named)
+        if "format" not in (cfg.datasets.get(name) or {})
+    ]
+    if not lacking:  # the usual case: no group listing, no composition
+        return cfg
+    available = set(dataset_names())
     with open_dict(cfg):
-        for name in dict.fromkeys(str(n) for n in named):
+        for name in lacking:
+            if name not in available:
+                continue  # unknown: the start-up checks name it, with the closest
             entry = cfg.datasets.get(name)
-            if name not in available or (entry is not None and "format" in entry):
-                continue  # unknown (start-up checks name it) or already in the catalogue
             declared = hydra_compose(config_name="config", overrides=[f"dataset={name}"]).dataset
             cfg.datasets[name] = OmegaConf.merge(declared, entry) if entry else declared
     return cfg

@@ -76,11 +76,12 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
             stage_dir = Path(entry["dir"])
             _reconcile(entry, stage_dir)
             if entry["status"] != "done":
+                start = _start(cfg, kind, state)
                 stage_overrides = [
                     *[o for o in base if kind == "sft" or not o.startswith("stage.")],
                     *_stage_overrides(cfg, name, kind),
                     *_replay_mix(cfg, name, kind, state["trained"]),
-                    *_inputs(cfg, kind, state, run_dir),
+                    *_inputs(kind, start, state),
                     f"logger.group={run_dir.name}",
                 ]
                 if (stage_dir / "manifest.json").is_file():
@@ -90,7 +91,7 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
                         stage_dir.rename(
                             stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
                         )
-                _run_stage(manifest, run_dir, entry, stage_overrides, _start(cfg, kind, state))
+                _run_stage(manifest, run_dir, entry, stage_overrides, start)
             _advance(cfg, kind, entry, stage_dir, state)
     except BaseException as exc:
         manifest["status"] = failure_status(exc)
@@ -140,10 +141,9 @@ def _start(cfg: RunConfig, kind: str, state: dict[str, Any]) -> Any:
     return state["start"]
 
 
-def _inputs(cfg: RunConfig, kind: str, state: dict[str, Any], run_dir: Path) -> list[str]:
+def _inputs(kind: str, start: Any, state: dict[str, Any]) -> list[str]:
     """The overrides that record where a stage starts, in its config.yaml: `init_from`
-    (the `spec` of `_start`) and, for RL, the reward models."""
-    start = _start(cfg, kind, state)
+    (the `spec` of its `_start`) and, for RL, the reward models."""
     if start is None:
         return []
     out = [f"init_from='{start.spec}'"]
