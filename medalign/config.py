@@ -229,6 +229,7 @@ class EvalConfig:
     judge_model: str | None = None
     add_bos_token: bool | None = None
     backend: str = _choice("builtin", "builtin", "lm_eval")
+    generation_backend: str = _choice("hf", "hf", "vllm")  # generative tasks: HF or vLLM
     lm_eval: LmEvalConfig = field(default_factory=LmEvalConfig)
 
 
@@ -350,6 +351,8 @@ class RLConfig:
     temperature: float = 1.0
     use_vllm: bool = False  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
     vllm_mode: str = _choice("colocate", "colocate", "server")
+    vllm_gpu_memory_utilization: float = 0.3  # colocate: vLLM's share of each GPU, in (0, 1)
+    vllm_enable_sleep_mode: bool = False  # colocate: free vLLM's memory during the update
     engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
     feedback_path: str | None = None  # rl=kto: thumbs-up/down rows instead of the pairs
 

@@ -2,22 +2,46 @@
 
 wandb >= 0.2x no longer ships a Python reader; the file is a LevelDB-style log of
 protobuf `Record`s after a 7-byte header (":W&B", magic, version), in 32 KiB blocks.
+wandb's service may still be writing it after `run.finish()` returns, so a reader waits
+until the file holds its run's exit record.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
 BLOCK = 32768
 HEADER = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+WAIT_S = 60.0  # for the service to finish writing a run it has been told to finish
 
 
 def records(path: Path) -> list[bytes]:
-    data = Path(path).read_bytes()
+    """The file's records, once it holds the exit record (or after WAIT_S, as they are)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        out = _parse(Path(path).read_bytes(), path)
+        if _has_exit(out) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _has_exit(raws: list[bytes]) -> bool:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for raw in reversed(raws):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") == "exit":
+            return True
+    return False
+
+
+def _parse(data: bytes, path: Path) -> list[bytes]:
     assert data[:4] == b":W&B", f"{path} is not a W&B run file"
     out, pos, pending = [], HEADER, b""
     while pos + HEADER <= len(data):
@@ -26,6 +50,8 @@ def records(path: Path) -> list[bytes]:
             pos += left_in_block
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        if pos + HEADER + length > len(data):  # a record the service is still writing
+            break
         chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == FULL:

@@ -48,3 +48,34 @@ def test_a_resumed_stage_continues_its_wandb_run(
     assert len(sessions) == 2
     assert [wandb_log.run_info(path)["id"] for path in sessions] == [run_id, run_id]
     assert [row["train/loss"] for path in sessions for row in wandb_log.history(path)] == [2.0, 1.0]
+
+
+def test_a_run_file_is_read_once_the_service_has_written_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wandb's service writes the `.wandb` file after `finish()` returns (CI read a summary
+    run's file before its run record was there): the reader waits for the exit record."""
+    import threading
+
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    try:
+        tracker = start_tracking(
+            LoggerConfig(name="wandb"), name="r", job_type="summary", run_dir=tmp_path, config={}
+        )
+        tracker.log({"train/loss": 3.0})
+        tracker.finish(True)
+    finally:
+        wandb.teardown()
+    (done,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    whole = done.read_bytes()
+    late = tmp_path / "late.wandb"
+    late.write_bytes(whole[: wandb_log.HEADER])  # the header alone, as the service starts it
+    writer = threading.Timer(1.0, late.write_bytes, args=(whole,))
+    writer.start()
+    try:
+        assert wandb_log.run_info(late)["job_type"] == "summary"
+        assert [row["train/loss"] for row in wandb_log.history(late)] == [3.0]
+    finally:
+        writer.cancel()
