@@ -353,6 +353,7 @@ class RLConfig:
     vllm_mode: str = _choice("colocate", "colocate", "server")
     vllm_gpu_memory_utilization: float = 0.3  # colocate: vLLM's share of each GPU, in (0, 1)
     vllm_enable_sleep_mode: bool = False  # colocate: free vLLM's memory during the update
+    merge_for_generation: bool = True  # HF generation with the adapter merged (exact restore)
     engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
     feedback_path: str | None = None  # rl=kto: thumbs-up/down rows instead of the pairs
 

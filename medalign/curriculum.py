@@ -397,6 +397,7 @@ def write_results(
         scores_markdown,
         stage_scores,
     )
+    from medalign.reports.reward_models import reward_models_markdown
     from medalign.stages.validation import validation_markdown
 
     datasets = sorted({d for row in table.values() for d in row})
@@ -418,6 +419,7 @@ def write_results(
         + markdown
         + changes_markdown(run_dir, manifest or {}, settings)
         + forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), settings.alpha)
+        + reward_models_markdown(manifest or {}, settings.alpha)
         + _rewards_markdown(manifest or {})
         + validation_markdown(manifest or {})  # stages/validation.py
     )

@@ -17,7 +17,7 @@ def generate_texts(
 ) -> list[str]:
     """Greedy answers to `prompts` (user turns), `cfg.max_new_tokens` each: the same
     batched generation as stage=generate (models/inference.py), stopping at the end of
-    the assistant's turn."""
+    the assistant's turn; in vLLM with eval.generation_backend=vllm."""
     from medalign.config import GenerateConfig
     from medalign.models.inference import chat_completions
 
@@ -25,4 +25,5 @@ def generate_texts(
         batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens, do_sample=False
     )
     conversations = [[{"role": "user", "content": p}] for p in prompts]
-    return chat_completions(model, tokenizer, conversations, settings, where=desc)
+    backend = cfg.generation_backend  # hf | vllm (the judge: hf, its EvalConfig default)
+    return chat_completions(model, tokenizer, conversations, settings, where=desc, backend=backend)

@@ -60,12 +60,20 @@ def chat_completions(
     progress: bool = True,
     streamer: Any = None,
     where: str = "generate",
+    backend: str = "hf",
 ) -> list[str]:
-    """The assistant's next message for each conversation, batched with left padding."""
+    """The assistant's next message for each conversation: HF `generate` batched with left
+    padding (each answer the one it gets alone, token for token), or vLLM (backend=vllm:
+    eval.generation_backend)."""
     import torch
     from tqdm.auto import tqdm
 
     texts = [render_chat(tokenizer, messages, where) for messages in conversations]
+    if backend == "vllm":
+        from medalign.models.vllm_generation import vllm_completions
+
+        stops = generation_kwargs(tokenizer, settings)["eos_token_id"] or []
+        return vllm_completions(model, tokenizer, texts, settings, stops)
     answers: list[str] = []
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     try:

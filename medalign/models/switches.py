@@ -7,7 +7,10 @@
 - model.liger=true (Liger kernels: fused RMSNorm, SwiGLU, RoPE, linear + cross-entropy,
   TRL/transformers' `use_liger_kernel`) needs CUDA and the liger-kernel package;
 - rl.use_vllm=true (TRL generation in vLLM, rl.vllm_mode colocate | server) needs CUDA
-  and the vllm package, and only GRPO/RLOO generate.
+  and the vllm package, and only GRPO/RLOO generate; rl.vllm_gpu_memory_utilization is a
+  share of each GPU, in (0, 1);
+- eval.generation_backend=vllm (the generative tasks in vLLM) needs CUDA and vllm, and
+  belongs to medalign's own scorer (eval.backend=builtin): lm-eval generates itself.
 
 Each check asks the environment (importlib, torch.cuda) without importing the package,
 so it costs milliseconds.
@@ -50,9 +53,24 @@ def check_switches(cfg: Any, cuda: bool | None = None) -> None:
     if getattr(model, "liger", False):
         _need("model.liger=true (Liger kernels)", "liger-kernel", "liger_kernel", cuda)
     rl = cfg.rl
+    share = rl.vllm_gpu_memory_utilization
+    if not 0 < share < 1:
+        raise MedalignError(
+            f"rl.vllm_gpu_memory_utilization={share}: expected a share of each GPU's "
+            "memory in (0, 1), e.g. 0.3 (TRL's default for colocate mode)"
+        )
     if rl.use_vllm:
         if rl.algorithm not in ("grpo", "rloo"):
             raise MedalignError(
                 f"rl.use_vllm=true: only GRPO and RLOO generate; rl.algorithm={rl.algorithm}"
             )
         _need(f"rl.use_vllm=true (vllm_mode={rl.vllm_mode})", "vllm", "vllm", cuda)
+    ev = cfg.eval
+    if ev.generation_backend == "vllm":
+        if ev.backend == "lm_eval":
+            raise MedalignError(
+                "eval.generation_backend=vllm is medalign's scorer's (eval.backend=builtin); "
+                "with eval.backend=lm_eval, lm-eval generates: use its vllm model type "
+                "(lm_eval --model vllm) or eval.generation_backend=hf"
+            )
+        _need("eval.generation_backend=vllm", "vllm", "vllm", cuda)

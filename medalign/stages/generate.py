@@ -57,7 +57,14 @@ def run_generate(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
     run.update(model=description, input=str(settings.input), output=str(output))
     started = time.perf_counter()
     conversations = [with_system(row["messages"], settings) for row in rows]
-    answers = chat_completions(model, tokenizer, conversations, settings, where="generate")
+    answers = chat_completions(
+        model,
+        tokenizer,
+        conversations,
+        settings,
+        where="generate",
+        backend=cfg.eval.generation_backend,
+    )
     elapsed = time.perf_counter() - started
     write_answers(output, rows, answers)
     log.info("%d answers written to %s (%.1f s)", len(answers), output, elapsed)

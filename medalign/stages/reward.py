@@ -61,15 +61,19 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
         tokenizer.save_pretrained(partial)
         os.replace(partial, target)
         models[objective] = str(target)
-        accuracy, margin = pairwise_accuracy(model, tokenizer, held)
+        wins, margins = pair_wins(model, tokenizer, held)
         metrics.update(
             {
-                f"reward/{objective}_accuracy": accuracy,
-                f"reward/{objective}_margin": margin,
+                f"reward/{objective}_accuracy": _mean(wins),
+                f"reward/{objective}_margin": _mean(margins),
                 f"reward/{objective}_train_pairs": len(train),
                 f"reward/{objective}_heldout_pairs": len(held),
             }
         )
+        for kind in sorted({p["kind"] for p in held}):  # one kind may be easy, another not
+            mine = [w for w, p in zip(wins, held, strict=True) if p["kind"] == kind]
+            metrics[f"reward/{objective}_accuracy_{kind}"] = _mean(mine)
+            metrics[f"reward/{objective}_heldout_pairs_{kind}"] = len(mine)
     tracker.log(metrics)
     run.update(base_model=base, reward_models=models, metrics=metrics)
     return metrics
@@ -115,12 +119,12 @@ def _train(
     return trained.merge_and_unload() if peft is not None else trained
 
 
-def pairwise_accuracy(model: Any, tokenizer: Any, pairs: list) -> tuple[float, float]:
-    """(share of pairs whose chosen scores above rejected, mean score margin)."""
+def pair_wins(model: Any, tokenizer: Any, pairs: list) -> tuple[list[float], list[float]]:
+    """Per pair: 1.0 where the chosen side scores above the rejected one, and the margin."""
     import torch
 
     if not pairs:
-        return float("nan"), float("nan")
+        return [], []
     model.eval()
 
     def scores(key: str) -> torch.Tensor:
@@ -130,4 +134,8 @@ def pairwise_accuracy(model: Any, tokenizer: Any, pairs: list) -> tuple[float, f
             return model(**batch.to(model.device)).logits[:, 0].float()
 
     chosen, rejected = scores("chosen"), scores("rejected")
-    return float((chosen > rejected).float().mean()), float((chosen - rejected).mean())
+    return (chosen > rejected).float().tolist(), (chosen - rejected).tolist()
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -5,6 +5,9 @@ principle of the AMA Code of Medical Ethics (`med_safety_demonstrations_category
 A folder path is the benchmark's `datasets/` folder (or any folder holding `train/` and
 `test/`); `split` picks the sub-folder and every CSV below it is read. The record's
 question is the request, its answer the safe response, `meta.category` the principle.
+An optional `unsafe_response` column (not in the benchmark; the synthetic world writes
+one) is the data author's own unsafe answer to the request: the safety pair's rejected
+side, before an on-policy sample or the templated compliant answer.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from medalign.registry import register
 from medalign.tasks.base import EvalContext, Pair, Task
 
 COLUMNS = ("harmful_medical_request", "safe_response")
+UNSAFE = "unsafe_response"  # optional: a hard negative for the safety pairs
 _CATEGORY = re.compile(r"category_(\d+)")
 
 
@@ -76,15 +80,20 @@ class MedSafetyBench(Task):
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
     ) -> list[Pair]:
-        """safety: chosen = the safe response; rejected = the policy's own compliant
-        sample (reward.negatives=sample, when it did not refuse) or a templated one."""
+        """safety: chosen = the safe response; rejected = the row's own unsafe_response
+        where the data has one, else the policy's own compliant sample
+        (reward.negatives=sample, when it did not refuse), else a templated one."""
         from medalign.rewards.pairs import compliant_template, pair
 
         if objective != "safety":
             return []
         out = []
         for i, record in enumerate(records):
-            rejected = negatives[i] if negatives and negatives[i] else compliant_template(record)
+            rejected = (
+                record.meta.get(UNSAFE)
+                or (negatives[i] if negatives else None)
+                or compliant_template(record)
+            )
             out.append(pair(record.question, str(record.answer), rejected, "harmful", self.name))
         return out
 
@@ -98,11 +107,15 @@ def to_record(file: Path, number: int, row: dict[str, Any], bad: BadRows) -> QAR
     if not isinstance(safe, str) or not safe.strip():
         bad.reject(key, COLUMNS[1], "missing or empty")
         return None
+    unsafe = row.get(UNSAFE)  # an empty cell: no unsafe answer for this row
     category = _CATEGORY.search(file.name)
+    meta = {"category": int(category.group(1)) if category else None, "source": file.parent.name}
     return QARecord(
         id=f"{file.parent.name}/{file.stem}:{number}",
         question=request.strip(),
         context=[],
         answer=safe.strip(),
-        meta={"category": int(category.group(1)) if category else None, "source": file.parent.name},
+        meta={**meta, UNSAFE: unsafe.strip()}
+        if isinstance(unsafe, str) and unsafe.strip()
+        else meta,
     )

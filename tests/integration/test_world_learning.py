@@ -182,3 +182,43 @@ def test_grpo_raises_the_correctness_it_is_rewarded_for(grpo_runs) -> None:
     assert broken["reward/correctness_fifths_p"] > 0.05, broken
     gain = broken["reward/correctness_last_fifth"] - broken["reward/correctness_first_fifth"]
     assert abs(gain) < last - first, broken
+
+
+# -- slow: the reward models rank held-out pairs, neither at chance nor trivially ---------
+@pytest.fixture(scope="module")
+def reward_runs(tmp_path_factory: pytest.TempPathFactory):
+    """MedMCQA SFT then both reward models with experiment=world's settings, and the same
+    with a reward learning rate of 1e-8. Returns each reward stage's metrics."""
+    saved = os.environ["MEDALIGN_CACHE"]
+    os.environ["MEDALIGN_CACHE"] = str(Path.home() / ".cache" / "medalign")
+    root = tmp_path_factory.mktemp("world_reward")
+    base = [
+        *("experiment=world", "logger=none", "eval.datasets=[medmcqa]"),
+        *("curriculum.order=[medmcqa,reward]", "curriculum.eval_before=false"),
+    ]
+    try:
+        out = {}
+        broken = ["curriculum.stages.reward.learning_rate=1e-8"]
+        for name, extra in (("reward", []), ("reward_lr_broken", broken)):
+            overrides = [*base, *extra]
+            run(compose(*overrides), root / name, overrides=overrides)
+            manifest = json.loads((root / name / "manifest.json").read_text())
+            out[name] = next(s for s in manifest["stages"] if s["name"] == "reward")["metrics"]
+        yield out
+    finally:
+        os.environ["MEDALIGN_CACHE"] = saved
+
+
+@pytest.mark.slow
+def test_reward_models_rank_unseen_pairs_above_chance_but_not_trivially(reward_runs) -> None:
+    """Helpfulness (on-policy negatives) and the world's harmful-request pairs (the two
+    drugs swapped, so only the disease's facts tell them apart) are ranked significantly
+    above chance on held-out pairs, and not all right; at lr 1e-8 not above chance."""
+    from medalign.reports.reward_models import reward_model_rows
+
+    rows = {(r["objective"], r["kind"]): r for r in reward_model_rows(reward_runs["reward"])}
+    for key in (("helpfulness", "all"), ("safety", "harmful")):
+        assert rows[key]["p_chance"] < 0.01 and rows[key]["accuracy"] < 1.0, rows[key]
+    broken = reward_model_rows(reward_runs["reward_lr_broken"])
+    harmful = next(r for r in broken if (r["objective"], r["kind"]) == ("safety", "harmful"))
+    assert harmful["p_chance"] > 0.01 or harmful["accuracy"] < 0.5, harmful

@@ -91,6 +91,46 @@ def test_harmful_pairs_on_real_medsafetybench_rows() -> None:
     assert compliant_template(records[0]) == _content(pairs[0], "rejected")
 
 
+def test_an_unsafe_response_column_is_the_safety_pairs_hard_negative(tmp_path: Path) -> None:
+    """A MedSafetyBench-layout CSV with the optional unsafe_response column: that answer is
+    the rejected side (before a sampled or templated one); a row left empty falls back."""
+    csv = tmp_path / "train" / "med_safety_demonstrations_category_2.csv"
+    csv.parent.mkdir()
+    csv.write_text(
+        ",harmful_medical_request,safe_response,unsafe_response\n"
+        '0,Dose a rival?,"No, I will not.","Give them 10x the dose."\n'
+        "1,Hide a drug in food?,I can't help with that.,\n"
+    )
+    cfg = dataset_cfg("medsafetybench", path=str(tmp_path))
+    records = load_records(cfg).records
+    pairs = get_task(cfg).pairs(records, "safety", ["Sure: sampled.", "Sure: sampled too."])
+    assert [_content(p, "rejected") for p in pairs] == [
+        "Give them 10x the dose.",
+        "Sure: sampled too.",
+    ]
+    assert records[0].meta["category"] == 2 and "unsafe_response" not in records[1].meta
+
+
+def test_the_worlds_unsafe_answers_swap_the_two_drugs(tmp_path: Path) -> None:
+    """The world's safety pairs differ only in which drug is called contraindicated: the
+    rejected one steers to the contraindicated drug, so the pair needs the disease's facts."""
+    from medalign.world.knowledge import build_world
+    from medalign.world.render import write_world
+
+    write_world(tmp_path, seed=3, diseases=12)
+    cfg = dataset_cfg("medsafetybench", path=str(tmp_path / "medsafetybench"))
+    records = load_records(cfg).records
+    by_name = {d.name: d for d in build_world(3, 12).diseases}
+    pairs = get_task(cfg).pairs(records, "safety")
+    assert len(pairs) == len(records) == 6  # the training half, one request each
+    for record, pair in zip(records, pairs, strict=True):
+        disease = next(d for name, d in by_name.items() if name in record.question)
+        chosen, rejected = _content(pair, "chosen"), _content(pair, "rejected")
+        assert f"{disease.contraindicated.capitalize()} is contraindicated" in chosen
+        assert f"{disease.first_line.capitalize()} is contraindicated" in rejected
+        assert chosen.split(".")[0] == rejected.split(".")[0] and is_refusal(rejected)
+
+
 def test_no_pair_has_chosen_equal_to_rejected() -> None:
     from medalign.rewards.build import build_pairs
 

@@ -45,3 +45,33 @@ def test_rl_summary_tests_the_first_fifth_against_the_last() -> None:
     assert _reward_summary(SimpleNamespace(history=flat))["reward/correctness_fifths_p"] > 0.5
     short = _reward_summary(SimpleNamespace(history=rising[:5]))  # a fifth of one step
     assert "reward/correctness_fifths_p" not in short
+
+
+def test_reward_model_table_gives_n_interval_and_the_test_against_chance() -> None:
+    """Each reward model's held-out accuracy, overall and per kind of pair, with n, a Wilson
+    interval and an exact binomial p against 0.5 (statsmodels' interval as the reference)."""
+    from scipy.stats import binomtest
+    from statsmodels.stats.proportion import proportion_confint
+
+    from medalign.reports.reward_models import reward_models_markdown
+
+    metrics = {
+        "reward/safety_accuracy": 0.75,
+        "reward/safety_heldout_pairs": 40,
+        "reward/safety_accuracy_harmful": 0.6,
+        "reward/safety_heldout_pairs_harmful": 30,
+        "reward/safety_accuracy_calibration": 1.0,
+        "reward/safety_heldout_pairs_calibration": 10,
+        "reward/helpfulness_accuracy": 0.55,
+        "reward/helpfulness_heldout_pairs": 20,
+    }
+    table = reward_models_markdown({"stages": [{"name": "reward", "metrics": metrics}]})
+    rows = {tuple(line.split(" | ")[1:3]): line for line in table.splitlines()[5:]}
+    low, high = proportion_confint(18, 30, method="wilson")
+    harmful = rows[("safety", "harmful")]
+    assert f"| 30 | 0.600 [{low:.3f}, {high:.3f}] | {binomtest(18, 30).pvalue:.3f} |" in harmful
+    assert harmful.endswith("| not above chance |")  # p 0.36
+    assert rows[("safety", "all")].endswith("above chance ✱ |")  # 30/40, p 0.002
+    assert "every pair right" in rows[("safety", "calibration")]
+    assert rows[("helpfulness", "all")].endswith("| not above chance |")
+    assert reward_models_markdown({"stages": [{"name": "medqa", "metrics": {}}]}) == ""
