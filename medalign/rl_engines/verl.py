@@ -19,12 +19,18 @@ directory holds:
   as TRL calls it (chat prompts and completions, the dataset columns); one that does not
   import, here or where verl runs, stops with one line;
 - command.txt / run.sh: `python3 -m verl.trainer.main_ppo` with Hydra overrides, each a
-  key of verl's own trainer config (tests check them against verl's bundled YAML); the
-  adapter is `lora.r`, `lora.alpha`, `lora.target_modules` (verl's LoRA has no dropout,
-  and a variant it cannot build, such as lora=dora, is refused at start-up);
-- slurm.sh: a Ray head + workers on the allocated nodes, then the same command;
-- job.json: all of the above as data.
+  key of verl VERL_VERSION's trainer config (the tests check them against its wheel);
+  the adapter is `lora.r`, `lora.alpha`, `lora.target_modules` (verl's LoRA has no
+  dropout; a variant it cannot build, such as lora=dora, is refused at start-up);
+- slurm.sh: a Ray head + workers on the allocated nodes, then run.sh;
+- job.json: all of the above as data, with the verl version and the sizes.
 
+Relocatable: every path is the job folder's (`${JOB_DIR}`, which run.sh finds itself) or
+one variable at the top of run.sh (MODEL_PATH, MEDALIGN_ROOT, PYTHON, NNODES,
+GPUS_PER_NODE; each overridable from the environment); copy the folder anywhere.
+Sized (verl_sizing.py): nodes x GPUs from plan.world_size, batches from trainer.* and
+rl.*, micro-batch and vLLM memory from the planner for the model on plan.gpu; a toy
+value (the tiny defaults) is named in run.sh, not replaced.
 Generating needs no verl (a dry run on any machine); running needs verl and GPUs.
 """
 
@@ -32,16 +38,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
-import shlex
 from pathlib import Path
 from typing import Any
 
 from medalign.errors import MedalignError
+from medalign.models.init_from import curriculum_root
+from medalign.rl_engines.verl_scripts import (
+    clone_default,
+    job_relative,
+    shell_word,
+    write_scripts,
+)
+from medalign.rl_engines.verl_sizing import VerlSizes, verl_sizes
 
 # medalign algorithm -> verl algorithm.adv_estimator (verl/trainer/ppo/core_algos.py)
 ESTIMATORS = {"ppo": "gae", "grpo": "grpo", "rloo": "rloo"}
 RULE_REWARDS = ("correctness", "format", "length")
+# The verl release the overrides are checked against (tests/unit/test_verl.py reads this
+# version's bundled trainer config); run.sh warns when another one is installed.
+VERL_VERSION = "0.9.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -83,6 +100,7 @@ def write_verl_job(cfg: Any, run_dir: Path | str, start: Any) -> dict[str, Any]:
     check_algorithm(cfg.rl.algorithm)
     check_lora_settings(cfg.lora)
     out = Path(run_dir) / "verl"
+    sizes = verl_sizes(cfg)  # bad layouts and batch sizes stop before anything is written
     out.mkdir(parents=True, exist_ok=True)
     rows = verl_rows(cfg)
     if len(rows) < 2:
@@ -99,22 +117,43 @@ def write_verl_job(cfg: Any, run_dir: Path | str, start: Any) -> dict[str, Any]:
         for i, row in enumerate(part):
             row["extra_info"]["split"], row["extra_info"]["index"] = split, i
         Dataset.from_list(part).to_parquet(str(out / f"{split}.parquet"))
-    (out / "medalign_reward.py").write_text(reward_module(cfg))
+    (out / "medalign_reward.py").write_text(reward_module(cfg, out))
     model_path = _model_path(cfg, Path(run_dir), start)
-    command = verl_command(cfg, out, model_path)
-    (out / "command.txt").write_text(shlex.join(command) + "\n")
-    _write_scripts(out, command)
+    roots = [Path(run_dir)] + [r for r in [curriculum_root(Path(run_dir))] if r is not None]
+    variables = {
+        "MODEL_PATH": shell_word(job_relative(model_path, out, roots))[1:-1],
+        "MEDALIGN_ROOT": shell_word(clone_default(out, REPO_ROOT))[1:-1],
+    }
+    reward_model = _reward_model(cfg)
+    if reward_model:  # a reward model in runs/ moves with this clone's runs/
+        roots.append(REPO_ROOT)
+        variables["REWARD_MODEL_PATH"] = shell_word(job_relative(reward_model, out, roots))[1:-1]
+    command = verl_command(cfg, sizes=sizes, experiment=Path(run_dir).name)
+    about = (
+        f"{cfg.rl.algorithm} ({ESTIMATORS[cfg.rl.algorithm]}) on model={cfg.model.name}, "
+        f"plan.world_size={cfg.plan.world_size} x plan.gpu={cfg.plan.gpu}"
+    )
+    write_scripts(out, command, sizes, variables, VERL_VERSION, about)
     job = {
         "engine": "verl",
+        "verl_version": VERL_VERSION,
         "algorithm": cfg.rl.algorithm,
         "adv_estimator": ESTIMATORS[cfg.rl.algorithm],
-        "model_path": model_path,
+        "paths": "relative to this folder (${JOB_DIR}), or run.sh's variables",
+        "variables": {
+            **variables,
+            "NNODES": str(sizes.nnodes),
+            "GPUS_PER_NODE": str(sizes.gpus_per_node),
+        },
+        "sizes": dataclasses.asdict(sizes),
         "train_rows": len(splits["train"]),
         "val_rows": len(splits["val"]),
         "command": command,
-        "files": sorted(p.name for p in out.iterdir()),
+        "files": sorted(p.name for p in out.iterdir()) + ["job.json"],
     }
     (out / "job.json").write_text(json.dumps(job, indent=2) + "\n")
+    for note in sizes.notes:
+        print(f"verl: {note}")
     print(f"verl job written to {out}\nrun it where verl is installed:  bash {out / 'run.sh'}")
     return {"verl/train_rows": job["train_rows"], "verl/val_rows": job["val_rows"]}
 
@@ -162,17 +201,33 @@ of the rewards named by dotted path (CUSTOM), each called as TRL's GRPOTrainer c
 import os
 import sys
 
-MEDALIGN_ROOT = {root!r}  # else medalign as installed in verl's environment
-REWARD_PATHS = {paths!r}  # where CUSTOM's packages were imported from
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# MEDALIGN_ROOT (run.sh exports it): a medalign clone. Unset: the clone that wrote this
+# job, relative to this file (CLONE; empty: it was written outside one). Empty, or no
+# medalign/ in it: the medalign installed in verl's environment.
+CLONE = {root!r}
+MEDALIGN_ROOT = os.environ.get("MEDALIGN_ROOT", os.path.join(_HERE, CLONE) if CLONE else "")
+# where CUSTOM's packages were imported from: relative entries are MEDALIGN_ROOT's,
+# absolute ones this machine's; MEDALIGN_REWARD_PATHS (os.pathsep-separated) adds more
+REWARD_PATHS = {paths!r}
 WEIGHTS = {weights!r}
 CUSTOM = {custom!r}
 LENGTH_TARGET = {length_target!r}
 
-for _path in REWARD_PATHS:
+_extra = [p for p in os.environ.get("MEDALIGN_REWARD_PATHS", "").split(os.pathsep) if p]
+for _path in _extra + [os.path.join(MEDALIGN_ROOT, p) for p in REWARD_PATHS]:
     if os.path.isdir(_path) and _path not in sys.path:
         sys.path.append(_path)  # after verl's own environment
-if os.path.isdir(os.path.join(MEDALIGN_ROOT, "medalign")):
+if MEDALIGN_ROOT and os.path.isdir(os.path.join(MEDALIGN_ROOT, "medalign")):
     sys.path.insert(0, MEDALIGN_ROOT)  # the very code that wrote this job
+
+try:
+    import medalign.rewards.functions  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        f"medalign_reward.py: medalign is not importable ({{error}}): set MEDALIGN_ROOT to "
+        "a medalign clone (top of run.sh), or install medalign in verl's environment"
+    ) from error
 
 from medalign.rewards.functions import (  # noqa: E402
     correctness,
@@ -204,24 +259,34 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
 '''
 
 
-def reward_module(cfg: Any) -> str:
-    """The source of medalign_reward.py for `cfg.reward`. A dotted reward is imported
-    and its signature checked here (rewards/functions.py `named_reward`), and the folder
-    its package came from is written into the module for verl's process."""
+def reward_module(cfg: Any, out: Path | None = None) -> str:
+    """The source of medalign_reward.py for `cfg.reward`, to be written into job folder
+    `out`. A dotted reward is imported and its signature checked here
+    (rewards/functions.py `named_reward`); the folder its package came from is written
+    into the module relative to the medalign clone when inside it, else as it is here."""
     from medalign.rewards.functions import named_reward
 
     weights = {k: float(v) for k, v in cfg.reward.weights.items() if k in RULE_REWARDS}
     custom = {k: float(v) for k, v in cfg.reward.weights.items() if v and _dotted(k)}
     for name in custom:
         named_reward(name)
-    paths = sorted({p for p in map(_import_root, custom) if p})
+    paths = sorted({_repo_relative(p) for p in map(_import_root, custom) if p})
+    root = ""
+    if out is not None and out.resolve().is_relative_to(REPO_ROOT):
+        root = os.path.relpath(REPO_ROOT, out.resolve())
     return REWARD_TEMPLATE.format(
-        root=str(REPO_ROOT),
+        root=root,
         paths=paths,
         weights=weights,
         custom=custom,
         length_target=cfg.reward.length_target,
     )
+
+
+def _repo_relative(path: str) -> str:
+    """`path` relative to the medalign clone when inside it (so the job moves with it)."""
+    resolved = Path(path).resolve()
+    return os.path.relpath(resolved, REPO_ROOT) if resolved.is_relative_to(REPO_ROOT) else path
 
 
 def _dotted(name: str) -> bool:
@@ -252,24 +317,27 @@ def _model_path(cfg: Any, run_dir: Path, start: Any) -> str:
     return str(Path(sft_base(cfg, _Run(), start)).resolve())
 
 
-def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:
-    """`python3 -m verl.trainer.main_ppo` with the overrides that express `cfg`."""
-    rl, lora = cfg.rl, cfg.lora
+def verl_command(
+    cfg: Any,
+    model_path: str = "${MODEL_PATH}",
+    sizes: VerlSizes | None = None,
+    experiment: str = "medalign",
+) -> list[str]:
+    """`python3 -m verl.trainer.main_ppo` with the overrides that express `cfg`, sized by
+    `sizes` (verl_sizing.verl_sizes(cfg) when None). Paths are the job folder's
+    (`${JOB_DIR}/...`) and the layout run.sh's variables (`${NNODES}`, `${GPUS_PER_NODE}`),
+    expanded by run.sh where the job runs."""
+    rl, lora, t = cfg.rl, cfg.lora, cfg.trainer
     algorithm = rl.algorithm
-    n = 1 if algorithm == "ppo" else rl.num_generations
-    t = cfg.trainer
-    batch = max(1, t.per_device_train_batch_size // n)  # prompts per step per GPU
-    gpus = max(1, cfg.plan.world_size)
-    prompts = batch * gpus
-    micro = max(1, t.per_device_train_batch_size // 2)
+    s = sizes or verl_sizes(cfg)
     o = {
         "algorithm.adv_estimator": ESTIMATORS[algorithm],
-        "data.train_files": str((out / "train.parquet").resolve()),
-        "data.val_files": str((out / "val.parquet").resolve()),
+        "data.train_files": "${JOB_DIR}/train.parquet",
+        "data.val_files": "${JOB_DIR}/val.parquet",
         "data.prompt_key": "prompt",
-        "data.max_prompt_length": t.max_length,
-        "data.max_response_length": rl.max_completion_length,
-        "data.train_batch_size": prompts,
+        "data.max_prompt_length": s.prompt_length,
+        "data.max_response_length": s.response_length,
+        "data.train_batch_size": s.prompts,
         "data.filter_overlong_prompts": True,
         "data.truncation": "left",
         "actor_rollout_ref.model.path": model_path,
@@ -278,25 +346,27 @@ def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:
         "actor_rollout_ref.model.target_modules": _targets(lora.target_modules),
         "actor_rollout_ref.model.enable_gradient_checkpointing": True,
         "actor_rollout_ref.actor.optim.lr": t.learning_rate,
-        "actor_rollout_ref.actor.ppo_mini_batch_size": prompts,
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": micro,
+        "actor_rollout_ref.actor.ppo_mini_batch_size": s.prompts,  # one update per rollout
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": s.micro,
         "actor_rollout_ref.rollout.name": "vllm",
-        "actor_rollout_ref.rollout.n": n,
+        "actor_rollout_ref.rollout.n": s.n,
         "actor_rollout_ref.rollout.temperature": rl.temperature,
-        "actor_rollout_ref.rollout.gpu_memory_utilization": 0.5,
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": micro,
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": micro,
-        "reward.custom_reward_function.path": str((out / "medalign_reward.py").resolve()),
+        "actor_rollout_ref.rollout.gpu_memory_utilization": s.gpu_memory_utilization,
+        "actor_rollout_ref.rollout.tensor_model_parallel_size": s.tensor_parallel,
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": s.micro,
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": s.micro,
+        "reward.custom_reward_function.path": "${JOB_DIR}/medalign_reward.py",
         "reward.custom_reward_function.name": "compute_score",
-        "trainer.n_gpus_per_node": gpus,
-        "trainer.nnodes": 1,
-        "trainer.total_training_steps": t.max_steps,
+        "trainer.n_gpus_per_node": "${GPUS_PER_NODE}",
+        "trainer.nnodes": "${NNODES}",
+        "trainer.total_training_steps": s.steps,
         "trainer.project_name": cfg.logger.project,
-        "trainer.experiment_name": out.parent.name,
+        "trainer.experiment_name": experiment,
         "trainer.logger": "['console','wandb']" if cfg.logger.name == "wandb" else "['console']",
-        "trainer.default_local_dir": str((out / "checkpoints").resolve()),
+        "trainer.default_local_dir": "${JOB_DIR}/checkpoints",
         "trainer.val_before_train": True,
     }
+    micro = s.micro
     if algorithm == "ppo":  # KL in the reward, a critic from the same model (GAE)
         o["algorithm.use_kl_in_reward"] = rl.beta > 0
         o["algorithm.kl_ctrl.kl_coef"] = rl.beta
@@ -308,11 +378,16 @@ def verl_command(cfg: Any, out: Path, model_path: str) -> list[str]:
         o["actor_rollout_ref.actor.use_kl_loss"] = rl.beta > 0
         o["actor_rollout_ref.actor.kl_loss_coef"] = rl.beta
         o["actor_rollout_ref.actor.kl_loss_type"] = "low_var_kl"
-    rm = [n for n, w in cfg.reward.weights.items() if w and cfg.reward.models.get(n)]
-    if rm:  # verl takes one reward model; rule rewards still come from compute_score
+    if _reward_model(cfg):  # verl takes one reward model; rule rewards: compute_score
         o["reward.reward_model.enable"] = True
-        o["reward.reward_model.model_path"] = str(cfg.reward.models[rm[0]])
+        o["reward.reward_model.model_path"] = "${REWARD_MODEL_PATH}"
     return ["python3", "-m", "verl.trainer.main_ppo", *(f"{k}={_v(v)}" for k, v in o.items())]
+
+
+def _reward_model(cfg: Any) -> str | None:
+    """The first weighted reward model (verl takes one), or None."""
+    rm = [n for n, w in cfg.reward.weights.items() if w and cfg.reward.models.get(n)]
+    return str(cfg.reward.models[rm[0]]) if rm else None
 
 
 def _targets(targets: Any) -> str:
@@ -326,49 +401,3 @@ def _v(value: Any) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
     return str(value)
-
-
-def _write_scripts(out: Path, command: list[str]) -> None:
-    layout = ("trainer.n_gpus_per_node=", "trainer.nnodes=")  # set from the environment
-    kept = [c for c in command if not c.startswith(layout)]
-    body = " \\\n    ".join(shlex.quote(c) if "[" not in c else f'"{c}"' for c in kept)
-    run = (
-        "#!/usr/bin/env bash\n"
-        "# Generated by medalign (stage=rl rl.engine=verl). Needs verl + GPUs.\n"
-        "# GPUS_PER_NODE / NNODES override the planned layout.\nset -euo pipefail\n"
-        f"{body} \\\n    trainer.n_gpus_per_node=${{GPUS_PER_NODE:-{_gpus(command)}}} \\\n"
-        '    trainer.nnodes=${NNODES:-1} "$@"\n'
-    )
-    (out / "run.sh").write_text(run)
-    (out / "run.sh").chmod(0o755)
-    script = shlex.quote(str((out / "run.sh").resolve()))
-    slurm = f"""#!/usr/bin/env bash
-#SBATCH --job-name=medalign-verl
-#SBATCH --nodes=2
-#SBATCH --ntasks-per-node=1
-#SBATCH --gpus-per-node=8
-#SBATCH --cpus-per-task=32
-#SBATCH --output=%x-%j.out
-# A Ray cluster over the allocated nodes (head on the first), then the verl job on it.
-set -euo pipefail
-nodes=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
-head=${{nodes[0]}}
-head_ip=$(srun --nodes=1 --ntasks=1 -w "$head" hostname --ip-address | awk '{{print $1}}')
-port=6379
-srun --nodes=1 --ntasks=1 -w "$head" ray start --head --node-ip-address="$head_ip" \\
-    --port=$port --num-gpus="$SLURM_GPUS_PER_NODE" --block &
-sleep 15
-for node in "${{nodes[@]:1}}"; do
-    srun --nodes=1 --ntasks=1 -w "$node" ray start --address="$head_ip:$port" \\
-        --num-gpus="$SLURM_GPUS_PER_NODE" --block &
-done
-sleep 15
-export RAY_ADDRESS="$head_ip:$port"
-GPUS_PER_NODE="$SLURM_GPUS_PER_NODE" NNODES="$SLURM_JOB_NUM_NODES" \\
-    srun --overlap --nodes=1 --ntasks=1 -w "$head" bash {script}
-"""
-    (out / "slurm.sh").write_text(slurm)
-
-
-def _gpus(command: list[str]) -> str:
-    return next(c.split("=", 1)[1] for c in command if c.startswith("trainer.n_gpus_per_node="))
