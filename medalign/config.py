@@ -366,6 +366,7 @@ class PlanConfig:
     gpu_memory_gb: float | None = None  # overrides the named GPU's memory (GiB)
     gpu_tflops: float | None = None  # overrides its dense bf16 peak (TFLOP/s)
     world_size: int = 1
+    gpus_per_node: int = 8  # a multi-node layout (the verl job): world_size on such nodes
     sharding: str = _choice("ddp", "ddp", "fsdp", "zero2", "zero3")
     for_stage: str = _choice(
         "sft", "sft", "pretrain", "reward", "rl", "dpo"

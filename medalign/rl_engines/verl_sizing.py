@@ -53,25 +53,29 @@ class VerlSizes:
     notes: list[str] = dataclasses.field(default_factory=list)  # provenance, toy warnings
 
 
-def layout(world_size: int) -> tuple[int, int]:
-    """(nodes, GPUs per node) for `world_size` GPUs on GPUS_PER_NODE-GPU nodes."""
-    if world_size < 1:
-        raise MedalignError(f"plan.world_size={world_size}: the verl job needs at least 1 GPU")
-    if world_size <= GPUS_PER_NODE:
+def layout(world_size: int, per_node: int = GPUS_PER_NODE) -> tuple[int, int]:
+    """(nodes, GPUs per node) for `world_size` GPUs on nodes of `per_node` GPUs
+    (plan.gpus_per_node)."""
+    if world_size < 1 or per_node < 1:
+        raise MedalignError(
+            f"plan.world_size={world_size}, plan.gpus_per_node={per_node}: the verl job needs "
+            "at least 1 GPU on nodes of at least 1"
+        )
+    if world_size <= per_node:
         return 1, world_size
-    if world_size % GPUS_PER_NODE:
+    if world_size % per_node:
         raise MedalignError(
             f"plan.world_size={world_size}: verl puts the same number of GPUs on every "
-            f"node; on {GPUS_PER_NODE}-GPU nodes use at most {GPUS_PER_NODE} or a multiple "
-            f"of {GPUS_PER_NODE} (e.g. {world_size // GPUS_PER_NODE * GPUS_PER_NODE or 8})"
+            f"node; on {per_node}-GPU nodes (plan.gpus_per_node) use at most {per_node} or a "
+            f"multiple of {per_node} (e.g. {world_size // per_node * per_node or per_node})"
         )
-    return world_size // GPUS_PER_NODE, GPUS_PER_NODE
+    return world_size // per_node, per_node
 
 
 def verl_sizes(cfg: Any) -> VerlSizes:
     """The job's layout and batch sizes for `cfg` (see the module docstring)."""
     t, rl, world = cfg.trainer, cfg.rl, cfg.plan.world_size
-    nnodes, per_node = layout(world)
+    nnodes, per_node = layout(world, cfg.plan.gpus_per_node)
     n = 1 if rl.algorithm == "ppo" else rl.num_generations
     completions = t.per_device_train_batch_size * world * t.gradient_accumulation_steps
     if n < 1 or completions % n:

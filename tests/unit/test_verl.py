@@ -409,13 +409,25 @@ def test_the_planner_sizes_micro_batch_and_rollout_memory() -> None:
     assert any("toy-sized" in n and "rl.max_completion_length" in n for n in roomy.notes)
 
 
-@pytest.mark.parametrize(("world", "nodes", "gpus"), [(1, 1, 1), (4, 1, 4), (16, 2, 8)])
-def test_slurm_layout_follows_world_size(world: int, nodes: int, gpus: int, tmp_path: Path):
+@pytest.mark.parametrize(
+    ("world", "per_node", "nodes", "gpus"),
+    [(1, 8, 1, 1), (4, 8, 1, 4), (16, 8, 2, 8), (16, 4, 4, 4)],
+)
+def test_slurm_layout_follows_world_size(
+    world: int, per_node: int, nodes: int, gpus: int, tmp_path: Path
+):
     from medalign.rl_engines.verl import VERL_VERSION, verl_command
     from medalign.rl_engines.verl_scripts import write_scripts
     from medalign.rl_engines.verl_sizing import verl_sizes
 
-    cfg = validate(compose("stage=rl", "rl.engine=verl", f"plan.world_size={world}"))
+    cfg = validate(
+        compose(
+            "stage=rl",
+            "rl.engine=verl",
+            f"plan.world_size={world}",
+            f"plan.gpus_per_node={per_node}",
+        )
+    )
     sizes = verl_sizes(cfg)
     variables = {"MODEL_PATH": "m", "MEDALIGN_ROOT": ""}
     write_scripts(tmp_path, verl_command(cfg, sizes=sizes), sizes, variables, VERL_VERSION, "x")
@@ -433,6 +445,9 @@ def test_verl_refuses_layouts_and_groups_it_cannot_split() -> None:
 
     with pytest.raises(MedalignError, match="plan.world_size=12: .* multiple of 8"):
         verl_sizes(validate(compose("stage=rl", "rl.engine=verl", "plan.world_size=12")))
+    four = ("stage=rl", "rl.engine=verl", "plan.world_size=6", "plan.gpus_per_node=4")
+    with pytest.raises(MedalignError, match="plan.world_size=6: .* 4-GPU nodes"):
+        verl_sizes(validate(compose(*four)))
     with pytest.raises(MedalignError, match="rl.num_generations=3: .* must be a multiple"):
         verl_sizes(validate(compose("stage=rl", "rl.engine=verl", "rl.num_generations=3")))
 
