@@ -140,7 +140,11 @@ def check_choices(overrides: list[str]) -> None:
                         f"{', '.join(options)} (conf/{key}/, plugin packages, "
                         "$MEDALIGN_CONFIG_PATH)"
                     )
+            if key == "dataset" and isinstance(override.value(), str):
+                _check_own_name(override.value())
             parts = key.split(".")
+            if "task_args" in parts[:-1] and not override.is_add():
+                _check_task_arg(text, parts, overrides)
             if parts[0] == "datasets" and len(parts) > 2 and not override.is_add():
                 if listed is None:
                     from hydra import compose as hydra_compose
@@ -151,6 +155,49 @@ def check_choices(overrides: list[str]) -> None:
                         f"{text}: datasets.{parts[1]} is added to the catalogue when the "
                         f"config names it, so set its keys with a +: +{text}"
                     )
+
+
+def _check_own_name(choice: str) -> None:
+    """`dataset=<file>`: the YAML's `name:` is its file's name, as for the catalogue."""
+    from hydra import compose as hydra_compose
+
+    from medalign.errors import MedalignError
+
+    if choice == "null":
+        return
+    try:
+        name = hydra_compose(config_name="config", overrides=[f"dataset={choice}"]).dataset.name
+    except Exception:  # noqa: BLE001 - Hydra reports a broken YAML itself, with its file
+        return
+    if name != choice:
+        raise MedalignError(
+            f"dataset={choice}: its YAML says name: {name}; a dataset's name is its file's "
+            f"name (dataset/{choice}.yaml): set name: {choice}"
+        )
+
+
+def _check_task_arg(text: str, parts: list[str], overrides: list[str]) -> None:
+    """`dataset.task_args.<key>=...` for a key the dataset's YAML does not declare: one
+    line with the closest declared key (Hydra would print its struct error), or the `+`
+    that adds a key a Task of your own reads."""
+    from hydra import compose as hydra_compose
+    from omegaconf import OmegaConf
+
+    from medalign.errors import MedalignError, did_you_mean
+
+    where = ".".join(parts[: parts.index("task_args") + 1])
+    others = [o for o in overrides if o != text and "task_args" not in o]
+    try:
+        node = OmegaConf.select(hydra_compose(config_name="config", overrides=others), where)
+    except Exception:  # noqa: BLE001 - another override is wrong: Hydra says which
+        return
+    if node is None or parts[-1] in node or len(parts) != where.count(".") + 2:
+        return
+    declared = [str(k) for k in node]
+    raise MedalignError(
+        f"{text}: {where} has no key {parts[-1]!r}.{did_you_mean(parts[-1], declared)} "
+        f"Its keys: {', '.join(declared) or 'none'}; a key your own Task reads takes a +: +{text}"
+    )
 
 
 def _hydra_context() -> Any:

@@ -145,29 +145,34 @@ def test_a_later_stage_forgets_and_replay_keeps_it(full_runs: Path) -> None:
 
 
 # -- slow: GRPO raises the reward it optimizes, on the full world ------------------------
-@pytest.fixture(scope="module")
-def grpo_runs(tmp_path_factory: pytest.TempPathFactory):
-    """MedMCQA SFT then GRPO with experiment=world's RL settings (a curriculum of two
-    stages), and the same with a GRPO learning rate of 1e-8. Returns each rl stage's
-    metrics."""
+def _after_medmcqa(factory: pytest.TempPathFactory, stage: str):
+    """MedMCQA SFT then `stage` with experiment=world's settings (a curriculum of two
+    stages), and the same with that stage's learning rate at 1e-8, in the user's cache's
+    world model. Yields {stage: metrics, stage_lr_broken: metrics}."""
     saved = os.environ["MEDALIGN_CACHE"]
     os.environ["MEDALIGN_CACHE"] = str(Path.home() / ".cache" / "medalign")
-    root = tmp_path_factory.mktemp("world_grpo")
+    root = factory.mktemp(f"world_{stage}")
     base = [
         *("experiment=world", "logger=none", "eval.datasets=[medmcqa]"),
-        *("curriculum.order=[medmcqa,rl]", "curriculum.eval_before=false"),
+        *(f"curriculum.order=[medmcqa,{stage}]", "curriculum.eval_before=false"),
     ]
     try:
         out = {}
-        broken = ["curriculum.stages.rl.learning_rate=1e-8"]
-        for name, extra in (("rl", []), ("rl_lr_broken", broken)):
+        broken = [f"curriculum.stages.{stage}.learning_rate=1e-8"]
+        for name, extra in ((stage, []), (f"{stage}_lr_broken", broken)):
             overrides = [*base, *extra]
             run(compose(*overrides), root / name, overrides=overrides)
             manifest = json.loads((root / name / "manifest.json").read_text())
-            out[name] = next(s for s in manifest["stages"] if s["name"] == "rl")["metrics"]
+            out[name] = next(s for s in manifest["stages"] if s["name"] == stage)["metrics"]
         yield out
     finally:
         os.environ["MEDALIGN_CACHE"] = saved
+
+
+@pytest.fixture(scope="module")
+def grpo_runs(tmp_path_factory: pytest.TempPathFactory):
+    """GRPO after MedMCQA SFT, and at lr 1e-8: each rl stage's metrics."""
+    yield from _after_medmcqa(tmp_path_factory, "rl")
 
 
 @pytest.mark.slow
@@ -187,26 +192,8 @@ def test_grpo_raises_the_correctness_it_is_rewarded_for(grpo_runs) -> None:
 # -- slow: the reward models rank held-out pairs, neither at chance nor trivially ---------
 @pytest.fixture(scope="module")
 def reward_runs(tmp_path_factory: pytest.TempPathFactory):
-    """MedMCQA SFT then both reward models with experiment=world's settings, and the same
-    with a reward learning rate of 1e-8. Returns each reward stage's metrics."""
-    saved = os.environ["MEDALIGN_CACHE"]
-    os.environ["MEDALIGN_CACHE"] = str(Path.home() / ".cache" / "medalign")
-    root = tmp_path_factory.mktemp("world_reward")
-    base = [
-        *("experiment=world", "logger=none", "eval.datasets=[medmcqa]"),
-        *("curriculum.order=[medmcqa,reward]", "curriculum.eval_before=false"),
-    ]
-    try:
-        out = {}
-        broken = ["curriculum.stages.reward.learning_rate=1e-8"]
-        for name, extra in (("reward", []), ("reward_lr_broken", broken)):
-            overrides = [*base, *extra]
-            run(compose(*overrides), root / name, overrides=overrides)
-            manifest = json.loads((root / name / "manifest.json").read_text())
-            out[name] = next(s for s in manifest["stages"] if s["name"] == "reward")["metrics"]
-        yield out
-    finally:
-        os.environ["MEDALIGN_CACHE"] = saved
+    """Both reward models after MedMCQA SFT, and at lr 1e-8: each reward stage's metrics."""
+    yield from _after_medmcqa(tmp_path_factory, "reward")
 
 
 @pytest.mark.slow

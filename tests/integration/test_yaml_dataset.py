@@ -6,6 +6,7 @@ stage, with no line of medalign changed (issue #23)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,26 @@ def test_command_line_mistakes_about_datasets_are_one_line(
     monkeypatch.setenv("MEDALIGN_CONFIG_PATH", str(tmp_path / "nowhere"))
     with pytest.raises(MedalignError, match="MEDALIGN_CONFIG_PATH: .*nowhere is not a folder"):
         check_choices([])
+
+
+def test_a_task_args_typo_and_a_misnamed_yaml_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the second new-user trial: `dataset.task_args.<typo>` was Hydra's struct
+    error, and `dataset=<file>` whose YAML says another `name:` trained under that name."""
+    from medalign.compose import check_choices
+
+    with pytest.raises(
+        MedalignError,
+        match=r"dataset.task_args has no key 'questoin'. Did you mean 'question'\?.* \+dataset",
+    ):
+        check_choices(["dataset=toy_exam", "dataset.task_args.questoin=stem"])
+    check_choices(["dataset=toy_exam", "dataset.task_args.question=stem"])
+    check_choices(["dataset=toy_exam", "+dataset.task_args.my_own=1"])  # a Task of your own
+    folder = tmp_path / "conf" / "dataset"
+    folder.mkdir(parents=True)
+    text = (ASSETS / "conf" / "dataset" / "toy_exam.yaml").read_text()
+    (folder / "toy_exam2.yaml").write_text(text.replace("name: toy_exam", "name: glimmer"))
+    monkeypatch.setenv("MEDALIGN_CONFIG_PATH", f"{tmp_path / 'conf'}{os.pathsep}{ASSETS / 'conf'}")
+    with pytest.raises(MedalignError, match=r"dataset=toy_exam2: its YAML says name: glimmer"):
+        check_choices(["dataset=toy_exam2"])
