@@ -56,7 +56,7 @@ def _online(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, pe
         max_completion_length=rl.max_completion_length,
         temperature=rl.temperature,
         reward_weights=weights,
-        **({"use_vllm": True, "vllm_mode": rl.vllm_mode} if rl.use_vllm else {}),
+        **(vllm_kwargs(rl) if rl.use_vllm else {}),
     )
     trainer = trainer_cls(
         model=model,
@@ -69,6 +69,15 @@ def _online(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, pe
     logger = reward_logger(tracker, [f.__name__ for f in fns])
     trainer.callback_handler.callbacks.insert(0, logger)  # before W&B's, which reads the logs
     return trainer, logger
+
+
+def vllm_kwargs(rl: Any) -> dict[str, Any]:
+    """TRL's vLLM settings: the colocated share and sleep mode the planner plans with."""
+    out = {"use_vllm": True, "vllm_mode": rl.vllm_mode}
+    if rl.vllm_mode == "colocate":
+        out["vllm_gpu_memory_utilization"] = rl.vllm_gpu_memory_utilization
+        out["vllm_enable_sleep_mode"] = rl.vllm_enable_sleep_mode
+    return out
 
 
 @register("rl_algorithm", "dpo")
