@@ -59,7 +59,7 @@ def check_components(cfg: RunConfig) -> None:
 
         check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
     if cfg.stage.kind == "rl":
-        from medalign.plan.generation import check_colocate
+        from medalign.plan.colocate import check_colocate
 
         check_colocate(cfg)  # rl.vllm_mode=colocate: training + vLLM's share fit plan.gpu
 

@@ -1,6 +1,7 @@
 """The RL step's generation: decoding speed, the KV cache, and vLLM's share of the GPU.
 
-    from medalign.plan.generation import check_colocate, generation_estimate
+    from medalign.plan.generation import generation_estimate, rl_memory
+    from medalign.plan.colocate import check_colocate   # the start-up refusal
     python -m medalign stage=plan trainer=rl plan.for_stage=rl rl.use_vllm=true plan.gpu=h200
 
 Decoding is memory-bound on one GPU: each decoding step makes one new token for every
@@ -24,11 +25,9 @@ activations rather than adding to them. Server mode generates on other GPUs.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from medalign.config import RunConfig
-from medalign.errors import MedalignError
 from medalign.plan import formulas as F
 
 # Share of the memory bandwidth a decoding step reaches (HF generate and vLLM alike).
@@ -39,22 +38,20 @@ DECODE_EFFICIENCY = 0.6
 VLLM_OVERHEAD_GIB = 1.0
 
 
-def decode_weight_bytes(cfg: RunConfig, counts: dict, quant: str) -> float:
+def decode_weight_bytes(cfg: RunConfig, counts: dict, quant: str, stored: float) -> float:
     """Bytes one decoding step reads: every weight except the input embedding's unused
     rows (an untied embedding is a lookup; a tied one is read whole as the LM head).
     HF generate reads the training model's weights (quantized, plus the fp32 adapter);
-    vLLM its own 16-bit copy with the adapter merged."""
-    from medalign.plan.planner import weight_bytes
-
+    vLLM its own 16-bit copy with the adapter merged. `stored`: the training model's
+    weight bytes, adapter included (planner.weight_bytes)."""
     by_type = counts["by_type"]
     embedding = 0 if counts.get("tied") else by_type.get("embedding", 0)
     if cfg.rl.use_vllm:
         dtype = F.DTYPE_BYTES[cfg.model.dtype]
         return (counts["total"] - by_type.get("lora", 0) - embedding) * dtype
-    base, adapters = weight_bytes(cfg, counts, quant)
     dtype = F.DTYPE_BYTES[cfg.model.dtype]
     per = 4 if quant != "none" and cfg.quant.prepare_for_kbit_training and dtype < 4 else dtype
-    return base + adapters - embedding * per
+    return stored - embedding * per
 
 
 def vllm_weight_bytes(cfg: RunConfig, counts: dict) -> float:
@@ -102,11 +99,14 @@ def rl_memory(
     return extra
 
 
-def generation_estimate(cfg: RunConfig, model: Any, work: Any, gpu: F.Gpu) -> dict[str, Any]:
+def generation_estimate(
+    cfg: RunConfig, model: Any, work: Any, gpu: F.Gpu, stored: float
+) -> dict[str, Any]:
     """Decoding of one generation round (work.gen_sequences completions of
     work.completion new tokens): tokens/s at DECODE_EFFICIENCY of the bandwidth, and the
-    seconds it adds to the step. In vLLM the batch is what its share's KV cache holds."""
-    weights = decode_weight_bytes(cfg, model.counts, work.quant)
+    seconds it adds to the step. In vLLM the batch is what its share's KV cache holds.
+    `stored`: the training model's weight bytes, adapter included."""
+    weights = decode_weight_bytes(cfg, model.counts, work.quant, stored)
     context = work.seq - work.completion / 2  # the cache's mean length while decoding
     batch = work.gen_sequences
     out: dict[str, Any] = {"backend": "vllm" if cfg.rl.use_vllm else "hf"}
@@ -146,58 +146,3 @@ def colocate_summary(cfg: RunConfig, plan: dict[str, Any]) -> dict[str, Any]:
         "total_gib": plan["total_gib"],
         "gpu_gib": plan["gpu"]["memory_gib"],
     }
-
-
-def check_colocate(cfg: RunConfig) -> dict[str, Any] | None:
-    """stage=rl rl.use_vllm=true rl.vllm_mode=colocate: refuse, before any model loads, a
-    plan that does not fit plan.gpu (training + vLLM's share > its memory) or whose share
-    cannot hold vLLM's weights. Returns the plan's colocate summary (None: not colocated,
-    or a model without architecture numbers, which cannot be planned)."""
-    rl = cfg.rl
-    if not (cfg.stage.kind == "rl" and rl.use_vllm and rl.vllm_mode == "colocate"):
-        return None
-    from medalign.models.random_init import REQUIRED
-    from medalign.plan.planner import gpu_spec, make_plan
-
-    if any(getattr(cfg.model.architecture, k) is None for k in REQUIRED):
-        return None  # a model given by path only: nothing to plan from
-    share_key = f"rl.vllm_gpu_memory_utilization={rl.vllm_gpu_memory_utilization}"
-    gpu = gpu_spec(cfg)
-    plan = make_plan(dataclasses.replace(cfg, plan=dataclasses.replace(cfg.plan, for_stage="rl")))
-    c = colocate_summary(cfg, plan)
-    where = f"plan.gpu={cfg.plan.gpu} ({gpu.memory_gib:g} GiB)"
-    need = c["vllm_weights_gib"] + VLLM_OVERHEAD_GIB
-    if c["vllm_share_gib"] < need:
-        raise MedalignError(
-            f"config {share_key} on {where}: vLLM's share, {c['vllm_share_gib']:.1f} GiB, cannot "
-            f"hold its 16-bit copy of {cfg.model.name} ({c['vllm_weights_gib']:.1f} GiB) and "
-            f"its overhead ({VLLM_OVERHEAD_GIB:g} GiB): raise it to at least "
-            f"{need / gpu.memory_gib + 0.02:.2f}, or use rl.vllm_mode=server (other GPUs)"
-        )
-    if plan["fits"] is False:
-        knobs = "; ".join(k["knob"] for k in plan["knobs"] if k["fits"])
-        shrink = "shrink the step" + (f" ({knobs})" if knobs else "")
-        if c["training_gib"] > c["gpu_gib"]:
-            fix = f"training alone does not fit: {shrink}"
-        else:
-            sleep = "" if rl.vllm_enable_sleep_mode else ", set rl.vllm_enable_sleep_mode=true"
-            fix = (
-                f"lower rl.vllm_gpu_memory_utilization (vLLM needs at least {need:.1f} GiB)"
-                f"{sleep}, use rl.vllm_mode=server on other GPUs, or {shrink}"
-            )
-        raise MedalignError(
-            f"rl.use_vllm=true rl.vllm_mode=colocate does not fit {where}: training needs "
-            f"{c['training_gib']:.1f} GiB and vLLM's share ({share_key}) "
-            f"{c['vllm_share_gib']:.1f} GiB, {c['total_gib']:.1f} GiB in all; {fix}. "
-            "The plan: python -m medalign stage=plan plan.for_stage=rl (same overrides)"
-            + _default_gpu_hint(cfg)
-        )
-    return c
-
-
-def _default_gpu_hint(cfg: RunConfig) -> str:
-    from medalign.config import PlanConfig
-
-    if cfg.plan.gpu != PlanConfig().gpu:
-        return ""
-    return f". plan.gpu={cfg.plan.gpu} is the default: set plan.gpu to the card this runs on"

@@ -313,7 +313,8 @@ def compute_estimate(cfg: RunConfig, model: _Model, work: Workload, gpu: F.Gpu) 
     if work.stage == "rl":  # one generation round per optimizer step (TRL's default)
         from medalign.plan.generation import generation_estimate
 
-        generation = generation_estimate(cfg, model, work, gpu)
+        base, adapters = weight_bytes(cfg, counts, work.quant)
+        generation = generation_estimate(cfg, model, work, gpu, base + adapters)
         step_s += generation["generation_seconds_per_step"]
     return {
         "flops_per_token": per_token,

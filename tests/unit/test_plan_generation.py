@@ -94,7 +94,7 @@ def _rl(*overrides: str):
 
 
 def test_colocate_check_refuses_a_plan_that_does_not_fit() -> None:
-    from medalign.plan.generation import check_colocate
+    from medalign.plan.colocate import check_colocate
 
     with pytest.raises(MedalignError, match=r"colocate does not fit plan.gpu=custom \(4 GiB\)"):
         check_colocate(_rl("rl.vllm_gpu_memory_utilization=0.9"))
@@ -108,14 +108,14 @@ def test_colocate_check_refuses_a_plan_that_does_not_fit() -> None:
 
 
 def test_colocate_check_refuses_a_share_too_small_for_the_weights() -> None:
-    from medalign.plan.generation import check_colocate
+    from medalign.plan.colocate import check_colocate
 
     with pytest.raises(MedalignError, match=r"rl.vllm_gpu_memory_utilization=0.1 .*raise it"):
         check_colocate(_rl("rl.vllm_gpu_memory_utilization=0.1"))  # 0.4 GiB < 1 GiB overhead
 
 
 def test_colocate_check_applies_to_colocated_rl_only() -> None:
-    from medalign.plan.generation import check_colocate
+    from medalign.plan.colocate import check_colocate
 
     tiny_share = "rl.vllm_gpu_memory_utilization=0.1"  # would be refused if checked
     assert check_colocate(_rl(tiny_share, "rl.vllm_mode=server")) is None
