@@ -45,7 +45,7 @@ def test_gpu_rl_dry_run_writes_every_row(tmp_path) -> None:
 def test_peak_allocations_replays_the_trace() -> None:
     """A made-up trace: a (1 GiB) and b (2 GiB) live together at the peak; c comes after
     a is freed and never meets b's peak."""
-    from bench.bench_gpu_rl import peak_allocations
+    from bench.bench_int8_snapshot import peak_allocations
 
     gib = 1024**3
 
