@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all lint format curriculum bench docs clean
+.PHONY: help install install-gpu test test-slow test-all lint format curriculum bench docs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -20,6 +20,20 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install medalign (torch pinned first, then -e ".[dev]")
+
+# CUDA machines: the CUDA torch vllm 0.33 pins, then -e ".[dev,gpu]" (vllm, liger-kernel),
+# all under constraints-gpu.txt. FLASH_ATTN=1 also builds flash-attn (needs nvcc; slow).
+# It marks the CPU install done too, so `make test` does not swap torch back.
+GPU_STAMP := $(VENV)/.installed-gpu
+FLASH_ATTN ?=
+$(GPU_STAMP): pyproject.toml constraints-gpu.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints-gpu.txt torch
+	$(PY) -m pip install -q -c constraints-gpu.txt -e ".[dev,gpu]"
+	$(if $(FLASH_ATTN),$(PY) -m pip install -q -c constraints-gpu.txt --no-build-isolation flash-attn)
+	@touch $@ $(STAMP)
+
+install-gpu: $(GPU_STAMP) ## CUDA machines: .venv with CUDA torch, vllm, liger-kernel (constraints-gpu.txt)
 
 # Two pytest-xdist workers of one torch thread each: on 2 cores 1.6x faster than one
 # process whose threads contend (bench/readme_times.py measures it). ARGS="-n 0": serial.

@@ -1,6 +1,7 @@
 """The planner checked against measurements (CPU), against published tables, and on a GPU.
 
     PYTHONPATH=. python bench/bench_plan.py            # this module alone (prints markdown)
+    python bench/bench_plan.py --gpu-rl [--dry-run]    # RL on a GPU: bench/bench_gpu_rl.py
     make bench                                         # with every other benchmark
 
 CPU: each case trains a few steps of the real medalign stage (SFT, reward, GRPO) in a
@@ -607,6 +608,10 @@ def gpu_markdown(gpu: dict) -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
+    if {"--gpu-rl", "--int8-snapshot", "--cpu-generation"} & set(sys.argv):
+        from bench.bench_gpu_rl import main  # RL pieces, int8 memory history, CPU generation
+
+        sys.exit(main(sys.argv[1:]))
     if "--gpu" in sys.argv:  # the GPU section alone, e.g. on a lent GPU machine
         out = Path(sys.argv[sys.argv.index("--gpu") + 1])
         print(json.dumps(gpu_section(out), indent=2))

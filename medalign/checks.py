@@ -58,6 +58,10 @@ def check_components(cfg: RunConfig) -> None:
         from medalign.stages.rl_algorithms import check_preference_data
 
         check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
+    if cfg.stage.kind == "rl":
+        from medalign.plan.colocate import check_colocate
+
+        check_colocate(cfg)  # rl.vllm_mode=colocate: training + vLLM's share fit plan.gpu
 
 
 # (path, test, what a valid value is): every numeric key whose range is known.
@@ -95,6 +99,7 @@ _RANGES = [
     ("rl.max_completion_length", lambda v: v >= 1, ">= 1"),
     ("rl.beta", lambda v: v >= 0, ">= 0"),
     ("rl.temperature", lambda v: v > 0, "> 0"),
+    ("rl.vllm_gpu_memory_utilization", lambda v: 0 < v < 1, "in (0, 1): vLLM's share of a GPU"),
 ]
 
 

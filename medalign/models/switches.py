@@ -7,8 +7,8 @@
 - model.liger=true (Liger kernels: fused RMSNorm, SwiGLU, RoPE, linear + cross-entropy,
   TRL/transformers' `use_liger_kernel`) needs CUDA and the liger-kernel package;
 - rl.use_vllm=true (TRL generation in vLLM, rl.vllm_mode colocate | server) needs CUDA
-  and the vllm package, and only GRPO/RLOO generate; rl.vllm_gpu_memory_utilization is a
-  share of each GPU, in (0, 1);
+  and the vllm package, and only GRPO/RLOO generate (rl.vllm_gpu_memory_utilization's
+  range: checks.py; a colocated plan that does not fit: plan/colocate.py);
 - eval.generation_backend=vllm (the generative tasks in vLLM) needs CUDA and vllm, and
   belongs to medalign's own scorer (eval.backend=builtin): lm-eval generates itself.
 
@@ -34,7 +34,9 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _need(switch: str, package: str, module: str, cuda: bool | None = None) -> None:
+def _need(switch: str, package: str, module: str, cuda: bool | None = None, plan=False) -> None:
+    if plan:  # stage=plan: the run is planned for plan.gpu, not run here
+        return
     missing = []
     if not (_cuda() if cuda is None else cuda):
         missing.append("a CUDA GPU (torch.cuda.is_available() is False)")
@@ -46,25 +48,20 @@ def _need(switch: str, package: str, module: str, cuda: bool | None = None) -> N
 
 def check_switches(cfg: Any, cuda: bool | None = None) -> None:
     """Raise MedalignError naming what is missing for each switch that is on.
-    `cuda` overrides the detection (tests)."""
-    model = cfg.model
+    `cuda` overrides the detection (tests). stage=plan plans a GPU run from any machine:
+    it needs neither CUDA nor the packages, only settings that make sense."""
+    model, plan = cfg.model, cfg.stage.kind == "plan"
     if model.attn_implementation == "flash_attention_2":
-        _need("model.attn_implementation=flash_attention_2", "flash-attn", "flash_attn", cuda)
+        _need("model.attn_implementation=flash_attention_2", "flash-attn", "flash_attn", cuda, plan)
     if getattr(model, "liger", False):
-        _need("model.liger=true (Liger kernels)", "liger-kernel", "liger_kernel", cuda)
+        _need("model.liger=true (Liger kernels)", "liger-kernel", "liger_kernel", cuda, plan)
     rl = cfg.rl
-    share = rl.vllm_gpu_memory_utilization
-    if not 0 < share < 1:
-        raise MedalignError(
-            f"rl.vllm_gpu_memory_utilization={share}: expected a share of each GPU's "
-            "memory in (0, 1), e.g. 0.3 (TRL's default for colocate mode)"
-        )
     if rl.use_vllm:
         if rl.algorithm not in ("grpo", "rloo"):
             raise MedalignError(
                 f"rl.use_vllm=true: only GRPO and RLOO generate; rl.algorithm={rl.algorithm}"
             )
-        _need(f"rl.use_vllm=true (vllm_mode={rl.vllm_mode})", "vllm", "vllm", cuda)
+        _need(f"rl.use_vllm=true (vllm_mode={rl.vllm_mode})", "vllm", "vllm", cuda, plan)
     ev = cfg.eval
     if ev.generation_backend == "vllm":
         if ev.backend == "lm_eval":
@@ -73,4 +70,4 @@ def check_switches(cfg: Any, cuda: bool | None = None) -> None:
                 "with eval.backend=lm_eval, lm-eval generates: use its vllm model type "
                 "(lm_eval --model vllm) or eval.generation_backend=hf"
             )
-        _need("eval.generation_backend=vllm", "vllm", "vllm", cuda)
+        _need("eval.generation_backend=vllm", "vllm", "vllm", cuda, plan)

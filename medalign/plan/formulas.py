@@ -152,6 +152,18 @@ def decode_seconds_per_token(weight_bytes: float, kv_bytes: float, bandwidth_tbs
     return (weight_bytes + kv_bytes) / (bandwidth_tbs * 1e12)
 
 
+def generation_tokens_per_second(
+    weight_bytes: float,
+    kv_bytes: float,
+    batch: int,
+    bandwidth_bytes_per_s: float,
+    efficiency: float,
+) -> float:
+    """Decoding throughput of a memory-bound batch: each step makes `batch` new tokens
+    and reads the weights and the KV cache once (medalign/plan/generation.py)."""
+    return batch * efficiency * bandwidth_bytes_per_s / (weight_bytes + kv_bytes)
+
+
 def kv_cache_bytes(
     layers: int, kv_heads: int, head_dim: int, tokens: int, sequences: int, dtype_bytes: int
 ) -> float:

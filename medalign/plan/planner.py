@@ -154,6 +154,10 @@ def make_plan(cfg: RunConfig, device: str = "gpu") -> dict[str, Any]:
         "knobs": [] if fits else knobs_to_fit(cfg, model, work, gpu, device),
         "caveats": notes,
     }
+    if work.stage == "rl" and cfg.rl.use_vllm and cfg.rl.vllm_mode == "colocate":
+        from medalign.plan.generation import colocate_summary
+
+        plan["colocate"] = colocate_summary(cfg, plan)
     return plan
 
 
@@ -246,13 +250,16 @@ def memory_components(
     token_scale = work.batch * seq_total / model.seq
     out["logits_loss"] = loss_head_bytes(model, work, dtype, device, token_scale)
     if work.stage == "rl":
-        arch = cfg.model.architecture
-        out.update(_rl_extra(cfg, model, work, base, dtype, arch))
+        from medalign.plan.generation import rl_memory
+
+        transient = out["activations"] + out["logits_loss"] + out["gradients"]
+        out.update(rl_memory(cfg, model, work, base, transient, gpu_spec(cfg)))
     if work.stage == "dpo":
         # the reference pass (adapter disabled, or a frozen copy without LoRA): its logits
         out["reference"] = token_scale * model.logits + (0 if cfg.lora.enabled else base)
     if device == "gpu":
-        allocated = sum(out.values())
+        # vLLM's share is its own preallocated pool: no fragmentation reserve on it
+        allocated = sum(v for k, v in out.items() if k != "vllm_colocate")
         out["allocator_reserve"] = F.ALLOCATOR_RESERVE * allocated
         out["cuda_context"] = F.CUDA_CONTEXT_GIB * F.GIB
     return out
@@ -282,24 +289,6 @@ def loss_head_bytes(model: _Model, work: Workload, dtype: int, device: str, toke
     return token_scale * (model.logits + model.head_saved + 2 * model.logits_fp32)
 
 
-def _rl_extra(cfg: RunConfig, model: _Model, work: Workload, base: float, dtype: int, arch):
-    rl, extra = cfg.rl, {}
-    # GRPO/RLOO with LoRA: the reference is the policy with its adapter disabled (no
-    # weights); without LoRA and beta > 0, TRL keeps a frozen copy.
-    extra["reference"] = 0.0 if cfg.lora.enabled or rl.beta == 0 else base
-    models = [n for n, w in cfg.reward.weights.items() if w and n in cfg.reward.models]
-    extra["reward_models"] = (
-        len(models) * (model.counts["total"] - model.counts["by_type"].get("lora", 0)) * dtype
-    )
-    extra["kv_cache"] = F.kv_cache_bytes(
-        model.layers, arch.num_key_value_heads, model.head_dim, work.seq, work.gen_sequences, dtype
-    )
-    if rl.use_vllm and rl.vllm_mode == "colocate":
-        # TRL's vllm_gpu_memory_utilization default for colocate mode
-        extra["vllm_colocate"] = 0.3 * gpu_spec(cfg).memory_gib * F.GIB
-    return extra
-
-
 def compute_estimate(cfg: RunConfig, model: _Model, work: Workload, gpu: F.Gpu) -> dict[str, Any]:
     """FLOPs per token, tokens per step, step time and tokens/s at plan.mfu, wall time."""
     counts = model.counts
@@ -320,21 +309,13 @@ def compute_estimate(cfg: RunConfig, model: _Model, work: Workload, gpu: F.Gpu) 
     mfu = cfg.plan.mfu
     quant_speed = F.QUANT_THROUGHPUT[work.quant]
     step_s = per_token * tokens / (gpu.bf16_tflops * 1e12 * mfu * quant_speed)
-    generation_s = 0.0
-    if work.stage == "rl":
-        base, _ = weight_bytes(cfg, counts, work.quant)
-        kv = F.kv_cache_bytes(
-            model.layers,
-            model.kv_heads,
-            model.head_dim,
-            work.seq,
-            work.gen_sequences,
-            F.DTYPE_BYTES[cfg.model.dtype],
-        )
-        generation_s = (
-            work.completion * F.decode_seconds_per_token(base, kv / 2, gpu.bandwidth_tbs) / 0.6
-        )
-        step_s += generation_s / work.accum * work.accum
+    generation: dict[str, Any] = {}
+    if work.stage == "rl":  # one generation round per optimizer step (TRL's default)
+        from medalign.plan.generation import generation_estimate
+
+        base, adapters = weight_bytes(cfg, counts, work.quant)
+        generation = generation_estimate(cfg, model, work, gpu, base + adapters)
+        step_s += generation["generation_seconds_per_step"]
     return {
         "flops_per_token": per_token,
         "tokens_per_step_per_gpu": tokens,
@@ -342,7 +323,9 @@ def compute_estimate(cfg: RunConfig, model: _Model, work: Workload, gpu: F.Gpu) 
         "mfu": mfu,
         "quant_throughput": quant_speed,
         "step_seconds": round(step_s, 4),
-        "generation_seconds_per_step": round(generation_s, 4),
+        "generation_seconds_per_step": generation.get("generation_seconds_per_step", 0.0),
+        "generation_tokens_per_second": generation.get("generation_tokens_per_second"),
+        "generation": generation,
         "tokens_per_second": round(tokens * work.world / step_s, 1) if step_s else None,
         "steps": work.steps,
         "wall_hours": round(step_s * max(work.steps, 0) / 3600, 4),

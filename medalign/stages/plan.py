@@ -23,10 +23,8 @@ log = logging.getLogger(__name__)
 
 @register("stage", "plan")
 def run_plan(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
-    from medalign.models.switches import check_switches
     from medalign.plan.planner import make_plan
 
-    check_switches(cfg)
     plan = make_plan(cfg)
     write_json_atomic(run.path / "plan.json", plan)
     print(table(plan))
@@ -36,6 +34,7 @@ def run_plan(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         "plan/fits": plan["fits"],
         "plan/step_seconds": plan["compute"]["step_seconds"],
         "plan/tokens_per_second": plan["compute"]["tokens_per_second"],
+        "plan/generation_tokens_per_second": plan["compute"]["generation_tokens_per_second"],
         "plan/params_trainable": plan["parameters"]["trainable"],
     }
     tracker.summary(metrics)
@@ -79,7 +78,21 @@ def table(plan: dict[str, Any]) -> str:
         f"({c['tokens_per_second']} tokens/s), {c['steps']} steps: {c['wall_hours']:.3f} h",
     ]
     if c["generation_seconds_per_step"]:
-        lines.append(f"  of which generation: {c['generation_seconds_per_step']:.3f} s/step")
+        g = c["generation"]
+        lines.append(
+            f"  of which generation: {c['generation_seconds_per_step']:.3f} s/step, "
+            f"{g['generation_tokens_per_second']} tokens/s ({g['backend']}, "
+            f"{g['concurrent_sequences']} sequences x {g['new_tokens']} new tokens, memory-bound "
+            f"at {g['bandwidth_efficiency']} of {plan['gpu']['bandwidth_tbs']} TB/s; assumed, "
+            "not measured on a GPU)"
+        )
+    if "colocate" in plan:
+        v = plan["colocate"]
+        lines.append(
+            f"  vLLM colocated: {v['vllm_share_gib']:.1f} GiB share "
+            f"(rl.vllm_gpu_memory_utilization={v['vllm_gpu_memory_utilization']}), "
+            f"sleep mode {'on' if v['sleep_mode'] else 'off'}; training {v['training_gib']:.1f} GiB"
+        )
     for caveat in plan.get("caveats", []):
         lines += ["", f"Caveat: {caveat}"]
     if plan["knobs"]:

@@ -17,13 +17,6 @@ from medalign.models.switches import check_switches
 from tests.conftest import compose
 
 
-@pytest.mark.parametrize("share", ["0.0", "1.0", "1.5", "-0.2"])
-def test_a_vllm_share_outside_zero_one_is_refused(share: str) -> None:
-    cfg = validate(compose("rl.use_vllm=true", f"rl.vllm_gpu_memory_utilization={share}"))
-    with pytest.raises(MedalignError, match=rf"rl.vllm_gpu_memory_utilization={share}: .*\(0, 1\)"):
-        check_switches(cfg, cuda=True)
-
-
 def test_vllm_generation_needs_cuda_and_vllm_and_the_builtin_scorer() -> None:
     cfg = validate(compose("eval.generation_backend=vllm"))
     with pytest.raises(MedalignError, match=r"eval.generation_backend=vllm needs a CUDA GPU"):
@@ -55,26 +48,6 @@ def test_the_cli_refuses_use_vllm_here_in_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "rl.use_vllm=true (vllm_mode=colocate) needs a CUDA GPU" in done.stderr
     assert not (tmp_path / "run").exists()  # refused before anything is written
-
-
-def test_vllm_settings_reach_trl() -> None:
-    from medalign.stages.rl_algorithms import vllm_args
-
-    rl = validate(
-        compose("rl.vllm_gpu_memory_utilization=0.45", "rl.vllm_enable_sleep_mode=true")
-    ).rl
-    assert vllm_args(rl) == {
-        "use_vllm": True,
-        "vllm_mode": "colocate",
-        "vllm_gpu_memory_utilization": 0.45,
-        "vllm_enable_sleep_mode": True,
-    }
-    server = validate(compose("rl.vllm_mode=server")).rl
-    assert vllm_args(server) == {"use_vllm": True, "vllm_mode": "server"}
-    from trl import GRPOConfig
-
-    fields = GRPOConfig.__dataclass_fields__
-    assert {"vllm_gpu_memory_utilization", "vllm_enable_sleep_mode"} <= set(fields)
 
 
 def test_vllm_generation_serves_the_evaluated_adapter(

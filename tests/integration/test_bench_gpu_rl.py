@@ -1,0 +1,68 @@
+"""bench/bench_gpu_rl.py: the GPU RL script's dry run (tiny model, CPU) goes end to end
+through the same functions the H200 run uses, and the int8 snapshot's summary finds the
+allocations live at the peak. About 25 s on 2 cores: marked slow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO))
+
+
+@pytest.mark.slow
+def test_gpu_rl_dry_run_writes_every_row(tmp_path) -> None:
+    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "bench/bench_plan.py", "--gpu-rl", "--dry-run", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["row"]: r for r in result["rows"]}
+    assert not [r for r in result["rows"] if "error" in r], result["rows"]
+    reward = rows["reward model, nf4 + LoRA, checkpointing"]
+    assert reward["tokens_per_s"] > 0 and reward["planned_tokens_per_s"] > 0
+    for label in ("HF generate, LoRA unmerged", "HF generate, LoRA merged"):
+        assert rows[label]["generation_tokens_per_s"] > 0
+        assert rows[label]["planned_generation_tokens_per_s"] > 0
+    vllm = next(r for name, r in rows.items() if name.startswith("vLLM"))
+    assert "skipped" in vllm or vllm["generation_tokens_per_s"] > 0
+    assert "| HF generate, LoRA merged |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_peak_allocations_replays_the_trace() -> None:
+    """A made-up trace: a (1 GiB) and b (2 GiB) live together at the peak; c comes after
+    a is freed and never meets b's peak."""
+    from bench.bench_int8_snapshot import peak_allocations
+
+    gib = 1024**3
+
+    def frame(name: str) -> list[dict]:
+        return [
+            {"filename": "/x/site-packages/torch/nn/modules/module.py", "line": 1, "name": "f"},
+            {"filename": f"/x/site-packages/bitsandbytes/{name}.py", "line": 7, "name": name},
+        ]
+
+    trace = [
+        {"action": "alloc", "addr": 1, "size": gib, "frames": frame("a")},
+        {"action": "alloc", "addr": 2, "size": 2 * gib, "frames": frame("b")},
+        {"action": "free_requested", "addr": 1, "size": gib, "frames": []},
+        {"action": "free_completed", "addr": 1, "size": gib, "frames": []},
+        {"action": "alloc", "addr": 3, "size": gib // 2, "frames": frame("c")},
+    ]
+    summary = peak_allocations({"device_traces": [trace]})
+    assert summary["peak_gib"] == 3.0
+    frames = {f["frame"]: f["gib"] for f in summary["by_frame"]}
+    assert frames == {"bitsandbytes/b.py:7 b": 2.0, "bitsandbytes/a.py:7 a": 1.0}
