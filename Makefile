@@ -60,8 +60,10 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 curriculum: $(STAMP) ## Run the whole curriculum on the synthetic world (offline; experiment=world)
 	$(PY) -m medalign experiment=world $(ARGS)
 
+# After `make install-gpu` the bench extra installs under the GPU pins (never the CPU torch).
+BENCH_CONSTRAINTS = $(if $(wildcard $(GPU_STAMP)),constraints-gpu.txt,constraints.txt)
 bench: $(STAMP) ## Run the benchmarks: bench/results.json and bench/RESULTS.md
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	$(PY) -m pip install -q -c $(BENCH_CONSTRAINTS) -e ".[dev,bench]"
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) bench/run.py
 
 # Offline: no plugin or theme asset needs the network. --strict: a broken link, anchor or

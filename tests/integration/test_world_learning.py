@@ -200,12 +200,20 @@ def reward_runs(tmp_path_factory: pytest.TempPathFactory):
 def test_reward_models_rank_unseen_pairs_above_chance_but_not_trivially(reward_runs) -> None:
     """Helpfulness (on-policy negatives) and the world's harmful-request pairs (the two
     drugs swapped, so only the disease's facts tell them apart) are ranked significantly
-    above chance on held-out pairs, and not all right; at lr 1e-8 not above chance."""
+    above chance on held-out pairs, and not all right; at lr 1e-8 significantly worse (a
+    random head can prefer one side of every pair alike, so "at chance" is not its test)."""
     from medalign.reports.reward_models import reward_model_rows
 
     rows = {(r["objective"], r["kind"]): r for r in reward_model_rows(reward_runs["reward"])}
     for key in (("helpfulness", "all"), ("safety", "harmful")):
         assert rows[key]["p_chance"] < 0.01 and rows[key]["accuracy"] < 1.0, rows[key]
-    broken = reward_model_rows(reward_runs["reward_lr_broken"])
-    harmful = next(r for r in broken if (r["objective"], r["kind"]) == ("safety", "harmful"))
-    assert harmful["p_chance"] > 0.01 or harmful["accuracy"] < 0.5, harmful
+    broken = {
+        (r["objective"], r["kind"]): r for r in reward_model_rows(reward_runs["reward_lr_broken"])
+    }
+    from scipy.stats import fisher_exact
+
+    for key in (("helpfulness", "all"), ("safety", "harmful")):
+        right = [round(r["accuracy"] * r["n"]) for r in (rows[key], broken[key])]
+        table = [[right[0], rows[key]["n"] - right[0]], [right[1], broken[key]["n"] - right[1]]]
+        assert right[0] / rows[key]["n"] > right[1] / broken[key]["n"], (rows[key], broken[key])
+        assert fisher_exact(table).pvalue < 0.01, (rows[key], broken[key])

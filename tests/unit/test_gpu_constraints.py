@@ -155,3 +155,21 @@ def test_make_install_gpu_uses_the_file() -> None:
     cpu = _make_n("install", "VENV=/nonexistent-venv")
     assert "constraints-gpu" not in cpu and "-c constraints.txt" in cpu
     assert "torch==2.13.0" in cpu  # the CPU path is unchanged
+
+
+def test_after_install_gpu_no_target_swaps_torch_back(tmp_path) -> None:
+    """A GPU venv (both stamps, newer than the files they depend on): `make test` runs the
+    suite without reinstalling, and `make bench` installs its extra under the GPU pins."""
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for stamp in (".installed", ".installed-gpu"):
+        (venv / stamp).touch()
+    test = _make_n("test", f"VENV={venv}")
+    assert "pip install" not in test and "pytest" in test
+    bench = [x for x in _make_n("bench", f"VENV={venv}").splitlines() if "pip install" in x]
+    assert bench and all("-c constraints-gpu.txt" in x for x in bench), bench
+    (venv / ".installed-gpu").unlink()  # a CPU venv: the CPU pins
+    cpu_bench = _make_n("bench", f"VENV={venv}")
+    assert "-c constraints.txt" in cpu_bench and "constraints-gpu" not in cpu_bench
