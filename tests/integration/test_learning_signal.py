@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from medalign.config import GenerateConfig, validate
@@ -21,6 +22,7 @@ from medalign.run import run
 from tests.conftest import compose
 
 
+@pytest.mark.slow  # three SFT stages of the tiny curriculum: 50 s of the default suite
 def test_lora_sft_makes_sampled_completions_carry_the_rewarded_format(tmp_path: Path) -> None:
     # the default curriculum's SFT stages (LoRA, 60 steps each; MedQA's targets are the
     # answer line alone), without its evaluations

@@ -44,7 +44,7 @@ SMALL = [
     *("experiment=world", "model=world_small", "model.world.pretrain_steps=0"),
     *("logger=none", "eval.datasets=[pubmedqa]"),
 ]
-SMALL_SFT = [*SMALL, "stage=pubmedqa", "eval.after_train=true", "trainer.max_steps=100"]
+SMALL_SFT = [*SMALL, "stage=pubmedqa", "eval.after_train=true", "trainer.max_steps=60"]
 
 
 @pytest.fixture(scope="module")
