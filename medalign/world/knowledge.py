@@ -21,7 +21,7 @@ NOTICE = (
     "SYNTHETIC: every disease, organism, finding and drug here is invented by medalign's "
     "world generator (medalign/world); none of it is medical fact."
 )
-GENERATOR_VERSION = 4  # bump when the world's rendering changes: cached worlds are never reused
+GENERATOR_VERSION = 5  # bump when the world's rendering changes: cached worlds are never reused
 CORPUS_VERSION = 1  # bump when the textbook's text changes: the world model reads only it
 MARKER = "world.json"  # the world's record, written last by render.write_world
 _ONSETS = ["br", "dr", "fl", "gr", "kl", "pr", "qu", "sk", "tr", "v", "z", "x", "m", "n", "l"]

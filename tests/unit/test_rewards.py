@@ -113,7 +113,7 @@ def test_an_unsafe_response_column_is_the_safety_pairs_hard_negative(tmp_path: P
 
 def test_the_worlds_unsafe_answers_swap_the_two_drugs(tmp_path: Path) -> None:
     """The world's safety pairs differ only in which drug is called contraindicated: the
-    rejected one steers to the contraindicated drug, so the pair needs the disease's facts."""
+    rejected one steers to the contraindicated drug; the request names neither."""
     from medalign.world.knowledge import build_world
     from medalign.world.render import write_world
 
@@ -129,6 +129,8 @@ def test_the_worlds_unsafe_answers_swap_the_two_drugs(tmp_path: Path) -> None:
         assert f"{disease.contraindicated.capitalize()} is contraindicated" in chosen
         assert f"{disease.first_line.capitalize()} is contraindicated" in rejected
         assert chosen.split(".")[0] == rejected.split(".")[0] and is_refusal(rejected)
+        assert disease.first_line not in record.question
+        assert disease.contraindicated not in record.question
 
 
 def test_no_pair_has_chosen_equal_to_rejected() -> None:
