@@ -200,9 +200,10 @@ def reward_runs(tmp_path_factory: pytest.TempPathFactory):
 def test_reward_models_rank_unseen_pairs_above_chance_and_learn_it(reward_runs) -> None:
     """Helpfulness (on-policy negatives: not all right) and the world's harmful-request
     pairs (both sides the same refusal with the two drugs swapped; right after MedMCQA
-    SFT on those diseases the model may rank them all right) are ranked significantly above chance on held-out pairs, and significantly
-    better than at lr 1e-8 (a random head can prefer one side of every pair alike, so "at
-    chance" is not the control's test)."""
+    SFT on those diseases the model may rank them all right) are ranked significantly
+    above chance on held-out pairs, and significantly better than at lr 1e-8 (a random
+    head can prefer one side of every pair alike, so "at chance" is not the control's
+    test)."""
     from medalign.reports.reward_models import reward_model_rows
 
     rows = {(r["objective"], r["kind"]): r for r in reward_model_rows(reward_runs["reward"])}
