@@ -169,15 +169,12 @@ def _check_dataset_names(cfg: RunConfig) -> None:
     """Every dataset a key names is in the catalogue: checked before anything trains, with
     the closest name suggested (an unknown eval set used to fail after training)."""
 
-    from medalign.compose import dataset_names
+    from medalign.compose import dataset_names, misnamed
 
     known = set(cfg.datasets) | {cfg.dataset.name} | set(dataset_names())
     for key, dcfg in cfg.datasets.items():
         if dcfg.name != key:
-            raise MedalignError(
-                f"config datasets.{key}: its YAML says name: {dcfg.name}; a dataset's name is "
-                f"its file's name (dataset/{key}.yaml): set name: {key}"
-            )
+            raise MedalignError(misnamed(f"config datasets.{key}", dcfg.name, key))
     stages = [n for n in cfg.curriculum.order if n not in ("pretrain", "reward", "rl")]
     lists = {
         **({"curriculum.order": stages} if cfg.stage.kind == "curriculum" else {}),

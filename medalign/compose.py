@@ -170,10 +170,15 @@ def _check_own_name(choice: str) -> None:
     except Exception:  # noqa: BLE001 - Hydra reports a broken YAML itself, with its file
         return
     if name != choice:
-        raise MedalignError(
-            f"dataset={choice}: its YAML says name: {name}; a dataset's name is its file's "
-            f"name (dataset/{choice}.yaml): set name: {choice}"
-        )
+        raise MedalignError(misnamed(f"dataset={choice}", name, choice))
+
+
+def misnamed(where: str, name: str, stem: str) -> str:
+    """The line for a dataset YAML whose `name:` is not its file's (the catalogue's rule)."""
+    return (
+        f"{where}: its YAML says name: {name}; a dataset's name is its file's name "
+        f"(dataset/{stem}.yaml): set name: {stem}"
+    )
 
 
 def _check_task_arg(text: str, parts: list[str], overrides: list[str]) -> None:
