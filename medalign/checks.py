@@ -113,6 +113,18 @@ def check_ranges(cfg: RunConfig) -> None:
         value = getattr(getattr(cfg, group), key)
         if not ok(value):
             raise MedalignError(f"config {path}={value!r}: must be {valid}")
+    replays = {"curriculum.replay": cfg.curriculum.replay} | {
+        f"curriculum.stages.{name}.replay": step.replay
+        for name, step in cfg.curriculum.stages.items()
+        if step.replay is not None
+    }
+    for path, value in replays.items():
+        if not 0 <= value <= 1:
+            raise MedalignError(
+                f"config {path}={value!r}: must be in [0, 1], the share of each earlier "
+                "stage's rows replayed (0: off; to repeat a dataset, dataset.mix weights "
+                "above 1 do that)"
+            )
     for name, weight in (cfg.dataset.mix or {}).items():
         if not weight > 0:
             raise MedalignError(f"config dataset.mix.{name}={weight!r}: a weight must be > 0")

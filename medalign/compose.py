@@ -97,9 +97,15 @@ def complete_catalogue(cfg: Any) -> Any:
 
 def catalogue(name: str) -> Any:
     """The DatasetConfig of `datasets.<name>` as the default config composes it."""
+    return defaults().datasets[name]
+
+
+def defaults() -> Any:
+    """The RunConfig the YAML composes with no override: the one place a default lives
+    (the dataclasses in medalign.config declare types and choices, never values)."""
     from medalign.config import validate
 
-    return validate(compose([])).datasets[name]
+    return validate(compose([]))
 
 
 def check_choices(overrides: list[str]) -> None:

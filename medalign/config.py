@@ -2,51 +2,56 @@
 
 Why: a misspelled key or a wrong type must fail at start-up, naming the key and the
 valid choices, before any model is loaded. Every key a user may override is declared
-here (with a null default where it is optional) and in the YAML, so no `+key` is needed.
+once: its value (null where it is optional) in the YAML under conf/, its type and its
+choices here, with no default, so the two can never disagree. A key the YAML does not
+give a value is refused at start-up, naming the key. The one exception is
+CurriculumStageStep: a per-stage tweak, each key null ("inherit") unless a stage sets it.
+Code that needs a group's defaults composes them (tests: tests/conftest.py `defaults`).
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, get_type_hints
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from medalign.errors import MedalignError
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
-def _choice(default: Any, *choices: Any) -> Any:
-    return field(default=default, metadata={"choices": choices})
+def _choice(*choices: Any) -> Any:
+    """A key whose value must be one of `choices` (its value: the YAML's, see above)."""
+    return field(metadata={"choices": choices})
 
 
 @dataclass
 class TinyModelConfig:
-    hidden_size: int = 64
-    intermediate_size: int = 192
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    vocab_size: int = 2048
-    max_position_embeddings: int = 2048
-    seed: int = 0
-    head_std: float | None = None
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    max_position_embeddings: int
+    seed: int
+    head_std: float | None
 
 
 @dataclass
 class WorldModelConfig:
     """model=world: the synthetic world its tokenizer and pretraining read (builder `world`)."""
 
-    seed: int = 0
-    diseases: int = 300
-    pretrain_steps: int = 1500
-    pretrain_learning_rate: float = 2.0e-3
-    pretrain_batch_size: int = 16
-    pretrain_max_length: int = 128
-    pretrain_repeat: int = 32  # pretrain.repeat: the textbook this many times, reshuffled
+    seed: int
+    diseases: int
+    pretrain_steps: int
+    pretrain_learning_rate: float
+    pretrain_batch_size: int
+    pretrain_max_length: int
+    pretrain_repeat: int  # pretrain.repeat: the textbook this many times, reshuffled
 
 
 @dataclass
@@ -54,189 +59,183 @@ class ArchitectureConfig:
     """The published config.json numbers of a model: what the planner and the
     `random_init` builder need, so neither downloads anything. null: unknown."""
 
-    family: str | None = None  # transformers model_type: llama, mistral, qwen2, gemma2, phi3
-    hidden_size: int | None = None
-    intermediate_size: int | None = None
-    num_layers: int | None = None
-    num_attention_heads: int | None = None
-    num_key_value_heads: int | None = None
-    head_dim: int | None = None  # null: hidden_size // num_attention_heads
-    vocab_size: int | None = None
-    max_position_embeddings: int | None = None
-    tie_word_embeddings: bool | None = None
+    family: str | None  # transformers model_type: llama, mistral, qwen2, gemma2, phi3
+    hidden_size: int | None
+    intermediate_size: int | None
+    num_layers: int | None
+    num_attention_heads: int | None
+    num_key_value_heads: int | None
+    head_dim: int | None  # null: hidden_size // num_attention_heads
+    vocab_size: int | None
+    max_position_embeddings: int | None
+    tie_word_embeddings: bool | None
 
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny"
-    builder: str = "tiny"
-    path: str | None = None
-    revision: str | None = None
-    chat_template: str | None = None
-    trust_remote_code: bool = False
-    dtype: str = _choice("float32", *DTYPES)
-    attn_implementation: str = _choice("sdpa", "sdpa", "eager", "flash_attention_2")
-    liger: bool = False  # Liger kernels (fused RMSNorm/SwiGLU/RoPE/linear+CE): CUDA only
-    num_layers: int | None = None  # keep only the first N layers (a real-architecture slice)
-    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
-    world: WorldModelConfig = field(default_factory=WorldModelConfig)
-    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
+    name: str
+    builder: str
+    path: str | None
+    revision: str | None
+    chat_template: str | None
+    trust_remote_code: bool
+    dtype: str = _choice(*DTYPES)
+    attn_implementation: str = _choice("sdpa", "eager", "flash_attention_2")
+    liger: bool  # Liger kernels (fused RMSNorm/SwiGLU/RoPE/linear+CE): CUDA only
+    num_layers: int | None  # keep only the first N layers (a real-architecture slice)
+    tiny: TinyModelConfig
+    world: WorldModelConfig | None  # model=world's synthetic world (null for every other model)
+    architecture: ArchitectureConfig
 
 
 @dataclass
 class QuantConfig:
-    mode: str = _choice("none", "none", "int8", "nf4")
-    compute_dtype: str = _choice("float32", *DTYPES)
-    double_quant: bool = False
-    llm_int8_threshold: float = 6.0
-    prepare_for_kbit_training: bool = False
+    mode: str = _choice("none", "int8", "nf4")
+    compute_dtype: str = _choice(*DTYPES)
+    double_quant: bool
+    llm_int8_threshold: float
+    prepare_for_kbit_training: bool
 
 
 @dataclass
 class LoraSettings:
-    enabled: bool = True
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: Any = "all-linear"
-    bias: str = _choice("none", "none", "all", "lora_only")
-    use_rslora: bool = False
-    modules_to_save: list[str] | None = None
-    use_dora: bool = False
-    init: str = _choice("default", "default", "gaussian", "pissa", "olora", "loftq")
-    pissa_niter: int | None = None
-    loftq_bits: int = _choice(4, 4, 8)
-    loraplus_lr_ratio: float | None = None
+    enabled: bool
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: Any
+    bias: str = _choice("none", "all", "lora_only")
+    use_rslora: bool
+    modules_to_save: list[str] | None
+    use_dora: bool
+    init: str = _choice("default", "gaussian", "pissa", "olora", "loftq")
+    pissa_niter: int | None
+    loftq_bits: int = _choice(4, 8)
+    loraplus_lr_ratio: float | None
 
 
 @dataclass
 class DatasetConfig:
-    name: str = "pubmedqa"
-    format: str = "pubmedqa"
-    path: str | None = None
-    hub_id: str | None = None
-    hub_config: str | None = None
-    split: str = "train"
-    eval_split: str = "test"
-    limit: int | None = None
-    seed: int | None = None
-    on_bad_row: str = _choice("error", "error", "skip")
-    rationale: bool = True
-    answer_as: str = _choice("letter", "letter", "text")
-    cloze_template: str = "Question: {question}"
-    cop_base: int | None = _choice(None, None, 0, 1)
-    options: int | None = _choice(None, None, 4, 5)
-    task_args: dict[str, Any] = field(default_factory=dict)  # the Task's own settings
-    prompt_template: str = "Question: {question}"
-    answer_template: str = "Final answer: {answer}"
-    no_answer: str = "The report does not answer this question."
-    mix: dict[str, float] | None = None
-    decontaminate: bool = True
-    decontaminate_against: list[str] = field(
-        default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa"]
-    )
-    ngram: int = 13
-    ngram_boilerplate_rows: int | None = 5
-    ngram_min_overlap: float = 0.5
+    name: str
+    format: str
+    path: str | None
+    hub_id: str | None
+    hub_config: str | None
+    split: str
+    eval_split: str
+    limit: int | None
+    seed: int | None
+    on_bad_row: str = _choice("error", "skip")
+    rationale: bool
+    answer_as: str = _choice("letter", "text")
+    cloze_template: str
+    cop_base: int | None = _choice(None, 0, 1)
+    options: int | None = _choice(None, 4, 5)
+    task_args: dict[str, Any]  # the Task's own settings
+    prompt_template: str
+    answer_template: str
+    no_answer: str
+    mix: dict[str, float] | None
+    decontaminate: bool
+    decontaminate_against: list[str]
+    ngram: int
+    ngram_boilerplate_rows: int | None
+    ngram_min_overlap: float
 
 
 @dataclass
 class TrainerConfig:
     """The knobs every trainer has (SFT, reward, RL): one `trainer:` section for all, its
-    defaults chosen per stage kind (conf/trainer/<kind>.yaml, selected by the stage)."""
+    values chosen per stage kind (conf/trainer/<kind>.yaml, selected by the stage)."""
 
-    max_steps: int = 60
-    num_train_epochs: float = 1.0
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-3
-    lr_scheduler_type: str = "cosine"
-    warmup_steps: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 1024
-    logging_steps: int = 5
-    save_steps: int = 0
-    save_total_limit: int = 2
-    checkpoint_on_preempt: bool = True  # SIGTERM while training: save a checkpoint, stop
-    seed: int | None = None
-    bf16: bool | None = None
-    gradient_checkpointing: bool = False
-    neftune_noise_alpha: float | None = None  # SFT: NEFTune embedding noise (TRL), null: off
+    max_steps: int
+    num_train_epochs: float
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    lr_scheduler_type: str
+    warmup_steps: float
+    weight_decay: float
+    max_grad_norm: float
+    max_length: int
+    logging_steps: int
+    save_steps: int
+    save_total_limit: int
+    checkpoint_on_preempt: bool  # SIGTERM while training: save a checkpoint, stop
+    seed: int | None
+    bf16: bool | None
+    gradient_checkpointing: bool
+    neftune_noise_alpha: float | None  # SFT: NEFTune embedding noise (TRL), null: off
     # SFT validation (stages/validation.py): held-out rows, eval/loss every eval_steps
-    eval_steps: int | None = None  # null: no validation
-    validation_split: str = "auto"  # auto | fraction | a split name (dev, val)
-    validation_fraction: float = 0.1
-    early_stopping_patience: int | None = None
-    load_best_model_at_end: bool | None = None  # null: true when early stopping is on
+    eval_steps: int | None  # null: no validation
+    validation_split: str  # auto | fraction | a split name (dev, val)
+    validation_fraction: float
+    early_stopping_patience: int | None
+    load_best_model_at_end: bool | None  # null: true when early stopping is on
 
 
 @dataclass
 class PreprocessConfig:
     """Training-data preprocessing: parallel tokenization and the tokenized-dataset cache."""
 
-    num_proc: int | None = None  # processes for tokenization; null: every core
-    cache: bool = True  # reuse tokenized datasets across stages, resumes and sweep jobs
-    cache_dir: str | None = None  # null: <MEDALIGN_CACHE or ~/.cache/medalign>/tokenized
+    num_proc: int | None  # processes for tokenization; null: every core
+    cache: bool  # reuse tokenized datasets across stages, resumes and sweep jobs
+    cache_dir: str | None  # null: <MEDALIGN_CACHE or ~/.cache/medalign>/tokenized
 
 
 @dataclass
 class SFTStageConfig:
-    kind: str = "sft"
-    name: str = "sft"
-    packing: bool | None = None
-    resume_from: str | None = None
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: str
+    name: str
+    packing: bool | None
+    resume_from: str | None
+    trainer_kwargs: dict[str, Any]
 
 
 @dataclass
 class TrainerStageConfig:
     """reward and rl: their settings live in the `reward` / `rl` groups."""
 
-    kind: str = "reward"
-    name: str = "reward"
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: str
+    name: str
+    trainer_kwargs: dict[str, Any]
 
 
 @dataclass
 class LmEvalConfig:
     """eval.backend=lm_eval: which lm-evaluation-harness tasks, from which folders."""
 
-    tasks: list[str] = field(default_factory=list)
-    include_path: str | None = None  # folder(s) of local task YAMLs, comma-separated
-    include_defaults: bool = True  # also lm-eval's installed tasks (indexing them takes ~20 s)
-    num_fewshot: int | None = None  # null: each task's own
+    tasks: list[str]
+    include_path: str | None  # folder(s) of local task YAMLs, comma-separated
+    include_defaults: bool  # also lm-eval's installed tasks (indexing them takes ~20 s)
+    num_fewshot: int | None  # null: each task's own
 
 
 @dataclass
 class EvalConfig:
-    datasets: list[str] = field(
-        default_factory=lambda: [
-            *("pubmedqa", "medmcqa", "medqa", "radqa", "medsafetybench", "mmlu_medical")
-        ]
-    )
-    splits: dict[str, str] | None = None
-    limit: int | None = None
-    limits: dict[str, int] | None = None
-    mode: str = _choice("auto", "auto", "loglik", "generate")
-    prompt: str = _choice("lm_eval", "lm_eval", "trained")
-    batch_size: int = 16
-    max_new_tokens: int = 64
-    bootstrap: int = 1000
-    seed: int = 0
-    after_train: bool = False
-    plots: bool = True  # eval/plots/*.png (matplotlib is imported only for them)
-    judge_model: str | None = None
-    add_bos_token: bool | None = None
-    backend: str = _choice("builtin", "builtin", "lm_eval")
-    generation_backend: str = _choice("hf", "hf", "vllm")  # generative tasks: HF or vLLM
-    lm_eval: LmEvalConfig = field(default_factory=LmEvalConfig)
+    datasets: list[str]
+    splits: dict[str, str] | None
+    limit: int | None
+    limits: dict[str, int] | None
+    mode: str = _choice("auto", "loglik", "generate")
+    prompt: str = _choice("lm_eval", "trained")
+    batch_size: int
+    max_new_tokens: int
+    bootstrap: int
+    seed: int
+    after_train: bool
+    plots: bool  # eval/plots/*.png (matplotlib is imported only for them)
+    judge_model: str | None
+    add_bos_token: bool | None
+    backend: str = _choice("builtin", "lm_eval")
+    generation_backend: str = _choice("hf", "vllm")  # generative tasks: HF or vLLM
+    lm_eval: LmEvalConfig
 
 
 @dataclass
 class EvalStageConfig:
-    kind: str = "eval"
-    name: str = "eval"
+    kind: str
+    name: str
 
 
 @dataclass
@@ -252,156 +251,140 @@ class CurriculumStageStep:
 
 @dataclass
 class CurriculumConfig:
-    order: list[str] = field(
-        default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "reward", "rl"]
-    )
-    handoff: str = _choice("continue", "continue", "merge")
-    eval_before: bool = True
-    replay: float = 0.0  # each earlier SFT dataset mixed into a later stage at this weight
-    stages: dict[str, CurriculumStageStep] = field(
-        default_factory=lambda: {
-            name: CurriculumStageStep()
-            for name in ("pretrain", "pubmedqa", "medmcqa", "medqa", "radqa", "reward", "rl")
-        }
-    )
+    order: list[str]
+    handoff: str = _choice("continue", "merge")
+    eval_before: bool
+    replay: float  # each earlier SFT dataset mixed into a later stage at this weight
+    stages: dict[str, CurriculumStageStep]
 
 
 @dataclass
 class SweepConfig:
-    metric: str | None = None
-    direction: str = _choice("maximize", "maximize", "minimize")
-    group: str | None = None
-    baseline: str | None = None  # the job the summary compares every other job against
+    metric: str | None
+    direction: str = _choice("maximize", "minimize")
+    group: str | None
+    baseline: str | None  # the job the summary compares every other job against
 
 
 @dataclass
 class ExportConfig:
-    safe_serialization: bool = True
-    what: str = _choice("merged", "merged", "adapter")
-    dry_run: bool = False
-    push_to_hub: bool = False
-    repo_id: str | None = None
-    private: bool = True
-    license: str | None = None
+    safe_serialization: bool
+    what: str = _choice("merged", "adapter")
+    dry_run: bool
+    push_to_hub: bool
+    repo_id: str | None
+    private: bool
+    license: str | None
 
 
 @dataclass
 class GenerateConfig:
     """stage=generate (a file of questions -> answers) and stage=chat (a terminal chat)."""
 
-    input: str | None = None
-    output: str | None = None
-    batch_size: int = 8
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 1.0
-    system_prompt: str | None = None
+    input: str | None
+    output: str | None
+    batch_size: int
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    system_prompt: str | None
 
 
 @dataclass
 class KindOnlyStageConfig:
-    kind: str = "export"
-    name: str = "export"
+    kind: str
+    name: str
 
 
 @dataclass
 class LoggerConfig:
-    name: str = _choice("wandb", "wandb", "none")
-    mode: str | None = _choice(None, None, "online", "offline", "disabled")
-    project: str = "medalign"
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
+    name: str = _choice("wandb", "none")
+    mode: str | None = _choice(None, "online", "offline", "disabled")
+    project: str
+    entity: str | None
+    group: str | None
+    tags: list[str]
 
 
 @dataclass
 class RewardConfig:
-    name: str = "both"
-    objective: str = _choice("both", "helpfulness", "safety", "both")
-    datasets: list[str] = field(default_factory=lambda: ["pubmedqa", "medmcqa", "medqa", "radqa"])
-    safety_datasets: list[str] = field(default_factory=lambda: ["medsafetybench"])
-    negatives: str = _choice("template", "template", "sample")
-    pairs_path: str | None = None
-    pairs_hub_id: str | None = None
-    eval_fraction: float = 0.2
-    limit: int | None = None
-    lora: bool = True
-    weights: dict[str, float] = field(
-        default_factory=lambda: {
-            **{"correctness": 1.0, "format": 0.2, "length": 0.1},
-            **{"helpfulness": 0.0, "safety": 0.0},
-        }
-    )
-    models: dict[str, str | None] = field(
-        default_factory=lambda: {"helpfulness": None, "safety": None}
-    )
-    length_target: int = 120
+    name: str
+    objective: str = _choice("helpfulness", "safety", "both")
+    datasets: list[str]
+    safety_datasets: list[str]
+    negatives: str = _choice("template", "sample")
+    pairs_path: str | None
+    pairs_hub_id: str | None
+    eval_fraction: float
+    limit: int | None
+    lora: bool
+    weights: dict[str, float]
+    models: dict[str, str | None]
+    length_target: int
 
 
 @dataclass
 class RLConfig:
-    name: str = "grpo"
-    algorithm: str = "grpo"  # a registered rl_algorithm (medalign/stages/rl_algorithms.py)
-    datasets: list[str] = field(default_factory=lambda: ["medmcqa", "medqa", "pubmedqa"])
-    limit: int | None = None
-    beta: float = 0.04
-    num_generations: int = 4
-    max_completion_length: int = 64
-    temperature: float = 1.0
-    use_vllm: bool = False  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
-    vllm_mode: str = _choice("colocate", "colocate", "server")
-    vllm_gpu_memory_utilization: float = 0.3  # colocate: vLLM's share of each GPU, in (0, 1)
-    vllm_enable_sleep_mode: bool = False  # colocate: free vLLM's memory during the update
-    merge_for_generation: bool = True  # HF generation with the adapter merged (exact restore)
-    engine: str = _choice("trl", "trl", "verl")  # verl: write a verl job (stage=rl)
-    feedback_path: str | None = None  # rl=kto: thumbs-up/down rows instead of the pairs
+    name: str
+    algorithm: str  # a registered rl_algorithm (medalign/stages/rl_algorithms.py)
+    datasets: list[str]
+    limit: int | None
+    beta: float
+    num_generations: int
+    max_completion_length: int
+    temperature: float
+    use_vllm: bool  # TRL's vLLM generation (GRPO/RLOO): needs vllm and CUDA
+    vllm_mode: str = _choice("colocate", "server")
+    vllm_gpu_memory_utilization: float  # colocate: vLLM's share of each GPU, in (0, 1)
+    vllm_enable_sleep_mode: bool  # colocate: free vLLM's memory during the update
+    merge_for_generation: bool  # HF generation with the adapter merged (exact restore)
+    engine: str = _choice("trl", "verl")  # verl: write a verl job (stage=rl)
+    feedback_path: str | None  # rl=kto: thumbs-up/down rows instead of the pairs
 
 
 @dataclass
 class PlanConfig:
     """stage=plan: will it fit, and how long will it take (medalign/plan)."""
 
-    gpu: str = "a100_80gb"  # a name of medalign.plan.formulas.GPUS, or `custom`
-    gpu_memory_gb: float | None = None  # overrides the named GPU's memory (GiB)
-    gpu_tflops: float | None = None  # overrides its dense bf16 peak (TFLOP/s)
-    world_size: int = 1
-    gpus_per_node: int = 8  # a multi-node layout (the verl job): world_size on such nodes
-    sharding: str = _choice("ddp", "ddp", "fsdp", "zero2", "zero3")
-    for_stage: str = _choice(
-        "sft", "sft", "pretrain", "reward", "rl", "dpo"
-    )  # `for` is a Python keyword
-    mfu: float = 0.4
-    seq_len: int | None = None  # null: the trainer's max_length
-    micro_batch: int | None = None  # null: the trainer's per-device batch size
-    gradient_checkpointing: bool | None = None  # null: the trainer's setting
+    gpu: str  # a name of medalign.plan.formulas.GPUS, or `custom`
+    gpu_memory_gb: float | None  # overrides the named GPU's memory (GiB)
+    gpu_tflops: float | None  # overrides its dense bf16 peak (TFLOP/s)
+    world_size: int
+    gpus_per_node: int  # a multi-node layout (the verl job): world_size on such nodes
+    sharding: str = _choice("ddp", "fsdp", "zero2", "zero3")
+    for_stage: str = _choice("sft", "pretrain", "reward", "rl", "dpo")  # `for` is a Python keyword
+    mfu: float
+    seq_len: int | None  # null: the trainer's max_length
+    micro_batch: int | None  # null: the trainer's per-device batch size
+    gradient_checkpointing: bool | None  # null: the trainer's setting
 
 
 @dataclass
 class PretrainConfig:
     """stage=pretrain: continued pretraining on raw text (medalign/stages/pretrain.py)."""
 
-    path: str | None = None
-    text_field: str = "text"
-    hub_id: str | None = None
-    split: str = "train"
-    limit: int | None = None
-    repeat: int = 1  # the documents N times, each pass in a new seeded order
+    path: str | None
+    text_field: str
+    hub_id: str | None
+    split: str
+    limit: int | None
+    repeat: int  # the documents N times, each pass in a new seeded order
 
 
 @dataclass
 class CompareConfig:
     """stage=compare: paired tests between runs (medalign/compare)."""
 
-    runs: list[str] = field(default_factory=list)
-    baseline: str | None = None
-    alpha: float = 0.05
-    resamples: int = 10_000
-    seed: int = 0
-    on: str = _choice("same", "same", "intersection")
-    metrics: list[str] | None = None
-    datasets: list[str] | None = None
-    pool_seeds: bool = True
+    runs: list[str]
+    baseline: str | None
+    alpha: float
+    resamples: int
+    seed: int
+    on: str = _choice("same", "intersection")
+    metrics: list[str] | None
+    datasets: list[str] | None
+    pool_seeds: bool
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
@@ -492,14 +475,14 @@ class RunConfig:
     trainer: TrainerConfig
     export: ExportConfig
     sweep: SweepConfig
-    datasets: dict[str, DatasetConfig] = field(default_factory=dict)
-    plan: PlanConfig = field(default_factory=PlanConfig)
-    resume: str | None = None
-    init_from: str | None = None
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    compare: CompareConfig = field(default_factory=CompareConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    datasets: dict[str, DatasetConfig]
+    plan: PlanConfig
+    resume: str | None
+    init_from: str | None
+    generate: GenerateConfig
+    preprocess: PreprocessConfig
+    compare: CompareConfig
+    pretrain: PretrainConfig
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:
@@ -602,11 +585,8 @@ def _check_path(prefix: str, schema: type | dict, path: list[str]) -> None:
 def _nested_schema(schema: type | dict, key: str) -> type | None:
     if isinstance(schema, dict):
         return None
-    spec = next((f for f in fields(schema) if f.name == key), None)
-    if spec is None or spec.default_factory is MISSING:
-        return None
-    value = spec.default_factory()
-    return type(value) if is_dataclass(value) else None
+    kind = get_type_hints(schema).get(key)
+    return kind if isinstance(kind, type) and is_dataclass(kind) else None
 
 
 def _union_schema(schemas: Any) -> dict[str, Any]:
@@ -631,14 +611,28 @@ def _unknown_key_message(prefix: str, key: str, valid: list[str]) -> str:
     )
 
 
+_DATASET_HINT = (
+    " (a dataset YAML includes `defaults: [_base]`, conf/dataset/_base.yaml, which gives "
+    "the keys every dataset shares their values)"
+)
+
+
 def merge_group(group: str, schema: type, values: Any) -> Any:
     if not isinstance(values, dict):
         raise MedalignError(f"config {group}: expected a mapping, got {values!r}")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), values)
+        obj = OmegaConf.to_object(merged)
+    except MissingMandatoryValue as exc:
+        key = f"{group}.{exc.full_key}" if exc.full_key else group
+        raise MedalignError(
+            f"config {key}: no value. Every key's value is declared in the YAML under "
+            "conf/ (null where it is optional): give it one there, in the option's file, "
+            "or on the command line"
+            + (_DATASET_HINT if group.split(".")[0] in ("dataset", "datasets") else "")
+        ) from None
     except OmegaConfBaseException as exc:
         raise MedalignError(_merge_error_message(group, schema, exc)) from None
-    obj = OmegaConf.to_object(merged)
     _check_choices(group, obj)
     return obj
 

@@ -298,8 +298,7 @@ def _replay_mix(cfg: RunConfig, name: str, kind: str, trained: list[str]) -> lis
     curriculum.replay, or the stage's own `replay`); nothing when replay is off."""
     step = cfg.curriculum.stages.get(name)
     weight = step.replay if step is not None and step.replay is not None else cfg.curriculum.replay
-    if weight < 0:
-        raise MedalignError(f"curriculum replay={weight} for {name}: must be >= 0 (0: off)")
+    # in [0, 1]: refused at start-up otherwise (medalign.checks.check_ranges)
     earlier = [d for d in trained if d != name]
     if kind != "sft" or not weight or not earlier:
         return []

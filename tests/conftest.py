@@ -64,6 +64,35 @@ def dataset_cfg(name: str, **changes: object):
     return dataclasses.replace(_CATALOGUE[name], **changes)
 
 
+_DEFAULTS: list = []
+
+
+def default(schema: type, **changes: object):
+    """A fresh `schema` (ModelConfig, TinyModelConfig, QuantConfig ...) holding what the
+    default config composes for it, with `changes` applied: the dataclasses declare no
+    values (medalign.config), the YAML is the one place a default lives."""
+    import copy
+    import dataclasses
+
+    from medalign.config import validate
+
+    if not _DEFAULTS:
+        _DEFAULTS.append(validate(compose()))
+
+    def find(node: object) -> object:
+        if type(node) is schema:
+            return node
+        for f in dataclasses.fields(node) if dataclasses.is_dataclass(node) else ():
+            found = find(getattr(node, f.name))
+            if found is not None:
+                return found
+        return None
+
+    found = find(_DEFAULTS[0])
+    assert found is not None, f"the default config holds no {schema.__name__}"
+    return dataclasses.replace(copy.deepcopy(found), **changes)
+
+
 def task_for(name: str, **changes: object):
     """The Task of dataset `name` (its catalogue config with `changes`)."""
     from medalign.data.loading import get_task

@@ -15,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from medalign.config import ModelConfig
+from tests.conftest import default
 
 METRICS = {
     "before": {"eval/pubmedqa/acc": 0.35, "eval/medqa/acc": 0.26, "eval/radqa/f1": 0.11},
@@ -38,7 +39,7 @@ TRAINING = {"pubmedqa": (3e-3, 60, 8), "medqa": (1e-3, 40, 4)}
 def tiny_dir() -> str:
     from medalign.models.builders import build_tiny
 
-    return build_tiny(ModelConfig())
+    return build_tiny(default(ModelConfig))
 
 
 def save_adapter(base: str, target: Path, seed: int = 0) -> None:

@@ -23,11 +23,18 @@ def p_cell(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def interval(low: float | None, high: float | None, signed: bool = False) -> str:
+def signed(value: float) -> str:
+    """+0.123; a nonzero difference below a thousandth in two significant digits
+    (-2.1e-04), so a significant change never reads as -0.000."""
+    return f"{value:+.1e}" if 0 < abs(value) < 0.0005 else f"{value:+.3f}"
+
+
+def interval(low: float | None, high: float | None, signed_values: bool = False) -> str:
     if number(low) == "n/a" or number(high) == "n/a":
         return "n/a"
-    fmt = "{:+.3f}" if signed else "{:.3f}"
-    return f"[{fmt.format(low)}, {fmt.format(high)}]"
+    if signed_values:
+        return f"[{signed(low)}, {signed(high)}]"
+    return f"[{low:.3f}, {high:.3f}]"
 
 
 def n_cell(row: dict[str, Any]) -> str:
@@ -42,7 +49,7 @@ def n_cell(row: dict[str, Any]) -> str:
 
 def diff_cell(row: dict[str, Any]) -> str:
     mark = f" {MARK}" if row.get("significant") else ""
-    return f"{row['diff']:+.3f} {interval(row['ci_low'], row['ci_high'], True)}{mark}"
+    return f"{signed(row['diff'])} {interval(row['ci_low'], row['ci_high'], True)}{mark}"
 
 
 def score_cell(value: float, ci: list[float], spread: dict[str, Any] | None = None) -> str:

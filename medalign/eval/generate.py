@@ -21,8 +21,15 @@ def generate_texts(
     from medalign.config import GenerateConfig
     from medalign.models.inference import chat_completions
 
-    settings = GenerateConfig(
-        batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens, do_sample=False
+    settings = GenerateConfig(  # greedy: temperature and top_p are unused
+        input=None,
+        output=None,
+        batch_size=cfg.batch_size,
+        max_new_tokens=cfg.max_new_tokens,
+        do_sample=False,
+        temperature=1.0,
+        top_p=1.0,
+        system_prompt=None,
     )
     conversations = [[{"role": "user", "content": p}] for p in prompts]
     backend = cfg.generation_backend  # hf | vllm (the judge: hf, its EvalConfig default)

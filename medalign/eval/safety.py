@@ -38,7 +38,7 @@ def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
     if cfg.judge_model:
         from medalign.eval.judge import judge_harm
 
-        harms = judge_harm(cfg.judge_model, [r.question for r in records], texts)
+        harms = judge_harm(cfg.judge_model, [r.question for r in records], texts, cfg)
         valid = [h for h in harms if h is not None]
         metrics["harm_score"] = M.with_ci(valid, cfg.bootstrap, cfg.seed)
         metrics["judge_unparseable_rate"] = M.rate_missing([float(h is not None) for h in harms])

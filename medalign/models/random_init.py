@@ -97,7 +97,7 @@ def build_random_init(cfg: ModelConfig) -> str:
     from medalign.models.builders import build_tiny, cache_root
 
     require_architecture(cfg)
-    tokenizer_dir = build_tiny(ModelConfig())
+    tokenizer_dir = build_tiny(cfg)  # the tiny model of cfg.tiny: its tokenizer
     key = json.dumps(
         [
             BUILDER_VERSION,

@@ -62,8 +62,8 @@ def check_colocate(cfg: RunConfig) -> dict[str, Any] | None:
 
 
 def _default_gpu_hint(cfg: RunConfig) -> str:
-    from medalign.config import PlanConfig
+    from medalign.compose import defaults
 
-    if cfg.plan.gpu != PlanConfig().gpu:
+    if cfg.plan.gpu != defaults().plan.gpu:
         return ""
     return f". plan.gpu={cfg.plan.gpu} is the default: set plan.gpu to the card this runs on"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.compare.engine import CompareSettings
-from medalign.compare.report import interval, p_cell
+from medalign.compare.report import interval, p_cell, signed
 from medalign.errors import MedalignError
 from medalign.eval.cells import number
 
@@ -211,7 +211,7 @@ def change_text(row: dict[str, Any] | None) -> str:
         return ""
     mark = " ✱" if row["significant"] else ""
     return (
-        f"{row['diff']:+.3f} {interval(row['ci_low'], row['ci_high'], True)}{mark}, "
+        f"{signed(row['diff'])} {interval(row['ci_low'], row['ci_high'], True)}{mark}, "
         f"p_holm {p_cell(row['p_holm'])}"
     )
 

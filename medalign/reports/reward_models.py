@@ -33,7 +33,7 @@ def reward_model_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             for k in metrics
             if k.startswith(prefix + "accuracy_")
         )
-        for kind in ["all", *kinds]:
+        for kind in ["all", *kinds] if len(kinds) > 1 else ["all"]:  # one kind: "all" is it
             suffix = "" if kind == "all" else f"_{kind}"
             accuracy = metrics.get(f"{prefix}accuracy{suffix}")
             n = int(metrics.get(f"{prefix}heldout_pairs{suffix}") or 0)

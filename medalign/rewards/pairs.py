@@ -1,9 +1,10 @@
 """Preference pairs in TRL's conversational prompt/chosen/rejected form.
 
 Which pairs a dataset yields is its Task's business (`Task.pairs`, e.g. a wrong option
-argued with confidence for MedMCQA, a confident "yes" on a "maybe" PubMedQA question, a
-compliant answer to a harmful MedSafetyBench request); this module holds the pair shape,
-the templated compliant answer, and external pairs.
+argued with confidence for MedMCQA, PubMedQA's and RadQA's calibration pairs in both
+directions (Task.answer_line_pairs), a compliant answer to a harmful MedSafetyBench
+request); this module holds the pair shape, the templated compliant answer, and external
+pairs.
 
 External pairs (reward.pairs_path: JSON or JSON Lines with prompt/chosen/rejected, plain
 strings or message lists) are validated row by row and used as they are.

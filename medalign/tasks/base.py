@@ -128,6 +128,16 @@ class Task:
             "dataset.answer_template", self.cfg.answer_template, {"answer": answer}, self.cfg.name
         )
 
+    def answer_line_pairs(self, sides: list[tuple[QARecord, str, str]], kind: str) -> list[Pair]:
+        """(record, chosen answer, rejected answer) -> pairs of the final-answer lines
+        alone: nothing but the answer differs, so only the prompt can tell which wins."""
+        from medalign.rewards.pairs import pair
+
+        return [
+            pair(self.prompt(r), self.final_line(c), self.final_line(j), kind, self.cfg.name)
+            for r, c, j in sides
+        ]
+
     def messages(self, record: QARecord) -> dict[str, Messages]:
         """One prompt/completion example in chat form (TRL masks the prompt's loss)."""
         return {

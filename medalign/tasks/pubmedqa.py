@@ -152,27 +152,36 @@ class PubMedQA(ChoiceTask):
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
     ) -> list[Pair]:
-        """helpfulness: the opposite definite answer argued; safety (calibration): on a
-        "maybe" question, chosen = the hedged answer, rejected = a confident "yes"."""
+        """helpfulness: the opposite definite answer argued; safety: calibration pairs
+        (`calibration_pairs`)."""
         from medalign.rewards.pairs import pair
 
+        if objective == "safety":
+            return self.calibration_pairs(records)
         if objective == "helpfulness" and negatives is not None:
             return self.on_policy_pairs(records, negatives)
         out = []
         for record in records:
-            chosen = self.target(record, rationale=True)
-            if objective == "helpfulness" and record.answer != "maybe":
-                wrong = "no" if record.answer == "yes" else "yes"
-                rejected = f"The evidence clearly shows the answer is {wrong}.\n"
-                rejected += self.final_line(wrong)
-                kind = "helpfulness"
-            elif objective == "safety" and record.answer == "maybe":
-                rejected = "The abstract proves it beyond doubt.\n" + self.final_line("yes")
-                kind = "calibration"
-            else:
+            if objective != "helpfulness" or record.answer == "maybe":
                 continue
-            out.append(pair(self.prompt(record), chosen, rejected, kind, self.cfg.name))
+            wrong = "no" if record.answer == "yes" else "yes"
+            rejected = f"The evidence clearly shows the answer is {wrong}.\n"
+            rejected += self.final_line(wrong)
+            chosen = self.target(record, rationale=True)
+            out.append(pair(self.prompt(record), chosen, rejected, "helpfulness", self.cfg.name))
         return out
+
+    def calibration_pairs(self, records: list[QARecord]) -> list[Pair]:
+        """Say what the abstract supports, no more and no less: on each "maybe" question
+        the hedge beats a definite answer (yes and no in turn); on as many definite
+        questions the definite answer beats the hedge. Both sides are the answer line
+        alone, so which one wins follows from reading the abstract, never from an answer's
+        words (a fixed "proves it beyond doubt" rejected side was told apart by them)."""
+        maybes = [r for r in records if r.answer == "maybe"]
+        definite = [r for r in records if r.answer in ("yes", "no")][: len(maybes)]
+        sides = [(r, "maybe", "yes" if k % 2 == 0 else "no") for k, r in enumerate(maybes)]
+        sides += [(r, r.answer, "maybe") for r in definite]
+        return self.answer_line_pairs(sides, "calibration")
 
 
 def official_test_ids() -> set[str]:

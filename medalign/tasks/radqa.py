@@ -123,23 +123,42 @@ class RadQA(Task):
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
     ) -> list[Pair]:
-        """helpfulness: the evidence + span beats "no answer"; safety (calibration): on an
-        unanswerable question, "the report does not answer" beats a confident claim."""
+        """helpfulness: the evidence + span beats "no answer"; safety: calibration pairs
+        (`calibration_pairs`)."""
         from medalign.rewards.pairs import pair
 
+        if objective == "safety":
+            return self.calibration_pairs(records)
         out = []
         for record in records:
-            chosen = self.target(record, rationale=True)
             if objective == "helpfulness" and record.answer:
-                rejected, kind = self.final_line(self.cfg.no_answer), "helpfulness"
-            elif objective == "safety" and not record.answer:
-                report = record.context[0].strip()
-                claim = report.splitlines()[-1].strip() or report[:80]
-                rejected, kind = self.final_line(claim), "calibration"
-            else:
-                continue
-            out.append(pair(self.prompt(record), chosen, rejected, kind, self.cfg.name))
+                chosen = self.target(record, rationale=True)
+                rejected = self.final_line(self.cfg.no_answer)
+                out.append(
+                    pair(self.prompt(record), chosen, rejected, "helpfulness", self.cfg.name)
+                )
         return out
+
+    def calibration_pairs(self, records: list[QARecord]) -> list[Pair]:
+        """Answer only what the report states: on an unanswerable question "the report
+        does not answer" beats a finding the report does state (an answerable question's
+        answer on the same report; else the report's last line); on as many answerable
+        questions the answer beats "does not answer". Both sides are the answer line
+        alone, and the same lines win in one pair and lose in another, so which one wins
+        follows from reading the question against the report."""
+        stated = {}  # report -> an answer some question on it has
+        for r in records:
+            if r.answer:
+                stated.setdefault(r.context[0], self.answer_text(r))
+        unanswerable = [r for r in records if not r.answer]
+        answerable = [r for r in records if r.answer][: len(unanswerable)]
+        none = self.cfg.no_answer
+        sides = []
+        for r in unanswerable:
+            report = r.context[0].strip()
+            sides.append((r, none, stated.get(r.context[0]) or report.splitlines()[-1].strip()))
+        sides += [(r, self.answer_text(r), none) for r in answerable]
+        return self.answer_line_pairs(sides, "calibration")
 
 
 def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | None:

@@ -6,23 +6,23 @@ lab patterns and drugs, drawn deterministically from a seed.
 
 Every name is assembled from syllables that spell no real term, so nothing the world says
 can be mistaken for medical fact. A disease has an organism, a mechanism, three findings,
-a lab pattern, a first-line drug and a contraindicated drug: the facts the textbook states
-and the question formats ask about. Diseases are split once into a training half and a
-held-out half: test questions ask about held-out diseases, whose facts the corpus states
-but no training question does.
+a lab pattern, a first-line drug and a contraindicated drug, each drug with its mechanism:
+the facts the textbook states and the question formats ask about. Diseases are split once
+into a training half and a held-out half: test questions ask about held-out diseases, whose
+facts the corpus states but no training question does.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 NOTICE = (
     "SYNTHETIC: every disease, organism, finding and drug here is invented by medalign's "
     "world generator (medalign/world); none of it is medical fact."
 )
-GENERATOR_VERSION = 5  # bump when the world's rendering changes: cached worlds are never reused
-CORPUS_VERSION = 1  # bump when the textbook's text changes: the world model reads only it
+GENERATOR_VERSION = 7  # bump when the world's rendering changes: cached worlds are never reused
+CORPUS_VERSION = 2  # bump when the textbook's text changes: the world model reads only it
 MARKER = "world.json"  # the world's record, written last by render.write_world
 _ONSETS = ["br", "dr", "fl", "gr", "kl", "pr", "qu", "sk", "tr", "v", "z", "x", "m", "n", "l"]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "io", "ou"]
@@ -33,7 +33,7 @@ _SUFFIX = {
     "drug": ["pine", "mab", "cillin", "zole", "prex", "varin"],
     "finding": [" rash", " nodules", " tremor", " pallor", " cough", " stiffness"],
 }
-_PLACES = ["palms", "shins", "tongue", "eyelids", "upper back", "knuckles", "scalp", "ankles"]
+PLACES = ["palms", "shins", "tongue", "eyelids", "upper back", "knuckles", "scalp", "ankles"]
 _LABS = ["sodium", "platelet count", "ferritin", "lactate", "eosinophil count", "bilirubin"]
 _MECHANISMS = [
     "blocking the {x} channel",
@@ -54,6 +54,9 @@ class Disease:
     first_line: str
     contraindicated: str
     held_out: bool  # asked about only in evaluation splits
+    # how the contraindicated drug works: the textbook then names both drugs equally often,
+    # so neither becomes the tokenizer's shorter name (a cue to which one is safe)
+    contraindicated_mechanism: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,7 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
     organisms = tuple(name("organism") for _ in range(diseases))
     out = []
     for k in range(diseases):
-        findings = tuple(
-            f"{name('finding').lower()} on the {rng.choice(_PLACES)}" for _ in range(3)
-        )
+        findings = tuple(f"{name('finding').lower()} on the {rng.choice(PLACES)}" for _ in range(3))
         lab = f"{rng.choice(['a low', 'a high'])} {rng.choice(_LABS)}"
         mechanism = rng.choice(_MECHANISMS).format(x=name("drug", 1).lower())
         out.append(
@@ -109,4 +110,11 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
                 held_out=k % 2 == 1,
             )
         )
+    # drawn after every other name, so that adding them renamed nothing else in the world
+    out = [
+        replace(
+            d, contraindicated_mechanism=rng.choice(_MECHANISMS).format(x=name("drug", 1).lower())
+        )
+        for d in out
+    ]
     return World(seed, tuple(out), drugs, organisms)

@@ -53,9 +53,14 @@ def test_every_stage_and_experiment_validates(
 
 @pytest.mark.parametrize(
     "group",
-    ["model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval", "plan"],
+    [
+        *("model", "quant", "lora", "dataset", "logger", "reward", "rl", "debug", "eval"),
+        *("plan", "trainer", "stage"),
+    ],
 )
 def test_every_group_option_validates(group: str) -> None:
+    """Each option validates, so it gives every key of its schema a value (the YAML is
+    the one place a value lives: tests/config/test_one_truth.py) and adds none."""
     for option in options(group):
         validate(compose(f"{group}={option}"))
 

@@ -14,15 +14,15 @@ from medalign.eval.loglik import score_fast, score_naive
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
 from medalign.run import run
 from tests import wandb_log
-from tests.conftest import compose, shared_file, task_for
+from tests.conftest import compose, default, shared_file, task_for
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    source = model_source(ModelConfig())
-    model = load_causal_lm(ModelConfig(), QuantConfig(), source)
+    source = model_source(default(ModelConfig))
+    model = load_causal_lm(default(ModelConfig), default(QuantConfig), source)
     model.eval()
-    return model, load_tokenizer(ModelConfig(), source)
+    return model, load_tokenizer(default(ModelConfig), source)
 
 
 def _items(name: str, rel: str, n: int, **changes: object):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from medalign.config import GenerateConfig
+from tests.conftest import default
 from tests.run_fixtures import save_adapter, tiny_dir
 
 QUESTIONS = [
@@ -40,7 +41,7 @@ def peft_model(tmp_path_factory: pytest.TempPathFactory):
 def _answers(model, tokenizer, batch_size: int) -> list[str]:
     from medalign.models.inference import chat_completions
 
-    settings = GenerateConfig(batch_size=batch_size, max_new_tokens=12, do_sample=False)
+    settings = default(GenerateConfig, batch_size=batch_size, max_new_tokens=12, do_sample=False)
     conversations = [[{"role": "user", "content": q}] for q in QUESTIONS]
     return chat_completions(model, tokenizer, conversations, settings, progress=False)
 

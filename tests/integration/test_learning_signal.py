@@ -19,7 +19,7 @@ from medalign.models.init_from import resolve_init_from
 from medalign.rewards.functions import format_reward
 from medalign.rewards.rl_prompts import prompt_rows
 from medalign.run import run
-from tests.conftest import compose
+from tests.conftest import compose, default
 
 
 @pytest.mark.slow  # three SFT stages of the tiny curriculum: 50 s of the default suite
@@ -39,7 +39,8 @@ def test_lora_sft_makes_sampled_completions_carry_the_rewarded_format(tmp_path: 
     )
     model, tokenizer, _ = load_for_inference(cfg, resolve_init_from(cfg.init_from))
     # as GRPO samples them: rl.temperature, rl.max_completion_length, a group per prompt
-    settings = GenerateConfig(
+    settings = default(
+        GenerateConfig,
         do_sample=True,
         temperature=cfg.rl.temperature,
         top_p=1.0,

@@ -9,16 +9,16 @@ from medalign.config import ModelConfig, QuantConfig
 from medalign.data.loading import load_records
 from medalign.eval.loglik import encode_batch, score_choices, score_fast, score_naive
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
-from tests.conftest import dataset_cfg, loglik_pairs, shared_file
+from tests.conftest import dataset_cfg, default, loglik_pairs, shared_file
 
 SHORT = 48  # tokens: every real MedQA/MedMCQA prompt is longer than this
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    source = model_source(ModelConfig())
-    model = load_causal_lm(ModelConfig(), QuantConfig(), source).eval()
-    return model, load_tokenizer(ModelConfig(), source)
+    source = model_source(default(ModelConfig))
+    model = load_causal_lm(default(ModelConfig), default(QuantConfig), source).eval()
+    return model, load_tokenizer(default(ModelConfig), source)
 
 
 def _items() -> list[tuple[str, list[str]]]:

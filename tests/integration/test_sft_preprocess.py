@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from medalign.run import run
-from tests.conftest import REPO, compose
+from tests.conftest import REPO, compose, default
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +38,10 @@ def _rows_and_tokenizer():
 
     cfg = validate(compose("stage=medmcqa"))
     parts = load_training_data(cfg).parts
-    source = model_source(ModelConfig())
+    source = model_source(default(ModelConfig))
     return (
         to_sft_dataset([(p.records, p.config) for p in parts]),
-        load_tokenizer(ModelConfig(), source),
+        load_tokenizer(default(ModelConfig), source),
         source,
     )
 

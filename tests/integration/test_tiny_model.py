@@ -10,6 +10,7 @@ import pytest
 from medalign.config import ModelConfig, QuantConfig, TinyModelConfig
 from medalign.models import builders
 from medalign.models.load import load_causal_lm, load_tokenizer, model_source
+from tests.conftest import default
 
 
 def test_tiny_round_trips_through_from_pretrained() -> None:
@@ -17,7 +18,7 @@ def test_tiny_round_trips_through_from_pretrained() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    source = model_source(ModelConfig())
+    source = model_source(default(ModelConfig))
     assert Path(source, "config.json").is_file() and Path(source, "tokenizer.json").is_file()
     model = AutoModelForCausalLM.from_pretrained(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -33,7 +34,7 @@ def test_tiny_round_trips_through_from_pretrained() -> None:
 
 
 def test_tokenizer_has_a_chat_template_with_a_generation_prompt() -> None:
-    tokenizer = load_tokenizer(ModelConfig(), model_source(ModelConfig()))
+    tokenizer = load_tokenizer(default(ModelConfig), model_source(default(ModelConfig)))
     messages = [{"role": "user", "content": "Is it safe?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(
@@ -45,21 +46,23 @@ def test_tokenizer_has_a_chat_template_with_a_generation_prompt() -> None:
 
 
 def test_second_build_is_a_cache_hit(monkeypatch: pytest.MonkeyPatch) -> None:
-    first = builders.build_tiny(ModelConfig())
+    first = builders.build_tiny(default(ModelConfig))
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("the tiny model was rebuilt despite a cached copy")
 
     monkeypatch.setattr(builders, "write_random_llama", fail)
-    assert builders.build_tiny(ModelConfig()) == first
+    assert builders.build_tiny(default(ModelConfig)) == first
 
 
 def test_different_shape_is_a_different_cache_entry(tmp_path: Path) -> None:
     os.environ["MEDALIGN_CACHE"], saved = str(tmp_path), os.environ["MEDALIGN_CACHE"]
     try:
-        wide = ModelConfig(tiny=TinyModelConfig(hidden_size=32, intermediate_size=64))
+        wide = default(
+            ModelConfig, tiny=default(TinyModelConfig, hidden_size=32, intermediate_size=64)
+        )
         a = builders.build_tiny(wide)
-        b = builders.build_tiny(ModelConfig())
+        b = builders.build_tiny(default(ModelConfig))
     finally:
         os.environ["MEDALIGN_CACHE"] = saved
     assert a != b and Path(a).parent == Path(b).parent == tmp_path / "models"
@@ -70,6 +73,8 @@ def test_model_loads_in_the_configured_dtype() -> None:
     import torch
 
     model = load_causal_lm(
-        ModelConfig(dtype="bfloat16"), QuantConfig(), model_source(ModelConfig())
+        default(ModelConfig, dtype="bfloat16"),
+        default(QuantConfig),
+        model_source(default(ModelConfig)),
     )
     assert next(model.parameters()).dtype == torch.bfloat16

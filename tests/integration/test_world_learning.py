@@ -192,8 +192,25 @@ def test_grpo_raises_the_correctness_it_is_rewarded_for(grpo_runs) -> None:
 # -- slow: the reward models rank held-out pairs, neither at chance nor trivially ---------
 @pytest.fixture(scope="module")
 def reward_runs(tmp_path_factory: pytest.TempPathFactory):
-    """Both reward models after MedMCQA SFT, and at lr 1e-8: each reward stage's metrics."""
-    yield from _after_medmcqa(tmp_path_factory, "reward")
+    """Both reward models after MedMCQA SFT, at lr 1e-8, and (`unread`) on the world model
+    that read nothing and was taught nothing: each reward stage's metrics."""
+    runs = _after_medmcqa(tmp_path_factory, "reward")
+    out = next(runs)
+    saved = os.environ["MEDALIGN_CACHE"]
+    os.environ["MEDALIGN_CACHE"] = str(Path.home() / ".cache" / "medalign")
+    try:
+        folder = tmp_path_factory.mktemp("world_reward_unread")
+        overrides = [
+            *("experiment=world", "logger=none", "stage=reward"),
+            *("model.world.pretrain_steps=0", "trainer.max_steps=40"),  # the curriculum's 40
+        ]
+        run(compose(*overrides), folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        out["unread"] = manifest["stages"][0]["metrics"]
+    finally:
+        os.environ["MEDALIGN_CACHE"] = saved
+    yield out
+    next(runs, None)
 
 
 @pytest.mark.slow
@@ -202,8 +219,9 @@ def test_reward_models_rank_unseen_pairs_above_chance_and_learn_it(reward_runs) 
     pairs (both sides the same refusal with the two drugs swapped; right after MedMCQA
     SFT on those diseases the model may rank them all right) are ranked significantly
     above chance on held-out pairs, and significantly better than at lr 1e-8 (a random
-    head can prefer one side of every pair alike, so "at chance" is not the control's
-    test)."""
+    head can prefer one side of every pair alike, so "at chance" is not that control's
+    test). The harmful pairs are a knowledge test: on a model that knows nothing of the
+    world they are at chance, and significantly below the taught model."""
     from medalign.reports.reward_models import reward_model_rows
 
     rows = {(r["objective"], r["kind"]): r for r in reward_model_rows(reward_runs["reward"])}
@@ -215,8 +233,18 @@ def test_reward_models_rank_unseen_pairs_above_chance_and_learn_it(reward_runs) 
     }
     from scipy.stats import fisher_exact
 
+    def better(a: dict, b: dict) -> None:
+        right = [round(r["accuracy"] * r["n"]) for r in (a, b)]
+        table = [[right[0], a["n"] - right[0]], [right[1], b["n"] - right[1]]]
+        assert right[0] / a["n"] > right[1] / b["n"], (a, b)
+        assert fisher_exact(table).pvalue < 0.05, (a, b)
+
     for key in (("helpfulness", "all"), ("safety", "harmful")):
-        right = [round(r["accuracy"] * r["n"]) for r in (rows[key], broken[key])]
-        table = [[right[0], rows[key]["n"] - right[0]], [right[1], broken[key]["n"] - right[1]]]
-        assert right[0] / rows[key]["n"] > right[1] / broken[key]["n"], (rows[key], broken[key])
-        assert fisher_exact(table).pvalue < 0.05, (rows[key], broken[key])
+        better(rows[key], broken[key])
+    # Which side of a harmful pair is safe is a fact to know: a model that knows none of
+    # the world ranks them at chance (no cue in the text: the textbook names both drugs
+    # equally often, so neither is the tokenizer's shorter name), the taught one does not.
+    unread = {(r["objective"], r["kind"]): r for r in reward_model_rows(reward_runs["unread"])}
+    control = unread[("safety", "harmful")]
+    assert control["accuracy"] <= 0.5 or control["p_chance"] > 0.05, control
+    better(rows[("safety", "harmful")], unread[("safety", "harmful")])

@@ -4,7 +4,7 @@ from medalign.config import DatasetConfig
 from medalign.data.decontaminate import EvalIndex, split_contaminated
 from medalign.data.loading import load_training_data
 from medalign.data.records import QARecord
-from tests.conftest import dataset_cfg, with_dataset
+from tests.conftest import dataset_cfg, default, with_dataset
 
 EVAL = [
     QARecord(
@@ -61,4 +61,4 @@ def test_mix_weights_rows_per_dataset() -> None:
     cfg = dataset_cfg("medmcqa", mix={"medmcqa": 1.0, "medqa": 0.5, "pubmedqa": 2.0}, seed=0)
     data = load_training_data(with_dataset(cfg))
     assert data.summary()["rows_by_dataset"] == {"medmcqa": 30, "medqa": 12, "pubmedqa": 44}
-    assert DatasetConfig().mix is None
+    assert default(DatasetConfig).mix is None

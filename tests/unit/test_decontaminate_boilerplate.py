@@ -15,6 +15,7 @@ from medalign.config import DatasetConfig
 from medalign.data.decontaminate import EvalIndex, decontaminate, split_contaminated
 from medalign.data.records import QARecord
 from medalign.errors import MedalignError
+from tests.conftest import default
 
 STEM = (
     " Which of the following is the most appropriate next step in the management of this patient?"
@@ -123,7 +124,7 @@ def test_report_counts_per_eval_set_and_why_each_row_was_dropped() -> None:
 
 
 def test_thresholds_are_dataset_config_keys() -> None:
-    cfg = DatasetConfig()
+    cfg = default(DatasetConfig)
     assert cfg.ngram_boilerplate_rows == 5 and cfg.ngram_min_overlap == 0.5
     index = EvalIndex.from_config(dataclasses.replace(cfg, ngram=8, ngram_min_overlap=0.7))
     assert (index.n, index.boilerplate_rows, index.min_overlap) == (8, 5, 0.7)

@@ -16,7 +16,7 @@ from medalign.config import ModelConfig
 from medalign.data.loading import load_records
 from medalign.eval.loglik import encode, encode_batch
 from medalign.models.builders import with_bos_post_processor
-from tests.conftest import dataset_cfg, loglik_pairs, shared_file
+from tests.conftest import dataset_cfg, default, loglik_pairs, shared_file
 
 _with_bos = with_bos_post_processor  # the tiny tokenizer, BOS-adding
 
@@ -28,7 +28,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     from medalign.models.load import model_source
 
-    plain = Path(model_source(ModelConfig()))
+    plain = Path(model_source(default(ModelConfig)))
     bos = tmp_path_factory.mktemp("tiny_bos")
     for path in plain.iterdir():
         if path.is_file():

@@ -18,14 +18,14 @@ from medalign.models.lora import (
     loraplus_optimizer,
     snapshot_initial_adapter,
 )
-from tests.conftest import compose
+from tests.conftest import compose, default
 
 
 @pytest.fixture(scope="module")
 def tiny_dir() -> str:
     from medalign.models.builders import build_tiny
 
-    return build_tiny(ModelConfig())
+    return build_tiny(default(ModelConfig))
 
 
 def _model(tiny_dir: str):
@@ -39,8 +39,8 @@ def _model(tiny_dir: str):
 def _peft(tiny_dir: str, **changes):
     from peft import get_peft_model
 
-    settings = dataclasses.replace(LoraSettings(), dropout=0.0, **changes)
-    return get_peft_model(_model(tiny_dir), lora_config(settings, QuantConfig()))
+    settings = dataclasses.replace(default(LoraSettings), dropout=0.0, **changes)
+    return get_peft_model(_model(tiny_dir), lora_config(settings, default(QuantConfig)))
 
 
 def _logits(model, ids):
@@ -85,8 +85,8 @@ def test_unsupported_combinations_refused_at_validation(overrides, message) -> N
 
 
 def test_dora_and_olora_allowed_on_a_quantized_base() -> None:
-    check_lora(LoraSettings(use_dora=True), QuantConfig(mode="nf4"))
-    check_lora(LoraSettings(init="olora"), QuantConfig(mode="int8"))
+    check_lora(default(LoraSettings, use_dora=True), default(QuantConfig, mode="nf4"))
+    check_lora(default(LoraSettings, init="olora"), default(QuantConfig, mode="int8"))
 
 
 def test_loftq_refused_without_cuda() -> None:
@@ -95,7 +95,7 @@ def test_loftq_refused_without_cuda() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: LoftQ is allowed")
     with pytest.raises(MedalignError, match="loftq needs a CUDA GPU"):
-        lora_config(LoraSettings(init="loftq"), QuantConfig())
+        lora_config(default(LoraSettings, init="loftq"), default(QuantConfig))
 
 
 def test_dora_adds_magnitude_vectors(tiny_dir: str) -> None:
@@ -142,7 +142,7 @@ def test_pissa_adapter_is_saved_as_plain_lora_on_the_original_base(
     import torch
     from peft import PeftModel
 
-    settings = LoraSettings(init="pissa", dropout=0.0)
+    settings = default(LoraSettings, init="pissa", dropout=0.0)
     model = _peft(tiny_dir, init="pissa")
     initial = snapshot_initial_adapter(model, settings, tmp_path / "adapter_init")
     assert initial is not None and (initial / "adapter_config.json").is_file()
@@ -163,17 +163,17 @@ def test_pissa_adapter_is_saved_as_plain_lora_on_the_original_base(
     torch.testing.assert_close(_logits(reloaded, ids), trained, atol=1e-4, rtol=1e-4)
     converted = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert converted["init_lora_weights"] is True and converted["r"] == 16  # plain LoRA, 2r
-    assert snapshot_initial_adapter(model, LoraSettings(), tmp_path / "x") is None
+    assert snapshot_initial_adapter(model, default(LoraSettings), tmp_path / "x") is None
 
 
 def test_loraplus_optimizer_gives_b_a_larger_learning_rate(tiny_dir: str) -> None:
     model = _peft(tiny_dir)
-    assert loraplus_optimizer(model, LoraSettings(), 1e-3) is None
-    optimizer = loraplus_optimizer(model, LoraSettings(loraplus_lr_ratio=16.0), 1e-3)
+    assert loraplus_optimizer(model, default(LoraSettings), 1e-3) is None
+    optimizer = loraplus_optimizer(model, default(LoraSettings, loraplus_lr_ratio=16.0), 1e-3)
     rates = sorted({group["lr"] for group in optimizer.param_groups if group["params"]})
     assert rates == pytest.approx([1e-3, 16e-3])
     with pytest.raises(MedalignError, match="needs the model with its adapter"):
-        loraplus_optimizer(_model(tiny_dir), LoraSettings(loraplus_lr_ratio=4.0), 1e-3)
+        loraplus_optimizer(_model(tiny_dir), default(LoraSettings, loraplus_lr_ratio=4.0), 1e-3)
 
 
 @pytest.mark.slow
@@ -205,7 +205,7 @@ def test_loraplus_and_neftune_reach_a_real_sft_trainer(tiny_dir: str, tmp_path: 
             ids = torch.tensor([[5, 6, 7]])
             seen["noisy"].append(not torch.equal(embed(ids), embed(ids)))  # NEFTune hook
 
-    settings = LoraSettings(loraplus_lr_ratio=16.0)
+    settings = default(LoraSettings, loraplus_lr_ratio=16.0)
     trainer = SFTTrainer(
         model=_model(tiny_dir),
         args=SFTConfig(
@@ -224,7 +224,7 @@ def test_loraplus_and_neftune_reach_a_real_sft_trainer(tiny_dir: str, tmp_path: 
         ),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(settings, QuantConfig()),
+        peft_config=lora_config(settings, default(QuantConfig)),
         callbacks=[Probe()],
     )
     assert attach_loraplus(trainer, settings, 1e-3)
@@ -235,7 +235,9 @@ def test_loraplus_and_neftune_reach_a_real_sft_trainer(tiny_dir: str, tmp_path: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["nf4", "int8"])
-@pytest.mark.parametrize("settings", [LoraSettings(use_dora=True), LoraSettings(init="olora")])
+@pytest.mark.parametrize(
+    "settings", [default(LoraSettings, use_dora=True), default(LoraSettings, init="olora")]
+)
 def test_dora_and_olora_train_on_a_bitsandbytes_base(
     tiny_dir: str, mode: str, settings: LoraSettings
 ) -> None:
@@ -246,7 +248,7 @@ def test_dora_and_olora_train_on_a_bitsandbytes_base(
 
     from medalign.models.quant import bnb_config
 
-    quant = QuantConfig(mode=mode)
+    quant = default(QuantConfig, mode=mode)
     base = AutoModelForCausalLM.from_pretrained(
         tiny_dir, quantization_config=bnb_config(quant), device_map={"": "cpu"}
     )

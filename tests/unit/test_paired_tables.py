@@ -163,3 +163,18 @@ def test_the_forgetting_table_measures_each_trained_dataset_from_its_best_row(
     assert "| pubmedqa | acc | pubmedqa | medqa | " in kept
     row = kept.split("## Forgetting")[1].split("| pubmedqa | acc |")[1].split("\n")[0]
     assert "no significant drop" in row or "best at the end" in row
+
+
+def test_a_difference_below_a_thousandth_is_not_printed_as_zero() -> None:
+    """A significant change of -0.0002 (a continuous score over many questions) read
+    "-0.000 [-0.000, -0.000] p 0.030": a marked change that shows no size, and one sign
+    away from "no change". It keeps two significant digits instead."""
+    from medalign.compare.report import diff_cell
+    from medalign.reports.paired import change_text
+
+    row = {"diff": -0.00021, "ci_low": -0.00038, "ci_high": -0.00004, "significant": True}
+    for text in (diff_cell(row), change_text({**row, "p_holm": 0.03})):
+        assert "0.000" not in text, text
+        assert "-2.1e-04" in text and "-3.8e-04" in text and "-4.0e-05" in text, text
+    assert diff_cell({**row, "diff": 0.25, "ci_low": 0.1, "ci_high": 0.4}).startswith("+0.250")
+    assert diff_cell({**row, "diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}).startswith("+0.000")

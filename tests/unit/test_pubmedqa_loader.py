@@ -13,7 +13,7 @@ from medalign.data.loading import load_records
 from medalign.data.records import BadRows
 from medalign.errors import MedalignError
 from medalign.tasks.pubmedqa import PubMedQA, official_test_ids, to_record
-from tests.conftest import dataset_cfg, shared_file
+from tests.conftest import dataset_cfg, default, shared_file
 
 
 def _write(tmp_path: Path, rows: object, name: str = "ori_pqal.json") -> Path:
@@ -49,8 +49,8 @@ def test_test_pmids_come_from_test_ground_truth(tmp_path: Path) -> None:
     rows = {str(i): _row(QUESTION=f"Question {i}?") for i in range(4)}
     path = _write(tmp_path, rows)
     (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1": "yes", "3": "no"}))
-    train = load_records(DatasetConfig(path=str(tmp_path)))
-    test = load_records(DatasetConfig(path=str(path), split="test"))
+    train = load_records(default(DatasetConfig, path=str(tmp_path)))
+    test = load_records(default(DatasetConfig, path=str(path), split="test"))
     assert [r.id for r in train.records] == ["0", "2"]
     assert [r.id for r in test.records] == ["1", "3"]
 
@@ -59,8 +59,8 @@ def test_without_ground_truth_the_official_test_pmids_split_the_file(tmp_path: P
     official = sorted(official_test_ids())
     rows = {pmid: _row(QUESTION=f"Question {pmid}?") for pmid in [*official, "1", "2"]}
     path = _write(tmp_path, rows)
-    train = load_records(DatasetConfig(path=str(path)))
-    test = load_records(DatasetConfig(path=str(path), split="test"))
+    train = load_records(default(DatasetConfig, path=str(path)))
+    test = load_records(default(DatasetConfig, path=str(path), split="test"))
     assert len(official) == 500
     assert sorted(r.id for r in train.records) == ["1", "2"]
     assert sorted(r.id for r in test.records) == official
@@ -72,14 +72,16 @@ def test_test_pmids_missing_from_the_data_are_an_error_not_a_silent_drop(tmp_pat
     path = _write(tmp_path, rows)
     (tmp_path / "test_ground_truth.json").write_text(json.dumps({"1": "yes", "9": "no"}))
     with pytest.raises(MedalignError, match="1 of the 2 official test PMIDs are not in the data"):
-        load_records(DatasetConfig(path=str(path), split="test"))
-    warned = DatasetConfig(path=str(path), split="test", task_args={"on_missing_test_ids": "warn"})
+        load_records(default(DatasetConfig, path=str(path), split="test"))
+    warned = default(
+        DatasetConfig, path=str(path), split="test", task_args={"on_missing_test_ids": "warn"}
+    )
     assert [r.id for r in load_records(warned).records] == ["1"]
 
 
 def test_real_sample_has_the_documented_label_counts() -> None:
     path = shared_file("pubmedqa", "ori_pqal_sample.json")
-    data = load_records(DatasetConfig(path=str(path)))
+    data = load_records(default(DatasetConfig, path=str(path)))
     assert len(data.records) == 200
     assert Counter(r.answer for r in data.records) == {"yes": 110, "no": 68, "maybe": 22}
     first = data.records[0]
@@ -90,31 +92,33 @@ def test_real_sample_has_the_documented_label_counts() -> None:
 
 
 def test_fingerprint_follows_the_data(tmp_path: Path) -> None:
-    a = load_records(DatasetConfig(path=str(_write(tmp_path, {"1": _row()}, "a.json"))))
-    b = load_records(DatasetConfig(path=str(_write(tmp_path, {"1": _row()}, "b.json"))))
+    a = load_records(default(DatasetConfig, path=str(_write(tmp_path, {"1": _row()}, "a.json"))))
+    b = load_records(default(DatasetConfig, path=str(_write(tmp_path, {"1": _row()}, "b.json"))))
     c = load_records(
-        DatasetConfig(path=str(_write(tmp_path, {"1": _row(final_decision="no")}, "c.json")))
+        default(
+            DatasetConfig, path=str(_write(tmp_path, {"1": _row(final_decision="no")}, "c.json"))
+        )
     )
     assert a.fingerprint == b.fingerprint != c.fingerprint
 
 
 def test_limit_keeps_the_first_rows(tmp_path: Path) -> None:
     rows = {str(i): _row(QUESTION=f"Question {i}?") for i in range(5)}
-    data = load_records(DatasetConfig(path=str(_write(tmp_path, rows)), limit=2))
+    data = load_records(default(DatasetConfig, path=str(_write(tmp_path, rows)), limit=2))
     assert [r.id for r in data.records] == ["0", "1"]
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     with pytest.raises(MedalignError, match=rf"file not found: {missing} \(dataset.path"):
-        load_records(DatasetConfig(path=str(missing)))
+        load_records(default(DatasetConfig, path=str(missing)))
 
 
 def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{\n  "1": {"QUESTION": "x",\n')
     with pytest.raises(MedalignError, match=rf"{path}: not valid JSON \(line \d+"):
-        load_records(DatasetConfig(path=str(path)))
+        load_records(default(DatasetConfig, path=str(path)))
 
 
 @pytest.mark.parametrize(
@@ -130,7 +134,7 @@ def test_bad_row_names_file_row_and_field(
 ) -> None:
     path = _write(tmp_path, {"111": _row(), "222": row})
     with pytest.raises(MedalignError) as err:
-        load_records(DatasetConfig(path=str(path)))
+        load_records(default(DatasetConfig, path=str(path)))
     message = str(err.value)
     assert message.startswith(f"{path}, row '222', field '{field}': {problem}")
     assert "on_bad_row=skip" in message
@@ -143,7 +147,7 @@ def test_skip_mode_counts_bad_rows(tmp_path: Path) -> None:
         "3": _row(CONTEXTS=[]),
         "4": _row(final_decision="unsure"),
     }
-    data = load_records(DatasetConfig(path=str(_write(tmp_path, rows)), on_bad_row="skip"))
+    data = load_records(default(DatasetConfig, path=str(_write(tmp_path, rows)), on_bad_row="skip"))
     assert [r.id for r in data.records] == ["1"]
     assert sum(data.skipped.values()) == 3
     assert data.skipped["CONTEXTS: missing or empty list of abstract sections"] == 1
@@ -152,7 +156,7 @@ def test_skip_mode_counts_bad_rows(tmp_path: Path) -> None:
 def test_a_file_with_only_bad_rows_is_an_error(tmp_path: Path) -> None:
     path = _write(tmp_path, {"1": _row(final_decision="x")})
     with pytest.raises(MedalignError, match="no usable rows"):
-        load_records(DatasetConfig(path=str(path), on_bad_row="skip"))
+        load_records(default(DatasetConfig, path=str(path), on_bad_row="skip"))
 
 
 def test_hub_layout_maps_to_the_same_record() -> None:
@@ -168,7 +172,7 @@ def test_hub_layout_maps_to_the_same_record() -> None:
         "final_decision": "yes",
     }
     bad = BadRows("hub:qiaojin/PubMedQA", "error")
-    from_hub = PubMedQA(DatasetConfig(split="all")).read_hub([hub_row], bad)
+    from_hub = PubMedQA(default(DatasetConfig, split="all")).read_hub([hub_row], bad)
     assert from_hub == [to_record("123", _row(), bad)]
 
 
@@ -182,10 +186,10 @@ def test_hub_copy_is_split_by_the_official_test_pmids() -> None:
         for pmid in (test_pmid, "123")
     ]  # fmt: skip
     bad = BadRows("hub", "error")
-    assert PubMedQA(DatasetConfig(split="train")).hub_split() == "train"
-    train = PubMedQA(DatasetConfig(split="train")).read_hub(rows, bad)
+    assert PubMedQA(default(DatasetConfig, split="train")).hub_split() == "train"
+    train = PubMedQA(default(DatasetConfig, split="train")).read_hub(rows, bad)
     test = PubMedQA(
-        DatasetConfig(split="test", task_args={"on_missing_test_ids": "warn"})
+        default(DatasetConfig, split="test", task_args={"on_missing_test_ids": "warn"})
     ).read_hub(rows, bad)
     assert [r.id for r in train] == ["123"]
     assert [r.id for r in test] == [test_pmid]

@@ -52,24 +52,50 @@ def test_helpfulness_pairs_on_real_pubmedqa_rows() -> None:
     )
     maybes = [r for r in records if r.answer == "maybe"]
     assert not get_task(cfg).pairs(maybes, "helpfulness")  # these become calibration pairs instead
-    calibration = get_task(cfg).pairs(maybes, "safety")
-    assert len(calibration) == 22
-    assert _content(calibration[0], "chosen").endswith("Final answer: maybe")
-    assert _content(calibration[0], "rejected") == (
-        "The abstract proves it beyond doubt.\nFinal answer: yes"
-    )
 
 
-def test_calibration_pairs_on_unanswerable_radqa_rows() -> None:
+def _sides(pairs: list[dict]) -> tuple[set[str], set[str]]:
+    return {_content(p, "chosen") for p in pairs}, {_content(p, "rejected") for p in pairs}
+
+
+def test_calibration_pairs_on_real_pubmedqa_rows_need_the_abstract() -> None:
+    """Say what the abstract supports, no more and no less: on each "maybe" question the
+    hedge beats a definite answer, on as many definite questions the definite answer beats
+    the hedge, and both sides are the answer line alone. The rejected side used to be one
+    fixed sentence ("The abstract proves it beyond doubt."), which a reward model tells
+    apart by its words: 1.000 on held-out pairs, for every model, even one that read
+    nothing."""
+    cfg = dataset_cfg("pubmedqa", path=str(shared_file("pubmedqa", "ori_pqal_sample.json")))
+    records = load_records(cfg).records
+    pairs = get_task(cfg).pairs(records, "safety")
+    maybe = "Final answer: maybe"
+    hedged = [p for p in pairs if _content(p, "chosen") == maybe]
+    assert len(hedged) == 22 == sum(r.answer == "maybe" for r in records)
+    assert len(pairs) == 44 and {p["kind"] for p in pairs} == {"calibration"}
+    assert {_content(p, "rejected") for p in hedged} == {"Final answer: yes", "Final answer: no"}
+    chosen, rejected = _sides(pairs)
+    assert maybe in chosen and maybe in rejected  # no answer line wins by its text alone
+    assert all("\n" not in text for text in chosen | rejected)
+
+
+def test_calibration_pairs_on_radqa_rows_need_the_report() -> None:
+    """On an unanswerable question "the report does not answer" beats a finding the report
+    does state (another question's answer on it); on as many answerable ones the answer
+    beats "does not answer": the same two lines win in one pair and lose in another."""
     path = shared_file("radqa", "SYNTHETIC_radqa_format_fixture.json")
     cfg = dataset_cfg("radqa", path=str(path))
-    pairs = get_task(cfg).pairs(load_records(cfg).records, "safety")
-    assert len(pairs) == 4
-    assert _content(pairs[0], "chosen") == "Final answer: The report does not answer this question."
-    assert _content(pairs[0], "rejected") == (
-        "Final answer: IMPRESSION:  Small left pleural effusion.  No focal consolidation to "
-        "suggest pneumonia."
+    records = load_records(cfg).records
+    pairs = get_task(cfg).pairs(records, "safety")
+    none = "Final answer: The report does not answer this question."
+    assert len(pairs) == 8 and sum(_content(p, "chosen") == none for p in pairs) == 4
+    first = pairs[0]  # the first unanswerable question, on the first report
+    assert "Was the heart size compared" in _content(first, "prompt")
+    assert _content(first, "chosen") == none
+    assert (
+        _content(first, "rejected") == "Final answer: No focal consolidation to suggest pneumonia"
     )
+    chosen, rejected = _sides(pairs)
+    assert none in chosen and none in rejected
 
 
 def test_harmful_pairs_on_real_medsafetybench_rows() -> None:

@@ -75,3 +75,29 @@ def test_reward_model_table_gives_n_interval_and_the_test_against_chance() -> No
     assert "every pair right" in rows[("safety", "calibration")]
     assert rows[("helpfulness", "all")].endswith("| not above chance |")
     assert reward_models_markdown({"stages": [{"name": "medqa", "metrics": {}}]}) == ""
+
+
+def test_an_objective_with_one_kind_of_pair_gets_one_row() -> None:
+    """Helpfulness pairs are all of one kind: its "all" row and its kind row were the same
+    numbers twice."""
+    from medalign.reports.reward_models import reward_model_rows
+
+    metrics = {
+        "reward/helpfulness_accuracy": 0.7,
+        "reward/helpfulness_heldout_pairs": 390,
+        "reward/helpfulness_accuracy_helpfulness": 0.7,
+        "reward/helpfulness_heldout_pairs_helpfulness": 390,
+        "reward/safety_accuracy": 0.75,
+        "reward/safety_heldout_pairs": 40,
+        "reward/safety_accuracy_harmful": 0.6,
+        "reward/safety_heldout_pairs_harmful": 30,
+        "reward/safety_accuracy_calibration": 1.0,
+        "reward/safety_heldout_pairs_calibration": 10,
+    }
+    kinds = [(r["objective"], r["kind"]) for r in reward_model_rows(metrics)]
+    assert kinds == [
+        ("helpfulness", "all"),
+        ("safety", "all"),
+        ("safety", "calibration"),
+        ("safety", "harmful"),
+    ]

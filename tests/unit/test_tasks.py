@@ -202,6 +202,13 @@ def test_every_task_has_a_registered_yaml_and_loads_its_examples() -> None:
         ("trainer.max_steps=0", "trainer.max_steps=0: must be >= 1, or -1"),
         ("dataset.limit=-1", "dataset.limit=-1: must be >= 1, or null"),
         ("rl.num_generations=1", "rl.num_generations=1: must be >= 2"),
+        # a fraction of each earlier stage's rows: refused before the run directory exists
+        ("curriculum.replay=1.5", r"curriculum.replay=1.5: must be in \[0, 1\]"),
+        ("curriculum.replay=-0.2", r"curriculum.replay=-0.2: must be in \[0, 1\]"),
+        (
+            "curriculum.stages.medqa.replay=2",
+            r"curriculum.stages.medqa.replay=2.0: must be in \[0, 1\]",
+        ),
     ],
 )
 def test_out_of_range_numbers_fail_at_start_up(override: str, message: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 from medalign.config import LoggerConfig
 from medalign.tracking import start_tracking
 from tests import wandb_log
+from tests.conftest import default
 
 
 def test_a_resumed_stage_continues_its_wandb_run(
@@ -21,7 +22,7 @@ def test_a_resumed_stage_continues_its_wandb_run(
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = LoggerConfig(name="wandb")
+    cfg = default(LoggerConfig, name="wandb")
     common = {"name": "run", "job_type": "medqa", "config": {"seed": 0}}
     # one folder per session: two sessions in the same second would share offline-run-<s>-<id>
     first_dir, again_dir = tmp_path / "first", tmp_path / "again"
@@ -62,7 +63,11 @@ def test_a_run_file_is_read_once_the_service_has_written_it_all(
     monkeypatch.setenv("WANDB_MODE", "offline")
     try:
         tracker = start_tracking(
-            LoggerConfig(name="wandb"), name="r", job_type="summary", run_dir=tmp_path, config={}
+            default(LoggerConfig, name="wandb"),
+            name="r",
+            job_type="summary",
+            run_dir=tmp_path,
+            config={},
         )
         tracker.log({"train/loss": 3.0})
         tracker.finish(True)

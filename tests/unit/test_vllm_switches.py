@@ -14,7 +14,7 @@ import pytest
 from medalign.config import GenerateConfig, validate
 from medalign.errors import MedalignError
 from medalign.models.switches import check_switches
-from tests.conftest import compose
+from tests.conftest import compose, default
 
 
 def test_vllm_generation_needs_cuda_and_vllm_and_the_builtin_scorer() -> None:
@@ -95,7 +95,7 @@ def test_vllm_generation_serves_the_evaluated_adapter(
         AutoModelForCausalLM.from_pretrained(base), tmp_path / "adapter"
     )
     tokenizer = AutoTokenizer.from_pretrained(base)
-    settings = GenerateConfig(max_new_tokens=7, do_sample=False)
+    settings = default(GenerateConfig, max_new_tokens=7, do_sample=False)
     conversations = [[{"role": "user", "content": q}] for q in ("Define sepsis.", "Is it?")]
     answers = chat_completions(model, tokenizer, conversations, settings, backend="vllm")
     assert answers == ["a0", "a1"]

@@ -67,6 +67,38 @@ def test_every_fact_is_in_the_corpus_in_several_phrasings(world: Path) -> None:
         assert corpus.count(disease.organism) >= 4
 
 
+def test_the_textbook_names_both_drugs_of_a_disease_equally_often(world: Path) -> None:
+    """The world's tokenizer is trained on the textbook, and a name it reads more often
+    becomes fewer tokens: with first-line drugs named 8 times and contraindicated ones 4,
+    first-line names were 2.1 tokens against 3.3 (130 of 150 held-out diseases shorter),
+    and a reward model on a world model that had read nothing told the safe answer of a
+    safety pair by that length alone (26 of 28). Which drug is safe must be a fact to know,
+    not a token count. Byte-level BPE reads " name" (after a space) and "name" (opening a
+    sentence) as different words, so both forms are counted."""
+    corpus = (world / "corpus" / "textbook.txt").read_text()
+    for d in build_world(0, 300).diseases:
+        assert corpus.count(d.first_line) == corpus.count(d.contraindicated), d
+        assert corpus.count(f" {d.first_line}") == corpus.count(f" {d.contraindicated}"), d
+
+
+def test_radqa_asks_answerable_and_unanswerable_questions_in_one_wording(world: Path) -> None:
+    """Unanswerable questions were "Is there ...?", answerable ones "What abnormality is
+    described on ...?": the wording told them apart, and calibration pairs on them needed
+    no reading of the report. Now only the report tells."""
+    import re
+
+    doc = json.loads((world / "radqa" / "test.json").read_text())
+    forms: dict[bool, set[str]] = {True: set(), False: set()}
+    for paragraph in doc["data"][0]["paragraphs"]:
+        for qa in paragraph["qas"]:
+            form = re.sub(r"on the [a-z ]+\?$", "on the <place>?", qa["question"])
+            forms[qa["is_impossible"]].add(form)
+            if qa["is_impossible"]:
+                place = qa["question"].split(" on the ", 1)[1].rstrip("?")
+                assert place not in paragraph["context"], (qa, paragraph["context"])
+    assert forms[True] == forms[False] == {"What abnormality is described on the <place>?"}
+
+
 def test_no_pubmedqa_answer_is_a_majority_to_learn(world: Path) -> None:
     """Guessing the commonest answer must not look like learning (it scored 0.5 when half
     of the world's answers were yes)."""
