@@ -151,6 +151,8 @@ def check_choices(overrides: list[str]) -> None:
             parts = key.split(".")
             if "task_args" in parts[:-1] and not override.is_add():
                 _check_task_arg(text, parts, overrides)
+            if not override.is_add() and (where := _open_map(parts)) is not None:
+                _check_map_keys(text, parts, where, override.value(), overrides)
             if parts[0] == "datasets" and len(parts) > 2 and not override.is_add():
                 if listed is None:
                     from hydra import compose as hydra_compose
@@ -161,6 +163,55 @@ def check_choices(overrides: list[str]) -> None:
                         f"{text}: datasets.{parts[1]} is added to the catalogue when the "
                         f"config names it, so set its keys with a +: +{text}"
                     )
+
+
+def _open_map(parts: list[str]) -> int | None:
+    """How many of `parts` name an open mapping of the schema (reward.weights,
+    curriculum.stages, dataset.mix ...: any key may be added to it), or None."""
+    import dataclasses
+    import types
+    from typing import get_args, get_origin, get_type_hints
+
+    from medalign.config import GROUP_SCHEMAS
+
+    schema: Any = GROUP_SCHEMAS.get(parts[0])
+    for depth, part in enumerate(parts[1:], start=2):
+        if schema is None:
+            return None
+        hint = get_type_hints(schema).get(part)
+        kinds = get_args(hint) if get_origin(hint) is types.UnionType else (hint,)
+        if any(get_origin(k) is dict for k in kinds):
+            return depth
+        schema = hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+    return None
+
+
+def _check_map_keys(
+    text: str, parts: list[str], depth: int, value: Any, overrides: list[str]
+) -> None:
+    """A key the mapping does not have, set without Hydra's `+`: one line saying so
+    (Hydra would print its struct error), where a `+` is what the docs ask for."""
+    from hydra import compose as hydra_compose
+    from omegaconf import DictConfig, OmegaConf
+
+    from medalign.errors import MedalignError
+
+    where = ".".join(parts[:depth])
+    others = [o for o in overrides if o != text]
+    try:
+        node = OmegaConf.select(hydra_compose(config_name="config", overrides=others), where)
+    except Exception:  # noqa: BLE001 - another override is wrong: Hydra says which
+        return
+    if not isinstance(node, DictConfig):
+        return
+    if len(parts) > depth:
+        new = [parts[depth]] if parts[depth] not in node else []
+    else:
+        new = [k for k in value if k not in node] if isinstance(value, dict) else []
+    if new:
+        raise MedalignError(
+            f"{text}: {where} has no key {new[0]!r} yet, and a new key needs Hydra's +: +{text}"
+        )
 
 
 def _check_own_name(choice: str) -> None:

@@ -600,21 +600,41 @@ def _root_keys() -> list[str]:
     return sorted([*GROUP_SCHEMAS, "stage", *ROOT_KEYS])
 
 
-def _unknown_key_message(prefix: str, key: str, valid: list[str]) -> str:
+def _unknown_key_message(prefix: str, key: str, valid: list[str], source: str = "") -> str:
     full = f"{prefix}.{key}" if prefix else key
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     where = f"'{prefix}'" if prefix else "the root config"
     return (
-        f"config {full}: unknown key '{key}'.{hint} "
+        f"config {full}{source}: unknown key '{key}'.{hint} "
         f"Valid keys of {where}: {', '.join(sorted(valid))}"
     )
 
 
 _DATASET_HINT = (
-    " (a dataset YAML includes `defaults: [_base]`, conf/dataset/_base.yaml, which gives "
-    "the keys every dataset shares their values)"
+    " (a dataset YAML starts from a base: `defaults: [_multiple_choice, _self_]` for a "
+    "multiple-choice exam declared in YAML, or `defaults: [_base, _self_]` and a `format:` "
+    "naming its Task; see docs/extend/dataset.md)"
 )
+
+
+def _option_of(group: str) -> str:
+    """` (lora=mylora)`: the option a group's values came from, when a Hydra run composed
+    them (a missing or unknown key is then in that option's file, not on the command
+    line); `datasets.<name>`: the dataset's own YAML."""
+    head, _, rest = group.partition(".")
+    if head == "datasets" and rest:
+        return f" (from dataset/{rest}.yaml)"
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return ""
+        choices = HydraConfig.get().runtime.choices
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    choice = choices.get(head) or choices.get(f"{head}@_global_.{head}")
+    return f" (from {head}={choice})" if choice else ""
 
 
 def merge_group(group: str, schema: type, values: Any) -> Any:
@@ -626,7 +646,8 @@ def merge_group(group: str, schema: type, values: Any) -> Any:
     except MissingMandatoryValue as exc:
         key = f"{group}.{exc.full_key}" if exc.full_key else group
         raise MedalignError(
-            f"config {key}: no value. Every key's value is declared in the YAML under "
+            f"config {key}{_option_of(group)}: no value. Every key's value is declared in "
+            "the YAML under "
             "conf/ (null where it is optional): give it one there, in the option's file, "
             "or on the command line"
             + (_DATASET_HINT if group.split(".")[0] in ("dataset", "datasets") else "")
@@ -646,7 +667,7 @@ def _merge_error_message(group: str, schema: type, exc: OmegaConfBaseException) 
     valid = [f.name for f in fields(target)]
     key = parts[-1]
     if key not in valid:
-        return _unknown_key_message(".".join([group, *parts[:-1]]), key, valid)
+        return _unknown_key_message(".".join([group, *parts[:-1]]), key, valid, _option_of(group))
     expected = next(f.type for f in fields(target) if f.name == key)
     first_line = str(exc).splitlines()[0]
     return f"config {group}.{full_key}: expected {expected}; {first_line}"

@@ -535,9 +535,9 @@ def _plot(
             offset = (i - (len(names) - 1) / 2) * 0.04
             xs = [k + offset for k in range(len(stages))]
             ys = [_number(table[s].get(dataset)) for s in stages]
-            n = sizes.get(dataset.removesuffix(" false-conf"))
-            label = f"{dataset} (n={n})" if n else dataset
-            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=label)
+            n = sizes.get(dataset)  # a false-conf line: the maybe/unanswerable questions' n
+            line = f"{dataset} (n={n})" if n else dataset
+            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=line)
         ax.set_xticks(range(len(stages)), stages)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("after stage")

@@ -141,6 +141,9 @@ def discard_refused(run_dir: Path, subdir: str | None) -> None:
             Path(name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         run_dir.rmdir()  # only if empty
+        date = run_dir.parent
+        if date.parent.name == "runs" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.name):
+            date.rmdir()  # the default layout's runs/<date>/, if nothing else is in it
 
 
 def settle_hydra_record(run_dir: Path, subdir: str | None) -> None:

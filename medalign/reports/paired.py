@@ -50,8 +50,27 @@ def stage_scores(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]
                 "limit": result.get("limit"),
                 "metric": metric,
             }
+            if "false_confidence" in metrics:
+                row[f"{dataset} false-conf"] = _share_cell(
+                    metrics["false_confidence"], row[dataset]
+                )
         out[entry["name"]] = row
     return out
+
+
+def _share_cell(share: dict[str, Any], headline: dict[str, Any]) -> dict[str, Any]:
+    """A share of some of the questions (false confidence: the maybe / unanswerable ones)
+    with its own n and Wilson interval, not the dataset's."""
+    import numpy as np
+
+    from medalign.eval.metrics import wilson
+
+    value, n = share.get("value"), int(share.get("n") or 0)
+    ci = None
+    if n and value is not None and value == value:  # NaN: nothing to count
+        hits = int(round(value * n))
+        ci = list(wilson(np.array([1.0] * hits + [0.0] * (n - hits))))
+    return {**headline, "value": value, "ci": ci, "n": n, "metric": "false_confidence"}
 
 
 def column_heading(dataset: str, cells: list[dict[str, Any]]) -> str:

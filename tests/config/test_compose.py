@@ -133,10 +133,11 @@ def test_unknown_stage_kind_is_rejected() -> None:
         validate(compose("stage.kind=distill"))
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "medalign", *args],
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -186,6 +187,12 @@ def test_cli_error_is_printed_once_and_the_refused_run_leaves_nothing(tmp_path: 
     assert terminal.count("lora.r=0") == 1, terminal
     assert "medalign: error:" in result.stderr
     assert not run_dir.exists()
+    # the default layout, runs/<date>/<time>_<stage>: no empty date folder is left either
+    result = _cli("stage=pubmedqa", "lora.r=0", "logger=none", cwd=tmp_path / "fresh")
+    assert result.returncode == 1
+    assert not (tmp_path / "fresh" / "runs").exists() or not any(
+        (tmp_path / "fresh" / "runs").iterdir()
+    ), list((tmp_path / "fresh" / "runs").rglob("*"))
 
 
 @pytest.mark.parametrize("name", ["pubmedqa", "medmcqa", "medqa", "radqa"])
@@ -201,3 +208,25 @@ def test_a_curriculum_sft_stage_composes_as_its_named_stage_did(name: str, exper
     named = compose(*common, f"stage={name}")
     generic = compose(*common, "stage=sft", f"dataset={name}", f"stage.name={name}")
     assert OmegaConf.to_container(named) == OmegaConf.to_container(generic)
+
+
+def test_a_new_key_of_an_open_mapping_without_a_plus_is_one_line() -> None:
+    """Found by a new-user trial: `reward.weights.<new>=...` and
+    `curriculum.stages.<new>.max_steps=...` (both documented as needing Hydra's `+`)
+    without the `+` printed Hydra's six-line struct error. One line now, with the form
+    that works; a key the mapping has needs no `+`."""
+    from medalign.compose import check_choices
+    from medalign.errors import MedalignError
+
+    cases = {
+        "reward.weights.brevity=0.5": r"\+reward.weights.brevity=0.5",
+        "reward.weights={my_pkg.rewards.brevity: 0.5}": r"\+reward.weights=\{my_pkg",
+        "curriculum.stages.toy_exam.max_steps=5": r"\+curriculum.stages.toy_exam.max_steps=5",
+    }
+    for text, form in cases.items():
+        with pytest.raises(
+            MedalignError, match=rf"has no key .* a new key needs Hydra's \+: {form}"
+        ):
+            check_choices([text])
+    check_choices(["reward.weights.format=0.5", "curriculum.stages.medqa.max_steps=5"])
+    check_choices(["+reward.weights.brevity=0.5", "reward.weights={correctness: 1.0}"])

@@ -8,6 +8,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 import yaml
 
 from medalign.config import validate
@@ -178,3 +179,33 @@ def test_a_difference_below_a_thousandth_is_not_printed_as_zero() -> None:
         assert "-2.1e-04" in text and "-3.8e-04" in text and "-4.0e-05" in text, text
     assert diff_cell({**row, "diff": 0.25, "ci_low": 0.1, "ci_high": 0.4}).startswith("+0.250")
     assert diff_cell({**row, "diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}).startswith("+0.000")
+
+
+def test_false_confidence_columns_carry_their_own_n_and_interval(tmp_path: Path) -> None:
+    """`pubmedqa false-conf` is a share of the maybe questions only: its column showed a
+    bare number (no n, no interval) and the plot labelled it with all of PubMedQA's n."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from medalign.curriculum import results_table
+    from medalign.reports.paired import scores_markdown, stage_scores
+
+    stage = tmp_path / "1-pubmedqa"
+    (stage / "eval").mkdir(parents=True)
+    result = {
+        "n": 600,
+        "split": "test",
+        "metrics": {
+            "acc": {"value": 0.6, "ci": [0.56, 0.64]},
+            "false_confidence": {"value": 0.25, "n": 200},
+        },
+    }
+    (stage / "eval" / "results.json").write_text(json.dumps({"pubmedqa": result}))
+    metrics = {"eval/pubmedqa/acc": 0.6, "eval/pubmedqa/false_confidence": 0.25}
+    manifest = {"stages": [{"name": "pubmedqa", "dir": str(stage), "metrics": metrics}]}
+    cell = stage_scores(manifest)["pubmedqa"]["pubmedqa false-conf"]
+    low, high = proportion_confint(50, 200, method="wilson")
+    assert cell["n"] == 200 and cell["ci"] == pytest.approx([low, high])
+    table = results_table(manifest)
+    text = scores_markdown(manifest, table, sorted(table["pubmedqa"]))
+    assert "pubmedqa false-conf (test, n=200)" in text
+    assert f"0.250 [{low:.3f}, {high:.3f}]" in text
