@@ -81,6 +81,7 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
             _results_table(results, manifest),
         ]
         parts += _changes_table(run_dir)
+        parts += _results_md_sections(run_dir, SECTIONS)
         png = run_dir / "results.png"
         parts.append(_img(png.read_bytes() if png.is_file() else _plot_results(results), "results"))
     stages = manifest.get("stages", [])
@@ -147,6 +148,39 @@ def _changes_table(run_dir: Path) -> list[str]:
         f"</tr>{body}"
         "</table>",
     ]
+
+
+# results.md's sections report.html shows as they are (the scores and the paired changes
+# it draws itself, with the best per column in bold and the plots)
+SECTIONS = ("Forgetting", "Reward models", "RL rewards")
+
+
+def _results_md_sections(run_dir: Path, titles: tuple[str, ...]) -> list[str]:
+    """The `## ` sections of results.md whose heading starts with one of `titles`: their
+    prose as paragraphs, their pipe tables as tables, every cell escaped."""
+    path = run_dir / "results.md"
+    if not path.is_file():
+        return []
+    out: list[str] = []
+    for section in path.read_text(encoding="utf-8").split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        if not heading.startswith(titles):
+            continue
+        out.append(f"<h2>{_e(heading)}</h2>")
+        rows: list[str] = []
+        for line in [*body.splitlines(), ""]:
+            if line.startswith("|"):
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):  # not the |---| line
+                    tag = "th" if not rows else "td"
+                    rows.append("".join(f"<{tag}>{_e(c)}</{tag}>" for c in cells))
+                continue
+            if rows:
+                out.append("<table>" + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>")
+                rows = []
+            if line.strip():
+                out.append(f"<p>{_e(line.strip())}</p>")
+    return out
 
 
 def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:

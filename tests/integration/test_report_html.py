@@ -139,3 +139,30 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert result["tables"] == 5 and result["rows"] == 4  # header + before/pubmedqa/medqa
     assert result["images"] == 2 and result["rendered"] == 2
     assert "https://wandb.ai/lab/medalign/runs/abc1xyz" in result["links"]
+
+
+def test_the_report_shows_results_md_s_forgetting_reward_model_and_rl_tables(
+    tmp_path: Path,
+) -> None:
+    """report.html showed the scores and the paired changes only: the forgetting table,
+    the reward models' held-out accuracy and GRPO's fifths were in results.md alone."""
+    source = make_curriculum(tmp_path, adapters=False)
+    (source / "results.md").write_text(
+        "# Curriculum\n\n| stage | medqa |\n|---|---:|\n| before | 0.25 |\n\n"
+        "## Forgetting: each trained dataset, its best row against the last\n\n"
+        "Forgetting is claimed only where the paired drop is significant.\n\n"
+        "| dataset | verdict |\n|---|---|\n| pubmedqa | forgetting <b> |\n\n"
+        "## Reward models: held-out pairwise accuracy\n\n"
+        "| stage | model | n |\n|---|---|---:|\n| reward | safety | 150 |\n\n"
+        "## RL rewards: mean over the first and the last fifth of the steps\n\n"
+        "| stage | reward | change |\n|---|---|---:|\n| rl | correctness | +0.328 ✱ |\n\n"
+        "p: Welch's t-test.\n"
+    )
+    page = write_report_html(source).read_text()
+    for heading in ("Forgetting: each trained", "Reward models: held-out", "RL rewards: mean"):
+        assert f"<h2>{heading}" in page, heading
+    assert "<td>forgetting &lt;b&gt;</td>" in page  # escaped, a cell of its own
+    assert "<td>+0.328 ✱</td>" in page and "<p>p: Welch&#x27;s t-test.</p>" in page
+    parser = _Collect()
+    parser.feed(page)
+    assert sum(t == "table" for t, _ in parser.tags) == 2 + 3 + 3  # and the three sections
