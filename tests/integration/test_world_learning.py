@@ -145,16 +145,17 @@ def test_a_later_stage_forgets_and_replay_keeps_it(full_runs: Path) -> None:
 
 
 # -- slow: GRPO raises the reward it optimizes, on the full world ------------------------
-def _after_medmcqa(factory: pytest.TempPathFactory, stage: str):
-    """MedMCQA SFT then `stage` with experiment=world's settings (a curriculum of two
-    stages), and the same with that stage's learning rate at 1e-8, in the user's cache's
-    world model. Yields {stage: metrics, stage_lr_broken: metrics}."""
+def _after_medmcqa(factory: pytest.TempPathFactory, stage: str, sft: str = "medmcqa"):
+    """SFT (`sft`: MedMCQA, or stages in order such as "medmcqa,medqa") then `stage`
+    with experiment=world's settings, and the same with that stage's learning rate at
+    1e-8, in the user's cache's world model. Yields {stage: metrics, stage_lr_broken:
+    metrics}."""
     saved = os.environ["MEDALIGN_CACHE"]
     os.environ["MEDALIGN_CACHE"] = str(Path.home() / ".cache" / "medalign")
     root = factory.mktemp(f"world_{stage}")
     base = [
         *("experiment=world", "logger=none", "eval.datasets=[medmcqa]"),
-        *(f"curriculum.order=[medmcqa,{stage}]", "curriculum.eval_before=false"),
+        *(f"curriculum.order=[{sft},{stage}]", "curriculum.eval_before=false"),
     ]
     try:
         out = {}
@@ -171,8 +172,12 @@ def _after_medmcqa(factory: pytest.TempPathFactory, stage: str):
 
 @pytest.fixture(scope="module")
 def grpo_runs(tmp_path_factory: pytest.TempPathFactory):
-    """GRPO after MedMCQA SFT, and at lr 1e-8: each rl stage's metrics."""
-    yield from _after_medmcqa(tmp_path_factory, "rl")
+    """GRPO where the curriculum runs it, after the MedMCQA and MedQA stages, and at lr
+    1e-8: each rl stage's metrics. Right after MedMCQA SFT the policy already answers
+    84% of its MedMCQA prompts right at temperature 0.7 (textbook v2): too near the
+    ceiling for 60 steps to move it significantly (0.844 -> 0.924, p 0.078); after the
+    MedQA stage, which makes it forget part of them, there is room (0.307 -> 0.635)."""
+    yield from _after_medmcqa(tmp_path_factory, "rl", sft="medmcqa,medqa")
 
 
 @pytest.mark.slow
