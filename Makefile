@@ -37,8 +37,10 @@ install-gpu: $(GPU_STAMP) ## CUDA machines: .venv with CUDA torch, vllm, liger-k
 
 # Two pytest-xdist workers of one torch thread each: on 2 cores 1.6x faster than one
 # process whose threads contend (bench/readme_times.py measures it). ARGS="-n 0": serial.
+# --dist loadfile: a module's tests on one worker, so its module fixture is built once
+# (tests/unit/test_make_test.py; xdist's loadgroup is a no-op under pytest 9).
 test: $(STAMP) ## Run the default test suite (about 4 min on 2 CPU cores)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup -m "not slow and not gpu and not network" $(ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -m "not slow and not gpu and not network" $(ARGS)
 
 test-slow: $(STAMP) ## Run the slow tests (kill/resume, sweeps, DDP, quantized training, wheel, browser)
 	$(PY) -m pytest -m "slow and not gpu and not network" $(ARGS)

@@ -20,8 +20,6 @@ from medalign.run import run as run_stage
 from tests.conftest import compose, shared_file
 from tests.run_fixtures import save_adapter, tiny_dir
 
-pytestmark = pytest.mark.xdist_group("compare_real")  # one worker builds its module fixture
-
 FILES = {
     "medmcqa": ("medmcqa", "dev_converted_sample.json"),
     "medqa": ("medqa", "US_4_options_phrases_no_exclude_test_sample.jsonl"),

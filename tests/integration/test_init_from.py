@@ -13,8 +13,6 @@ from medalign.models.init_from import load_model, resolve_init_from
 from medalign.run import run
 from tests.conftest import compose
 
-pytestmark = pytest.mark.xdist_group("init_from")  # one worker builds its module fixture
-
 SMALL = [
     "experiment=curriculum",
     "logger=none",

@@ -24,8 +24,6 @@ from medalign.compare.stats import paired_test
 from medalign.run import run
 from tests.conftest import compose
 
-pytestmark = pytest.mark.xdist_group("world")  # one worker builds each world's model once
-
 
 def _by_dataset(folder: Path, dataset: str) -> dict[str, float]:
     """Each question's accuracy on `dataset` in the run's predictions.jsonl, by id."""
