@@ -43,13 +43,16 @@ def with_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[s
 def wilson(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a proportion: right at 0/n and n/n, where a percentile
     bootstrap collapses to [0, 0] or [1, 1]."""
+    return wilson_count(int(round(float(np.sum(values)))), len(values), alpha)
+
+
+def wilson_count(hits: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The Wilson interval of `hits` of `n` (a share recorded as value and n)."""
     from scipy.stats import binomtest
 
-    n = len(values)
     if n == 0:
         return (math.nan, math.nan)
-    k = int(round(float(np.sum(values))))
-    ci = binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="wilson")
+    ci = binomtest(hits, n).proportion_ci(confidence_level=1 - alpha, method="wilson")
     return (float(ci.low), float(ci.high))
 
 

@@ -61,15 +61,12 @@ def stage_scores(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]
 def _share_cell(share: dict[str, Any], headline: dict[str, Any]) -> dict[str, Any]:
     """A share of some of the questions (false confidence: the maybe / unanswerable ones)
     with its own n and Wilson interval, not the dataset's."""
-    import numpy as np
-
-    from medalign.eval.metrics import wilson
+    from medalign.eval.metrics import wilson_count
 
     value, n = share.get("value"), int(share.get("n") or 0)
     ci = None
     if n and value is not None and value == value:  # NaN: nothing to count
-        hits = int(round(value * n))
-        ci = list(wilson(np.array([1.0] * hits + [0.0] * (n - hits))))
+        ci = list(wilson_count(int(round(value * n)), n))
     return {**headline, "value": value, "ci": ci, "n": n, "metric": "false_confidence"}
 
 

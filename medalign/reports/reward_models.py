@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from medalign.compare.report import p_cell
-from medalign.eval.metrics import wilson
+from medalign.eval.metrics import wilson_count
 
 OBJECTIVES = ("helpfulness", "safety")
 
@@ -40,7 +38,7 @@ def reward_model_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             if accuracy is None or n == 0:
                 continue
             wins = int(round(accuracy * n))
-            low, high = wilson(np.array([1.0] * wins + [0.0] * (n - wins)))
+            low, high = wilson_count(wins, n)
             rows.append(
                 {
                     "objective": objective,

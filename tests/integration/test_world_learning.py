@@ -203,9 +203,7 @@ def reward_runs(tmp_path_factory: pytest.TempPathFactory):
     """Both reward models after MedMCQA SFT, at lr 1e-8, and (`unread`) on the world model
     that read nothing and was taught nothing: each reward stage's metrics."""
     runs = _after_medmcqa(tmp_path_factory, "reward")
-    out = next(runs)
-    saved = os.environ["MEDALIGN_CACHE"]
-    os.environ["MEDALIGN_CACHE"] = str(Path.home() / ".cache" / "medalign")
+    out = next(runs)  # while it is suspended, MEDALIGN_CACHE is the user's cache
     try:
         folder = tmp_path_factory.mktemp("world_reward_unread")
         overrides = [
@@ -215,10 +213,9 @@ def reward_runs(tmp_path_factory: pytest.TempPathFactory):
         run(compose(*overrides), folder)
         manifest = json.loads((folder / "manifest.json").read_text())
         out["unread"] = manifest["stages"][0]["metrics"]
+        yield out
     finally:
-        os.environ["MEDALIGN_CACHE"] = saved
-    yield out
-    next(runs, None)
+        runs.close()  # its finally restores MEDALIGN_CACHE
 
 
 @pytest.mark.slow

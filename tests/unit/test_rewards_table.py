@@ -47,6 +47,17 @@ def test_rl_summary_tests_the_first_fifth_against_the_last() -> None:
     assert "reward/correctness_fifths_p" not in short
 
 
+# A safety reward model's held-out metrics: 30/40 in all, harmful 18/30, calibration 10/10.
+SAFETY = {
+    "reward/safety_accuracy": 0.75,
+    "reward/safety_heldout_pairs": 40,
+    "reward/safety_accuracy_harmful": 0.6,
+    "reward/safety_heldout_pairs_harmful": 30,
+    "reward/safety_accuracy_calibration": 1.0,
+    "reward/safety_heldout_pairs_calibration": 10,
+}
+
+
 def test_reward_model_table_gives_n_interval_and_the_test_against_chance() -> None:
     """Each reward model's held-out accuracy, overall and per kind of pair, with n, a Wilson
     interval and an exact binomial p against 0.5 (statsmodels' interval as the reference)."""
@@ -56,12 +67,7 @@ def test_reward_model_table_gives_n_interval_and_the_test_against_chance() -> No
     from medalign.reports.reward_models import reward_models_markdown
 
     metrics = {
-        "reward/safety_accuracy": 0.75,
-        "reward/safety_heldout_pairs": 40,
-        "reward/safety_accuracy_harmful": 0.6,
-        "reward/safety_heldout_pairs_harmful": 30,
-        "reward/safety_accuracy_calibration": 1.0,
-        "reward/safety_heldout_pairs_calibration": 10,
+        **SAFETY,
         "reward/helpfulness_accuracy": 0.55,
         "reward/helpfulness_heldout_pairs": 20,
     }
@@ -87,12 +93,7 @@ def test_an_objective_with_one_kind_of_pair_gets_one_row() -> None:
         "reward/helpfulness_heldout_pairs": 390,
         "reward/helpfulness_accuracy_helpfulness": 0.7,
         "reward/helpfulness_heldout_pairs_helpfulness": 390,
-        "reward/safety_accuracy": 0.75,
-        "reward/safety_heldout_pairs": 40,
-        "reward/safety_accuracy_harmful": 0.6,
-        "reward/safety_heldout_pairs_harmful": 30,
-        "reward/safety_accuracy_calibration": 1.0,
-        "reward/safety_heldout_pairs_calibration": 10,
+        **SAFETY,
     }
     kinds = [(r["objective"], r["kind"]) for r in reward_model_rows(metrics)]
     assert kinds == [
