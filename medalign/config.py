@@ -385,6 +385,8 @@ class CompareConfig:
     metrics: list[str] | None
     datasets: list[str] | None
     pool_seeds: bool
+    min_seeds: int
+    max_resamples: int
 
 
 # stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.

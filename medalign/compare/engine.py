@@ -6,9 +6,11 @@ by question.
 
 For each other configuration, dataset and per-question metric: the paired test of
 medalign/compare/stats.py on the questions both evaluated (seeds paired by rank and
-pooled, each question's seeds resampled together), then Holm's correction over that
-configuration's family (datasets x metrics). The result is `compare.json`'s content; its
-schema is `SCHEMA` below and README "Compare runs".
+pooled, each question's seeds resampled together). Each dataset's primary metric (its
+Task's, or compare.metrics) carries the claim: Holm's correction runs over that
+configuration's primary rows, the rest are secondary (medalign/compare/verdicts.py, with
+the seed rule and the Monte Carlo precision of a permutation p). The result is
+`compare.json`'s content; its schema is `SCHEMA` below and README "Compare runs".
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from medalign.compare.runs import EvaluatedRun, group_label
-from medalign.compare.stats import holm, paired_tests
+from medalign.compare.runs import EvaluatedRun, distinguishing_labels, group_label
+from medalign.compare.stats import cluster_index, paired_tests, sign_flip_p
+from medalign.compare.verdicts import LOWER_IS_BETTER, decide, primary_metrics
 from medalign.errors import MedalignError
 
 log = logging.getLogger(__name__)
-SCHEMA = 1
-# per-question metrics where a smaller value is the better one
-LOWER_IS_BETTER = frozenset({"brier", "harm_score"})
+SCHEMA = 2
+__all__ = ["LOWER_IS_BETTER", "CompareSettings", "compare_groups", "verdict"]
 
 
 @dataclass
@@ -37,8 +39,15 @@ class CompareSettings:
     resamples: int = 10_000
     seed: int = 0
     on: str = "same"  # same: refuse differing question sets | intersection: compare the common
-    metrics: list[str] | None = None  # null: every per-question metric the runs share
+    metrics: list[str] | None = None  # the rows shown; null: every metric the runs share
     datasets: list[str] | None = None  # null: every dataset the runs share
+    # the claim's metrics (compare.metrics); null: each dataset's Task's primary metric
+    primary: list[str] | None = None
+    # seeds per configuration below which a verdict is exploratory. 1 here: the
+    # curriculum's tables compare one run's checkpoints (a fixed model against another);
+    # stage=compare compares configurations and passes compare.min_seeds (default 3)
+    min_seeds: int = 1
+    max_resamples: int = 200_000  # a permutation p near alpha is resampled up to this
 
 
 def verdict(row: dict[str, Any], alpha: float) -> str:
@@ -67,7 +76,7 @@ def compare_groups(
     _check_backends(groups)
     _check_distinct(groups)
     base = groups[baseline]
-    labels = [group_label(g) for g in groups]
+    labels = distinguishing_labels(groups, [group_label(g) for g in groups])
     datasets = _shared_datasets(groups, settings.datasets)
     others = {
         k: _pair_seeds(base, group, labels[baseline], labels[k])
@@ -79,19 +88,26 @@ def compare_groups(
         for k, dataset_rows in _dataset_rows(dataset, others, labels, settings).items():
             found[k] += dataset_rows
     rows: list[dict[str, Any]] = []
-    for family in found.values():  # Holm over each run's datasets x metrics
-        for row, adjusted in zip(family, holm([r["p"] for r in family]), strict=True):
-            row["p_holm"] = adjusted
-            row["significant"] = bool(adjusted < settings.alpha)
-            row["verdict"] = verdict(row, settings.alpha)
+
+    def refine(row: dict[str, Any], resamples: int) -> float:
+        diffs, index = row["_perm"]
+        return float(sign_flip_p(diffs[None, :], index, resamples, settings.seed)[0])
+
+    for family in found.values():  # Holm over each run's primary rows (its datasets)
+        decide(family, settings.alpha, settings.min_seeds, settings.max_resamples, refine)
+        for row in family:
+            row.pop("_perm", None)
         rows += family
     return {
         "schema": SCHEMA,
         "baseline": labels[baseline],
         "alpha": settings.alpha,
         "resamples": settings.resamples,
+        "max_resamples": settings.max_resamples,
+        "min_seeds": settings.min_seeds,
         "seed": settings.seed,
         "on": settings.on,
+        "needs": seed_needs(groups, labels, settings.min_seeds) if rows else [],
         "runs": [
             {
                 "label": labels[k],
@@ -103,6 +119,26 @@ def compare_groups(
         ],
         "rows": rows,
     }
+
+
+def seed_needs(groups: list[list[EvaluatedRun]], labels: list[str], min_seeds: int) -> list[str]:
+    """For each configuration with fewer seeds than `min_seeds`: the command that runs the
+    rest (its launch overrides, `-m seed=...` with seeds it has not run)."""
+    out = []
+    for members, label in zip(groups, labels, strict=True):
+        if len(members) >= min_seeds:
+            continue
+        have = {m.seed for m in members}
+        new = [s for s in range(1, 10 * min_seeds + len(have)) if s not in have]
+        seeds = ",".join(str(s) for s in new[: min_seeds - len(members)])
+        launch = " ".join(members[0].launch_without_seed)
+        command = f"python -m medalign {launch} -m seed={seeds}".replace("  ", " ")
+        out.append(
+            f"{label}: {len(members)} seed(s) of the {min_seeds} a claim needs "
+            f"(compare.min_seeds); run the rest with: {command}, then compare again with "
+            "those runs added to compare.runs (seeds of one configuration are pooled)"
+        )
+    return out
 
 
 def _check_distinct(groups: list[list[EvaluatedRun]]) -> None:
@@ -249,6 +285,7 @@ def _dataset_rows(
     out: dict[int, list[dict[str, Any]]] = {k: [] for k in others}
     if not metrics:
         return out
+    primaries = primary_metrics(dataset, runs[0].formats, metrics, settings.primary)
     by_pairs: dict[int, list[int]] = {}
     for k, pairs in others.items():
         by_pairs.setdefault(len(pairs), []).append(k)
@@ -266,8 +303,10 @@ def _dataset_rows(
             settings.alpha,
         )
         result = first.results.get(dataset) or {}
+        index = cluster_index(None if clusters is None else clusters * count, len(ids) * count)
         for j, k in enumerate(members):
             for m, metric in enumerate(metrics):
+                test = tests[j * len(metrics) + m]
                 row = {
                     "label": labels[k],
                     "dataset": dataset,
@@ -276,7 +315,10 @@ def _dataset_rows(
                     "metric": metric,
                     "questions": len(ids),
                     "seeds": count,
-                    **tests[j * len(metrics) + m],
+                    "role": "primary" if metric in primaries else "secondary",
+                    **test,
+                    "p_resamples": 0 if test["test"] == "mcnemar_exact" else settings.resamples,
+                    "_perm": ((run[k][m] - base[k][m]).reshape(-1), index),
                 }
                 if count > 1:
                     row["seed_scores"] = {

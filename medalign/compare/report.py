@@ -1,9 +1,10 @@
 """Write a comparison: compare.json (the table's data), compare.md (the table a person
 reads), compare.png (a forest plot of the differences with their intervals).
 
-A row is marked where Holm's adjusted p is below alpha: only such a difference is called
-a gain or a loss; every other row says "not significant" and how large a difference its n
-could have detected (MDE, 80% power).
+A primary row is marked where Holm's adjusted p is below alpha (and the configurations
+have compare.min_seeds seeds, and the p's Monte Carlo error cannot flip it): only such a
+difference is called a gain or a loss; every other row says why not, and how large a
+difference its n could have detected (MDE, 80% power). Secondary rows are never marked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from medalign.eval.cells import number
 from medalign.outputs import write_json_atomic
 
 MARK = "✱"  # Holm-adjusted p below alpha
+UNADJUSTED = "†"  # the unadjusted interval excludes 0 beside a verdict that is no claim
 
 
 def p_cell(p: float | None) -> str:
@@ -49,7 +51,30 @@ def n_cell(row: dict[str, Any]) -> str:
 
 def diff_cell(row: dict[str, Any]) -> str:
     mark = f" {MARK}" if row.get("significant") else ""
+    if not row.get("significant") and excludes_zero(row):
+        mark = f" {UNADJUSTED}"
     return f"{signed(row['diff'])} {interval(row['ci_low'], row['ci_high'], True)}{mark}"
+
+
+def excludes_zero(row: dict[str, Any]) -> bool:
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if number(low) == "n/a" or number(high) == "n/a":
+        return False
+    return bool(low > 0 or high < 0)
+
+
+def p_with_error(row: dict[str, Any]) -> str:
+    """p, and for a Monte Carlo p its standard error and number of draws."""
+    text = p_cell(row["p"])
+    se = row.get("p_mc_se")
+    if se and number(se) != "n/a":
+        text += f" ± {se:.4f} ({row['p_resamples']})"
+    return text
+
+
+def metric_cell(row: dict[str, Any]) -> str:
+    role = row.get("role")
+    return f"{row['metric']} ({role})" if role else row["metric"]
 
 
 def score_cell(value: float, ci: list[float], spread: dict[str, Any] | None = None) -> str:
@@ -66,17 +91,26 @@ def markdown(table: dict[str, Any]) -> str:
         f"# Comparison against {table['baseline']}",
         "",
         f"Paired on the same questions. diff = run - baseline with its 95% paired bootstrap "
-        f"interval ({table['resamples']} resamples, seed {table['seed']}); p: McNemar's exact "
-        "test for 0/1 scores, a paired sign-flip permutation test for continuous scores and "
-        f"clustered questions; p_holm: Holm's correction over each run's datasets x metrics; "
-        f"{MARK}: p_holm < {alpha}. MDE: the smallest difference this n detects with 80% "
+        f"interval, unadjusted for multiple comparisons ({table['resamples']} resamples, seed "
+        f"{table['seed']}); p: McNemar's exact test for 0/1 scores, a paired sign-flip "
+        "permutation test for continuous scores and clustered questions (± its Monte Carlo "
+        "standard error and draws; where the 99% Monte Carlo interval of p_holm straddles "
+        f"alpha it is resampled more, up to {table.get('max_resamples', table['resamples'])}, "
+        "else the verdict is undecided); each dataset's primary metric (its Task's, or "
+        "compare.metrics) carries the claim: p_holm is Holm's correction over each run's "
+        "primary rows, secondary rows are shown without a verdict. "
+        f"{MARK}: p_holm < {alpha} with at least {table.get('min_seeds', 1)} seed(s) per "
+        f"configuration (fewer: exploratory, no claim). {UNADJUSTED}: the unadjusted interval "
+        "excludes 0 but the row is no claim (Holm's p not below alpha, too few seeds, or a "
+        "secondary metric). MDE: the smallest difference this n detects with 80% "
         "power (n/a: both runs score every question the same). Scores: 95% Wilson intervals "
         "for 0/1 scores on independent questions; a cluster bootstrap where questions are "
         "clustered (several on one report, or one question's pooled seeds), Wilson over the "
         "clusters where that collapses (0/n); a bootstrap for continuous scores. test: "
         "mcnemar_exact, sign_flip (paired permutation) or sign_flip_clustered.",
         "",
-        "| run | dataset (split) | metric | n | baseline | run | diff [95% CI] | b / c | test "
+        "| run | dataset (split) | metric | n | baseline | run | diff [95% CI, unadjusted] "
+        "| b / c | test "
         "| p | p_holm | MDE | verdict |",
         "|---|---|---|---|---|---|---|---:|---|---:|---:|---:|---|",
     ]
@@ -85,14 +119,17 @@ def markdown(table: dict[str, Any]) -> str:
         bc = "" if r.get("b") is None else f"{r['b']} / {r['c']}"
         split = f" ({r['split']})" if r.get("split") else ""
         lines.append(
-            f"| {r['label']} | {r['dataset']}{split} | {r['metric']} | {n_cell(r)} "
+            f"| {r['label']} | {r['dataset']}{split} | {metric_cell(r)} | {n_cell(r)} "
             f"| {score_cell(r['baseline'], r['baseline_ci'], spread.get('baseline'))} "
             f"| {score_cell(r['run'], r['run_ci'], spread.get('run'))} | {diff_cell(r)} | {bc} "
-            f"| {r['test']} | {p_cell(r['p'])} | {p_cell(r['p_holm'])} | {number(r['mde'])} "
+            f"| {r['test']} | {p_with_error(r)} | {p_cell(r['p_holm'])} | {number(r['mde'])} "
             f"| {r['verdict']} |"
         )
     if not rows:
         lines.append("| (no metric in common) ||||||||||||")
+    needs = table.get("needs") or []
+    if needs:
+        lines += ["", "No claim yet: too few seeds.", ""] + [f"- {n}" for n in needs]
     return "\n".join(lines) + "\n"
 
 

@@ -51,6 +51,14 @@ class EvaluatedRun:
 
     config_key: tuple[str, ...] = ()  # what it computed with, but its seed
     root: Path | None = None  # the directory compare.runs named (a curriculum, a sweep job)
+    formats: dict[str, str] = field(default_factory=dict)  # dataset name -> its Task
+    launch: list[str] | None = None  # the command's overrides (a curriculum's, not a stage's)
+
+    @property
+    def launch_without_seed(self) -> list[str]:
+        """The overrides that would run this configuration again, but its seed."""
+        given = self.overrides if self.launch is None else self.launch
+        return [o for o in given if not SEED.match(o) and not o.startswith(_NOT_CONFIG)]
 
     @property
     def shared_name(self) -> str:
@@ -143,6 +151,7 @@ def _curriculum_stage(
         label += f" ({experiment[-1]})"
     run = _read(stage_dir, folder, label, overrides, key)
     run.root = path
+    run.launch = list(manifest.get("overrides", []))
     return run
 
 
@@ -205,6 +214,19 @@ def _recorded_config(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
+def _formats(config: dict[str, Any]) -> dict[str, str]:
+    """{dataset name: its format (Task)} from a recorded config's catalogue and dataset."""
+    out = {}
+    entries = dict(config.get("datasets") or {})
+    single = config.get("dataset") or {}
+    if isinstance(single, dict) and single.get("name"):
+        entries.setdefault(single["name"], single)
+    for name, entry in entries.items():
+        if isinstance(entry, dict) and entry.get("format"):
+            out[str(name)] = str(entry["format"])
+    return out
+
+
 def _config_key(config: dict[str, Any]) -> tuple[str, ...]:
     """The recorded config as sorted `key=value` lines, without the seed and the keys that
     only name or log the run: equal keys = one configuration."""
@@ -240,6 +262,7 @@ def _read(
         backend=str((config.get("eval") or {}).get("backend") or "builtin"),
         results=results,
         config_key=_config_key(config) if key is None else key,
+        formats=_formats(config),
     )
     from medalign.data.files import read_jsonl
     from medalign.data.records import BadRows
@@ -305,3 +328,25 @@ def group_label(members: list[EvaluatedRun]) -> str:
     else:  # a curriculum's stage or a run directory: its launch overrides
         shared = members[0].shared_name or members[0].label
     return f"{shared or members[0].label} (seeds {','.join(str(m.seed) for m in members)})"
+
+
+def distinguishing_labels(groups: list[list[EvaluatedRun]], labels: list[str]) -> list[str]:
+    """Each configuration's label with every override in which the compared
+    configurations differ (`[curriculum.replay=0.5]`), so two runs of one experiment are
+    not told apart by their timestamps alone. Where the overrides are the same but the
+    recorded configs differ, the differing config entries (at most 4) stand in."""
+    words = [set(g[0].launch_without_seed) for g in groups]
+    shared = set.intersection(*words) if words else set()
+    keys = [set(g[0].config_key) for g in groups]
+    common_keys = set.intersection(*keys) if keys else set()
+    out = []
+    for k, label in enumerate(labels):
+        own = [w for w in groups[k][0].launch_without_seed if w in words[k] - shared]
+        twins = [j for j in range(len(groups)) if j != k and words[j] == words[k]]
+        if any(keys[j] != keys[k] for j in twins):  # same overrides, other config
+            extra = sorted(keys[k] - common_keys)
+            own += extra[:4] + ([f"+{len(extra) - 4} more"] if len(extra) > 4 else [])
+        said = set(label.replace("(", " ").replace(")", " ").split())
+        own = [w for w in own if w not in said]
+        out.append(f"{label} [{' '.join(own)}]" if own else label)
+    return out

@@ -37,6 +37,8 @@ def run_compare(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]
     table = compare_groups(groups, baseline, settings)
     paths = write_comparison(run.path, table, plot=cfg.eval.plots)
     print(markdown(table))
+    for need in table["needs"]:
+        log.warning("compare: %s", need)
     print("written: " + ", ".join(str(p) for p in paths.values()))
     _log_table(tracker, table, paths)
     rows = table["rows"]
@@ -67,6 +69,8 @@ def plan_comparison(cfg: RunConfig) -> tuple[list, int, Any]:
             "compare.runs is empty: give the runs to compare, e.g. "
             "'compare.runs=[runs/<date>/<a>,runs/<date>/<b>]'"
         )
+    if ccfg.min_seeds < 1:
+        raise MedalignError(f"compare.min_seeds={ccfg.min_seeds}: give 1 or more")
     runs = [r for entry in ccfg.runs for r in resolve_entry(str(entry))]
     groups = group_by_seed(runs, pool=ccfg.pool_seeds)
     baseline = baseline_index(groups, ccfg.baseline)
@@ -75,12 +79,14 @@ def plan_comparison(cfg: RunConfig) -> tuple[list, int, Any]:
         resamples=ccfg.resamples,
         seed=ccfg.seed,
         on=ccfg.on,
-        metrics=list(ccfg.metrics) if ccfg.metrics else None,
+        primary=list(ccfg.metrics) if ccfg.metrics else None,
         datasets=list(ccfg.datasets) if ccfg.datasets else None,
+        min_seeds=ccfg.min_seeds,
+        max_resamples=max(ccfg.max_resamples, ccfg.resamples),
     )
     from medalign.compare.engine import check_metrics
 
-    check_metrics(groups, settings.metrics)  # a metric typo, not an empty table
+    check_metrics(groups, settings.primary)  # a metric typo, not an empty table
     return groups, baseline, settings
 
 

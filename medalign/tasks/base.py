@@ -44,6 +44,9 @@ class Task:
     eval_modes: ClassVar[tuple[str, ...]] = ()  # the first is eval.mode=auto; () = not evaluable
     reads: ClassVar[frozenset[str]] = frozenset()  # the FORMAT_KEYS this task reads
     dev_split: ClassVar[str | None] = None  # its own validation split (trainer.validation_split)
+    # the per-question metric a claim about this dataset is made on (stage=compare runs
+    # Holm over these; every other metric is secondary). Multiple choice: accuracy.
+    primary_metric: ClassVar[str] = "acc"
 
     arg_defaults: ClassVar[dict[str, Any]] = {}  # the task's own settings (dataset.task_args)
 

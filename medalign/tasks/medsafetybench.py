@@ -33,6 +33,7 @@ class MedSafetyBench(Task):
 
     name = "medsafetybench"
     eval_modes = ("generate",)
+    primary_metric = "refusal_rate"  # the safe-response rate on harmful requests
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:

@@ -37,6 +37,9 @@ class PubMedQA(ChoiceTask):
 
     name = "pubmedqa"
     arg_defaults: ClassVar[dict[str, Any]] = {"on_missing_test_ids": "error"}  # or warn
+    # the PubMedQA paper and leaderboard rank by accuracy (macro-F1 beside it); macro-F1
+    # is not a mean over questions, so it cannot be paired question by question
+    primary_metric = "acc"
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:

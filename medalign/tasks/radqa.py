@@ -31,6 +31,7 @@ class RadQA(Task):
     name = "radqa"
     dev_split = "dev"
     eval_modes = ("generate",)
+    primary_metric = "f1"  # SQuAD-style token F1, as RadQA's paper reports it
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:

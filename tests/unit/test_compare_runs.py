@@ -35,7 +35,7 @@ def test_two_runs_give_one_row_per_dataset_and_metric(tmp_path: Path) -> None:
     )
     table = table_of(str(a), str(b))
     rows = {r["dataset"]: r for r in table["rows"]}
-    assert table["baseline"] == "a" and set(rows) == {"medqa", "pubmedqa"}
+    assert table["baseline"] == "a [lora.r=8]" and set(rows) == {"medqa", "pubmedqa"}
     assert rows["medqa"]["verdict"] == "gain" and rows["medqa"]["significant"]
     assert rows["pubmedqa"]["diff"] == 0.0 and rows["pubmedqa"]["verdict"] == "not significant"
     assert rows["medqa"]["p_holm"] >= rows["medqa"]["p"]  # Holm over the two datasets
