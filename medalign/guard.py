@@ -123,15 +123,56 @@ def check_run_dir_arg(argv: list[str]) -> None:
 def discard_refused(run_dir: Path, subdir: str | None) -> None:
     """A run refused before it claimed its directory (a config error found inside the
     job) leaves nothing: Hydra's pending record and the log it opened there are removed,
-    and the directory with them when nothing else is in it."""
-    import logging
-
+    and the directory with them when nothing else is in it. So does a stage that claimed
+    its directory and then failed on bad input before it produced anything (a missing
+    data file found by the stage: `discard_unstarted`)."""
     if subdir and subdir.startswith(".hydra-pending-"):
         shutil.rmtree(run_dir / subdir, ignore_errors=True)
-    if (run_dir / "manifest.json").exists() or (run_dir / ".hydra").exists():
-        return  # a run's directory (a refused resume reopens it): not ours to remove
     if str(run_dir.resolve()) in _PREEXISTING:
         return  # the user's folder, given as hydra.run.dir: its files stay
+    unstarted = unstarted_run(run_dir)
+    if not unstarted and ((run_dir / "manifest.json").exists() or (run_dir / ".hydra").exists()):
+        return  # a run's directory (a refused resume reopens it): not ours to remove
+    _close_logs_in(run_dir)
+    with contextlib.suppress(OSError):
+        if unstarted:
+            shutil.rmtree(run_dir)
+        else:
+            run_dir.rmdir()  # only if empty
+        date = run_dir.parent
+        if date.parent.name == "runs" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.name):
+            date.rmdir()  # the default layout's runs/<date>/, if nothing else is in it
+
+
+# what a run directory holds before its stage has produced anything of its own
+BOOKKEEPING = frozenset(
+    {".medalign.lock", ".medalign.reserve", ".hydra", "medalign.log", "manifest.json"}
+    | {"config.yaml", "wandb"}
+)
+
+
+def unstarted_run(run_dir: Path) -> bool:
+    """True for a new (not resumed) stage run that failed and holds nothing but its
+    bookkeeping (config, manifest, log, lock, Hydra's record, W&B's files): it failed
+    before its first step, and its directory would only be a trap (a `latest` that
+    names a run with nothing in it)."""
+    import json
+
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        names = {p.name for p in run_dir.iterdir()}
+    except (OSError, ValueError):
+        return False
+    stages = manifest.get("stages") or []
+    if manifest.get("kind") != "stage" or len(stages) != 1:
+        return False
+    stage = stages[0]
+    return stage.get("status") == "failed" and "resumed" not in stage and names <= BOOKKEEPING
+
+
+def _close_logs_in(run_dir: Path) -> None:
+    import logging
+
     root = logging.getLogger()
     for handler in list(root.handlers):
         name = getattr(handler, "baseFilename", None)
@@ -139,11 +180,6 @@ def discard_refused(run_dir: Path, subdir: str | None) -> None:
             root.removeHandler(handler)
             handler.close()
             Path(name).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        run_dir.rmdir()  # only if empty
-        date = run_dir.parent
-        if date.parent.name == "runs" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.name):
-            date.rmdir()  # the default layout's runs/<date>/, if nothing else is in it
 
 
 def settle_hydra_record(run_dir: Path, subdir: str | None) -> None:

@@ -96,6 +96,7 @@ def test_a_run_dir_in_use_is_refused_and_left_alone(tmp_path: Path) -> None:
 
 def test_secrets_from_env_overrides_and_env_set_never_reach_the_run_dir(tmp_path: Path) -> None:
     run = tmp_path / "run"
+    run.mkdir()  # the user's folder: kept when the run fails before its first step
     failed = _cli(  # accepted, then fails at the data: every record is written
         "stage=medqa",
         "logger=none",
