@@ -129,16 +129,22 @@ def sft_base(cfg: Any, run: Any, point: StartingPoint | None) -> str:
     adapter merged into its base (so the RL reference model is the SFT model). `run` is
     the stage's run directory (anything with `.path`).
 
-    Inside a curriculum the merged model is written once, in `<curriculum>/merged/<the
-    adapter's stage>/`, and every stage that starts from that adapter (both reward models,
-    RL, the verl hand-off) reads the same copy: at 8B each copy is about 16 GB. A stage
-    run alone writes its own `sft_merged/`."""
+    The merged model is written once per adapter, where the adapter lives, and every stage
+    that starts from that adapter reads the same copy (at 8B each copy is about 16 GB):
+    inside a curriculum in `<curriculum>/merged/<the adapter's stage>/` (both reward
+    models, RL, the verl hand-off); for an adapter of a stage run (init_from=<run> or
+    <run>/adapter) in `<that run>/merged/<adapter>-<digest>/`, keyed by the adapter's bytes
+    and its base, so two `stage=rl` runs from one SFT run share one copy. A bare adapter
+    folder (no run around it) is merged into the stage's own `sft_merged/`."""
     base = base_source(point, cfg.model)
     if point is None or not point.adapter:
         return base
     root = curriculum_root(run.path)
+    owner = adapter_run(Path(point.adapter))
     if root is not None:
         merged = root / "merged" / Path(point.adapter).parent.name
+    elif owner is not None:
+        merged = owner / "merged" / f"{Path(point.adapter).name}-{adapter_digest(point, base)}"
     else:
         merged = run.path / "sft_merged"
     if not (merged / "config.json").is_file():
@@ -147,6 +153,29 @@ def sft_base(cfg: Any, run: Any, point: StartingPoint | None) -> str:
         merged.parent.mkdir(parents=True, exist_ok=True)
         merge_adapter(base, point.adapter, merged)
     return str(merged)
+
+
+def adapter_run(adapter: Path) -> Path | None:
+    """The stage run directory an adapter was written into (`<run>/adapter`), or None."""
+    try:
+        manifest = json.loads((adapter.parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return adapter.parent if manifest.get("kind") == "stage" else None
+
+
+def adapter_digest(point: StartingPoint, base: str) -> str:
+    """12 hex digits over the adapter's files and the base it merges into: a resumed SFT
+    run that rewrote its adapter gets a new merged copy, never a stale one."""
+    import hashlib
+
+    digest = hashlib.sha256(base.encode())
+    for path in sorted(Path(point.adapter).glob("adapter_*")):  # config and weights
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def curriculum_root(path: Path) -> Path | None:

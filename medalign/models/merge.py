@@ -29,7 +29,10 @@ def merge_adapter(base: str, adapter: str, out: Path, safe_serialization: bool =
         model = AutoModelForCausalLM.from_pretrained(base)
         merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    partial, aside = (out.with_name(out.name + ext) for ext in (".partial", ".old"))
+    # this process's own partial copy: two runs merging one adapter at once (two RL runs
+    # from one SFT run) each write a whole copy, and the rename keeps one
+    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    aside = out.with_name(f"{out.name}.old-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     merged.save_pretrained(partial, safe_serialization=safe_serialization)
     tokenizer.save_pretrained(partial)

@@ -83,7 +83,9 @@ def test_online_rl_runs_and_logs_the_weighted_total(
     assert metrics["reward/length_mean"] < 0  # 16-token answers exceed 4 words: a real signal
     assert metrics["reward/total_mean"] == pytest.approx(expected, abs=1e-5)
     stage = _manifest(tmp_path / "run")
-    assert stage["base_model"] == str(tmp_path / "run" / "sft_merged")
+    merged = Path(stage["base_model"])  # kept with the SFT run, shared by its RL runs
+    assert merged.parent == Path(sft_adapter).parent / "merged"
+    assert not (tmp_path / "run" / "sft_merged").exists()
     PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(stage["base_model"]), stage["adapter"]
     )
@@ -209,3 +211,28 @@ def test_grpo_raises_the_reward_it_optimizes(tmp_path: Path) -> None:
     assert metrics["reward/format_first_fifth"] > 0.5  # the SFT model writes the format
     assert metrics["reward/total_last_fifth"] > metrics["reward/total_first_fifth"]
     assert metrics["reward/correctness_last_fifth"] > metrics["reward/correctness_first_fifth"]
+
+
+def test_two_rl_runs_from_one_sft_run_leave_one_merged_copy(
+    tmp_path: Path, sft_adapter: str
+) -> None:
+    """Issue 36: each `stage=rl` run wrote its own merged copy of the SFT model (about
+    16 GB at 8B); two runs from one SFT run (by its directory and by its adapter) now
+    share the one kept with the SFT run."""
+    sft_run = Path(sft_adapter).parent
+    for k, spec in enumerate((str(sft_run), sft_adapter)):
+        run(
+            compose(
+                "stage=rl",
+                "rl=dpo",
+                "logger=none",
+                f"init_from={spec}",
+                "trainer.max_steps=1",
+                "reward.limit=8",
+            ),
+            tmp_path / f"rl{k}",
+        )
+    bases = {_manifest(tmp_path / f"rl{k}")["base_model"] for k in range(2)}
+    copies = [p.parent for p in tmp_path.rglob("config.json") if "adapter" not in str(p)]
+    copies += [p.parent for p in (sft_run / "merged").glob("*/config.json")]
+    assert len(bases) == 1 and [str(p) for p in copies] == list(bases)
