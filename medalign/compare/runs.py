@@ -347,6 +347,12 @@ def distinguishing_labels(groups: list[list[EvaluatedRun]], labels: list[str]) -
             extra = sorted(keys[k] - common_keys)
             own += extra[:4] + ([f"+{len(extra) - 4} more"] if len(extra) > 4 else [])
         said = set(label.replace("(", " ").replace(")", " ").split())
-        own = [w for w in own if w not in said]
+        own = [w for w in own if w not in said and not _names_stage(w, label)]
         out.append(f"{label} [{' '.join(own)}]" if own else label)
     return out
+
+
+def _names_stage(word: str, label: str) -> bool:
+    """`stage=medqa` beside a label `<curriculum>:medqa ...` says nothing new."""
+    head, _, value = word.partition("=")
+    return head == "stage" and f":{value}" in label

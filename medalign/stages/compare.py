@@ -126,12 +126,12 @@ def _log_table(tracker: Tracker, table: dict[str, Any], paths: dict) -> None:
         return
     import wandb
 
-    columns = ["run", "dataset", "metric", "n", "baseline", "run_score", "diff", "ci_low"]
-    columns += ["ci_high", "p", "p_holm", "b", "c", "mde", "verdict"]
+    columns = ["run", "dataset", "metric", "role", "n", "baseline", "run_score", "diff"]
+    columns += ["ci_low", "ci_high", "p", "p_mc_se", "p_holm", "b", "c", "mde", "verdict"]
     data = [
-        [r["label"], r["dataset"], r["metric"], r["n"], r["baseline"], r["run"], r["diff"]]
-        + [r["ci_low"], r["ci_high"], r["p"], r["p_holm"], r["b"], r["c"], r["mde"]]
-        + [r["verdict"]]
+        [r["label"], r["dataset"], r["metric"], r["role"], r["n"], r["baseline"], r["run"]]
+        + [r["diff"], r["ci_low"], r["ci_high"], r["p"], r["p_mc_se"], r["p_holm"], r["b"]]
+        + [r["c"], r["mde"], r["verdict"]]
         for r in table["rows"]
     ]
     tracker.log({"compare/table": wandb.Table(columns=columns, data=data)})

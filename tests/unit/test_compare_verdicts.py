@@ -215,3 +215,28 @@ def test_labels_name_every_override_in_which_the_runs_differ(tmp_path: Path) -> 
     assert labels[1] == "11-00 [curriculum.replay=0.5]"
     assert "experiment=curriculum" not in labels[1]
     assert table["rows"][0]["label"] == labels[1]
+
+
+def _curriculum(root: Path, overrides: list[str], seed: int) -> Path:
+    stages = []
+    for k, name in enumerate(["before", "medqa"]):
+        write_eval_run(root / f"{k}-{name}", {"medqa": scores(80, 0.3 + 0.2 * k, seed + k)})
+        stages.append({"name": name, "dir": str(root / f"{k}-{name}"), "status": "done"})
+    manifest = {"kind": "curriculum", "overrides": overrides, "stages": stages}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_two_curricula_are_told_apart_by_their_differing_override(tmp_path: Path) -> None:
+    """Two curricula that differ in curriculum.replay=0.5 were told apart by timestamps."""
+    a = _curriculum(tmp_path / "10-00_curriculum", ["experiment=curriculum"], 1)
+    b = _curriculum(
+        tmp_path / "11-00_curriculum", ["experiment=curriculum", "curriculum.replay=0.5"], 5
+    )
+    table = table_of(str(a), str(b), settings=CompareSettings(resamples=200))
+    assert [r["label"] for r in table["runs"]] == [
+        "10-00_curriculum:medqa (experiment=curriculum)",
+        "11-00_curriculum:medqa (experiment=curriculum) [curriculum.replay=0.5]",
+    ]
+    stages = table_of(f"{a}:before", f"{a}:medqa", settings=CompareSettings(resamples=200))
+    assert stages["runs"][1]["label"] == "10-00_curriculum:medqa (experiment=curriculum)"
