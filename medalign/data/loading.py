@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,11 @@ from typing import Any
 from medalign.config import DatasetConfig, RunConfig, merge_group
 from medalign.data.decontaminate import EvalIndex, decontaminate
 from medalign.data.files import read_head
+from medalign.data.hints import (
+    expected_layout,
+    warn_fewer_rows_than_a_batch,
+    warn_suspect_training_file,
+)
 from medalign.data.records import BadRows, LoadedData, QARecord
 from medalign.errors import MedalignError
 from medalign.registry import get, names
@@ -99,7 +103,7 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Any) -> Path:
     if not base.exists():
         raise MedalignError(
             f"dataset {cfg.name!r}: file not found: {base} (dataset.path, split {cfg.split!r})"
-            + (_expected_layout(cfg, task, folder) if folder is not None else "")
+            + (expected_layout(cfg, task, folder) if folder is not None else "")
         )
     if not base.is_file() and not base.is_dir():  # a device or a FIFO: read forever
         raise MedalignError(
@@ -107,22 +111,6 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Any) -> Path:
             "file or a folder in the dataset's official layout"
         )
     return base
-
-
-def _expected_layout(cfg: DatasetConfig, task: Any, folder: Path) -> str:
-    """What the official layout expects in `folder`, what is there instead, and the
-    overrides that point at a file of another name."""
-    expected = task.split_file(Path("<folder>"))
-    relative = expected.relative_to("<folder>") if expected != Path("<folder>") else Path(".")
-    found = sorted(p.name for p in folder.iterdir())[:6] if folder.is_dir() else []
-    there = f"it holds {', '.join(found)}" if found else "it is empty"
-    if not folder.exists():
-        there = "it does not exist"
-    return (
-        f". In the official layout {folder} should hold {relative} for split {cfg.split!r} "
-        f"({there}; docs/datasets.md lists each dataset's files); rename your file, or name "
-        f"it with dataset.path=<file> (for an evaluation set: datasets.{cfg.name}.path=<file>)"
-    )
 
 
 def _file_kind(path: Path) -> str:
@@ -344,42 +332,6 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     return TrainingData(
         parts=parts, decontaminated=dict(counts), unchecked=unchecked, overlaps=overlaps
     )
-
-
-EVAL_FILE_WORDS = ("dev", "test", "val", "valid", "validation", "eval")
-
-
-def warn_suspect_training_file(part: LoadedData) -> None:
-    """A training file whose name says it is an evaluation split (`dev.json`,
-    `test_sample.jsonl`, `phrases_no_exclude_test.jsonl`): training on it is legal (a
-    small experiment) but usually a mistake that makes every later score meaningless."""
-    if part.source.startswith("hub:"):
-        return
-    name = Path(part.source).name.lower()
-    words = [w for w in re.split(r"[^a-z]+", Path(name).stem) if w]
-    if any(w in EVAL_FILE_WORDS for w in words):
-        log.warning(
-            "dataset %r trains on %s, whose name says it is an evaluation split; if that is "
-            "not intended, point dataset.path at the training file",
-            part.config.name,
-            part.source,
-        )
-
-
-def warn_fewer_rows_than_a_batch(cfg: RunConfig, parts: list[LoadedData]) -> None:
-    """Fewer training rows than one batch: every epoch is one short step, and the
-    stage's max_steps run as that many epochs over the same rows."""
-    batch = getattr(cfg.trainer, "per_device_train_batch_size", None)
-    rows = sum(len(p.records) for p in parts)
-    if isinstance(batch, int) and rows < batch:
-        names = ", ".join(f"{p.config.name} ({len(p.records)} from {p.source})" for p in parts)
-        log.warning(
-            "training on %d row(s), fewer than one batch (trainer.per_device_train_batch_size="
-            "%d): %s; each step repeats the same rows",
-            rows,
-            batch,
-            names,
-        )
 
 
 def _weighted(part: LoadedData, weight: float, seed: int) -> LoadedData:
