@@ -24,6 +24,7 @@ import numpy as np
 from medalign.compare.runs import EvaluatedRun, group_label
 from medalign.compare.stats import holm, paired_tests
 from medalign.errors import MedalignError
+from medalign.eval.cot_checks import check_same_protocol
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
@@ -69,6 +70,7 @@ def compare_groups(
     base = groups[baseline]
     labels = [group_label(g) for g in groups]
     datasets = _shared_datasets(groups, settings.datasets)
+    check_same_protocol([r for g in groups for r in g], datasets)  # loglik vs cot: refused
     others = {
         k: _pair_seeds(base, group, labels[baseline], labels[k])
         for k, group in enumerate(groups)

@@ -65,10 +65,37 @@ def chat_completions(
     """The assistant's next message for each conversation: HF `generate` batched with left
     padding (each answer the one it gets alone, token for token), or vLLM (backend=vllm:
     eval.generation_backend)."""
+    texts = [render_chat(tokenizer, messages, where) for messages in conversations]
+    return text_completions(
+        model,
+        tokenizer,
+        texts,
+        settings,
+        progress=progress,
+        streamer=streamer,
+        where=where,
+        backend=backend,
+    )
+
+
+def text_completions(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    settings: GenerateConfig,
+    *,
+    progress: bool = True,
+    streamer: Any = None,
+    where: str = "generate",
+    backend: str = "hf",
+    add_special_tokens: bool = False,
+) -> list[str]:
+    """The continuation of each already rendered prompt (a chat template applied, or raw
+    text for a model without one: then `add_special_tokens` follows lm-eval's BOS rule),
+    batched as `chat_completions` is; sampled when `settings.do_sample`."""
     import torch
     from tqdm.auto import tqdm
 
-    texts = [render_chat(tokenizer, messages, where) for messages in conversations]
     if backend == "vllm":
         from medalign.models.vllm_generation import vllm_completions
 
@@ -86,7 +113,7 @@ def chat_completions(
                     texts[start : start + settings.batch_size],
                     return_tensors="pt",
                     padding=True,
-                    add_special_tokens=False,
+                    add_special_tokens=add_special_tokens,
                 ).to(model.device)
                 out = model.generate(
                     **batch, **generation_kwargs(tokenizer, settings), streamer=streamer
