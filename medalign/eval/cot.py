@@ -77,7 +77,7 @@ def flexible_letter_pattern(letters: list[str]) -> str:
     return (
         r"(?m)(?i:\b(?:answer|option|choice)(?:\s+is)?)\**\s*:?\s*\**\s*\(?(" + cls + r")\b"
         r"|\((" + cls + r")\)"
-        r"|(?<![\w'’])(" + cls + r")(?=[.:)]|\*\*|[ \t]*$)"
+        r"|(?<![\w'])(" + cls + r")(?=[.:)]|\*\*|[ \t]*$)"
     )
 
 
