@@ -141,3 +141,47 @@ def test_cot_equals_lm_eval_regex_filtered_generate_until_on_real_rows(
     # the comparison has something to compare: answers were extracted, in several forms
     assert parsed["strict"] >= 3 and parsed["flexible"] > parsed["strict"], parsed
     assert len(forms) >= 3, forms
+
+
+@pytest.mark.slow
+def test_lm_eval_backend_in_cot_mode_runs_its_tasks_in_the_chat_template(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval.backend=lm_eval eval.mode=cot: lm-eval's generative task with its own filters,
+    each prompt in the model's chat template; both filters' scores reach the metrics."""
+    pytest.importorskip("lm_eval", reason="lm-eval is an optional extra (.[lm_eval])")
+    from medalign.eval import harness
+    from medalign.run import run
+
+    shared_file("medqa", "US_4_options_phrases_no_exclude_test_sample.jsonl")
+    monkeypatch.chdir(REPO)
+    seen: list[bool] = []
+    original = harness.run_tasks
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["apply_chat_template"])
+        out = original(*args, **kwargs)
+        prompts = [s["arguments"][0][0] for s in out["samples"][LM_EVAL_TASK["medqa"]]]
+        seen.append(all(p.startswith("<|im_start|>user\n") for p in prompts))
+        return out
+
+    monkeypatch.setattr(harness, "run_tasks", spy)
+    task = LM_EVAL_TASK["medqa"]
+    metrics = run(
+        compose(
+            "stage=eval",
+            "logger=none",
+            "eval.backend=lm_eval",
+            "eval.mode=cot",
+            f"eval.lm_eval.include_path={TASKS}",
+            "eval.lm_eval.include_defaults=false",
+            f"eval.lm_eval.tasks=[{task}]",
+            "eval.limit=2",
+            "eval.bootstrap=0",
+            "eval.plots=false",
+        ),
+        tmp_path / "run",
+    )
+    assert seen == [True, True]
+    assert f"eval/{task}/exact_match_strict_match" in metrics
+    assert f"eval/{task}/exact_match_flexible_extract" in metrics
