@@ -65,6 +65,8 @@ def summary_markdown(results: dict[str, Any]) -> str:
     for name, result in results.items():
         cell = _cells(result["metrics"])
         for protocol, metric, unparsed in score_rows(result):
+            if metric not in result["metrics"]:  # no question scored
+                continue
             value = result["metrics"][metric]
             lo, hi = value.get("ci", [value["value"]] * 2)
             lines.append(

@@ -180,6 +180,25 @@ def test_a_five_option_question_names_its_five_letters() -> None:
     assert "\nE. " in prompt
 
 
+def test_the_cloze_form_asks_for_the_answer_itself_and_reads_the_option_text() -> None:
+    """dataset.answer_as=text (the world's cloze form): no options shown, the answer is an
+    option's text, strict and flexible read that text."""
+    from medalign.data.loading import load_records
+
+    path = shared_file("medqa", "US_4_options_phrases_no_exclude_test_sample.jsonl")
+    task = task_for("medqa", path=str(path), options=4, answer_as="text")
+    record = load_records(task.cfg).records[0]
+    prompt = cot_prompt(task, record, "lm_eval")
+    assert prompt.endswith("Final Answer: X\n(where X is your answer).")
+    assert "\nA. " not in prompt
+    choices, gold = task.choices(record), task.gold(record)
+    assert gold == record.options[str(record.answer)].strip()
+    assert extract_strict(f"**Final Answer:** {gold.upper()}", choices) == gold
+    wrong = next(c for c in choices if c != gold)
+    assert extract_flexible(f"{gold} or {wrong}? I say {gold}.", choices) == gold
+    assert extract_strict("Final Answer: B", choices) is None  # a letter is no answer here
+
+
 def test_the_summary_names_the_protocol_beside_every_score() -> None:
     from medalign.eval.report import summary_markdown
 
