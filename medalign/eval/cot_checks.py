@@ -51,7 +51,10 @@ def check_cot(cfg: Any) -> None:
                 f"config eval.max_new_tokens_per_dataset.{name}: {name!r} is not evaluated "
                 f"(eval.datasets={list(ecfg.datasets)})"
             )
-    if ecfg.backend == "lm_eval":
+    evaluates = cfg.stage.kind in ("eval", "curriculum") or (
+        ecfg.after_train and cfg.stage.kind in ("sft", "rl")
+    )
+    if evaluates and ecfg.backend == "lm_eval":
         _check_lm_eval_cot(cfg)
 
 
