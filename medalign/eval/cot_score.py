@@ -56,9 +56,12 @@ def render(tokenizer: Any, prompts: list[str], where: str) -> tuple[list[str], b
     return prompts, True
 
 
-def generate(ctx: Any, texts: list[str], add_special: bool, dataset: str) -> list[list[str]]:
-    """k generations per text (k = eval.samples): greedy at temperature 0, else sampled
-    with seed eval.seed."""
+def generate(
+    ctx: Any, texts: list[str], add_special: bool, dataset: str
+) -> tuple[list[list[str]], list[list[bool]] | None]:
+    """(k generations per text, whether each ended at a stop token; None where the backend
+    does not say): k = eval.samples, greedy at temperature 0, else sampled with seed
+    eval.seed."""
     from medalign.config import GenerateConfig
     from medalign.models.inference import text_completions
 
@@ -82,6 +85,7 @@ def generate(ctx: Any, texts: list[str], add_special: bool, dataset: str) -> lis
     # a chat template carries its own BOS; a raw prompt follows lm-eval's rule
     # (eval.add_bos_token, null: the tokenizer's own special tokens)
     bos = add_special and cfg.add_bos_token is not False
+    stopped: list[bool] = []
     flat = text_completions(
         ctx.model,
         ctx.tokenizer,
@@ -90,8 +94,12 @@ def generate(ctx: Any, texts: list[str], add_special: bool, dataset: str) -> lis
         where=f"cot {dataset}",
         backend=cfg.generation_backend,
         add_special_tokens=bos,
+        stopped=stopped,
     )
-    return [flat[i * k : (i + 1) * k] for i in range(len(texts))]
+    ended = [stopped[i * k : (i + 1) * k] for i in range(len(texts))]
+    return [flat[i * k : (i + 1) * k] for i in range(len(texts))], (
+        ended if len(stopped) == len(flat) else None
+    )
 
 
 def score_cot(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[dict]]:
@@ -100,11 +108,11 @@ def score_cot(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[
     name = task.cfg.name
     prompts = [cot_prompt(task, r, cfg.prompt) for r in records]
     texts, add_special = render(ctx.tokenizer, prompts, f"eval.mode=cot {name}")
-    outputs = generate(ctx, texts, add_special, name)
+    outputs, ended = generate(ctx, texts, add_special, name)
     k = cfg.samples
     per_question: dict[str, list[float]] = {}
     preds = []
-    for record, answers in zip(records, outputs, strict=True):
+    for i, (record, answers) in enumerate(zip(records, outputs, strict=True)):
         choices, gold = task.choices(record), task.gold(record)
         extracted = {
             "strict": [extract_strict(a, choices) for a in answers],
@@ -129,6 +137,7 @@ def score_cot(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[
                 "flexible": extracted["flexible"],
                 "correct_strict": [f == gold for f in extracted["strict"]],
                 "correct_flexible": [f == gold for f in extracted["flexible"]],
+                "cut_at_max_new_tokens": [not e for e in ended[i]] if ended else None,
                 "scores": scores,
             }
         )
@@ -141,16 +150,19 @@ def score_cot(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[
         "prompt": cfg.prompt,
         "metrics": {m: M.with_ci(v, cfg.bootstrap, cfg.seed) for m, v in per_question.items()},
     }
-    unparsed = result["metrics"].get("unparsed_cot_strict", {}).get("value", 0.0)
-    if unparsed > 0.5:
-        log.warning(
-            "%s: %.0f%% of the answers have no final-answer line (eval.max_new_tokens=%d: too "
-            "short for the reasoning? eval.max_new_tokens_per_dataset.%s=512)",
-            name,
-            100 * unparsed,
-            max_new_tokens(cfg, name),
-            name,
-        )
+    if ended is not None:
+        cut = sum(not e for row in ended for e in row)
+        result["cut_at_max_new_tokens"] = cut  # generations that never reached a stop
+        if cut:
+            log.warning(
+                "%s: %d of %d answers stopped at max_new_tokens=%d, before their end (their "
+                "reasoning may be cut short: eval.max_new_tokens_per_dataset.%s=512)",
+                name,
+                cut,
+                len(records) * k,
+                max_new_tokens(cfg, name),
+                name,
+            )
     correct = per_question.get("acc_cot_strict", [])
     _add_breakdowns(task, result, records, correct, [p["predicted"] for p in preds], preds)
     return result, preds

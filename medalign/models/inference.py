@@ -89,10 +89,13 @@ def text_completions(
     where: str = "generate",
     backend: str = "hf",
     add_special_tokens: bool = False,
+    stopped: list[bool] | None = None,
 ) -> list[str]:
     """The continuation of each already rendered prompt (a chat template applied, or raw
     text for a model without one: then `add_special_tokens` follows lm-eval's BOS rule),
-    batched as `chat_completions` is; sampled when `settings.do_sample`."""
+    batched as `chat_completions` is; sampled when `settings.do_sample`. `stopped` (HF
+    only) receives, per text, whether it ended at a stop token rather than at
+    max_new_tokens (a reasoning cut short shows as such, not as a wrong answer)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -122,6 +125,9 @@ def text_completions(
                 answers += [
                     t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)
                 ]
+                if stopped is not None:
+                    ends = set(generation_kwargs(tokenizer, settings)["eos_token_id"] or [])
+                    stopped += [bool(ends.intersection(row)) for row in new.tolist()]
                 bar.update(len(new))
     finally:
         tokenizer.padding_side = side

@@ -44,7 +44,11 @@ def test_cot_self_consistency_writes_every_sample_and_maj_at_k(tmp_path: Path) -
     for row in rows:
         assert len(row["generations"]) == len(row["strict"]) == len(row["flexible"]) == 3
         assert len(row["correct_strict"]) == 3
+        assert len(row["cut_at_max_new_tokens"]) == 3
         assert set(row["scores"]) >= {"acc_cot_strict", "maj3_cot_flexible"}
+    # an untrained model rarely reaches its end of turn in 12 tokens: cut answers are counted
+    cut = [c for row in rows for c in row["cut_at_max_new_tokens"]]
+    assert medqa["cut_at_max_new_tokens"] == sum(cut) >= 1
     samples = [g for row in rows for g in row["generations"]]
     assert len(set(samples)) > 1  # sampled, not k copies of one answer
     _, _, again = _eval(tmp_path / "b", *overrides)  # seeded: the same samples

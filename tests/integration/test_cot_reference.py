@@ -138,6 +138,7 @@ def test_cot_equals_lm_eval_regex_filtered_generate_until_on_real_rows(
             parsed["flexible"] += mine["flexible"][0] is not None
             forms.add(("final" in generated.lower(), "**" in generated, "<think>" in generated))
         assert result["metrics"]["acc_cot_strict"]["n"] == ROWS
+        assert result["cut_at_max_new_tokens"] == 0  # each taught answer ends at its stop
     # the comparison has something to compare: answers were extracted, in several forms
     assert parsed["strict"] >= 3 and parsed["flexible"] > parsed["strict"], parsed
     assert len(forms) >= 3, forms
