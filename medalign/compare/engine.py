@@ -29,7 +29,7 @@ from medalign.eval.cot_checks import check_same_protocol
 log = logging.getLogger(__name__)
 SCHEMA = 1
 # per-question metrics where a smaller value is the better one
-LOWER_IS_BETTER = frozenset({"brier", "harm_score"})
+LOWER_IS_BETTER = frozenset({"brier", "harm_score", "unparsed_cot_strict", "unparsed_cot_flexible"})
 
 
 @dataclass

@@ -332,3 +332,31 @@ def test_compare_refuses_runs_scored_under_different_protocols(tmp_path: Path) -
         compare_groups([[cot], [voted]], 0, CompareSettings())
     old = evaluated("old", {"mode": "loglik"})  # results.json written before protocols
     compare_groups([[old], [loglik]], 0, CompareSettings())  # the same protocol: paired
+
+
+def test_compare_pairs_cot_runs_and_fewer_unparsed_answers_is_a_gain(tmp_path: Path) -> None:
+    from medalign.compare.engine import CompareSettings, compare_groups
+    from medalign.compare.runs import EvaluatedRun, Question
+
+    def evaluated(label: str, unparsed: float) -> EvaluatedRun:
+        questions = {
+            f"q{i}": Question(
+                {"acc_cot_strict": float(i % 2), "unparsed_cot_strict": unparsed}, None
+            )
+            for i in range(40)
+        }
+        return EvaluatedRun(
+            label=label,
+            folder=tmp_path / label,
+            overrides=[],
+            seed=None,
+            backend="builtin",
+            results={"medqa": {"n": 40, "mode": "cot", "protocol": "cot greedy"}},
+            questions={"medqa": questions},
+        )
+
+    table = compare_groups(
+        [[evaluated("before", 1.0)], [evaluated("after", 0.0)]], 0, CompareSettings()
+    )
+    verdicts = {row["metric"]: row["verdict"] for row in table["rows"]}
+    assert verdicts == {"acc_cot_strict": "not significant", "unparsed_cot_strict": "gain"}
