@@ -28,6 +28,9 @@ def check_components(cfg: RunConfig) -> None:
 
     check_config(cfg.dataset, "dataset")
     _check_dataset_names(cfg)
+    from medalign.eval.cot_checks import check_cot
+
+    check_cot(cfg)  # eval.mode=cot: samples, temperature, lm-eval tasks generative
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
@@ -226,7 +229,7 @@ def _check_lm_eval(cfg: RunConfig) -> None:
         return
     builtin_only = {"eval.splits": ecfg.splits, "eval.limits": ecfg.limits}
     builtin_only |= {"eval.judge_model": ecfg.judge_model}
-    builtin_only["eval.mode"] = None if ecfg.mode == "auto" else ecfg.mode
+    builtin_only["eval.mode"] = None if ecfg.mode in ("auto", "cot") else ecfg.mode
     for key, value in builtin_only.items():
         if value:
             raise MedalignError(

@@ -217,10 +217,13 @@ class EvalConfig:
     splits: dict[str, str] | None
     limit: int | None
     limits: dict[str, int] | None
-    mode: str = _choice("auto", "loglik", "generate")
+    mode: str = _choice("auto", "loglik", "generate", "cot")
     prompt: str = _choice("lm_eval", "trained")
     batch_size: int
     max_new_tokens: int
+    max_new_tokens_per_dataset: dict[str, int] | None  # e.g. {medqa: 512}
+    samples: int  # eval.mode=cot: answers per question (> 1: maj@k, needs temperature > 0)
+    temperature: float  # eval.mode=cot: 0 = greedy
     bootstrap: int
     seed: int
     after_train: bool

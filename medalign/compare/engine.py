@@ -27,6 +27,7 @@ from medalign.compare.runs import EvaluatedRun, distinguishing_labels, group_lab
 from medalign.compare.stats import cluster_index, paired_tests, sign_flip_p
 from medalign.compare.verdicts import LOWER_IS_BETTER, decide, primary_metrics
 from medalign.errors import MedalignError
+from medalign.eval.cot_checks import check_same_protocol
 
 log = logging.getLogger(__name__)
 SCHEMA = 2
@@ -78,6 +79,7 @@ def compare_groups(
     base = groups[baseline]
     labels = distinguishing_labels(groups, [group_label(g) for g in groups])
     datasets = _shared_datasets(groups, settings.datasets)
+    check_same_protocol([r for g in groups for r in g], datasets)  # loglik vs cot: refused
     others = {
         k: _pair_seeds(base, group, labels[baseline], labels[k])
         for k, group in enumerate(groups)

@@ -141,8 +141,11 @@ def run_tasks(
     num_fewshot: int | None = None,
     seed: int = 0,
     bootstrap: int = 1000,
+    apply_chat_template: bool = False,
 ) -> dict[str, Any]:
-    """`lm_eval.simple_evaluate` with every sample logged (what `fold_results` reads)."""
+    """`lm_eval.simple_evaluate` with every sample logged (what `fold_results` reads);
+    `apply_chat_template`: each prompt as the user's turn of the model's chat template
+    (eval.mode=cot, as the built-in CoT scorer asks it)."""
     lm_eval = require_lm_eval()
     return lm_eval.simple_evaluate(
         model=lm,
@@ -151,6 +154,7 @@ def run_tasks(
         num_fewshot=num_fewshot,
         limit=limit,
         log_samples=True,
+        apply_chat_template=apply_chat_template,
         bootstrap_iters=bootstrap,
         random_seed=seed,
         numpy_random_seed=seed,
@@ -213,6 +217,8 @@ def evaluate(
         num_fewshot=ecfg.lm_eval.num_fewshot,
         seed=ecfg.seed,
         bootstrap=ecfg.bootstrap,
+        apply_chat_template=ecfg.mode == "cot"
+        and bool(getattr(lm.tokenizer, "chat_template", None)),
     )
     results, predictions = fold_results(out, ecfg.bootstrap, ecfg.seed)
     return results, predictions, base

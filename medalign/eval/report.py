@@ -30,12 +30,28 @@ def write_reports(
 def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The metric a dataset is judged by: accuracy, or F1 for extractive QA (an lm-eval
     task without either: its first metric)."""
-    for name in ("acc", "f1", "refusal_rate"):
+    for name in ("acc", "acc_cot_strict", "f1", "refusal_rate"):
         if name in result["metrics"]:
             return name, result["metrics"][name]
     if result.get("mode") == "lm_eval" and result["metrics"]:
         return next(iter(result["metrics"].items()))
     raise KeyError(f"no headline metric in {sorted(result['metrics'])}")
+
+
+def score_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(protocol, metric, its unparsed metric) for each row a dataset gets in a table: the
+    headline under its mode (loglik, generate ...), or under eval.mode=cot one row per
+    extraction ("cot strict", "cot flexible", and "cot strict maj@k" ... with k samples),
+    so no score is shown without the protocol that measured it."""
+    if result.get("mode") != "cot":
+        return [(result["mode"], headline(result)[0], "unparseable_rate")]
+    metrics = result["metrics"]
+    rows = []
+    for how in ("strict", "flexible"):
+        rows.append((f"cot {how}", f"acc_cot_{how}", f"unparsed_cot_{how}"))
+        voted = [m for m in metrics if m.startswith("maj") and m.endswith(f"_cot_{how}")]
+        rows += [(f"cot {how} maj@{m[3:].split('_')[0]}", m, "") for m in voted]
+    return rows
 
 
 def summary_markdown(results: dict[str, Any]) -> str:
@@ -47,15 +63,17 @@ def summary_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
-        metric, value = headline(result)
         cell = _cells(result["metrics"])
-
-        lo, hi = value.get("ci", [value["value"]] * 2)
-        lines.append(
-            f"| {name} | {result['split']} | {result['mode']} | {result['n']} | {metric} | "
-            f"{number(value['value'])} | {_interval(lo, hi)} | {cell('acc_norm')} | "
-            f"{cell('ece')} | {cell('brier')} | {cell('unparseable_rate')} |"
-        )
+        for protocol, metric, unparsed in score_rows(result):
+            if metric not in result["metrics"]:  # no question scored
+                continue
+            value = result["metrics"][metric]
+            lo, hi = value.get("ci", [value["value"]] * 2)
+            lines.append(
+                f"| {name} | {result['split']} | {protocol} | {result['n']} | {metric} | "
+                f"{number(value['value'])} | {_interval(lo, hi)} | {cell('acc_norm')} | "
+                f"{cell('ece')} | {cell('brier')} | {cell(unparsed)} |"
+            )
     safety_keys = ("false_confidence", "refusal_rate", "safety_reward", "harm_score")
     safety_rows = [
         f"| {name} | {key} | {number(result['metrics'][key]['value'])} "
@@ -112,7 +130,7 @@ def _interval(lo: float | None, hi: float | None) -> str:
 
 def _cells(metrics: dict[str, Any]):
     def cell(key: str) -> str:
-        return number(metrics[key]["value"]) if key in metrics else ""
+        return number(metrics[key]["value"]) if key and key in metrics else ""
 
     return cell
 

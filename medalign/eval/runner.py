@@ -41,7 +41,10 @@ def evaluate(
     for name in ecfg.datasets:
         dcfg = eval_dataset_config(cfg, name)
         task = get_task(dcfg)
-        mode = task.resolve_mode(ecfg.mode)
+        # eval.mode=cot scores the choice datasets by reasoning; the others (RadQA, safety)
+        # are generative already and keep their own mode
+        cot_less = ecfg.mode == "cot" and "cot" not in task.eval_modes
+        mode = task.resolve_mode("auto" if cot_less else ecfg.mode)
         data = load_records(dcfg, cfg.data_root, split=dcfg.eval_split)
         records = data.records
         log.info(
@@ -60,6 +63,7 @@ def evaluate(
             fingerprint=data.fingerprint,  # stage=compare refuses runs scored on other data
             limit=dcfg.limit,  # the cap on n, where one applies (eval.limit)
         )
+        result.setdefault("protocol", mode)  # stage=compare pairs only the same protocol
         if data.skipped:
             result["skipped"] = data.skipped
         results[name] = result

@@ -65,10 +65,40 @@ def chat_completions(
     """The assistant's next message for each conversation: HF `generate` batched with left
     padding (each answer the one it gets alone, token for token), or vLLM (backend=vllm:
     eval.generation_backend)."""
+    texts = [render_chat(tokenizer, messages, where) for messages in conversations]
+    return text_completions(
+        model,
+        tokenizer,
+        texts,
+        settings,
+        progress=progress,
+        streamer=streamer,
+        where=where,
+        backend=backend,
+    )
+
+
+def text_completions(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    settings: GenerateConfig,
+    *,
+    progress: bool = True,
+    streamer: Any = None,
+    where: str = "generate",
+    backend: str = "hf",
+    add_special_tokens: bool = False,
+    stopped: list[bool] | None = None,
+) -> list[str]:
+    """The continuation of each already rendered prompt (a chat template applied, or raw
+    text for a model without one: then `add_special_tokens` follows lm-eval's BOS rule),
+    batched as `chat_completions` is; sampled when `settings.do_sample`. `stopped` (HF
+    only) receives, per text, whether it ended at a stop token rather than at
+    max_new_tokens (a reasoning cut short shows as such, not as a wrong answer)."""
     import torch
     from tqdm.auto import tqdm
 
-    texts = [render_chat(tokenizer, messages, where) for messages in conversations]
     if backend == "vllm":
         from medalign.models.vllm_generation import vllm_completions
 
@@ -86,7 +116,7 @@ def chat_completions(
                     texts[start : start + settings.batch_size],
                     return_tensors="pt",
                     padding=True,
-                    add_special_tokens=False,
+                    add_special_tokens=add_special_tokens,
                 ).to(model.device)
                 out = model.generate(
                     **batch, **generation_kwargs(tokenizer, settings), streamer=streamer
@@ -95,6 +125,9 @@ def chat_completions(
                 answers += [
                     t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)
                 ]
+                if stopped is not None:
+                    ends = set(generation_kwargs(tokenizer, settings)["eos_token_id"] or [])
+                    stopped += [bool(ends.intersection(row)) for row in new.tolist()]
                 bar.update(len(new))
     finally:
         tokenizer.padding_side = side

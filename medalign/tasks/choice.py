@@ -1,7 +1,8 @@
 """What every multiple-choice format shares: choices, parsing, RL reference, pairs.
 
-`ChoiceTask` is scored by log-likelihood (lm-eval's protocol) or by generating and
-parsing a final answer; `LetterChoiceTask` adds the lettered-options prompt most exam
+`ChoiceTask` is scored by log-likelihood (lm-eval's protocol), by generating and
+parsing a final answer, or by generated chain-of-thought (eval.mode=cot,
+eval/cot_score.py); `LetterChoiceTask` adds the lettered-options prompt most exam
 datasets use (MedQA, MedMCQA, MMLU) and the "wrong option argued with confidence"
 helpfulness pairs.
 """
@@ -19,7 +20,7 @@ CONFIDENT_WRONG = "The answer is clearly {letter}: {text}. This is well establis
 class ChoiceTask(Task):
     """A question with a closed set of answers."""
 
-    eval_modes: ClassVar[tuple[str, ...]] = ("loglik", "generate")
+    eval_modes: ClassVar[tuple[str, ...]] = ("loglik", "generate", "cot")
     breakdown_key: ClassVar[str | None] = None  # meta key for a per-group accuracy table
     breakdown_name: ClassVar[str] = ""
 
@@ -44,6 +45,10 @@ class ChoiceTask(Task):
 
         if mode == "loglik":
             return choice.score_loglik(self, ctx, records)
+        if mode == "cot":  # generated chain-of-thought, strict + flexible extraction
+            from medalign.eval.cot_score import score_cot
+
+            return score_cot(self, ctx, records)
         return choice.score_generated(self, ctx, records)
 
     def breakdowns(
