@@ -63,8 +63,11 @@ def primary_metrics(
         if named:
             return named
     declared = task_primary(dataset, formats)
-    if declared in metrics:
-        return [declared]
+    # under eval.mode=cot the same claim is made on the strict extraction (lm-eval's
+    # strict-match), the protocol's own score of the Task's metric
+    for candidate in (declared, f"{declared}_cot_strict"):
+        if candidate in metrics:
+            return [candidate]
     found = next((m for m in FALLBACK_PRIMARY if m in metrics), None)
     if found is None:
         log.warning(

@@ -355,8 +355,12 @@ def test_compare_pairs_cot_runs_and_fewer_unparsed_answers_is_a_gain(tmp_path: P
             questions={"medqa": questions},
         )
 
-    table = compare_groups(
-        [[evaluated("before", 1.0)], [evaluated("after", 0.0)]], 0, CompareSettings()
-    )
+    runs = [[evaluated("before", 1.0)], [evaluated("after", 0.0)]]
+    # the Task's primary metric (acc) is scored as acc_cot_strict under cot
+    table = compare_groups(runs, 0, CompareSettings())
     verdicts = {row["metric"]: row["verdict"] for row in table["rows"]}
+    assert verdicts == {"acc_cot_strict": "not significant", "unparsed_cot_strict": "secondary"}
+    # named as a claim, fewer unparsed answers is a gain
+    claims = CompareSettings(primary=["acc_cot_strict", "unparsed_cot_strict"])
+    verdicts = {row["metric"]: row["verdict"] for row in compare_groups(runs, 0, claims)["rows"]}
     assert verdicts == {"acc_cot_strict": "not significant", "unparsed_cot_strict": "gain"}
