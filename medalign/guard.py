@@ -220,6 +220,18 @@ def _where(tb: TracebackType | None) -> tuple[int | None, str]:
 _TORCH_SHORT_WRITE = re.compile(r"enforce fail at inline_container\.cc:\d+\].*unexpected pos")
 
 
+def user_error(exc: BaseException) -> BaseException:
+    """The MedalignError a config resolver raised (`${world_root:0,3}`), which OmegaConf
+    wraps in an InterpolationResolutionError (keeping it only as the context), else `exc`:
+    the user's mistake is then one line, not a traceback from inside the resolver."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    inner: BaseException | None = exc
+    while isinstance(inner, InterpolationResolutionError):
+        inner = inner.__cause__ or inner.__context__
+    return inner if isinstance(inner, MedalignError) else exc
+
+
 def disk_full(exc: BaseException, run_dir: Path) -> str | None:
     """ "disk full at <path>" when `exc` (or its cause) is an ENOSPC, else None."""
     seen: set[int] = set()

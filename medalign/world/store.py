@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.registry import register
-from medalign.world.knowledge import CORPUS_VERSION, GENERATOR_VERSION, MARKER
+from medalign.world.knowledge import CORPUS_VERSION, GENERATOR_VERSION, MARKER, check_size
 
 __all__ = ["CORPUS_VERSION", "GENERATOR_VERSION", "MARKER", "describe_data", "world_root"]
 
@@ -27,6 +27,9 @@ def world_root(seed: int, diseases: int) -> str:
     from medalign.world.render import write_world
 
     seed, diseases = int(seed), int(diseases)
+    check_size(
+        diseases, f"model.world.diseases={diseases} (data_root=${{world_root:{seed},{diseases}}})"
+    )
     target = cache_root() / "world" / f"seed-{seed}-diseases-{diseases}-v{GENERATOR_VERSION}"
 
     def build(staging: Path) -> Path:
