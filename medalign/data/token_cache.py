@@ -131,15 +131,13 @@ def cache_key(data: str, tokenizer: Any, args: Any) -> tuple[str, dict[str, Any]
 
 
 def _checksums(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != ENTRY:
-            h = hashlib.sha256()
-            with path.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 22), b""):
-                    h.update(chunk)
-            out[str(path.relative_to(folder))] = h.hexdigest()
-    return out
+    from medalign.models.cache import file_digest
+
+    return {
+        str(path.relative_to(folder)): file_digest(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != ENTRY
+    }
 
 
 def load(root: Path | str, key: str) -> tuple[Any, dict[str, Any]] | None:

@@ -23,7 +23,8 @@ __all__ = ["CORPUS_VERSION", "GENERATOR_VERSION", "MARKER", "describe_data", "wo
 @register("config_resolver", "world_root")
 def world_root(seed: int, diseases: int) -> str:
     """The cached world's folder for `seed` and `diseases`, written if absent."""
-    from medalign.models.builders import build_into_cache, cache_root
+    from medalign.models.builders import cache_root
+    from medalign.models.cache import build_into_cache
     from medalign.world.render import write_world
 
     seed, diseases = int(seed), int(diseases)
