@@ -299,6 +299,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m medalign.data.token_cache list|clear [cache dir]")
         return 2
     root = cache_dir(argv[1] if len(argv) > 1 else None)
+    named = len(argv) > 1  # the default folder may not exist yet: nothing to list or clear
+    if (named or root.exists()) and not root.is_dir():
+        problem = "is not a folder" if root.exists() else "does not exist"
+        print(f"medalign.data.token_cache: error: {root} {problem}", file=sys.stderr)
+        return 1
     if argv[0] == "clear":
         print(f"removed {clear(root)} tokenized dataset(s) from {root}")
         return 0
