@@ -205,7 +205,7 @@ def _where(tb: TracebackType | None) -> tuple[int | None, str]:
     while tb is not None:
         frame = tb.tb_frame
         module = frame.f_globals.get("__name__", "")
-        if module.startswith("medalign."):
+        if module.startswith("medalign.") and module != "medalign.preempt":  # not the handler
             phase = f"{frame.f_code.co_name} ({module})"
         owner = frame.f_locals.get("self")
         state = getattr(owner, "state", None)
