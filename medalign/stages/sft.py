@@ -225,7 +225,7 @@ def _build_trainer(
         callbacks=[
             *validation_callbacks(cfg),  # trainer.early_stopping_patience
             preempt.callback(cfg.trainer.checkpoint_on_preempt),  # SIGTERM: save, stop
-            _log_first_step_and_saves(),  # after it: sees the save the signal asks for
+            log_first_step_and_saves(),  # after it: sees the save the signal asks for
         ],
     )
 
@@ -272,7 +272,7 @@ def _continue_counters(trainer: Any, checkpoint: Path) -> int:
     return int(state.get("global_step", 0))
 
 
-def _log_first_step_and_saves() -> Any:
+def log_first_step_and_saves() -> Any:
     """A callback that logs the loss (and TRL's token count) at step 1 and at every step
     that saves a checkpoint: the checkpoint then carries the figures of every step before
     it, so a resumed stage reports the whole run (not only the resumed steps), and a job
