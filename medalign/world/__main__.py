@@ -30,9 +30,10 @@ def write_new_world(out: Path, seed: int, diseases: int) -> dict[str, int] | Non
     if out.is_dir() and any(out.iterdir()):
         if _holds_world(out, seed, diseases):
             return None
-        shown = ", ".join(sorted(p.name for p in out.iterdir())[:3])
+        held = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
         raise MedalignError(
-            f"{out} is not empty (it holds {shown}, ...): the world is written only into a "
+            f"{out} is not empty (it holds {shown}): the world is written only into a "
             "new or empty folder, so nothing there is overwritten; name another folder"
         )
     try:
@@ -68,14 +69,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--diseases", type=int, default=300)
     args = parser.parse_args(argv)
+    from medalign.preempt import install
+
+    install()  # SIGTERM is a KeyboardInterrupt here: the staging folder is removed
     try:
         counts = write_new_world(args.out, args.seed, args.diseases)
     except MedalignError as exc:
         print(f"python -m medalign.world: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from medalign.preempt import EXIT_STATUS, Preempted
+
         print("python -m medalign.world: interrupted, nothing written", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_STATUS if isinstance(exc, Preempted) else 130)
     if counts is None:
         print(f"{args.out} already holds this world (seed {args.seed}, {args.diseases} diseases)")
         return

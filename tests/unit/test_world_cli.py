@@ -170,3 +170,25 @@ def test_the_cached_world_refuses_a_size_it_cannot_satisfy_before_writing(tmp_pa
     with pytest.raises(MedalignError, match="model.world.diseases=3"):
         world_root(0, 3)
     assert not list((Path(os.environ["MEDALIGN_CACHE"]) / "world").glob("*diseases-3-*"))
+
+
+def test_a_sigterm_while_writing_leaves_nothing(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medalign.world", str(tmp_path / "w"), "--diseases", "2000"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not list(tmp_path.iterdir()) and time.time() < deadline:  # the staging folder
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "nothing written" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
