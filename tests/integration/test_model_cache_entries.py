@@ -131,7 +131,7 @@ def built(models: Path) -> list[Path]:
 
 def test_two_processes_building_the_same_entry_build_it_once(cache: Path, tmp_path: Path) -> None:
     builds = tmp_path / "builds.txt"
-    first, second = child(cache, builds, 3.0), child(cache, builds, 3.0)
+    first, second = child(cache, builds, 8.0), child(cache, builds, 8.0)  # overlapping
     outs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outs
     assert outs[0][0] == outs[1][0]
