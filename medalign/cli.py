@@ -105,7 +105,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.warning("%s", line, extra=FILE_ONLY)
         guard.print_error("\n" + line)  # on a line of its own, not after a progress bar
         sys.exit(EXIT_STATUS if preempted else 130)
-    except Exception as exc:
+    except Exception as raised:
+        exc = guard.user_error(raised)
         full = guard.disk_full(exc, run_dir)
         if full:  # a checkpoint the full disk cut short only holds space: free it
             from medalign.checkpoints import remove_partial_checkpoints

@@ -241,7 +241,7 @@ def _where(tb: TracebackType | None) -> tuple[int | None, str]:
     while tb is not None:
         frame = tb.tb_frame
         module = frame.f_globals.get("__name__", "")
-        if module.startswith("medalign."):
+        if module.startswith("medalign.") and module != "medalign.preempt":  # not the handler
             phase = f"{frame.f_code.co_name} ({module})"
         owner = frame.f_locals.get("self")
         state = getattr(owner, "state", None)
@@ -254,6 +254,18 @@ def _where(tb: TracebackType | None) -> tuple[int | None, str]:
 # torch.save reports a write cut short (ENOSPC) as "[enforce fail at inline_container.cc:N]
 # . unexpected pos 576 vs 534", with no errno anywhere in the chain
 _TORCH_SHORT_WRITE = re.compile(r"enforce fail at inline_container\.cc:\d+\].*unexpected pos")
+
+
+def user_error(exc: BaseException) -> BaseException:
+    """The MedalignError a config resolver raised (`${world_root:0,3}`), which OmegaConf
+    wraps in an InterpolationResolutionError (keeping it only as the context), else `exc`:
+    the user's mistake is then one line, not a traceback from inside the resolver."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    inner: BaseException | None = exc
+    while isinstance(inner, InterpolationResolutionError):
+        inner = inner.__cause__ or inner.__context__
+    return inner if isinstance(inner, MedalignError) else exc
 
 
 def disk_full(exc: BaseException, run_dir: Path) -> str | None:

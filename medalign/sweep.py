@@ -109,6 +109,56 @@ class SweepSummary(Callback):
         write_report_html(sweep_dir)  # sweep_summary + plots in one page a person opens
 
 
+def settle_killed_jobs(sweep_dir: Path, wait_s: float = 15.0) -> list[str]:
+    """Mark `interrupted` (with when and why) every job of `sweep_dir` whose manifest
+    reads `running` but whose directory no live process holds: a job killed, or one the
+    launcher stopped because another was. A job still held after `wait_s` (its process
+    not yet gone) is left as it is. Returns the names of the jobs marked."""
+    import time
+
+    from medalign.locks import holder
+
+    deadline = time.monotonic() + wait_s
+    marked = []
+    for job in sorted(p.parent for p in sweep_dir.glob("*/manifest.json")):
+        manifest = json.loads((job / "manifest.json").read_text())
+        stages = manifest.get("stages") or []
+        if not stages or stages[-1].get("status") != "running":
+            continue
+        while holder(job) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the launcher is still killing it
+        if holder(job) is not None:
+            continue
+        stages[-1].update(
+            status="interrupted",
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            error=f"its process (pid {stages[-1].get('pid')}) ended without a word: "
+            "killed, or stopped with the sweep when another job was killed",
+        )
+        write_json_atomic(job / "manifest.json", manifest)
+        marked.append(job.name)
+    return marked
+
+
+def stop_after_killed_job(config: DictConfig, exc: BaseException) -> None:
+    """A job's process was killed under `hydra/launcher=local_parallel` (joblib stops the
+    others with it): record every job, write the summary, say so in one line, exit 1."""
+    import sys
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    marked = settle_killed_jobs(sweep_dir)
+    SweepSummary().on_multirun_end(config)
+    why = str(exc).split("\n")[0].split(". ")[0].strip()
+    print(
+        f"medalign: a job's process was killed ({why}); the sweep stopped and "
+        f"{len(marked)} job(s) read interrupted ({', '.join(marked) or 'none'}); every job's "
+        f"status: {sweep_dir / 'sweep_summary.md'}",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(1)
+
+
 def write_summary(
     sweep_dir: Path, metric: str | None, maximize: bool = True, cfg: Any = None
 ) -> list[dict]:

@@ -268,7 +268,8 @@ def _read(
     from medalign.data.records import BadRows
 
     path = folder / "predictions.jsonl"
-    for where, row in read_jsonl(path, BadRows(str(path), "error")):
+    made = "a run's evaluation writes it whole: evaluate again, stage=eval init_from=<run>"
+    for where, row in read_jsonl(path, BadRows(str(path), "error", hint=made)):
         dataset, key, question = _question(row, path, where)
         run.questions.setdefault(dataset, {})[key] = question
     return run

@@ -49,14 +49,16 @@ class LoadedData:
 class BadRows:
     """Applies `dataset.on_bad_row`: raise at the first bad row, or skip and count."""
 
-    def __init__(self, source: str, on_bad_row: str) -> None:
-        self.source = source
+    def __init__(
+        self, source: str, on_bad_row: str, hint: str = "dataset.on_bad_row=skip skips such rows"
+    ) -> None:
+        self.source, self.hint = source, hint  # hint: what the reader of this file can do
         self.skip = on_bad_row == "skip"
         self.counts: Counter[str] = Counter()
 
     def reject(self, row: object, field_name: str, problem: str) -> None:
         message = f"{where(self.source, row, field_name)}: {problem}"
         if not self.skip:
-            raise MedalignError(message + " (dataset.on_bad_row=skip skips such rows)")
+            raise MedalignError(f"{message} ({self.hint})")
         self.counts[f"{field_name}: {problem}"] += 1
         log.warning("skipped %s", message)

@@ -60,7 +60,14 @@ def read_corpus(cfg: Any) -> tuple[list[str], str]:
 def _read_file(file: Path, field: str) -> list[str]:
     if file.suffix in (".jsonl", ".json"):
         return _read_jsonl(file, field)
-    return [p.strip() for p in _PARAGRAPHS.split(read_text(file)) if p.strip()]
+    text = read_text(file)
+    if "\x00" in text:  # valid UTF-8, yet no text file holds NUL: a zeroed or binary file
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise MedalignError(
+            f"{file}: a binary file, not text (a NUL byte at line {line}); pretrain.path "
+            "takes .txt/.md files or JSON Lines with a text column"
+        )
+    return [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
 
 
 def _read_jsonl(file: Path, field: str) -> list[str]:
@@ -69,7 +76,8 @@ def _read_jsonl(file: Path, field: str) -> list[str]:
     from medalign.errors import where
 
     texts = []
-    for key, row in read_jsonl(file, BadRows(str(file), "error")):
+    hint = "each line of a pretraining JSONL is one JSON object holding its text"
+    for key, row in read_jsonl(file, BadRows(str(file), "error", hint=hint)):
         if not isinstance(row.get(field), str):
             found = "missing" if field not in row else f"not text ({type(row[field]).__name__})"
             raise MedalignError(

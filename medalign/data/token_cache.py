@@ -131,15 +131,13 @@ def cache_key(data: str, tokenizer: Any, args: Any) -> tuple[str, dict[str, Any]
 
 
 def _checksums(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != ENTRY:
-            h = hashlib.sha256()
-            with path.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 22), b""):
-                    h.update(chunk)
-            out[str(path.relative_to(folder))] = h.hexdigest()
-    return out
+    from medalign.models.cache import file_digest
+
+    return {
+        str(path.relative_to(folder)): file_digest(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != ENTRY
+    }
 
 
 def load(root: Path | str, key: str) -> tuple[Any, dict[str, Any]] | None:
@@ -301,6 +299,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m medalign.data.token_cache list|clear [cache dir]")
         return 2
     root = cache_dir(argv[1] if len(argv) > 1 else None)
+    named = len(argv) > 1  # the default folder may not exist yet: nothing to list or clear
+    if (named or root.exists()) and not root.is_dir():
+        problem = "is not a folder" if root.exists() else "does not exist"
+        print(f"medalign.data.token_cache: error: {root} {problem}", file=sys.stderr)
+        return 1
     if argv[0] == "clear":
         print(f"removed {clear(root)} tokenized dataset(s) from {root}")
         return 0

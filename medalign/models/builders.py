@@ -4,7 +4,8 @@
 medalign's own example text, saves both with `save_pretrained` into the cache, and
 returns that directory, so the tiny default goes through the very same
 `from_pretrained` path as a 7B hub model. Cached by a digest of its parameters and
-corpus: a second call builds nothing.
+corpus: a second call builds nothing (medalign.models.cache: checked against the digests
+of its files on every load, rebuilt when damaged).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from medalign.config import ModelConfig, TinyModelConfig
 from medalign.errors import MedalignError
+from medalign.models.cache import build_into_cache
 from medalign.registry import register
 
 log = logging.getLogger(__name__)
@@ -62,27 +61,6 @@ def build_tiny(cfg: ModelConfig) -> str:
         return staging
 
     return build_into_cache(target, "tokenizer.json", build)
-
-
-def build_into_cache(target: Path, ready: str, build: Callable[[Path], Path]) -> str:
-    """`target` when `target/<ready>` exists (the file a build writes last); else
-    `build(staging)` makes the folder in a staging directory beside it, and that folder is
-    renamed into place: readers never see half a build, a killed build leaves nothing,
-    and of two concurrent builders the first rename wins."""
-    if (target / ready).exists():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        built = build(staging)
-        try:
-            built.rename(target)
-        except OSError:
-            if not (target / ready).exists():  # not a concurrent builder's win
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
 
 
 def tiny_corpus() -> list[str]:

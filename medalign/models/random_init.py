@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -95,6 +93,7 @@ def hf_config(cfg: ModelConfig, **special_tokens: int | None) -> Any:
 def build_random_init(cfg: ModelConfig) -> str:
     """Build (or find in the cache) the random-weight model; return its directory."""
     from medalign.models.builders import build_tiny, cache_root
+    from medalign.models.cache import build_into_cache
 
     require_architecture(cfg)
     tokenizer_dir = build_tiny(cfg)  # the tiny model of cfg.tiny: its tokenizer
@@ -112,21 +111,13 @@ def build_random_init(cfg: ModelConfig) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     layers = cfg.num_layers or cfg.architecture.num_layers
     target = cache_root() / "models" / f"random-{cfg.name}-L{layers}-{digest}"
-    if (target / "config.json").exists():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".random-", dir=target.parent))
-    try:
+
+    def build(staging: Path) -> Path:
         log.info("building %s (%d layers, random weights) into %s", cfg.name, layers, target)
         _write(cfg, tokenizer_dir, staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
+        return staging
+
+    return build_into_cache(target, "config.json", build)
 
 
 def _init_device() -> str:

@@ -52,7 +52,12 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.stages.common import build_config, trainer_args, with_path
     from medalign.stages.eval import evaluate_after_training
-    from medalign.stages.sft import _attach_adapter, check_init_adapter, save_atomically
+    from medalign.stages.sft import (
+        _attach_adapter,
+        check_init_adapter,
+        log_first_step_and_saves,
+        save_atomically,
+    )
 
     texts, source = read_corpus(cfg.pretrain)  # bad input fails before the model loads
     texts = reshuffled_passes(texts, cfg.pretrain.repeat, cfg.seed)
@@ -86,7 +91,10 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[preempt.callback(cfg.trainer.checkpoint_on_preempt)],
+        callbacks=[
+            preempt.callback(cfg.trainer.checkpoint_on_preempt),
+            log_first_step_and_saves(),  # a first loss even in a job shorter than a log window
+        ],
     )
     started = time.perf_counter()
     try:

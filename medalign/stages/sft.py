@@ -102,8 +102,9 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     out_name = "adapter" if cfg.lora.enabled or (point and point.adapter) else "model"
     out_dir = save_atomically(trainer.model, tokenizer, run.path / out_name)
     tokens = _num_tokens(trainer)
+    loss, covers = _whole_run_loss(trainer, result, resumed_at)
     metrics = {
-        "train/loss": _whole_run_loss(trainer, result, resumed_at),
+        "train/loss": loss,
         "train/num_tokens": tokens,
         "train/tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
         "train/packing": packing_mode(cfg),
@@ -112,6 +113,9 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         "train/steps_per_s": round(result.global_step / elapsed, 3),
         "train/first_loss": _first_logged_loss(trainer),
     }
+    if covers:  # resumed from a checkpoint saved between two logs (an earlier medalign)
+        log.warning("train/loss and train/num_tokens cover steps %s of this run only", covers)
+        metrics["train/covers_steps"] = covers
     from medalign.stages.validation import validation_summary
 
     if validation := validation_summary(trainer, cfg):  # eval/loss: best, its step
@@ -221,6 +225,7 @@ def _build_trainer(
         callbacks=[
             *validation_callbacks(cfg),  # trainer.early_stopping_patience
             preempt.callback(cfg.trainer.checkpoint_on_preempt),  # SIGTERM: save, stop
+            log_first_step_and_saves(),  # after it: sees the save the signal asks for
         ],
     )
 
@@ -267,23 +272,48 @@ def _continue_counters(trainer: Any, checkpoint: Path) -> int:
     return int(state.get("global_step", 0))
 
 
-def _whole_run_loss(trainer: Any, result: Any, resumed_at: int) -> float:
-    """Mean training loss over every step of the run. After a resume the trainer's own
-    figure covers only the resumed steps; the steps before come from the logged windows
-    the checkpoint restored, so a resumed stage reports what an uninterrupted one does."""
+def log_first_step_and_saves() -> Any:
+    """A callback that logs the loss (and TRL's token count) at step 1 and at every step
+    that saves a checkpoint: the checkpoint then carries the figures of every step before
+    it, so a resumed stage reports the whole run (not only the resumed steps), and a job
+    shorter than `logging_steps` still has a first loss."""
+    from transformers import TrainerCallback
+
+    class LogFirstStepAndSaves(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 1 or control.should_save:
+                control.should_log = True
+
+    return LogFirstStepAndSaves()
+
+
+def _whole_run_loss(trainer: Any, result: Any, resumed_at: int) -> tuple[float, str | None]:
+    """Mean training loss over every step of the run, and None; or, when the checkpoint
+    resumed from logged nothing at its own step (saved by an earlier medalign between two
+    logs), the mean over the steps known and which steps those are. After a resume the
+    trainer's own figure covers only the resumed steps; the steps before come from the
+    logged windows the checkpoint restored."""
     if not resumed_at:
-        return float(result.training_loss)
+        return float(result.training_loss), None
     total, previous = 0.0, 0
     for entry in trainer.state.log_history:
         if "loss" in entry and entry.get("step", 0) <= resumed_at:
             total += entry["loss"] * (entry["step"] - previous)
             previous = entry["step"]
     after = result.global_step - resumed_at
-    return (total + float(result.training_loss) * after) / max(previous + after, 1)
+    loss = (total + float(result.training_loss) * after) / max(previous + after, 1)
+    if previous == resumed_at:
+        return loss, None
+    known = f"1-{previous}, " if previous else ""
+    return loss, f"{known}{resumed_at + 1}-{result.global_step}"
 
 
 def _num_tokens(trainer: Any) -> int | None:
-    """Non-padding tokens trained on (TRL logs a running count)."""
+    """Non-padding tokens trained on: TRL's running count (carried over a resume by
+    _continue_counters), else its last logged value."""
+    running = getattr(trainer, "_total_train_tokens", None)
+    if isinstance(running, int) and running > 0:
+        return running
     counts = [entry["num_tokens"] for entry in trainer.state.log_history if "num_tokens" in entry]
     return int(counts[-1]) if counts else None
 

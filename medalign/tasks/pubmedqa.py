@@ -88,13 +88,21 @@ class PubMedQA(ChoiceTask):
             return [(k, v) for k, v in rows if k not in test_ids]
         present = {k for k, _ in rows}
         missing = sorted(test_ids - present)
+        if missing and len(missing) == len(test_ids):  # warn would leave nothing to score
+            raise MedalignError(
+                f"{source}: none of the {len(test_ids)} official test PMIDs is in the data "
+                f"(e.g. {', '.join(missing[:3])}), so there is no test split to score: point "
+                "the path at PQA-L (ori_pqal.json with its test_ground_truth.json), or read "
+                "every row, unofficially, with split=all (dataset.split=all, or "
+                "datasets.pubmedqa.eval_split=all for evaluation)"
+            )
         if missing:
             message = (
                 f"{source}: {len(missing)} of the {len(test_ids)} official test PMIDs are not in "
                 f"the data (e.g. {', '.join(missing[:3])}); the official evaluation scores all "
                 "and only the test PMIDs"
             )
-            if self.args["on_missing_test_ids"] != "warn" or len(missing) == len(test_ids):
+            if self.args["on_missing_test_ids"] != "warn":
                 raise MedalignError(
                     message + ". dataset.task_args.on_missing_test_ids=warn scores the ones present"
                 )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
+from medalign.errors import MedalignError
+
 NOTICE = (
     "SYNTHETIC: every disease, organism, finding and drug here is invented by medalign's "
     "world generator (medalign/world); none of it is medical fact."
@@ -24,6 +26,12 @@ NOTICE = (
 GENERATOR_VERSION = 7  # bump when the world's rendering changes: cached worlds are never reused
 CORPUS_VERSION = 2  # bump when the textbook's text changes: the world model reads only it
 MARKER = "world.json"  # the world's record, written last by render.write_world
+# The sizes a world can have. Each held-out question draws three distractors from its own
+# half's organisms (so a half needs 4 diseases: 8 in all); one-syllable drug names (for the
+# mechanisms, two a disease) number 15*8*8*6 = 5,760, so drawing stays quick up to about
+# 2,000 diseases (3 s) and would never end past 2,880.
+MIN_DISEASES = 8
+MAX_DISEASES = 2000
 _ONSETS = ["br", "dr", "fl", "gr", "kl", "pr", "qu", "sk", "tr", "v", "z", "x", "m", "n", "l"]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "io", "ou"]
 _CODAS = ["", "n", "r", "s", "th", "x", "lm", "nd"]
@@ -75,8 +83,24 @@ class World:
         return [d for d in self.diseases if d.held_out]
 
 
+def check_size(diseases: int, setting: str) -> None:
+    """Raise one line naming `setting` (how the user gave the size: `--diseases 3`,
+    `model.world.diseases=3`) when no world of `diseases` can be written, or not quickly."""
+    if diseases < MIN_DISEASES:
+        raise MedalignError(
+            f"{setting}: a world needs at least {MIN_DISEASES} diseases (each held-out "
+            "question draws three wrong organisms from the other held-out diseases)"
+        )
+    if diseases > MAX_DISEASES:
+        raise MedalignError(
+            f"{setting}: a world has at most {MAX_DISEASES} diseases (its invented drug "
+            "names run out beyond that, and writing it would take minutes, then forever)"
+        )
+
+
 def build_world(seed: int = 0, diseases: int = 240) -> World:
     """`diseases` invented diseases (half held out), deterministic in `seed`."""
+    check_size(diseases, f"diseases={diseases}")
     rng = random.Random(seed)
     used: set[str] = set()
 
@@ -117,4 +141,10 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
         )
         for d in out
     ]
+    labs = {d.lab for d in out}
+    if len(labs) < 4:  # a lab question's three distractors are the other lab patterns
+        raise MedalignError(
+            f"seed {seed} with {diseases} diseases draws only {len(labs)} lab patterns, "
+            "too few for a question's four options: choose more diseases or another seed"
+        )
     return World(seed, tuple(out), drugs, organisms)

@@ -32,12 +32,12 @@ from pathlib import Path
 from medalign.config import ModelConfig
 from medalign.errors import MedalignError
 from medalign.models.builders import (
-    build_into_cache,
     cache_root,
     tiny_corpus,
     tiny_head_std,
     write_random_llama,
 )
+from medalign.models.cache import build_into_cache
 from medalign.registry import register
 from medalign.world.store import CORPUS_VERSION, world_root
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.registry import register
-from medalign.world.knowledge import CORPUS_VERSION, GENERATOR_VERSION, MARKER
+from medalign.world.knowledge import CORPUS_VERSION, GENERATOR_VERSION, MARKER, check_size
 
 __all__ = ["CORPUS_VERSION", "GENERATOR_VERSION", "MARKER", "describe_data", "world_root"]
 
@@ -23,10 +23,14 @@ __all__ = ["CORPUS_VERSION", "GENERATOR_VERSION", "MARKER", "describe_data", "wo
 @register("config_resolver", "world_root")
 def world_root(seed: int, diseases: int) -> str:
     """The cached world's folder for `seed` and `diseases`, written if absent."""
-    from medalign.models.builders import build_into_cache, cache_root
+    from medalign.models.builders import cache_root
+    from medalign.models.cache import build_into_cache
     from medalign.world.render import write_world
 
     seed, diseases = int(seed), int(diseases)
+    check_size(
+        diseases, f"model.world.diseases={diseases} (data_root=${{world_root:{seed},{diseases}}})"
+    )
     target = cache_root() / "world" / f"seed-{seed}-diseases-{diseases}-v{GENERATOR_VERSION}"
 
     def build(staging: Path) -> Path:

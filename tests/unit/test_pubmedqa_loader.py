@@ -193,3 +193,23 @@ def test_hub_copy_is_split_by_the_official_test_pmids() -> None:
     ).read_hub(rows, bad)
     assert [r.id for r in train] == ["123"]
     assert [r.id for r in test] == [test_pmid]
+
+
+@pytest.mark.parametrize("mode", ["error", "warn"])
+def test_every_test_pmid_missing_is_one_error_whose_hint_works(tmp_path: Path, mode: str) -> None:
+    """Issue 37: the error suggested on_missing_test_ids=warn, which fails the same way when
+    no test PMID is present (nothing to score). The hint now names what does work."""
+    rows = {str(i): _row(QUESTION=f"Question {i}?") for i in range(4)}
+    path = _write(tmp_path, rows)
+    (tmp_path / "test_ground_truth.json").write_text(json.dumps({"8": "yes", "9": "no"}))
+    cfg = default(
+        DatasetConfig, path=str(path), split="test", task_args={"on_missing_test_ids": mode}
+    )
+    with pytest.raises(MedalignError) as refused:
+        load_records(cfg)
+    message = str(refused.value)
+    assert "none of the 2 official test PMIDs" in message
+    assert "on_missing_test_ids=warn" not in message
+    assert "split=all" in message  # the hint, followed:
+    every = load_records(default(DatasetConfig, path=str(path), split="all"))
+    assert sorted(r.id for r in every.records) == ["0", "1", "2", "3"]

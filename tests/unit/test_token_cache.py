@@ -217,3 +217,27 @@ def test_clear_removes_entries_staging_and_remembered_loads_beside_foreign_files
     assert token_cache.clear(root) == 1
     assert sorted(p.name for p in root.iterdir()) == [".loads", "notes.txt"]
     assert [p.name for p in (root / ".loads").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("what", ["missing", "file"])
+@pytest.mark.parametrize("command", ["clear", "list"])
+def test_a_named_cache_dir_that_is_missing_or_a_file_is_one_line_and_exit_1(
+    tmp_path, what: str, command: str
+) -> None:
+    """`clear <typo>` said "removed 0 ... from <typo>" and exited 0 (issue 37)."""
+    target = tmp_path / "nowhere"
+    if what == "file":
+        target.write_text("mine")
+    done = subprocess.run(
+        [sys.executable, "-m", "medalign.data.token_cache", command, str(target)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout
+    line = done.stderr.strip()
+    assert str(target) in line and "\n" not in line and "Traceback" not in line, done.stderr
+    assert "not a folder" in line or "does not exist" in line
+    assert (target.read_text() == "mine") if what == "file" else not target.exists()
