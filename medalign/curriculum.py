@@ -24,17 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from medalign import __version__
-from medalign.config import CurriculumStageStep, RunConfig
+from medalign.config import CurriculumStageStep, RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
 from medalign.locks import run_lock
 from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
-from medalign.registry import register
+from medalign.stages.spec import BEFORE, StageSpec, curriculum_spec, register_stage
 from medalign.world.store import describe_data
 
 log = logging.getLogger(__name__)
-BEFORE = "before"
 HEADLINES = ("acc", "f1", "refusal_rate")
-TRAINS_ADAPTER = ("sft", "pretrain")  # stages whose adapter the next stage continues
 _DROPPED = ("stage=", "dataset=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
 _COPIED = (
     *("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models"),
@@ -42,7 +40,6 @@ _COPIED = (
 )
 
 
-@register("pipeline", "curriculum")
 def run_curriculum(
     cfg: RunConfig, run_dir: Path, overrides: list[str], hydra_subdir: str | None = None
 ) -> dict[str, Any]:
@@ -71,28 +68,29 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
     state: dict[str, Any] = {"start": None, "merged": None, "reward_models": {}, "trained": []}
     try:
         for k, name in enumerate(plan):
-            kind = stage_kind(name)
+            spec = curriculum_spec(name)  # its kind's roles, not its name
             entry = _entry(manifest, name, run_dir / f"{k}-{name}")
             stage_dir = Path(entry["dir"])
             _reconcile(entry, stage_dir)
             if entry["status"] != "done":
-                start = _start(cfg, kind, state)
+                start = _start(cfg, spec, state)
+                per_dataset = spec.curriculum == "dataset"  # stage.* keys are SFT's
                 stage_overrides = [
-                    *[o for o in base if kind == "sft" or not o.startswith("stage.")],
-                    *_stage_overrides(cfg, name, kind),
-                    *_replay_mix(cfg, name, kind, state["trained"]),
-                    *_inputs(kind, start, state),
+                    *[o for o in base if per_dataset or not o.startswith("stage.")],
+                    *_stage_overrides(cfg, name, spec),
+                    *_replay_mix(cfg, name, spec, state["trained"]),
+                    *_inputs(spec, start, state),
                     f"logger.group={run_dir.name}",
                 ]
                 if (stage_dir / "manifest.json").is_file():
-                    if kind == "sft":  # continue from its last checkpoint
+                    if spec.resumable:  # continue from its last checkpoint
                         stage_overrides.append("stage.resume_from=latest")
                     else:  # no checkpoints: keep what it left, start it again
                         stage_dir.rename(
                             stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
                         )
                 _run_stage(manifest, run_dir, entry, stage_overrides, start)
-            _advance(cfg, kind, entry, stage_dir, state)
+            _advance(cfg, spec, entry, stage_dir, state)
     except BaseException as exc:
         manifest["status"] = failure_status(exc)
         write_json_atomic(run_dir / "manifest.json", manifest)
@@ -113,7 +111,7 @@ def _own_columns(cfg: RunConfig) -> str | None:
     missing = [
         name
         for name in cfg.curriculum.order
-        if stage_kind(name) == "sft"
+        if curriculum_spec(name).curriculum == "dataset"
         and name not in cfg.eval.datasets
         and name in cfg.datasets
         and get("task", cfg.datasets[name].format).eval_modes
@@ -125,42 +123,44 @@ def _own_columns(cfg: RunConfig) -> str | None:
 
 
 def stage_kind(name: str) -> str:
-    """before -> eval; pretrain, reward and rl are their own kinds; every other name is an
-    SFT stage."""
-    return {BEFORE: "eval", "pretrain": "pretrain", "reward": "reward", "rl": "rl"}.get(name, "sft")
+    """The kind of curriculum stage `name` (medalign.stages.spec.curriculum_spec): before
+    -> eval; a kind that joins curriculum.order by its own name (pretrain, reward, rl, a
+    plugin's) -> that kind; every other name is an SFT stage on that dataset."""
+    return curriculum_spec(name).kind
 
 
-def _start(cfg: RunConfig, kind: str, state: dict[str, Any]) -> Any:
+def _start(cfg: RunConfig, spec: StageSpec, state: dict[str, Any]) -> Any:
     """The StartingPoint a stage starts from, typed (handed to medalign.run as `start`, so
-    no manifest is read back): the last SFT stage's, or its merged model under
-    handoff=merge; None for the base model."""
-    if state["start"] is None or kind == "eval":
+    no manifest is read back): the last adapter handed on, or its merged model under
+    handoff=merge for a stage that trains an adapter; None for the base model (and for
+    the baseline evaluation)."""
+    if state["start"] is None or spec.curriculum == "baseline":
         return None
-    if kind in TRAINS_ADAPTER and cfg.curriculum.handoff == "merge":
+    if spec.hands_on == "adapter" and cfg.curriculum.handoff == "merge":
         return state["merged"]
     return state["start"]
 
 
-def _inputs(kind: str, start: Any, state: dict[str, Any]) -> list[str]:
+def _inputs(spec: StageSpec, start: Any, state: dict[str, Any]) -> list[str]:
     """The overrides that record where a stage starts, in its config.yaml: `init_from`
-    (the `spec` of its `_start`) and, for RL, the reward models."""
+    (the `spec` of its `_start`) and, for a reader of reward models (RL), those models."""
     if start is None:
         return []
     out = [f"init_from='{start.spec}'"]
-    if kind == "rl":
+    if spec.reads_reward_models:
         out += [f"reward.models.{k}='{v}'" for k, v in state["reward_models"].items()]
     return out
 
 
 def _advance(
-    cfg: RunConfig, kind: str, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
+    cfg: RunConfig, spec: StageSpec, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
 ) -> None:
     """Record what a finished stage hands to the next ones."""
     from medalign.models.init_from import StartingPoint, from_stage_entry
 
-    if kind == "sft" and entry["name"] in cfg.datasets:  # replayed by later stages
+    if spec.curriculum == "dataset" and entry["name"] in cfg.datasets:  # replayed later
         state["trained"].append(entry["name"])
-    if kind in TRAINS_ADAPTER and entry.get("adapter"):
+    if spec.hands_on == "adapter" and entry.get("adapter"):
         run_dir = stage_dir.parent
         state["start"] = from_stage_entry(f"{run_dir}:{entry['name']}", run_dir, entry)
         if cfg.curriculum.handoff == "merge":
@@ -170,7 +170,7 @@ def _advance(
 
                 merge_adapter(entry["base_model"], entry["adapter"], merged)
             state["merged"] = StartingPoint(base=str(merged), adapter=None, spec=str(merged))
-    elif kind == "reward":
+    elif spec.hands_on == "reward_models":
         state["reward_models"] = dict(entry.get("reward_models") or {})
 
 
@@ -293,30 +293,30 @@ def _entry(manifest: dict[str, Any], name: str, stage_dir: Path) -> dict[str, An
     return entry
 
 
-def _replay_mix(cfg: RunConfig, name: str, kind: str, trained: list[str]) -> list[str]:
+def _replay_mix(cfg: RunConfig, name: str, spec: StageSpec, trained: list[str]) -> list[str]:
     """`dataset.mix` for an SFT stage that replays the earlier stages' datasets (at
     curriculum.replay, or the stage's own `replay`); nothing when replay is off."""
     step = cfg.curriculum.stages.get(name)
     weight = step.replay if step is not None and step.replay is not None else cfg.curriculum.replay
     # in [0, 1]: refused at start-up otherwise (medalign.checks.check_ranges)
     earlier = [d for d in trained if d != name]
-    if kind != "sft" or not weight or not earlier:
+    if spec.curriculum != "dataset" or not weight or not earlier:
         return []
     mix = ",".join([f"{name}:1.0", *(f"{d}:{weight}" for d in earlier)])
     return [f"dataset.mix={{{mix}}}"]
 
 
-def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:
+def _stage_overrides(cfg: RunConfig, name: str, spec: StageSpec) -> list[str]:
     """How stage `name` is composed: its kind's stage config, and for an SFT stage
     `stage=sft dataset=<name>`, so any dataset in the catalogue is a stage (no stage YAML
     of its own); `curriculum.stages.<name>` (optional) tweaks it."""
-    if kind == "eval":
-        return ["stage=eval", "eval.after_train=false"]
+    if spec.curriculum == "baseline":
+        return [f"stage={spec.kind}", "eval.after_train=false"]
     step = cfg.curriculum.stages.get(name) or CurriculumStageStep()
     out = (
         [f"stage={name}"]
-        if kind != "sft"
-        else ["stage=sft", f"dataset={name}", f"stage.name={name}"]
+        if spec.curriculum != "dataset"
+        else [f"stage={spec.kind}", f"dataset={name}", f"stage.name={name}"]
     )
     for key in ("max_steps", "learning_rate", "num_train_epochs"):
         if getattr(step, key) is not None:
@@ -579,3 +579,25 @@ def _stamp() -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def check_curriculum(cfg: RunConfig) -> None:
+    """The curriculum's own start-up check: the RL algorithm and its preference data
+    (dpo, kto, orpo), as for stage=rl."""
+    from medalign.stages.rl_algorithms import check_preference_data, check_rl_algorithm
+
+    check_rl_algorithm(cfg)
+    check_preference_data(cfg)
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="curriculum",
+        schema=SFTStageConfig,  # its keys apply to every SFT stage of the curriculum
+        pipeline=run_curriculum,
+        check=check_curriculum,
+        evaluates="always",
+        fine_tunes=True,
+        validation="sft",
+    )
+)

@@ -7,9 +7,9 @@ for imports inside functions as much as for those at the top of a module (a lazy
 is about start-up time, not about which way a dependency points); tests/unit/test_layers.py
 enforces it, with its short, commented list of exceptions.
 
-    errors, quiet, preempt, requeue, checkpoints,   leaves: import nothing of medalign
-    layers
-    registry, locks, config                         names -> components, lock files, typed config
+    errors, quiet, preempt, checkpoints, layers     leaves: import nothing of medalign
+    registry                                        names -> components (imports on lookup)
+    locks, config                                   lock files, typed config
     compose, outputs, models                        run directory; model loading, LoRA, init_from
     tracking, resume, plan, data                    W&B; resume; memory plan; records, loaders
     eval                                            scoring every task shares
@@ -21,7 +21,7 @@ enforces it, with its short, commented list of exceptions.
     checks, sweep                                   start-up checks; sweep summaries
     run, _plugins                                   one stage from a config; Hydra plugins
     curriculum                                      stages in order in one run
-    guard                                           what the command line checks around a run
+    guard, requeue                                  what the command line checks around a run
     cli                                             the entry point
     __main__                                        python -m medalign
 
@@ -33,8 +33,9 @@ never by import: the registry imports the task modules when a task is first look
 from __future__ import annotations
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "quiet", "preempt", "requeue", "checkpoints", "layers"),
-    ("registry", "locks", "config"),
+    ("errors", "quiet", "preempt", "checkpoints", "layers"),
+    ("registry",),
+    ("locks", "config"),
     ("compose", "outputs", "models"),
     ("tracking", "resume", "plan", "data"),
     ("eval",),
@@ -46,7 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("checks", "sweep"),
     ("run", "_plugins"),
     ("curriculum",),
-    ("guard",),
+    ("guard", "requeue"),
     ("cli",),
     ("__main__",),
 )

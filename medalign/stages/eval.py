@@ -17,18 +17,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import EvalStageConfig, RunConfig
 from medalign.models.init_from import load_model
 from medalign.outputs import RunDir
-from medalign.registry import register
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 from medalign.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "eval")
-def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
-    point = run.start
+def run_eval(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
+    out, tracker = inputs.record, inputs.tracker
+    point = inputs.start
     if cfg.eval.backend == "lm_eval":  # lm-eval builds the model from the resolved dirs
         from medalign.eval import harness
 
@@ -40,13 +40,13 @@ def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         results, predictions = evaluate(model, tokenizer, cfg)
     adapter = point.adapter if point else None
     log.info("evaluated %s%s", base, f" + adapter {adapter}" if adapter else "")
-    run.update(
+    out.update(
         base_model=base,
         adapter=adapter,
         **({"init_from": point.record()} if point else {}),
     )
-    metrics = report(results, predictions, run.path / "eval", tracker, cfg.eval.plots)
-    run.update(metrics=metrics)
+    metrics = report(results, predictions, out.path / "eval", tracker, cfg.eval.plots)
+    out.update(metrics=metrics)
     return metrics
 
 
@@ -119,3 +119,10 @@ def evaluate_saved(
     run.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
     tracker.summary(metrics)
     return metrics
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="eval", schema=EvalStageConfig, run=run_eval, curriculum="baseline", evaluates="always"
+    )
+)

@@ -22,7 +22,6 @@ from medalign.config import RunConfig
 from medalign.errors import MedalignError
 
 log = logging.getLogger(__name__)
-SFT_KINDS = ("sft", "curriculum")
 
 
 def keep_best(cfg: RunConfig) -> bool:
@@ -47,8 +46,11 @@ def check_validation(cfg: RunConfig) -> None:
                     "(evaluate the held-out rows every N steps)"
                 )
         return
-    if cfg.stage.kind not in SFT_KINDS:
-        if cfg.stage.kind not in ("reward", "rl"):  # eval, export, ...: nothing trains
+    from medalign.stages.spec import stage_spec
+
+    validation = stage_spec(cfg.stage.kind).validation  # "sft": held-out rows, checked
+    if validation != "sft":
+        if validation != "warn":  # eval, export, ...: nothing trains
             return
         log.warning(
             "trainer.eval_steps=%s: validation applies to SFT stages; this %s stage ignores "
