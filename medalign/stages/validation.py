@@ -130,23 +130,3 @@ def validation_summary(trainer: Any, cfg: RunConfig) -> dict[str, Any]:
             out.get("best_step"),
         )
     return out
-
-
-def validation_markdown(manifest: dict[str, Any]) -> str:
-    """Each SFT stage's best validation loss (trainer.eval_steps), when it validated."""
-    rows = []
-    for entry in manifest.get("stages", []):
-        v = entry.get("validation") or {}
-        if v.get("best_loss") is not None:
-            early = "yes" if v.get("stopped_early") else "no"
-            rows.append(
-                f"| {entry['name']} | {v['best_loss']:.4f} | {v.get('best_step')} | "
-                f"{len(v.get('losses') or [])} | {early} | {v.get('kept', 'last')} |"
-            )
-    if not rows:
-        return ""
-    return (
-        "\n## Validation loss (held-out rows, trainer.eval_steps)\n\n"
-        "| stage | best eval/loss | at step | evaluations | stopped early | adapter kept |\n"
-        "|---|---:|---:|---:|---|---|\n" + "\n".join(rows) + "\n"
-    )
