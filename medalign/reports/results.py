@@ -1,7 +1,9 @@
 """The curriculum's results: the table "stage x dataset" (`results_table`, recorded in
 its manifest) and what is written from it (`write_results`): results.md (scores with n
 and intervals, the paired changes, forgetting, reward models, RL rewards, validation
-loss), results.png, report.html and a W&B summary run.
+loss), results_sections.json (those sections as data: reports/sections.py),
+results.png (drawn once), report.html (which renders the same data) and a W&B summary
+run.
 
     from medalign.reports.results import results_table, write_results
     write_results(run_dir, results_table(manifest), cfg, manifest)
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.reports.sections import Section, Table
 from medalign.world.store import describe_data
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ def write_results(
     if not table:
         return
     from medalign.compare.engine import CompareSettings
+    from medalign.outputs import write_json_atomic
     from medalign.reports.paired import (
         changes_markdown,
         forgetting_markdown,
@@ -61,7 +65,7 @@ def write_results(
         scores_markdown,
         stage_scores,
     )
-    from medalign.reports.reward_models import reward_models_markdown
+    from medalign.reports.reward_models import reward_models_section
 
     datasets = sorted({d for row in table.values() for d in row})
     markdown = scores_markdown(manifest or {}, table, datasets)
@@ -71,6 +75,18 @@ def write_results(
         seed=cfg.compare.seed,
         metrics=["acc", "f1", "refusal_rate"],
     )
+    alpha = settings.alpha
+    forgetting = forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), alpha)
+    sections = [
+        section
+        for section in (
+            Section.from_markdown(forgetting),  # reports/paired.py returns it as text
+            reward_models_section(manifest or {}, alpha),
+            rewards_section(manifest or {}),
+            validation_section(manifest or {}),
+        )
+        if section is not None
+    ]
     (run_dir / "results.md").write_text(
         "# Curriculum: each dataset after each stage\n\n"
         "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer) with its 95% "
@@ -81,11 +97,9 @@ def write_results(
         f"Data: {describe_data(cfg)}.\n\n"
         + markdown
         + changes_markdown(run_dir, manifest or {}, settings)
-        + forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), settings.alpha)
-        + reward_models_markdown(manifest or {}, settings.alpha)
-        + rewards_markdown(manifest or {})
-        + validation_markdown(manifest or {})
+        + "".join(section.markdown() for section in sections)
     )
+    write_json_atomic(run_dir / "results_sections.json", [s.to_json() for s in sections])
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
     scored = [row for row in stage_scores(manifest or {}).values()]
     sizes = {d: cell["n"] for row in scored for d, cell in row.items()}
@@ -100,9 +114,9 @@ def _number(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def rewards_markdown(manifest: dict[str, Any]) -> str:
+def rewards_section(manifest: dict[str, Any]) -> Section | None:
     """Each RL reward's weight and its mean over the first and the last fifth of the
-    logged RL steps, with what a fifth is and how the total is made."""
+    logged RL steps, with what a fifth is and how the total is made (None: no RL)."""
     rows, notes = [], []
     for entry in manifest.get("stages", []):
         metrics = entry.get("metrics") or {}
@@ -122,8 +136,8 @@ def rewards_markdown(manifest: dict[str, Any]) -> str:
             shown = "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
             mark = " ✱" if p is not None and p < 0.05 else ""
             rows.append(
-                f"| {entry['name']} | {name} | {weight} | {first:.3f} | {last:.3f} "
-                f"| {last - first:+.3f}{mark} | {shown} |"
+                (entry["name"], name, weight, f"{first:.3f}", f"{last:.3f}")
+                + (f"{last - first:+.3f}{mark}", shown)
             )
         logged = metrics.get("rl/logged_steps")
         if names and logged:
@@ -132,22 +146,22 @@ def rewards_markdown(manifest: dict[str, Any]) -> str:
                 f"{max(1, int(logged) // 5)} of them"
             )
     if not rows:
-        return ""
-    head = "\n## RL rewards: mean over the first and the last fifth of the steps\n\n"
+        return None
     foot = (
-        "\n\np: Welch's t-test between the logged steps' mean rewards of the two fifths; "
+        "p: Welch's t-test between the logged steps' mean rewards of the two fifths; "
         "✱: p < 0.05, the only changes to read as a rise or a fall. "
         "total = the sum of weight x reward over the rewards above"
     )
     foot += f" ({'; '.join(notes)})." if notes else "."
-    return (
-        head
-        + "| stage | reward | weight | first fifth | last fifth | change | p |\n"
-        + "|---|---|---:|---:|---:|---:|---:|\n"
-        + "\n".join(rows)
-        + foot
-        + "\n"
-    )
+    header = ("stage", "reward", "weight", "first fifth", "last fifth", "change", "p")
+    table = Table(header, "|---|---|---:|---:|---:|---:|---:|", tuple(rows))
+    return Section("RL rewards: mean over the first and the last fifth of the steps", (table, foot))
+
+
+def rewards_markdown(manifest: dict[str, Any]) -> str:
+    """results.md's RL-reward section ("" without RL)."""
+    section = rewards_section(manifest)
+    return section.markdown() if section else ""
 
 
 def _reward_weights(entry: dict[str, Any]) -> dict[str, float]:
@@ -237,21 +251,21 @@ def _log_summary(cfg: RunConfig, run_dir: Path, table, datasets, png: Path) -> N
         tracker.finish(True)
 
 
-def validation_markdown(manifest: dict[str, Any]) -> str:
-    """Each SFT stage's best validation loss (trainer.eval_steps), when it validated."""
+def validation_section(manifest: dict[str, Any]) -> Section | None:
+    """Each SFT stage's best validation loss (trainer.eval_steps), when it validated;
+    results.md only (report.html shows each stage's metrics)."""
     rows = []
     for entry in manifest.get("stages", []):
         v = entry.get("validation") or {}
         if v.get("best_loss") is not None:
             early = "yes" if v.get("stopped_early") else "no"
             rows.append(
-                f"| {entry['name']} | {v['best_loss']:.4f} | {v.get('best_step')} | "
-                f"{len(v.get('losses') or [])} | {early} | {v.get('kept', 'last')} |"
+                (entry["name"], f"{v['best_loss']:.4f}", str(v.get("best_step")))
+                + (str(len(v.get("losses") or [])), early, str(v.get("kept", "last")))
             )
     if not rows:
-        return ""
-    return (
-        "\n## Validation loss (held-out rows, trainer.eval_steps)\n\n"
-        "| stage | best eval/loss | at step | evaluations | stopped early | adapter kept |\n"
-        "|---|---:|---:|---:|---|---|\n" + "\n".join(rows) + "\n"
-    )
+        return None
+    header = ("stage", "best eval/loss", "at step", "evaluations", "stopped early")
+    table = Table((*header, "adapter kept"), "|---|---:|---:|---:|---|---|", tuple(rows))
+    heading = "Validation loss (held-out rows, trainer.eval_steps)"
+    return Section(heading, (table,), in_html=False)

@@ -36,3 +36,24 @@ def test_the_results_files_are_byte_identical_to_the_code_before_the_move(
         assert written == (EXPECTED / name).read_text(), f"{name} differs"
     png = hashlib.sha256((run / "results.png").read_bytes()).hexdigest()
     assert png + "\n" == (EXPECTED / "results.png.sha256").read_text()
+
+
+def test_a_section_is_the_same_as_markdown_html_and_data() -> None:
+    from medalign.reports.sections import Section, Table
+
+    table = Table(("stage", "weight"), "|---|---:|", (("rl", ""), ("sft", "0.2 <b>")))
+    section = Section("RL rewards: the fifths", ("p: Welch's t-test.", table))
+    text = section.markdown()
+    assert text == (
+        "\n## RL rewards: the fifths\n\np: Welch's t-test.\n\n"
+        "| stage | weight |\n|---|---:|\n| rl |  |\n| sft | 0.2 <b> |\n"
+    )
+    assert Section.from_markdown(text) == section  # what reports/paired.py gives as text
+    assert Section.from_json(json.loads(json.dumps(section.to_json()))) == section
+    assert section.html() == [
+        "<h2>RL rewards: the fifths</h2>",
+        "<p>p: Welch&#x27;s t-test.</p>",
+        "<table><tr><th>stage</th><th>weight</th></tr><tr><td>rl</td><td></td></tr>"
+        "<tr><td>sft</td><td>0.2 &lt;b&gt;</td></tr></table>",
+    ]
+    assert Section.from_markdown("") is None
