@@ -26,8 +26,10 @@ enforces it, with its short, commented list of exceptions.
     __main__                                        python -m medalign
 
 Below `tasks` a Task is reached by name through the registry (`data.loading.get_task`),
-never by import: the registry imports the task modules when a task is first looked up
-(`registry._PROVIDERS`), the one place a lower layer names a higher one.
+never by import: the registry imports a kind's modules when that kind is first looked up
+(`registry._PROVIDERS`). Such a lookup is an import up the layers made at run time, so
+each one is declared in `REACHES` with its reason, and tests/unit/test_layers.py fails on
+a lookup that reaches up without a line there (and on a line no lookup needs).
 """
 
 from __future__ import annotations
@@ -59,3 +61,35 @@ def layer(unit: str) -> int:
         if unit in units:
             return number
     raise KeyError(f"medalign.{unit} has no layer: add it to medalign/layers.py LAYERS")
+
+
+# (unit that looks a registry kind up, the kind) -> why a lower unit may reach the higher
+# units that register that kind (registry._PROVIDERS), at run time and by name only.
+REACHES: dict[tuple[str, str], str] = {
+    ("config", "stage"): (
+        "validate merges stage.* onto the schema of stage.kind's StageSpec (stages/, "
+        "curriculum): a kind from a plugin brings its own schema"
+    ),
+    ("compose", "config_resolver"): (
+        "model=world's YAML reads ${world_root:...}: the synthetic world (world/store.py) "
+        "is written on first use, while Hydra composes"
+    ),
+    ("models", "model_builder"): "model.builder=world builds the world's model (world/model.py)",
+    ("models", "stage"): (
+        "check_switches: a kind that only plans (StageSpec.plans_only, stage=plan) needs "
+        "neither CUDA nor the switches' packages"
+    ),
+    ("plan", "stage"): "check_colocate applies to a kind that generates (StageSpec.generates: rl)",
+    ("data", "task"): "a dataset's format is a Task (tasks/), found by name: data/ sits below",
+    ("rewards", "task"): "the correctness reward asks each prompt's Task to score its completion",
+    ("eval", "task"): "the evaluation runner scores each dataset with its Task (get_task)",
+    ("stages", "stage"): (
+        "stages/spec.py looks every kind up by name, the curriculum's too (a run of runs, "
+        "which runs stages and so sits above them)"
+    ),
+    ("checks", "stage"): "the start-up checks read the kind's roles, the curriculum's included",
+    ("run", "stage"): (
+        "run() hands stage=curriculum to its StageSpec's pipeline, which calls run() for "
+        "each stage: the one loop, by name"
+    ),
+}
