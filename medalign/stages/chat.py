@@ -56,7 +56,7 @@ def run_chat(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
 def chat_loop(
     answer: Callable[[list[dict[str, str]]], str],
     cfg: RunConfig,
-    run: RunDir,
+    out: RunDir,
     input_fn: Callable[[str], str] = input,
 ) -> int:
     """Read messages, answer each with the whole conversation so far; return the turns."""
@@ -77,7 +77,7 @@ def chat_loop(
         reply = answer(history)
         history.append({"role": "assistant", "content": reply})
         turns += 1
-        with (run.path / "chat.jsonl").open("a") as log:
+        with (out.path / "chat.jsonl").open("a") as log:
             log.write(json.dumps({"turn": turns, "user": message, "assistant": reply}) + "\n")
 
 

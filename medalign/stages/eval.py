@@ -88,16 +88,16 @@ def report(
 
 
 def evaluate_after_training(
-    model: Any, tokenizer: Any, cfg: RunConfig, run: RunDir, tracker: Tracker
+    model: Any, tokenizer: Any, cfg: RunConfig, out: RunDir, tracker: Tracker
 ) -> dict[str, float]:
     """The stage's evaluation when eval.after_train is set (else no metrics)."""
     if not cfg.eval.after_train:
         return {}
-    return evaluate_and_report(model, tokenizer, cfg, run.path / "eval", tracker)
+    return evaluate_and_report(model, tokenizer, cfg, out.path / "eval", tracker)
 
 
 def evaluate_saved(
-    cfg: RunConfig, run: RunDir, tracker: Tracker, saved: Path, source: str
+    cfg: RunConfig, out: RunDir, tracker: Tracker, saved: Path, source: str
 ) -> dict[str, Any]:
     """Finish a stage whose training completed before a kill: load the saved adapter (or
     full model) and run only the evaluation; the training metrics come from the manifest
@@ -112,11 +112,11 @@ def evaluate_saved(
         model = PeftModel.from_pretrained(load_causal_lm(cfg.model, cfg.quant, source), saved)
     else:
         model = load_causal_lm(cfg.model, cfg.quant, str(saved))
-    metrics = dict(run.stage.get("train_metrics") or {})
+    metrics = dict(out.stage.get("train_metrics") or {})
     if not metrics:  # killed in the moment between saving and recording them
         log.warning("the training metrics of %s were not recorded before the kill", saved)
-    metrics.update(evaluate_after_training(model, tokenizer, cfg, run, tracker))
-    run.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
+    metrics.update(evaluate_after_training(model, tokenizer, cfg, out, tracker))
+    out.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
     tracker.summary(metrics)
     return metrics
 

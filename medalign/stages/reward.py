@@ -81,7 +81,7 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
 
 def _train(
     cfg: RunConfig,
-    run: RunDir,
+    out: RunDir,
     tracker: Tracker,
     base: str,
     tokenizer: Any,
@@ -102,7 +102,7 @@ def _train(
     args = build_config(
         RewardConfig,
         cfg,
-        trainer_args(cfg, run, tracker, subdir=f"checkpoints_{objective}"),
+        trainer_args(cfg, out, tracker, subdir=f"checkpoints_{objective}"),
         max_length=cfg.trainer.max_length,
     )
     trainer = RewardTrainer(

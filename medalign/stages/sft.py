@@ -176,7 +176,7 @@ def _attach_adapter(model: Any, cfg: RunConfig, point: StartingPoint | None) -> 
     return PeftModel.from_pretrained(model, point.adapter, is_trainable=True), None
 
 
-def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
+def _sft_args(cfg: RunConfig, out: RunDir, tracker: Tracker) -> Any:
     """The run's trl.SFTConfig (built before the model loads: data preparation reads it)."""
     from trl import SFTConfig
 
@@ -184,7 +184,7 @@ def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
     from medalign.stages.common import build_config, trainer_args
     from medalign.stages.validation import validation_args
 
-    common = trainer_args(cfg, run, tracker)
+    common = trainer_args(cfg, out, tracker)
     packed = packing_mode(cfg)
     return build_config(
         SFTConfig,
