@@ -514,15 +514,17 @@ def stage_schema(kind: Any) -> type:
     plugin's kind too); an unknown kind is one line listing the registered ones."""
     from medalign.registry import get, names
 
-    try:
-        return get("stage", str(kind)).schema
-    except MedalignError as exc:
-        if "." in str(kind) or ":" in str(kind):  # a dotted path: why it did not import
-            raise MedalignError(f"config stage.kind: {exc}") from None
+    kind = str(kind)
+    known = names("stage")  # a broken plugin raises here, naming itself
+    if kind not in known and "." not in kind and ":" not in kind:
         raise MedalignError(
-            f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(names('stage'))}"
+            f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(known)}"
             " (a kind of your own: docs/extend/stage.md)"
-        ) from None
+        )
+    try:
+        return get("stage", kind).schema
+    except MedalignError as exc:  # a dotted path: why it did not import
+        raise MedalignError(f"config stage.kind: {exc}") from None
 
 
 def _refuse_moved_keys(container: dict[str, Any]) -> None:
