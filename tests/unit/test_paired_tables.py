@@ -186,8 +186,8 @@ def test_false_confidence_columns_carry_their_own_n_and_interval(tmp_path: Path)
     bare number (no n, no interval) and the plot labelled it with all of PubMedQA's n."""
     from statsmodels.stats.proportion import proportion_confint
 
-    from medalign.reports.results import results_table
     from medalign.reports.paired import scores_markdown, stage_scores
+    from medalign.reports.results import results_table
 
     stage = tmp_path / "1-pubmedqa"
     (stage / "eval").mkdir(parents=True)
