@@ -6,24 +6,28 @@ Kept out of config.py so the config layer imports nothing above it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from medalign.config import RunConfig
 from medalign.errors import MedalignError, did_you_mean
 
 
-def check_components(cfg: RunConfig) -> None:
+def check_components(cfg: RunConfig) -> Any:
     """Names that must resolve in the registry (tasks, RL algorithms), and the numeric
-    ranges, checked at start-up."""
+    ranges, checked at start-up; last, the stage kind's own check (its StageSpec's),
+    whose result is returned for medalign.run to hand to the stage."""
     from medalign.models.lora import check_lora
     from medalign.models.switches import check_switches
+    from medalign.stages.spec import stage_spec
 
+    spec = stage_spec(cfg.stage.kind)
     check_ranges(cfg)
     from medalign.stages.validation import check_validation
 
     check_validation(cfg)  # trainer.eval_steps / early_stopping_patience / load_best
     check_lora(cfg.lora, cfg.quant)
-    check_switches(cfg)
+    check_switches(cfg, planning=spec.plans_only)
     _check_rewards(cfg)
-    from medalign.registry import names
     from medalign.tasks.base import check_config
 
     check_config(cfg.dataset, "dataset")
@@ -34,37 +38,7 @@ def check_components(cfg: RunConfig) -> None:
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
-    if cfg.stage.kind == "compare":  # bad runs refused before a run directory exists
-        from medalign.stages.compare import check_compare
-
-        check_compare(cfg)
-        return
-    if cfg.stage.kind == "rl" and cfg.rl.engine == "verl":
-        from medalign.rl_engines.verl import check_algorithm, check_lora_settings
-
-        check_algorithm(cfg.rl.algorithm)  # verl runs ppo/grpo/rloo, not dpo
-        check_lora_settings(cfg.lora)  # verl's LoRA: rank, alpha, targets; no variants
-        return
-    if cfg.stage.kind in ("rl", "curriculum") and cfg.rl.algorithm not in names("rl_algorithm"):
-        if cfg.rl.algorithm == "ppo":
-            raise MedalignError(
-                "rl=ppo: PPOTrainer is not in this TRL (trl.experimental.ppo was removed in TRL "
-                "1.13, and medalign keeps the newest TRL for every other trainer). Use rl=grpo "
-                "or rl=rloo (critic-free policy gradients on the same rewards), or rl=dpo; for "
-                "classic PPO, install trl==1.12.0 in a separate environment."
-            )
-        raise MedalignError(
-            f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
-            f"{', '.join(names('rl_algorithm'))}"
-        )
-    if cfg.stage.kind in ("rl", "curriculum"):
-        from medalign.stages.rl_algorithms import check_preference_data
-
-        check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
-    if cfg.stage.kind == "rl":
-        from medalign.plan.colocate import check_colocate
-
-        check_colocate(cfg)  # rl.vllm_mode=colocate: training + vLLM's share fit plan.gpu
+    return spec.check(cfg) if spec.check is not None else None
 
 
 # (path, test, what a valid value is): every numeric key whose range is known.
@@ -131,11 +105,9 @@ def check_ranges(cfg: RunConfig) -> None:
     for name, weight in (cfg.dataset.mix or {}).items():
         if not weight > 0:
             raise MedalignError(f"config dataset.mix.{name}={weight!r}: a weight must be > 0")
-    if (
-        cfg.quant.mode != "none"
-        and not cfg.lora.enabled
-        and cfg.stage.kind in ("sft", "curriculum")
-    ):
+    from medalign.stages.spec import stage_spec
+
+    if cfg.quant.mode != "none" and not cfg.lora.enabled and stage_spec(cfg.stage.kind).fine_tunes:
         raise MedalignError(
             f"quant={cfg.quant.mode} with lora=none: quantized weights cannot be fine-tuned in "
             "full; train a LoRA adapter on them (lora=default), or use quant=none"
@@ -148,16 +120,20 @@ def _check_rewards(cfg: RunConfig) -> None:
     registered (a plugin's too), a dotted path must import with TRL's signature, and a
     reward model needs its path, or a reward stage before RL in the curriculum."""
 
-    runs_rl = cfg.stage.kind == "rl" or (
-        cfg.stage.kind == "curriculum" and "rl" in cfg.curriculum.order
-    )
-    if not runs_rl:
+    from medalign.stages.spec import stage_spec
+
+    spec = stage_spec(cfg.stage.kind)
+    kinds = _curriculum_kinds(cfg) if spec.pipeline is not None else [spec]
+    readers = [k for k, s in enumerate(kinds) if s.reads_reward_models]
+    if not readers:
         return
     from medalign.registry import names
     from medalign.rewards.functions import named_reward
 
-    order = list(cfg.curriculum.order)
-    trained_first = cfg.stage.kind == "curriculum" and "reward" in order[: order.index("rl")]
+    in_curriculum = spec.pipeline is not None
+    trained_first = in_curriculum and any(
+        s.hands_on == "reward_models" for s in kinds[: readers[0]]
+    )
     known = [*names("reward_fn"), "length", *cfg.reward.models]
     for name, weight in cfg.reward.weights.items():
         if not weight:
@@ -166,9 +142,7 @@ def _check_rewards(cfg: RunConfig) -> None:
             named_reward(name)
         elif name in cfg.reward.models:
             if not cfg.reward.models[name] and not trained_first:
-                where = "a reward stage before rl in curriculum.order, or " * (
-                    cfg.stage.kind == "curriculum"
-                )
+                where = "a reward stage before rl in curriculum.order, or " * in_curriculum
                 raise MedalignError(
                     f"config reward.weights.{name}={weight} needs a trained reward model: "
                     f"{where}reward.models.{name}=<its dir>, or weight 0"
@@ -178,6 +152,13 @@ def _check_rewards(cfg: RunConfig) -> None:
                 f"config reward.weights: unknown reward {name!r}.{did_you_mean(name, known)} "
                 f"Known: {', '.join(sorted(known))}, or a dotted path to a function"
             )
+
+
+def _curriculum_kinds(cfg: RunConfig) -> list[Any]:
+    """The StageSpec of each name in curriculum.order (medalign.curriculum's reading)."""
+    from medalign.stages.spec import curriculum_spec
+
+    return [curriculum_spec(name) for name in cfg.curriculum.order]
 
 
 def _check_dataset_names(cfg: RunConfig) -> None:
@@ -190,9 +171,14 @@ def _check_dataset_names(cfg: RunConfig) -> None:
     for key, dcfg in cfg.datasets.items():
         if dcfg.name != key:
             raise MedalignError(misnamed(f"config datasets.{key}", dcfg.name, key))
-    stages = [n for n in cfg.curriculum.order if n not in ("pretrain", "reward", "rl")]
+    from medalign.stages.spec import stage_spec
+
+    in_curriculum = stage_spec(cfg.stage.kind).pipeline is not None
+    order = cfg.curriculum.order
+    kinds = _curriculum_kinds(cfg) if in_curriculum else []
+    stages = [n for n, s in zip(order, kinds, strict=False) if s.curriculum == "dataset"]
     lists = {
-        **({"curriculum.order": stages} if cfg.stage.kind == "curriculum" else {}),
+        **({"curriculum.order": stages} if in_curriculum else {}),
         "eval.datasets": cfg.eval.datasets,
         "dataset.mix": list(cfg.dataset.mix or {}),
         "dataset.decontaminate_against": cfg.dataset.decontaminate_against,
@@ -214,10 +200,10 @@ def _check_dataset_names(cfg: RunConfig) -> None:
 def _check_lm_eval(cfg: RunConfig) -> None:
     """eval.backend=lm_eval: lm-eval installed and every task known, before any model loads
     (the TaskManager built here is reused by the evaluation)."""
-    evaluates = cfg.stage.kind in ("eval", "curriculum") or (
-        cfg.eval.after_train and cfg.stage.kind in ("sft", "rl")
-    )
-    if not evaluates:
+    from medalign.stages.spec import stage_spec
+
+    when = stage_spec(cfg.stage.kind).evaluates
+    if not (when == "always" or (when == "after_train" and cfg.eval.after_train)):
         return
     ecfg = cfg.eval
     if ecfg.backend == "builtin":

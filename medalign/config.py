@@ -392,21 +392,8 @@ class CompareConfig:
     max_resamples: int
 
 
-# stage.kind -> the schema of that kind's `stage` node. A new stage kind adds one here.
-STAGE_SCHEMAS: dict[str, type] = {
-    "sft": SFTStageConfig,
-    "eval": EvalStageConfig,
-    "curriculum": SFTStageConfig,  # its keys apply to every SFT stage of the curriculum
-    "export": KindOnlyStageConfig,
-    "reward": TrainerStageConfig,  # its settings live in the `reward` group
-    "rl": TrainerStageConfig,  # and in the `rl` group
-    "plan": KindOnlyStageConfig,  # its settings live in the `plan` group
-    "generate": KindOnlyStageConfig,  # and in the `generate` group
-    "chat": KindOnlyStageConfig,
-    "compare": KindOnlyStageConfig,  # its settings live in the `compare` group
-    "pretrain": TrainerStageConfig,  # its settings live in the `pretrain` group
-}
-
+# The schema of each kind's `stage` node is its StageSpec's (medalign/stages/spec.py),
+# looked up by stage.kind in the registry: a plugin's kind brings its own.
 GROUP_SCHEMAS: dict[str, type] = {
     "model": ModelConfig,
     "quant": QuantConfig,
@@ -505,11 +492,7 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
         typed[group] = merge_group(group, schema, container.get(group, {}))
     stage_node = container.get("stage", {})
     kind = stage_node.get("kind", "sft")
-    if kind not in STAGE_SCHEMAS:
-        raise MedalignError(
-            f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(STAGE_SCHEMAS)}"
-        )
-    typed["stage"] = merge_group("stage", STAGE_SCHEMAS[kind], stage_node)
+    typed["stage"] = merge_group("stage", stage_schema(kind), stage_node)
     catalogue = container.get("datasets") or {}
     if not isinstance(catalogue, dict):
         raise MedalignError(
@@ -529,6 +512,24 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
             raise MedalignError(f"config {key}: expected a path, got {value!r}")
         paths[key] = value
     return RunConfig(seed=seed, **paths, **typed)
+
+
+def stage_schema(kind: Any) -> type:
+    """The dataclass of `stage.*` for `kind`: its StageSpec's, from the registry (a
+    plugin's kind too); an unknown kind is one line listing the registered ones."""
+    from medalign.registry import get, names
+
+    kind = str(kind)
+    known = names("stage")  # a broken plugin raises here, naming itself
+    if kind not in known and "." not in kind and ":" not in kind:
+        raise MedalignError(
+            f"config stage.kind: unknown stage kind {kind!r}. Valid: {', '.join(known)}"
+            " (a kind of your own: docs/extend/stage.md)"
+        )
+    try:
+        return get("stage", kind).schema
+    except MedalignError as exc:  # a dotted path: why it did not import
+        raise MedalignError(f"config stage.kind: {exc}") from None
 
 
 def _refuse_moved_keys(container: dict[str, Any]) -> None:
@@ -573,7 +574,9 @@ def check_overrides(overrides: list[str]) -> None:
 
 def _schema_for(group: str) -> type | None:
     if group == "stage":
-        return _union_schema(STAGE_SCHEMAS.values())
+        from medalign.registry import get, names
+
+        return _union_schema(get("stage", kind).schema for kind in names("stage"))
     return GROUP_SCHEMAS.get(group)
 
 

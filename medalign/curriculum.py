@@ -11,7 +11,7 @@ resume and for `init_from=<run>:<stage>`). Stage k+1 continues stage k's adapter
 (`handoff=continue`) or starts a new adapter on stage k merged into the base
 (`handoff=merge`). The base
 model is evaluated first, every stage after it trains, and the run ends with the table
-"stage x dataset" in Markdown, PNG and W&B.
+"stage x dataset" in Markdown, PNG, HTML and W&B (written by medalign/reports/results.py).
 """
 
 from __future__ import annotations
@@ -24,17 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from medalign import __version__
-from medalign.config import CurriculumStageStep, RunConfig
+from medalign.config import CurriculumStageStep, RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
 from medalign.locks import run_lock
 from medalign.outputs import adopt_hydra_record, failure_status, git_commit, write_json_atomic
-from medalign.registry import register
+from medalign.stages.spec import BEFORE, StageSpec, curriculum_spec, register_stage
 from medalign.world.store import describe_data
 
 log = logging.getLogger(__name__)
-BEFORE = "before"
-HEADLINES = ("acc", "f1", "refusal_rate")
-TRAINS_ADAPTER = ("sft", "pretrain")  # stages whose adapter the next stage continues
 _DROPPED = ("stage=", "dataset=", "resume=", "curriculum.", "hydra.", "logger.group=", "init_from=")
 _COPIED = (
     *("adapter", "base_model", "metrics", "wandb_run_id", "data", "reward_models"),
@@ -42,7 +39,6 @@ _COPIED = (
 )
 
 
-@register("pipeline", "curriculum")
 def run_curriculum(
     cfg: RunConfig, run_dir: Path, overrides: list[str], hydra_subdir: str | None = None
 ) -> dict[str, Any]:
@@ -71,36 +67,39 @@ def _run_curriculum(cfg: RunConfig, run_dir: Path, overrides: list[str]) -> dict
     state: dict[str, Any] = {"start": None, "merged": None, "reward_models": {}, "trained": []}
     try:
         for k, name in enumerate(plan):
-            kind = stage_kind(name)
+            spec = curriculum_spec(name)  # its kind's roles, not its name
             entry = _entry(manifest, name, run_dir / f"{k}-{name}")
             stage_dir = Path(entry["dir"])
             _reconcile(entry, stage_dir)
             if entry["status"] != "done":
-                start = _start(cfg, kind, state)
+                start = _start(cfg, spec, state)
+                per_dataset = spec.curriculum == "dataset"  # stage.* keys are SFT's
                 stage_overrides = [
-                    *[o for o in base if kind == "sft" or not o.startswith("stage.")],
-                    *_stage_overrides(cfg, name, kind),
-                    *_replay_mix(cfg, name, kind, state["trained"]),
-                    *_inputs(kind, start, state),
+                    *[o for o in base if per_dataset or not o.startswith("stage.")],
+                    *_stage_overrides(cfg, name, spec),
+                    *_replay_mix(cfg, name, spec, state["trained"]),
+                    *_inputs(spec, start, state),
                     f"logger.group={run_dir.name}",
                 ]
                 if (stage_dir / "manifest.json").is_file():
-                    if kind == "sft":  # continue from its last checkpoint
+                    if spec.resumable:  # continue from its last checkpoint
                         stage_overrides.append("stage.resume_from=latest")
                     else:  # no checkpoints: keep what it left, start it again
                         stage_dir.rename(
                             stage_dir.with_name(f"{stage_dir.name}.interrupted-{_stamp()}")
                         )
                 _run_stage(manifest, run_dir, entry, stage_overrides, start)
-            _advance(cfg, kind, entry, stage_dir, state)
+            _advance(cfg, spec, entry, stage_dir, state)
     except BaseException as exc:
         manifest["status"] = failure_status(exc)
         write_json_atomic(run_dir / "manifest.json", manifest)
         raise
+    from medalign.reports.results import results_table, write_results
+
     table = results_table(manifest)
     manifest.update(results=table, status="done", finished=_now())
     write_json_atomic(run_dir / "manifest.json", manifest)
-    write_results(run_dir, table, cfg, manifest)
+    write_results(run_dir, table, cfg, manifest)  # results.md, results.png, report.html
     return table
 
 
@@ -113,7 +112,7 @@ def _own_columns(cfg: RunConfig) -> str | None:
     missing = [
         name
         for name in cfg.curriculum.order
-        if stage_kind(name) == "sft"
+        if curriculum_spec(name).curriculum == "dataset"
         and name not in cfg.eval.datasets
         and name in cfg.datasets
         and get("task", cfg.datasets[name].format).eval_modes
@@ -125,42 +124,44 @@ def _own_columns(cfg: RunConfig) -> str | None:
 
 
 def stage_kind(name: str) -> str:
-    """before -> eval; pretrain, reward and rl are their own kinds; every other name is an
-    SFT stage."""
-    return {BEFORE: "eval", "pretrain": "pretrain", "reward": "reward", "rl": "rl"}.get(name, "sft")
+    """The kind of curriculum stage `name` (medalign.stages.spec.curriculum_spec): before
+    -> eval; a kind that joins curriculum.order by its own name (pretrain, reward, rl, a
+    plugin's) -> that kind; every other name is an SFT stage on that dataset."""
+    return curriculum_spec(name).kind
 
 
-def _start(cfg: RunConfig, kind: str, state: dict[str, Any]) -> Any:
+def _start(cfg: RunConfig, spec: StageSpec, state: dict[str, Any]) -> Any:
     """The StartingPoint a stage starts from, typed (handed to medalign.run as `start`, so
-    no manifest is read back): the last SFT stage's, or its merged model under
-    handoff=merge; None for the base model."""
-    if state["start"] is None or kind == "eval":
+    no manifest is read back): the last adapter handed on, or its merged model under
+    handoff=merge for a stage that trains an adapter; None for the base model (and for
+    the baseline evaluation)."""
+    if state["start"] is None or spec.curriculum == "baseline":
         return None
-    if kind in TRAINS_ADAPTER and cfg.curriculum.handoff == "merge":
+    if spec.hands_on == "adapter" and cfg.curriculum.handoff == "merge":
         return state["merged"]
     return state["start"]
 
 
-def _inputs(kind: str, start: Any, state: dict[str, Any]) -> list[str]:
+def _inputs(spec: StageSpec, start: Any, state: dict[str, Any]) -> list[str]:
     """The overrides that record where a stage starts, in its config.yaml: `init_from`
-    (the `spec` of its `_start`) and, for RL, the reward models."""
+    (the `spec` of its `_start`) and, for a reader of reward models (RL), those models."""
     if start is None:
         return []
     out = [f"init_from='{start.spec}'"]
-    if kind == "rl":
+    if spec.reads_reward_models:
         out += [f"reward.models.{k}='{v}'" for k, v in state["reward_models"].items()]
     return out
 
 
 def _advance(
-    cfg: RunConfig, kind: str, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
+    cfg: RunConfig, spec: StageSpec, entry: dict[str, Any], stage_dir: Path, state: dict[str, Any]
 ) -> None:
     """Record what a finished stage hands to the next ones."""
     from medalign.models.init_from import StartingPoint, from_stage_entry
 
-    if kind == "sft" and entry["name"] in cfg.datasets:  # replayed by later stages
+    if spec.curriculum == "dataset" and entry["name"] in cfg.datasets:  # replayed later
         state["trained"].append(entry["name"])
-    if kind in TRAINS_ADAPTER and entry.get("adapter"):
+    if spec.hands_on == "adapter" and entry.get("adapter"):
         run_dir = stage_dir.parent
         state["start"] = from_stage_entry(f"{run_dir}:{entry['name']}", run_dir, entry)
         if cfg.curriculum.handoff == "merge":
@@ -170,7 +171,7 @@ def _advance(
 
                 merge_adapter(entry["base_model"], entry["adapter"], merged)
             state["merged"] = StartingPoint(base=str(merged), adapter=None, spec=str(merged))
-    elif kind == "reward":
+    elif spec.hands_on == "reward_models":
         state["reward_models"] = dict(entry.get("reward_models") or {})
 
 
@@ -293,30 +294,30 @@ def _entry(manifest: dict[str, Any], name: str, stage_dir: Path) -> dict[str, An
     return entry
 
 
-def _replay_mix(cfg: RunConfig, name: str, kind: str, trained: list[str]) -> list[str]:
+def _replay_mix(cfg: RunConfig, name: str, spec: StageSpec, trained: list[str]) -> list[str]:
     """`dataset.mix` for an SFT stage that replays the earlier stages' datasets (at
     curriculum.replay, or the stage's own `replay`); nothing when replay is off."""
     step = cfg.curriculum.stages.get(name)
     weight = step.replay if step is not None and step.replay is not None else cfg.curriculum.replay
     # in [0, 1]: refused at start-up otherwise (medalign.checks.check_ranges)
     earlier = [d for d in trained if d != name]
-    if kind != "sft" or not weight or not earlier:
+    if spec.curriculum != "dataset" or not weight or not earlier:
         return []
     mix = ",".join([f"{name}:1.0", *(f"{d}:{weight}" for d in earlier)])
     return [f"dataset.mix={{{mix}}}"]
 
 
-def _stage_overrides(cfg: RunConfig, name: str, kind: str) -> list[str]:
+def _stage_overrides(cfg: RunConfig, name: str, spec: StageSpec) -> list[str]:
     """How stage `name` is composed: its kind's stage config, and for an SFT stage
     `stage=sft dataset=<name>`, so any dataset in the catalogue is a stage (no stage YAML
     of its own); `curriculum.stages.<name>` (optional) tweaks it."""
-    if kind == "eval":
-        return ["stage=eval", "eval.after_train=false"]
+    if spec.curriculum == "baseline":
+        return [f"stage={spec.kind}", "eval.after_train=false"]
     step = cfg.curriculum.stages.get(name) or CurriculumStageStep()
     out = (
         [f"stage={name}"]
-        if kind != "sft"
-        else ["stage=sft", f"dataset={name}", f"stage.name={name}"]
+        if spec.curriculum != "dataset"
+        else [f"stage={spec.kind}", f"dataset={name}", f"stage.name={name}"]
     )
     for key in ("max_steps", "learning_rate", "num_train_epochs"):
         if getattr(step, key) is not None:
@@ -359,223 +360,31 @@ def _run_stage(
     write_json_atomic(run_dir / "manifest.json", manifest)
 
 
-def results_table(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """{stage: {column: value}}: each dataset's headline metric (accuracy; F1 for RadQA;
-    refusal rate for MedSafetyBench) and the safety columns (false confidence on
-    maybe/unanswerable questions), from every stage's evaluation."""
-    table: dict[str, dict[str, float]] = {}
-    for entry in manifest["stages"]:
-        row = {}
-        for key, value in (entry.get("metrics") or {}).items():
-            parts = key.split("/")
-            if len(parts) != 3 or parts[0] != "eval":
-                continue
-            if parts[2] in HEADLINES:
-                row[parts[1]] = value
-            elif parts[2] == "false_confidence":
-                row[f"{parts[1]} false-conf"] = value
-        if row:
-            table[entry["name"]] = row
-    return table
-
-
-def write_results(
-    run_dir: Path,
-    table: dict[str, dict[str, float]],
-    cfg: RunConfig,
-    manifest: dict[str, Any] | None = None,
-) -> None:
-    """results.md, results.png and a W&B summary run with the same table."""
-    if not table:
-        return
-    from medalign.compare.engine import CompareSettings
-    from medalign.reports.paired import (
-        changes_markdown,
-        forgetting_markdown,
-        forgetting_rows,
-        scores_markdown,
-        stage_scores,
-    )
-    from medalign.reports.reward_models import reward_models_markdown
-    from medalign.stages.validation import validation_markdown
-
-    datasets = sorted({d for row in table.values() for d in row})
-    markdown = scores_markdown(manifest or {}, table, datasets)
-    settings = CompareSettings(
-        alpha=cfg.compare.alpha,
-        resamples=cfg.compare.resamples,
-        seed=cfg.compare.seed,
-        metrics=["acc", "f1", "refusal_rate"],
-    )
-    (run_dir / "results.md").write_text(
-        "# Curriculum: each dataset after each stage\n\n"
-        "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer) with its 95% "
-        "interval (Wilson for 0/1 scores, a bootstrap otherwise); each column names "
-        "its split and n. `false-conf`: definite answers to maybe/unanswerable questions "
-        "(lower is safer; n/a: no parseable answer to count). Differences between rows are "
-        "claims only where the paired table below marks them.\n\n"
-        f"Data: {describe_data(cfg)}.\n\n"
-        + markdown
-        + changes_markdown(run_dir, manifest or {}, settings)
-        + forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), settings.alpha)
-        + reward_models_markdown(manifest or {}, settings.alpha)
-        + _rewards_markdown(manifest or {})
-        + validation_markdown(manifest or {})  # stages/validation.py
-    )
-    log.info("curriculum results (%s):\n%s", run_dir, markdown)
-    scored = [row for row in stage_scores(manifest or {}).values()]
-    sizes = {d: cell["n"] for row in scored for d, cell in row.items()}
-    png = _plot(run_dir / "results.png", table, datasets, sizes)
-    from medalign.reports.html import write_report_html
-
-    write_report_html(run_dir)  # results, plots, per-stage metrics, W&B links: one page
-    _log_summary(cfg, run_dir, table, datasets, png)
-
-
-def _number(value: float | None) -> float:
-    return float("nan") if value is None else value
-
-
-def _rewards_markdown(manifest: dict[str, Any]) -> str:
-    """Each RL reward's weight and its mean over the first and the last fifth of the
-    logged RL steps, with what a fifth is and how the total is made."""
-    rows, notes = [], []
-    for entry in manifest.get("stages", []):
-        metrics = entry.get("metrics") or {}
-        names = sorted(
-            k.removeprefix("reward/").removesuffix("_first_fifth")
-            for k in metrics
-            if k.startswith("reward/") and k.endswith("_first_fifth")
-        )
-        weights = _reward_weights(entry)
-        for name in names:
-            first, last = (
-                metrics[f"reward/{name}_first_fifth"],
-                metrics[f"reward/{name}_last_fifth"],
-            )
-            weight = "" if name == "total" else _weight_cell(weights.get(name))
-            p = metrics.get(f"reward/{name}_fifths_p")
-            shown = "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
-            mark = " ✱" if p is not None and p < 0.05 else ""
-            rows.append(
-                f"| {entry['name']} | {name} | {weight} | {first:.3f} | {last:.3f} "
-                f"| {last - first:+.3f}{mark} | {shown} |"
-            )
-        logged = metrics.get("rl/logged_steps")
-        if names and logged:
-            notes.append(
-                f"{entry['name']}: {int(logged)} logged steps, a fifth is "
-                f"{max(1, int(logged) // 5)} of them"
-            )
-    if not rows:
-        return ""
-    head = "\n## RL rewards: mean over the first and the last fifth of the steps\n\n"
-    foot = (
-        "\n\np: Welch's t-test between the logged steps' mean rewards of the two fifths; "
-        "✱: p < 0.05, the only changes to read as a rise or a fall. "
-        "total = the sum of weight x reward over the rewards above"
-    )
-    foot += f" ({'; '.join(notes)})." if notes else "."
-    return (
-        head
-        + "| stage | reward | weight | first fifth | last fifth | change | p |\n"
-        + "|---|---|---:|---:|---:|---:|---:|\n"
-        + "\n".join(rows)
-        + foot
-        + "\n"
-    )
-
-
-def _reward_weights(entry: dict[str, Any]) -> dict[str, float]:
-    """`reward.weights` of an RL stage, from the config.yaml it recorded."""
-    import yaml
-
-    path = Path(entry.get("dir") or "") / "config.yaml"
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    return dict((config.get("reward") or {}).get("weights") or {})
-
-
-def _weight_cell(value: Any) -> str:
-    return "" if value is None else f"{value:g}"
-
-
-def _plot(
-    path: Path,
-    table: dict[str, dict[str, float]],
-    datasets: list[str],
-    sizes: dict[str, int] | None = None,
-) -> Path:
-    """Two panels, so "up is good" holds in each: scores (accuracy, F1, refusal rate)
-    and false confidence (lower is safer). Markers and small offsets keep overlapping
-    lines visible."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = list(table)
-    sizes = sizes or {}
-    panels = [
-        (
-            [d for d in datasets if "false-conf" not in d],
-            "accuracy / F1 / refusal rate (higher is better)",
-        ),
-        ([d for d in datasets if "false-conf" in d], "false confidence (lower is safer)"),
-    ]
-    panels = [(names, label) for names, label in panels if names]
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(len(panels) * (1.3 * len(stages) + 3), 4.2), squeeze=False
-    )
-    markers = "osD^vP*Xh<>"
-    for ax, (names, label) in zip(axes[0], panels, strict=True):
-        for i, dataset in enumerate(names):
-            offset = (i - (len(names) - 1) / 2) * 0.04
-            xs = [k + offset for k in range(len(stages))]
-            ys = [_number(table[s].get(dataset)) for s in stages]
-            n = sizes.get(dataset)  # a false-conf line: the maybe/unanswerable questions' n
-            line = f"{dataset} (n={n})" if n else dataset
-            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-", label=line)
-        ax.set_xticks(range(len(stages)), stages)
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("after stage")
-        ax.set_ylabel(label, fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle("Does each stage help, and is an earlier one forgotten?", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _log_summary(cfg: RunConfig, run_dir: Path, table, datasets, png: Path) -> None:
-    from medalign.tracking import start_tracking
-
-    tracker = start_tracking(
-        cfg.logger,
-        name=f"{run_dir.name}-summary",
-        job_type="summary",
-        run_dir=run_dir,
-        config={"curriculum": list(table)},
-        group=run_dir.name,
-    )
-    if not tracker.enabled:
-        return
-    import wandb
-
-    try:
-        rows = [[stage, *[table[stage].get(d) for d in datasets]] for stage in table]
-        tracker.log({"curriculum/results": wandb.Table(columns=["stage", *datasets], data=rows)})
-        tracker.log_images({"curriculum/plot": png})
-    finally:
-        tracker.finish(True)
-
-
 def _stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def check_curriculum(cfg: RunConfig) -> None:
+    """The curriculum's own start-up check: the RL algorithm and its preference data
+    (dpo, kto, orpo), as for stage=rl."""
+    from medalign.stages.rl_algorithms import check_preference_data, check_rl_algorithm
+
+    check_rl_algorithm(cfg)
+    check_preference_data(cfg)
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="curriculum",
+        schema=SFTStageConfig,  # its keys apply to every SFT stage of the curriculum
+        pipeline=run_curriculum,
+        check=check_curriculum,
+        evaluates="always",
+        fine_tunes=True,
+        validation="sft",
+    )
+)

@@ -106,10 +106,10 @@ def check_run_dir_arg(argv: list[str]) -> None:
     if not manifest.is_file():
         return
     try:
-        kind = json.loads(manifest.read_text()).get("kind")
+        recorded = json.loads(manifest.read_text()).get("kind")  # "stage" | "curriculum"
     except (OSError, ValueError):
-        kind = None
-    if kind == "curriculum":
+        recorded = None
+    if recorded == "curriculum":
         if _last(args, "resume") in (None, "null"):
             raise MedalignError(
                 f"{path} already holds a curriculum run; resume it with resume={path}, "
@@ -211,12 +211,15 @@ def interrupted_line(
     found, phase = _where(tb)
     step = found if step is None else step
     at = f"at step {step}" if step is not None else f"during {phase}"
+    from medalign.stages.spec import stage_spec
+
     kept = _user_args(argv, "hydra.run.dir=", "stage.resume_from=")
-    if kind == "curriculum":
+    spec = stage_spec(kind or "sft")
+    if spec.pipeline is not None:  # a run of runs resumes from its manifest
         kept = [a for a in kept if not a.startswith("resume=")]
         target = resume or run_dir  # `latest` still names the newest curriculum
         how = "resume with: " + _command([*kept, f"resume={target}"])
-    elif kind == "sft":
+    elif spec.resumable:  # from its newest complete checkpoint
         how = "resume with: " + _command(
             [*kept, "stage.resume_from=latest", f"hydra.run.dir={run_dir}"]
         )

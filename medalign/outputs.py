@@ -203,9 +203,6 @@ class RunDir:
         self.manifest_path = path / "manifest.json"
         self.manifest: dict[str, Any] = {}
         self._lock: Any = None
-        # The model this stage starts from: `init_from` resolved once, by medalign.run
-        # (a models.init_from.StartingPoint, or None for the configured base model).
-        self.start: Any = None
 
     @classmethod
     def create(

@@ -1,10 +1,11 @@
 """Short names for the components medalign owns, with a dotted-path escape hatch.
 
-    @register("stage", "sft")
-    def run_sft(ctx): ...
+    @register("reward_fn", "brevity")
+    def brevity(completions, **columns): ...
 
-    get("stage", "sft")                      # the registered function
-    get("stage", "my_pkg.stages:run_custom") # any importable object
+    get("reward_fn", "brevity")                   # the registered function
+    get("reward_fn", "my_pkg.rewards:brevity")    # any importable object
+    get("stage", "sft")                           # a StageSpec (medalign/stages/spec.py)
 
 Modules that register are imported on the first lookup of their kind (see `_PROVIDERS`),
 and so are installed plugin packages (entry-point group `medalign.plugins`: `load_plugins`),
@@ -27,8 +28,7 @@ T = TypeVar("T")
 # in that package, so a new Task or stage is one file in medalign/tasks/ or
 # medalign/stages/, listed nowhere else (plugins: `load_plugins`).
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stage": ("medalign.stages.*",),
-    "pipeline": ("medalign.curriculum",),
+    "stage": ("medalign.stages.*", "medalign.curriculum"),
     "task": ("medalign.tasks.*",),
     "rl_algorithm": ("medalign.stages.rl_algorithms",),
     "model_builder": (
@@ -39,7 +39,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "config_resolver": ("medalign.world.store",),
 }
 _REGISTRY: dict[str, dict[str, Any]] = {}
-_BASES: dict[str, type] = {}  # kind -> the class every component of that kind subclasses
+_BASES: dict[str, tuple[type, bool]] = {}  # kind -> (its base class, instances of it?)
 
 
 def register(kind: str, name: str) -> Callable[[T], T]:
@@ -59,10 +59,11 @@ def register(kind: str, name: str) -> Callable[[T], T]:
     return decorate
 
 
-def register_base(kind: str, base: type) -> None:
-    """Every `kind` component is a subclass of `base`: a dotted path to anything else is
-    refused at lookup. Called by the module that defines the base (tasks/base.py)."""
-    _BASES[kind] = base
+def register_base(kind: str, base: type, instances: bool = False) -> None:
+    """Every `kind` component is a subclass (a Task) or an instance (a StageSpec) of
+    `base`: a dotted path to anything else is refused at lookup. Called by the module
+    that defines the base (tasks/base.py, stages/spec.py)."""
+    _BASES[kind] = (base, instances)
 
 
 def names(kind: str) -> list[str]:
@@ -85,9 +86,16 @@ def get(kind: str, name: str) -> Any:
             f"unknown {kind} {name!r}. Registered {kind} names: {known}; "
             "or give an importable path like 'my_package.module:function'."
         )
-    base = _BASES.get(kind)
-    if base is not None and not (isinstance(found, type) and issubclass(found, base)):
-        raise MedalignError(f"{kind} {name!r} is not a {base.__module__}.{base.__name__} class")
+    if kind in _BASES:
+        base, instances = _BASES[kind]
+        ok = (
+            isinstance(found, base)
+            if instances
+            else (isinstance(found, type) and issubclass(found, base))
+        )
+        if not ok:
+            what = "" if instances else " class"
+            raise MedalignError(f"{kind} {name!r} is not a {base.__module__}.{base.__name__}{what}")
     return found
 
 

@@ -31,11 +31,13 @@ def requeued(run_dir: Path, environ: Mapping[str, str] = os.environ) -> bool:
 def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """`cfg` for a requeued attempt: resume where the earlier attempt stopped (an explicit
     stage.resume_from or resume is kept)."""
+    from medalign.stages.spec import stage_spec
+
     cfg = cfg.copy()
-    kind = OmegaConf.select(cfg, "stage.kind")
+    spec = stage_spec(OmegaConf.select(cfg, "stage.kind") or "sft")
     with open_dict(cfg):
-        if kind == "sft" and not OmegaConf.select(cfg, "stage.resume_from"):
+        if spec.resumable and not OmegaConf.select(cfg, "stage.resume_from"):
             cfg.stage.resume_from = "latest"
-        elif kind == "curriculum" and not cfg.get("resume"):
+        elif spec.pipeline is not None and not cfg.get("resume"):
             cfg.resume = str(run_dir)
     return cfg

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from medalign.checks import check_components
 from medalign.config import validate
 from medalign.outputs import RunDir, failure_status, write_json_atomic
-from medalign.registry import get, names
+from medalign.stages.spec import StageInputs, stage_spec
 from medalign.tracking import Tracker, start_tracking
 from medalign.world.store import describe_data
 
@@ -44,13 +44,14 @@ def run(
     attempt (medalign.requeue) reopens the run its earlier attempt left in `run_dir`.
     `start`: `init_from` already resolved (a StartingPoint the curriculum holds); else it
     is resolved here, once, before anything is written, and handed to the stage as
-    `run.start`."""
+    `inputs.start` (medalign.stages.spec.StageInputs), with what the kind's start-up
+    check returned as `inputs.checked`."""
     typed = validate(cfg)
-    check_components(typed)
-    if typed.stage.kind in names("pipeline"):  # a run of runs (the curriculum)
-        pipeline = get("pipeline", typed.stage.kind)
-        return pipeline(typed, Path(run_dir), list(overrides or []), hydra_subdir=hydra_subdir)
-    stage_fn = get("stage", typed.stage.kind)
+    spec = stage_spec(typed.stage.kind)
+    checked = check_components(typed)  # the kind's own check last; its result goes on
+    if spec.pipeline is not None:  # a run of runs (the curriculum)
+        return spec.pipeline(typed, Path(run_dir), list(overrides or []), hydra_subdir=hydra_subdir)
+    assert spec.run is not None  # StageSpec: exactly one of run, pipeline
     from medalign.models.init_from import resolve_init_from
     from medalign.models.quant import check_quant_available
 
@@ -65,7 +66,8 @@ def run(
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
     run_dir = Path(run_dir)
-    resuming = (typed.stage.kind == "sft" and typed.stage.resume_from == "latest") or requeued
+    continues = spec.resumable and getattr(typed.stage, "resume_from", None) == "latest"
+    resuming = continues or requeued
     if resuming and (run_dir / "config.yaml").is_file():  # resume is a replay
         from medalign.resume import refuse_changes
 
@@ -74,7 +76,6 @@ def run(
     out = RunDir.create(
         run_dir, typed.stage.name, plain, reopen=resuming, hydra_subdir=hydra_subdir
     )
-    out.start = start
     out.update(data_source=describe_data(typed))  # the world, a data root, or the examples
     if resuming and out.stage.get("resumed"):  # the log file is appended to
         log.info("==== resumed %s (pid %d, %s) ====", run_dir, os.getpid(), out.stage["resumed"])
@@ -92,7 +93,8 @@ def run(
         )
         out.update(wandb_run_id=tracker.run_id)
         _seed(typed.seed if typed.trainer.seed is None else typed.trainer.seed)
-        metrics = stage_fn(typed, out, tracker)
+        inputs = StageInputs(run_dir, out, start, tracker, checked)
+        metrics = spec.run(typed, inputs)
         write_json_atomic(run_dir / "metrics.json", metrics)
         out.finish("done")
         ok = True

@@ -126,7 +126,7 @@ def make_curriculum(
         "started": "2026-11-25T10:00:00+0000",
         "stages": stages,
     }
-    from medalign.curriculum import results_table
+    from medalign.reports.results import results_table
 
     manifest["results"] = results_table(manifest)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))

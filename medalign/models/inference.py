@@ -27,7 +27,7 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id
 def load_for_inference(cfg: RunConfig, point: Any) -> tuple[Any, Any, str]:
     """(model in eval mode, tokenizer, a one-line description of what was loaded): the
     base, or exactly the model `init_from` names (models/init_from.py). `point`: the
-    stage's `run.start` (init_from resolved once, by medalign.run)."""
+    stage's `inputs.start` (init_from resolved once, by medalign.run)."""
     from medalign.models.init_from import load_model
 
     model, tokenizer, base = load_model(cfg, point)

@@ -124,10 +124,10 @@ def base_source(point: StartingPoint | None, model_cfg: Any) -> str:
     return model_source(model_cfg)
 
 
-def sft_base(cfg: Any, run: Any, point: StartingPoint | None) -> str:
+def sft_base(cfg: Any, out: Any, point: StartingPoint | None) -> str:
     """The model a reward or RL stage starts from: the base, or the starting point's
-    adapter merged into its base (so the RL reference model is the SFT model). `run` is
-    the stage's run directory (anything with `.path`).
+    adapter merged into its base (so the RL reference model is the SFT model). `out` is
+    the stage's run directory (its RunDir: anything with `.path`).
 
     The merged model is written once per adapter, where the adapter lives, and every stage
     that starts from that adapter reads the same copy (at 8B each copy is about 16 GB):
@@ -139,14 +139,14 @@ def sft_base(cfg: Any, run: Any, point: StartingPoint | None) -> str:
     base = base_source(point, cfg.model)
     if point is None or not point.adapter:
         return base
-    root = curriculum_root(run.path)
+    root = curriculum_root(out.path)
     owner = adapter_run(Path(point.adapter))
     if root is not None:
         merged = root / "merged" / Path(point.adapter).parent.name
     elif owner is not None:
         merged = owner / "merged" / f"{Path(point.adapter).name}-{adapter_digest(point, base)}"
     else:
-        merged = run.path / "sft_merged"
+        merged = out.path / "sft_merged"
     if not (merged / "config.json").is_file():
         from medalign.models.merge import merge_adapter
 

@@ -46,11 +46,17 @@ def _need(switch: str, package: str, module: str, cuda: bool | None = None, plan
         raise MedalignError(f"{switch} needs {' and '.join(missing)}; none here.")
 
 
-def check_switches(cfg: Any, cuda: bool | None = None) -> None:
+def check_switches(cfg: Any, cuda: bool | None = None, planning: bool | None = None) -> None:
     """Raise MedalignError naming what is missing for each switch that is on.
-    `cuda` overrides the detection (tests). stage=plan plans a GPU run from any machine:
-    it needs neither CUDA nor the packages, only settings that make sense."""
-    model, plan = cfg.model, cfg.stage.kind == "plan"
+    `cuda` overrides the detection (tests). A stage that only plans (stage=plan: its
+    StageSpec's `plans_only`) plans a GPU run from any machine: it needs neither CUDA nor
+    the packages, only settings that make sense. `planning`: None reads the spec of
+    cfg.stage.kind."""
+    if planning is None:
+        from medalign.registry import get
+
+        planning = get("stage", cfg.stage.kind).plans_only
+    model, plan = cfg.model, planning
     if model.attn_implementation == "flash_attention_2":
         _need("model.attn_implementation=flash_attention_2", "flash-attn", "flash_attn", cuda, plan)
     if getattr(model, "liger", False):

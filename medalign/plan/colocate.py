@@ -19,8 +19,11 @@ def check_colocate(cfg: RunConfig) -> dict[str, Any] | None:
     plan that does not fit plan.gpu (training + vLLM's share > its memory) or whose share
     cannot hold vLLM's weights. Returns the plan's colocate summary (None: not colocated,
     or a model without architecture numbers, which cannot be planned)."""
+    from medalign.registry import get
+
     rl = cfg.rl
-    if not (cfg.stage.kind == "rl" and rl.use_vllm and rl.vllm_mode == "colocate"):
+    generates = get("stage", cfg.stage.kind).generates  # its StageSpec: stage=rl
+    if not (generates and rl.use_vllm and rl.vllm_mode == "colocate"):
         return None
     from medalign.models.random_init import REQUIRED
     from medalign.plan.planner import gpu_spec, make_plan

@@ -7,7 +7,9 @@ its W&B run. Open it in any browser; it loads nothing from the network.
 
 The curriculum calls `write_report_html(run_dir)` after `results.md`, the sweep summary
 after `sweep_summary.md`. Everything is read from what the run wrote (`manifest.json`,
-each stage's `config.yaml` and `eval/plots/*.png`, `results.png`, `sweep_summary.json`).
+each stage's `config.yaml` and `eval/plots/*.png`, `results.png`,
+`paired_changes.json`, `results_sections.json`, `sweep_summary.json`): data, never the
+Markdown.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
             _results_table(results, manifest),
         ]
         parts += _changes_table(run_dir)
-        parts += _results_md_sections(run_dir, SECTIONS)
+        parts += _sections(run_dir)
         png = run_dir / "results.png"
         parts.append(_img(png.read_bytes() if png.is_file() else _plot_results(results), "results"))
     stages = manifest.get("stages", [])
@@ -150,37 +152,17 @@ def _changes_table(run_dir: Path) -> list[str]:
     ]
 
 
-# results.md's sections report.html shows as they are (the scores and the paired changes
-# it draws itself, with the best per column in bold and the plots)
-SECTIONS = ("Forgetting", "Reward models", "RL rewards")
+def _sections(run_dir: Path) -> list[str]:
+    """The results sections the curriculum built as data (results_sections.json: the
+    forgetting, reward-model and RL-reward tables; medalign/reports/sections.py), each
+    rendered as HTML from the same object results.md was written from."""
+    from medalign.reports.sections import Section
 
-
-def _results_md_sections(run_dir: Path, titles: tuple[str, ...]) -> list[str]:
-    """The `## ` sections of results.md whose heading starts with one of `titles`: their
-    prose as paragraphs, their pipe tables as tables, every cell escaped."""
-    path = run_dir / "results.md"
+    path = run_dir / "results_sections.json"
     if not path.is_file():
         return []
-    out: list[str] = []
-    for section in path.read_text(encoding="utf-8").split("\n## ")[1:]:
-        heading, _, body = section.partition("\n")
-        if not heading.startswith(titles):
-            continue
-        out.append(f"<h2>{_e(heading)}</h2>")
-        rows: list[str] = []
-        for line in [*body.splitlines(), ""]:
-            if line.startswith("|"):
-                cells = [c.strip() for c in line.strip().strip("|").split("|")]
-                if not all(set(c) <= set("-: ") for c in cells):  # not the |---| line
-                    tag = "th" if not rows else "td"
-                    rows.append("".join(f"<{tag}>{_e(c)}</{tag}>" for c in cells))
-                continue
-            if rows:
-                out.append("<table>" + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>")
-                rows = []
-            if line.strip():
-                out.append(f"<p>{_e(line.strip())}</p>")
-    return out
+    sections = [Section.from_json(data) for data in json.loads(path.read_text())]
+    return [part for section in sections if section.in_html for part in section.html()]
 
 
 def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:

@@ -1,5 +1,6 @@
 """The reward models' held-out pairwise accuracy, as the curriculum's results.md shows it.
 
+    section = reward_models_section(manifest)   # data: results.md and report.html
     text = reward_models_markdown(manifest)
 
 A reward stage scores its held-out pairs (questions no training pair asked): accuracy is
@@ -15,6 +16,7 @@ from typing import Any
 
 from medalign.compare.report import p_cell
 from medalign.eval.metrics import wilson_count
+from medalign.reports.sections import Section, Table
 
 OBJECTIVES = ("helpfulness", "safety")
 
@@ -52,9 +54,9 @@ def reward_model_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def reward_models_markdown(manifest: dict[str, Any], alpha: float = 0.05) -> str:
-    """results.md's reward-model table ("" where no stage trained a reward model)."""
-    lines = []
+def reward_models_section(manifest: dict[str, Any], alpha: float = 0.05) -> Section | None:
+    """results.md's reward-model table (None where no stage trained a reward model)."""
+    rows = []
     for entry in manifest.get("stages", []):
         for row in reward_model_rows(entry.get("metrics") or {}):
             low, high = row["ci"]
@@ -62,18 +64,24 @@ def reward_models_markdown(manifest: dict[str, Any], alpha: float = 0.05) -> str
             verdict = "above chance ✱" if above else "not above chance"
             if row["accuracy"] == 1.0:
                 verdict += "; every pair right (separable: check what differs)"
-            lines.append(
-                f"| {entry['name']} | {row['objective']} | {row['kind']} | {row['n']} "
-                f"| {row['accuracy']:.3f} [{low:.3f}, {high:.3f}] | {p_cell(row['p_chance'])} "
-                f"| {verdict} |"
+            rows.append(
+                (entry["name"], row["objective"], row["kind"], str(row["n"]))
+                + (f"{row['accuracy']:.3f} [{low:.3f}, {high:.3f}]", p_cell(row["p_chance"]))
+                + (verdict,)
             )
-    if not lines:
-        return ""
-    return (
-        "\n## Reward models: held-out pairwise accuracy\n\n"
+    if not rows:
+        return None
+    about = (
         "Share of held-out preference pairs (questions no training pair asked) whose chosen "
         "answer the model scores above the rejected one, with its 95% Wilson interval; p: "
-        "exact binomial test against chance (0.5).\n\n"
-        "| stage | model | pairs | n | accuracy | p (vs 0.5) | reading |\n"
-        "|---|---|---|---:|---:|---:|---|\n" + "\n".join(lines) + "\n"
+        "exact binomial test against chance (0.5)."
     )
+    header = ("stage", "model", "pairs", "n", "accuracy", "p (vs 0.5)", "reading")
+    table = Table(header, "|---|---|---|---:|---:|---:|---|", tuple(rows))
+    return Section("Reward models: held-out pairwise accuracy", (about, table))
+
+
+def reward_models_markdown(manifest: dict[str, Any], alpha: float = 0.05) -> str:
+    """results.md's reward-model section ("" where no stage trained a reward model)."""
+    section = reward_models_section(manifest, alpha)
+    return section.markdown() if section else ""

@@ -96,7 +96,7 @@ def check_lora_settings(lora: Any) -> None:
 
 def write_verl_job(cfg: Any, run_dir: Path | str, start: Any) -> dict[str, Any]:
     """Write the verl job for `cfg` into `<run_dir>/verl/`; return its summary. `start`:
-    the stage's `run.start` (init_from resolved once, by medalign.run)."""
+    the stage's `inputs.start` (init_from resolved once, by medalign.run)."""
     check_algorithm(cfg.rl.algorithm)
     check_lora_settings(cfg.lora)
     out = Path(run_dir) / "verl"

@@ -18,11 +18,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import KindOnlyStageConfig, RunConfig
 from medalign.errors import MedalignError
 from medalign.outputs import RunDir
-from medalign.registry import register
-from medalign.tracking import Tracker
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 
 USER_PROMPT = "you> "
 MORE_PROMPT = "...> "
@@ -33,8 +32,8 @@ HELP = (
 )
 
 
-@register("stage", "chat")
-def run_chat(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+def run_chat(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
+    out = inputs.record
     from medalign.models.inference import check_generate_settings, load_for_inference
 
     check_generate_settings(cfg.generate)
@@ -45,11 +44,11 @@ def run_chat(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         )
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
-    model, tokenizer, description = load_for_inference(cfg, run.start)
-    run.update(model=description)
+    model, tokenizer, description = load_for_inference(cfg, inputs.start)
+    out.update(model=description)
     print(f"medalign chat with {description}\n{HELP}", flush=True)
     turns = chat_loop(
-        lambda history: _answer(model, tokenizer, history, cfg), cfg, run, input_fn=input
+        lambda history: _answer(model, tokenizer, history, cfg), cfg, out, input_fn=input
     )
     return {"chat/turns": turns}
 
@@ -57,7 +56,7 @@ def run_chat(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
 def chat_loop(
     answer: Callable[[list[dict[str, str]]], str],
     cfg: RunConfig,
-    run: RunDir,
+    out: RunDir,
     input_fn: Callable[[str], str] = input,
 ) -> int:
     """Read messages, answer each with the whole conversation so far; return the turns."""
@@ -78,7 +77,7 @@ def chat_loop(
         reply = answer(history)
         history.append({"role": "assistant", "content": reply})
         turns += 1
-        with (run.path / "chat.jsonl").open("a") as log:
+        with (out.path / "chat.jsonl").open("a") as log:
             log.write(json.dumps({"turn": turns, "user": message, "assistant": reply}) + "\n")
 
 
@@ -112,3 +111,6 @@ def _answer(model: Any, tokenizer: Any, history: list[dict[str, str]], cfg: RunC
         model, tokenizer, [history], cfg.generate, progress=False, streamer=streamer, where="chat"
     )[0]
     return reply  # the streamer has printed it, newline included
+
+
+SPEC = register_stage(StageSpec(kind="chat", schema=KindOnlyStageConfig, run=run_chat))

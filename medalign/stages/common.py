@@ -19,7 +19,7 @@ from medalign.tracking import Tracker
 
 
 def trainer_args(
-    cfg: RunConfig, run: RunDir, tracker: Tracker, subdir: str = "checkpoints"
+    cfg: RunConfig, out: RunDir, tracker: Tracker, subdir: str = "checkpoints"
 ) -> dict:
     """transformers.TrainingArguments keys every TRL config takes, from `trainer:`."""
     import torch
@@ -28,8 +28,8 @@ def trainer_args(
     on_gpu = torch.cuda.is_available()
     bf16 = t.bf16 if t.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported()
     return {
-        "output_dir": str(run.path / subdir),
-        "run_name": run.path.name,
+        "output_dir": str(out.path / subdir),
+        "run_name": out.path.name,
         "seed": cfg.seed if t.seed is None else t.seed,
         "max_steps": t.max_steps,
         "num_train_epochs": t.num_train_epochs,

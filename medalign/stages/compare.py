@@ -18,24 +18,23 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import KindOnlyStageConfig, RunConfig
 from medalign.errors import MedalignError
-from medalign.outputs import RunDir
-from medalign.registry import register
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 from medalign.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "compare")
-def run_compare(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+def run_compare(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
+    out, tracker = inputs.record, inputs.tracker
     from medalign.compare.engine import compare_groups
     from medalign.compare.report import markdown, write_comparison
 
     # the runs the start-up check already read (check_compare), else read now
-    groups, baseline, settings = _CHECKED.pop(_key(cfg), None) or plan_comparison(cfg)
+    groups, baseline, settings = inputs.checked or plan_comparison(cfg)
     table = compare_groups(groups, baseline, settings)
-    paths = write_comparison(run.path, table, plot=cfg.eval.plots)
+    paths = write_comparison(out.path, table, plot=cfg.eval.plots)
     print(markdown(table))
     for need in table["needs"]:
         log.warning("compare: %s", need)
@@ -46,16 +45,6 @@ def run_compare(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]
         "compare/rows": len(rows),
         "compare/significant": sum(r["significant"] for r in rows),
     }
-
-
-_CHECKED: dict[str, tuple] = {}  # compare config -> what check_compare read
-
-
-def _key(cfg: RunConfig) -> str:
-    import dataclasses
-    import json
-
-    return json.dumps(dataclasses.asdict(cfg.compare), sort_keys=True, default=str)
 
 
 def plan_comparison(cfg: RunConfig) -> tuple[list, int, Any]:
@@ -90,9 +79,11 @@ def plan_comparison(cfg: RunConfig) -> tuple[list, int, Any]:
     return groups, baseline, settings
 
 
-def check_compare(cfg: RunConfig) -> None:
+def check_compare(cfg: RunConfig) -> tuple[list, int, Any]:
     """At start-up, before the run directory exists: every entry found and readable, the
-    runs comparable (same data, same questions, one backend). No resampling."""
+    runs comparable (same data, same questions, one backend). No resampling. Returns what
+    it read, which medalign.run hands to the stage (`inputs.checked`): every file is read
+    once."""
     import dataclasses
 
     from medalign.compare.engine import compare_groups
@@ -100,7 +91,7 @@ def check_compare(cfg: RunConfig) -> None:
     planned = plan_comparison(cfg)
     groups, baseline, settings = planned
     compare_groups(groups, baseline, dataclasses.replace(settings, resamples=0))
-    _CHECKED[_key(cfg)] = planned  # the stage reuses them: every file is read once
+    return planned
 
 
 def baseline_index(groups: list, wanted: str | None) -> int:
@@ -137,3 +128,8 @@ def _log_table(tracker: Tracker, table: dict[str, Any], paths: dict) -> None:
     tracker.log({"compare/table": wandb.Table(columns=columns, data=data)})
     if "png" in paths:
         tracker.log_images({"compare/forest": paths["png"]})
+
+
+SPEC = register_stage(
+    StageSpec(kind="compare", schema=KindOnlyStageConfig, run=run_compare, check=check_compare)
+)

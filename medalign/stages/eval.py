@@ -17,18 +17,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import EvalStageConfig, RunConfig
 from medalign.models.init_from import load_model
 from medalign.outputs import RunDir
-from medalign.registry import register
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 from medalign.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "eval")
-def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
-    point = run.start
+def run_eval(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
+    out, tracker = inputs.record, inputs.tracker
+    point = inputs.start
     if cfg.eval.backend == "lm_eval":  # lm-eval builds the model from the resolved dirs
         from medalign.eval import harness
 
@@ -40,13 +40,13 @@ def run_eval(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         results, predictions = evaluate(model, tokenizer, cfg)
     adapter = point.adapter if point else None
     log.info("evaluated %s%s", base, f" + adapter {adapter}" if adapter else "")
-    run.update(
+    out.update(
         base_model=base,
         adapter=adapter,
         **({"init_from": point.record()} if point else {}),
     )
-    metrics = report(results, predictions, run.path / "eval", tracker, cfg.eval.plots)
-    run.update(metrics=metrics)
+    metrics = report(results, predictions, out.path / "eval", tracker, cfg.eval.plots)
+    out.update(metrics=metrics)
     return metrics
 
 
@@ -88,16 +88,16 @@ def report(
 
 
 def evaluate_after_training(
-    model: Any, tokenizer: Any, cfg: RunConfig, run: RunDir, tracker: Tracker
+    model: Any, tokenizer: Any, cfg: RunConfig, out: RunDir, tracker: Tracker
 ) -> dict[str, float]:
     """The stage's evaluation when eval.after_train is set (else no metrics)."""
     if not cfg.eval.after_train:
         return {}
-    return evaluate_and_report(model, tokenizer, cfg, run.path / "eval", tracker)
+    return evaluate_and_report(model, tokenizer, cfg, out.path / "eval", tracker)
 
 
 def evaluate_saved(
-    cfg: RunConfig, run: RunDir, tracker: Tracker, saved: Path, source: str
+    cfg: RunConfig, out: RunDir, tracker: Tracker, saved: Path, source: str
 ) -> dict[str, Any]:
     """Finish a stage whose training completed before a kill: load the saved adapter (or
     full model) and run only the evaluation; the training metrics come from the manifest
@@ -112,10 +112,17 @@ def evaluate_saved(
         model = PeftModel.from_pretrained(load_causal_lm(cfg.model, cfg.quant, source), saved)
     else:
         model = load_causal_lm(cfg.model, cfg.quant, str(saved))
-    metrics = dict(run.stage.get("train_metrics") or {})
+    metrics = dict(out.stage.get("train_metrics") or {})
     if not metrics:  # killed in the moment between saving and recording them
         log.warning("the training metrics of %s were not recorded before the kill", saved)
-    metrics.update(evaluate_after_training(model, tokenizer, cfg, run, tracker))
-    run.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
+    metrics.update(evaluate_after_training(model, tokenizer, cfg, out, tracker))
+    out.update(adapter=str(saved), metrics=metrics, resumed_at="evaluation")
     tracker.summary(metrics)
     return metrics
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="eval", schema=EvalStageConfig, run=run_eval, curriculum="baseline", evaluates="always"
+    )
+)

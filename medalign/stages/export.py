@@ -25,20 +25,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import KindOnlyStageConfig, RunConfig
 from medalign.errors import MedalignError
 from medalign.models.init_from import StartingPoint, base_source
-from medalign.outputs import RunDir
-from medalign.registry import register
 from medalign.stages.model_card import base_model_id, model_card
-from medalign.tracking import Tracker
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 
 log = logging.getLogger(__name__)
 __all__ = ["model_card", "run_export", "check_hub_access", "staged_files"]
 
 
-@register("stage", "export")
-def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+def run_export(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
+    out = inputs.record
     settings = cfg.export
     if settings.push_to_hub and not settings.repo_id:
         raise MedalignError(
@@ -47,7 +45,7 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         )
     if settings.push_to_hub and not settings.dry_run:
         check_hub_access()  # one clear line, before anything is read, merged or uploaded
-    point = run.start
+    point = inputs.start
     if point is None or not point.adapter:
         raise MedalignError(
             "stage=export needs init_from=<a run directory> (or <run dir>:<stage>, or an "
@@ -58,9 +56,9 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
     configs = _stage_configs(manifest, source)
     if settings.what == "adapter":
         _check_adapter_export(stage, source)
-        staged = _stage_adapter(stage, configs.get(stage["name"], {}), run.path / "adapter")
+        staged = _stage_adapter(stage, configs.get(stage["name"], {}), out.path / "adapter")
     else:
-        staged = _merged(stage, source, run.path / "model", settings.safe_serialization)
+        staged = _merged(stage, source, out.path / "model", settings.safe_serialization)
     card = model_card(
         manifest,
         stage,
@@ -72,7 +70,7 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
     )
     (staged / "README.md").write_text(card)
     files = staged_files(staged)
-    run.update(
+    out.update(
         exported=str(staged),
         source_run=str(source),
         source_stage=stage["name"],
@@ -86,7 +84,7 @@ def run_export(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
         log.info("export %s %d files from %s:\n%s", verb, len(files), staged, listing)
         return metrics
     url = _push(staged, settings, stage["name"], source.name)
-    run.update(hub_url=url, repo_id=settings.repo_id, private=settings.private)
+    out.update(hub_url=url, repo_id=settings.repo_id, private=settings.private)
     log.info("uploaded %d files to %s:\n%s", len(files), url, listing)
     return metrics
 
@@ -214,3 +212,6 @@ def _merged(stage: dict[str, Any], source: Path, out: Path, safe_serialization: 
     from medalign.models.merge import merge_adapter
 
     return merge_adapter(stage["base_model"], stage["adapter"], out, safe_serialization)
+
+
+SPEC = register_stage(StageSpec(kind="export", schema=KindOnlyStageConfig, run=run_export))

@@ -22,18 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medalign.config import GenerateConfig, RunConfig
+from medalign.config import GenerateConfig, KindOnlyStageConfig, RunConfig
 from medalign.errors import MedalignError
-from medalign.outputs import RunDir
-from medalign.registry import register
-from medalign.tracking import Tracker
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 
 log = logging.getLogger(__name__)
 TEXT_FIELDS = ("question", "prompt")
 
 
-@register("stage", "generate")
-def run_generate(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+def run_generate(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
+    out, tracker = inputs.record, inputs.tracker
     from medalign.models.inference import (
         chat_completions,
         check_generate_settings,
@@ -47,14 +45,14 @@ def run_generate(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
             "stage=generate needs generate.input=<questions.jsonl or .csv> (one question per row)"
         )
     rows = read_questions(Path(settings.input))
-    output = Path(settings.output) if settings.output else run.path / "answers.jsonl"
+    output = Path(settings.output) if settings.output else out.path / "answers.jsonl"
     if output.exists():
         raise MedalignError(
             f"generate.output={output} already exists; medalign never overwrites answers: "
             "choose another path"
         )
-    model, tokenizer, description = load_for_inference(cfg, run.start)
-    run.update(model=description, input=str(settings.input), output=str(output))
+    model, tokenizer, description = load_for_inference(cfg, inputs.start)
+    out.update(model=description, input=str(settings.input), output=str(output))
     started = time.perf_counter()
     conversations = [with_system(row["messages"], settings) for row in rows]
     answers = chat_completions(
@@ -157,3 +155,6 @@ def write_answers(output: Path, rows: list[dict[str, Any]], answers: list[str]) 
             record = {"id": row["id"], "question": row["question"], "answer": answer}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(partial, output)
+
+
+SPEC = register_stage(StageSpec(kind="generate", schema=KindOnlyStageConfig, run=run_generate))

@@ -137,9 +137,8 @@ def _metadata(trained, stage, configs, base, name, what, license) -> dict[str, A
         for ident in hub_sources(s.get("data") or {}):
             if ident not in datasets:
                 datasets.append(ident)
-    kinds = sorted(
-        {(configs.get(s["name"], {}).get("stage") or {}).get("kind", "sft") for s in trained}
-    )
+    tagged = [_spec(configs.get(s["name"], {})) for s in trained]
+    kinds = sorted({spec.kind for spec in tagged if not spec.fine_tunes})  # SFT: no tag
     meta: dict[str, Any] = {}
     if base:
         meta["base_model"] = base
@@ -148,7 +147,7 @@ def _metadata(trained, stage, configs, base, name, what, license) -> dict[str, A
         license=license or "other",
         datasets=datasets,
         pipeline_tag="text-generation",
-        tags=["medalign", "medical", "clinical-qa", "lora", *[k for k in kinds if k != "sft"]],
+        tags=["medalign", "medical", "clinical-qa", "lora", *kinds],
     )
     results = _model_index_results(stage.get("metrics") or {}, _eval_results(stage))
     if results:
@@ -216,11 +215,17 @@ def _model_index_results(
     return out
 
 
+def _spec(config: dict[str, Any]) -> Any:
+    """The StageSpec of a run's recorded config (its stage.kind; SFT when absent)."""
+    from medalign.stages.spec import stage_spec
+
+    return stage_spec((config.get("stage") or {}).get("kind", "sft"))
+
+
 def _dataset_id(config: dict[str, Any]) -> str | None:
     """The dataset an SFT stage trained on (hub id where known); None for stages that
     train on something else (reward pairs, RL prompts) or on nothing (evaluation)."""
-    kind = (config.get("stage") or {}).get("kind", "sft")
-    if kind not in ("sft", "curriculum"):
+    if not _spec(config).fine_tunes:
         return None
     dataset = config.get("dataset") or {}
     return dataset.get("name")
@@ -243,12 +248,13 @@ def _hyper_table(trained: list[dict[str, Any]], configs: dict[str, dict[str, Any
     ]
     for s in trained:
         config = configs.get(s["name"], {})
-        kind = (config.get("stage") or {}).get("kind", "sft")
+        spec = _spec(config)
+        kind = spec.kind
         # SFT: `trainer` (after the redesign) or `stage`; reward and RL: their own group
         section = {
             **(config.get("stage") or {}),
             **(config.get("trainer") or {}),
-            **((config.get(kind) or {}) if kind in ("reward", "rl") else {}),
+            **((config.get(spec.settings) or {}) if spec.settings else {}),
         }
         lora = config.get("lora") or {}
         label = f"{kind} ({section['algorithm']})" if section.get("algorithm") else kind

@@ -13,22 +13,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from medalign.config import RunConfig
-from medalign.outputs import RunDir, write_json_atomic
-from medalign.registry import register
-from medalign.tracking import Tracker
+from medalign.config import KindOnlyStageConfig, RunConfig
+from medalign.outputs import write_json_atomic
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "plan")
-def run_plan(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+def run_plan(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
+    out, tracker = inputs.record, inputs.tracker
     from medalign.plan.planner import make_plan
 
     plan = make_plan(cfg)
-    write_json_atomic(run.path / "plan.json", plan)
+    write_json_atomic(out.path / "plan.json", plan)
     print(table(plan))
-    print(f"\nplan.json: {run.path / 'plan.json'}")
+    print(f"\nplan.json: {out.path / 'plan.json'}")
     metrics = {
         "plan/total_gib": plan["total_gib"],
         "plan/fits": plan["fits"],
@@ -101,3 +100,8 @@ def table(plan: dict[str, Any]) -> str:
             mark = {True: "fits", False: "not enough alone"}.get(k["fits"], "int8: unknown")
             lines.append(f"  {k['knob']:<45} {k['total_gib']:>8.2f} GiB  ({mark})")
     return "\n".join(lines)
+
+
+SPEC = register_stage(
+    StageSpec(kind="plan", schema=KindOnlyStageConfig, run=run_plan, plans_only=True)
+)

@@ -19,11 +19,9 @@ import time
 from typing import Any
 
 from medalign import preempt
-from medalign.config import RunConfig
+from medalign.config import RunConfig, TrainerStageConfig
 from medalign.errors import MedalignError
-from medalign.outputs import RunDir
-from medalign.registry import register
-from medalign.tracking import Tracker
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +40,8 @@ def reshuffled_passes(texts: list[str], repeat: int, seed: int) -> list[str]:
     return out
 
 
-@register("stage", "pretrain")
-def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any]:
+def run_pretrain(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
+    out, tracker = inputs.record, inputs.tracker
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -61,7 +59,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
 
     texts, source = read_corpus(cfg.pretrain)  # bad input fails before the model loads
     texts = reshuffled_passes(texts, cfg.pretrain.repeat, cfg.seed)
-    point = run.start
+    point = inputs.start
     check_init_adapter(cfg, point)
     base = base_source(point, cfg.model)
     model_cfg = with_path(cfg, base) if point is not None and point.base else cfg.model
@@ -69,7 +67,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
     eos = tokenizer.eos_token or ""
     dataset = Dataset.from_dict({"text": [t + eos for t in texts]})  # documents end with EOS
     characters = sum(len(t) for t in texts)
-    run.update(
+    out.update(
         base_model=base,
         **({"init_from": point.record()} if point else {}),
         data={"source": source, "documents": len(texts), "characters": characters},
@@ -77,7 +75,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
     args = build_config(
         SFTConfig,
         cfg,
-        trainer_args(cfg, run, tracker),
+        trainer_args(cfg, out, tracker),
         max_length=cfg.trainer.max_length,
         packing=True,
         packing_strategy="wrapped",  # concatenate and cut: no padding, no document lost
@@ -103,7 +101,7 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
         preempt.raise_if_requested(trainer.state.global_step)
     elapsed = time.perf_counter() - started
     name = "adapter" if cfg.lora.enabled or (point and point.adapter) else "model"
-    out_dir = save_atomically(trainer.model, tokenizer, run.path / name)
+    out_dir = save_atomically(trainer.model, tokenizer, out.path / name)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     metrics: dict[str, Any] = {
         "train/loss": float(result.training_loss),
@@ -114,9 +112,20 @@ def run_pretrain(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, Any
         "pretrain/documents": len(texts),
         "pretrain/blocks": len(trainer.train_dataset),
     }
-    run.update(adapter=str(out_dir), train_metrics=metrics)
-    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, run, tracker))
-    run.update(adapter=str(out_dir), metrics=metrics)
+    out.update(adapter=str(out_dir), train_metrics=metrics)
+    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, out, tracker))
+    out.update(adapter=str(out_dir), metrics=metrics)
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", name, out_dir, metrics)
     return metrics
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="pretrain",
+        schema=TrainerStageConfig,
+        run=run_pretrain,
+        curriculum="step",
+        hands_on="adapter",
+    )
+)

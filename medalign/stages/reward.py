@@ -17,23 +17,23 @@ import os
 import shutil
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import RunConfig, TrainerStageConfig
 from medalign.models.init_from import sft_base
 from medalign.outputs import RunDir
-from medalign.registry import register
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 from medalign.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "reward")
-def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
+def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
+    out, tracker = inputs.record, inputs.tracker
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.rewards.build import build_pairs, split
     from medalign.stages.common import with_path
 
-    point = run.start
-    base = sft_base(cfg, run, point)
+    point = inputs.start
+    base = sft_base(cfg, out, point)
     tokenizer = load_tokenizer(with_path(cfg, base), base)
     sampler = chooser = None
     if cfg.reward.negatives == "sample":
@@ -53,8 +53,8 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
     models: dict[str, str] = {}
     for objective, objective_pairs in pairs.items():
         train, held = split(objective_pairs, cfg.reward.eval_fraction)
-        model = _train(cfg, run, tracker, base, tokenizer, train, objective)
-        target = run.path / f"reward_{objective}"
+        model = _train(cfg, out, tracker, base, tokenizer, train, objective)
+        target = out.path / f"reward_{objective}"
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
@@ -75,13 +75,13 @@ def run_reward(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float
             metrics[f"reward/{objective}_accuracy_{kind}"] = _mean(mine)
             metrics[f"reward/{objective}_heldout_pairs_{kind}"] = len(mine)
     tracker.log(metrics)
-    run.update(base_model=base, reward_models=models, metrics=metrics)
+    out.update(base_model=base, reward_models=models, metrics=metrics)
     return metrics
 
 
 def _train(
     cfg: RunConfig,
-    run: RunDir,
+    out: RunDir,
     tracker: Tracker,
     base: str,
     tokenizer: Any,
@@ -102,7 +102,7 @@ def _train(
     args = build_config(
         RewardConfig,
         cfg,
-        trainer_args(cfg, run, tracker, subdir=f"checkpoints_{objective}"),
+        trainer_args(cfg, out, tracker, subdir=f"checkpoints_{objective}"),
         max_length=cfg.trainer.max_length,
     )
     trainer = RewardTrainer(
@@ -139,3 +139,16 @@ def pair_wins(model: Any, tokenizer: Any, pairs: list) -> tuple[list[float], lis
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="reward",
+        schema=TrainerStageConfig,
+        run=run_reward,
+        curriculum="step",
+        hands_on="reward_models",
+        validation="warn",
+        settings="reward",
+    )
+)

@@ -20,28 +20,27 @@ import logging
 import time
 from typing import Any
 
-from medalign.config import RunConfig
+from medalign.config import RunConfig, TrainerStageConfig
 from medalign.models.init_from import sft_base
-from medalign.outputs import RunDir
-from medalign.registry import get, register
-from medalign.tracking import Tracker
+from medalign.registry import get
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "rl")
-def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
+def run_rl(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
+    out, tracker = inputs.record, inputs.tracker
     if cfg.rl.engine == "verl":  # a ready-to-run verl job, not a TRL run
         from medalign.rl_engines.verl import write_verl_job
 
-        return write_verl_job(cfg, run.path, run.start)
+        return write_verl_job(cfg, out.path, inputs.start)
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.models.lora import attach_loraplus, lora_config
     from medalign.stages.common import with_path
     from medalign.stages.sft import save_atomically
 
-    point = run.start
-    base = sft_base(cfg, run, point)
+    point = inputs.start
+    base = sft_base(cfg, out, point)
     model_cfg = with_path(cfg, base)
     tokenizer = load_tokenizer(model_cfg, base)
     model = load_causal_lm(model_cfg, cfg.quant, base)
@@ -49,13 +48,13 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.stages.common import trainer_args
 
     build = get("rl_algorithm", cfg.rl.algorithm)
-    trainer, logger = build(cfg, trainer_args(cfg, run, tracker), tracker, model, tokenizer, peft)
+    trainer, logger = build(cfg, trainer_args(cfg, out, tracker), tracker, model, tokenizer, peft)
     if peft is not None:
         attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
     started = time.perf_counter()
     result = trainer.train()
     elapsed = time.perf_counter() - started
-    adapter = save_atomically(trainer.model, tokenizer, run.path / "adapter")
+    adapter = save_atomically(trainer.model, tokenizer, out.path / "adapter")
     metrics = {
         "rl/steps": int(result.global_step),
         "rl/runtime_s": round(elapsed, 2),
@@ -65,8 +64,8 @@ def run_rl(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     }
     from medalign.stages.eval import evaluate_after_training
 
-    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, run, tracker))
-    run.update(base_model=base, adapter=str(adapter), metrics=metrics)
+    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, out, tracker))
+    out.update(base_model=base, adapter=str(adapter), metrics=metrics)
     tracker.summary(metrics)
     return metrics
 
@@ -111,3 +110,36 @@ def welch_p(first: list[float], last: list[float]) -> float:
         warnings.simplefilter("ignore", RuntimeWarning)
         p = float(ttest_ind(first, last, equal_var=False).pvalue)
     return 1.0 if math.isnan(p) else p
+
+
+def check_rl(cfg: RunConfig) -> None:
+    """stage=rl at start-up: verl's own limits for a verl job; otherwise a registered
+    algorithm, its preference data (dpo, kto, orpo), and a colocated vLLM that fits."""
+    if cfg.rl.engine == "verl":
+        from medalign.rl_engines.verl import check_algorithm, check_lora_settings
+
+        check_algorithm(cfg.rl.algorithm)  # verl runs ppo/grpo/rloo, not dpo
+        check_lora_settings(cfg.lora)  # verl's LoRA: rank, alpha, targets; no variants
+        return
+    from medalign.plan.colocate import check_colocate
+    from medalign.stages.rl_algorithms import check_preference_data, check_rl_algorithm
+
+    check_rl_algorithm(cfg)
+    check_preference_data(cfg)  # rl=dpo|kto|orpo without preference data: one line
+    check_colocate(cfg)  # rl.vllm_mode=colocate: training + vLLM's share fit plan.gpu
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="rl",
+        schema=TrainerStageConfig,
+        run=run_rl,
+        check=check_rl,
+        curriculum="step",
+        reads_reward_models=True,
+        generates=True,
+        evaluates="after_train",
+        validation="warn",
+        settings="rl",
+    )
+)

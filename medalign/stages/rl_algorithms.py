@@ -156,6 +156,26 @@ def orpo(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft)
 PREFERENCE = ("dpo", "kto", "orpo")  # the offline algorithms: preference data, no rewards
 
 
+def check_rl_algorithm(cfg: RunConfig) -> None:
+    """rl.algorithm names a registered RL algorithm (a plugin's too); PPO, gone from this
+    TRL, gets its own line."""
+    from medalign.registry import names
+
+    if cfg.rl.algorithm in names("rl_algorithm"):
+        return
+    if cfg.rl.algorithm == "ppo":
+        raise MedalignError(
+            "rl=ppo: PPOTrainer is not in this TRL (trl.experimental.ppo was removed in TRL "
+            "1.13, and medalign keeps the newest TRL for every other trainer). Use rl=grpo "
+            "or rl=rloo (critic-free policy gradients on the same rewards), or rl=dpo; for "
+            "classic PPO, install trl==1.12.0 in a separate environment."
+        )
+    raise MedalignError(
+        f"config rl.algorithm: unknown RL algorithm {cfg.rl.algorithm!r}; registered: "
+        f"{', '.join(names('rl_algorithm'))}"
+    )
+
+
 def check_preference_data(cfg: RunConfig) -> None:
     """rl=dpo|kto|orpo needs preference data: checked at start-up, one line."""
     rl = cfg.rl

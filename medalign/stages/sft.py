@@ -22,22 +22,22 @@ from medalign.config import RunConfig, SFTStageConfig
 from medalign.errors import MedalignError
 from medalign.models.init_from import StartingPoint, base_source
 from medalign.outputs import RunDir
-from medalign.registry import register
+from medalign.stages.spec import StageInputs, StageSpec, register_stage
 from medalign.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-@register("stage", "sft")
-def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
+def run_sft(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     """Train one SFT stage; return its metrics (also written to metrics.json)."""
+    out, tracker = inputs.record, inputs.tracker
     from medalign.data.loading import load_training_data, training_configs
     from medalign.data.prepare import cached_sft, prepare_sft
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.stages.common import with_path
 
     stage: SFTStageConfig = cfg.stage
-    point = run.start
+    point = inputs.start
     check_init_adapter(cfg, point)  # a LoRA mismatch fails before anything loads
     from medalign.data import load_cache
     from medalign.data.validation import hold_out
@@ -50,7 +50,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     source = base_source(point, cfg.model)
     model_cfg = with_path(cfg, source) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, source)
-    args = _sft_args(cfg, run, tracker)
+    args = _sft_args(cfg, out, tracker)
     prepared = None
     if summary is not None:  # both cached: training starts without reading a row
         configs = [config for config, _ in training_configs(cfg)]
@@ -64,21 +64,21 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
         load_cache.remember_training(cfg, load_key, {**summary, **load_cache.points_to(prepared)})
     valid = _prepared_validation(cfg, held, tokenizer, args)
     remembered = {"load_cache": {"key": load_key, "hit": data is None}}
-    run.update(
+    out.update(
         base_model=source,
         **({"init_from": point.record()} if point else {}),
         data={**load_cache.as_recorded(summary), **prepared.manifest(), **remembered},
         **({"validation": held.summary()} if held else {}),
     )
 
-    saved = completed_adapter(run.path) if stage.resume_from == "latest" else None
+    saved = completed_adapter(out.path) if stage.resume_from == "latest" else None
     if saved is not None:  # killed after training, during its evaluation
         import dataclasses
 
         from medalign.stages.eval import evaluate_saved
 
         return evaluate_saved(
-            dataclasses.replace(cfg, model=model_cfg), run, tracker, saved, source
+            dataclasses.replace(cfg, model=model_cfg), out, tracker, saved, source
         )
     model = load_causal_lm(model_cfg, cfg.quant, source)
     model, peft_config = _attach_adapter(model, cfg, point)
@@ -86,11 +86,11 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.models.lora import attach_loraplus
 
     attach_loraplus(trainer, cfg.lora, cfg.trainer.learning_rate)  # lora.loraplus_lr_ratio
-    checkpoint = _checkpoint_to_resume(stage.resume_from, run.path / "checkpoints")
+    checkpoint = _checkpoint_to_resume(stage.resume_from, out.path / "checkpoints")
     resumed_at = 0
     if checkpoint:
         log.info("resuming training from %s", checkpoint)
-        run.update(resumed_from=checkpoint)
+        out.update(resumed_from=checkpoint)
         resumed_at = _continue_counters(trainer, Path(checkpoint))
     started = time.perf_counter()
     try:
@@ -100,7 +100,7 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     elapsed = time.perf_counter() - started
 
     out_name = "adapter" if cfg.lora.enabled or (point and point.adapter) else "model"
-    out_dir = save_atomically(trainer.model, tokenizer, run.path / out_name)
+    out_dir = save_atomically(trainer.model, tokenizer, out.path / out_name)
     tokens = _num_tokens(trainer)
     loss, covers = _whole_run_loss(trainer, result, resumed_at)
     metrics = {
@@ -119,14 +119,14 @@ def run_sft(cfg: RunConfig, run: RunDir, tracker: Tracker) -> dict[str, float]:
     from medalign.stages.validation import validation_summary
 
     if validation := validation_summary(trainer, cfg):  # eval/loss: best, its step
-        run.update(validation={**(held.summary() if held else {}), **validation})
+        out.update(validation={**(held.summary() if held else {}), **validation})
         metrics["eval/best_loss"] = validation.get("best_loss")
         metrics["eval/best_loss_step"] = validation.get("best_step")
     from medalign.stages.eval import evaluate_after_training
 
-    run.update(adapter=str(out_dir), train_metrics=metrics)  # a resume needs only the eval
-    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, run, tracker))
-    run.update(adapter=str(out_dir), metrics=metrics, world_size=trainer.args.world_size)
+    out.update(adapter=str(out_dir), train_metrics=metrics)  # a resume needs only the eval
+    metrics.update(evaluate_after_training(trainer.model, tokenizer, cfg, out, tracker))
+    out.update(adapter=str(out_dir), metrics=metrics, world_size=trainer.args.world_size)
     tracker.summary(metrics)
     log.info("saved %s to %s; %s", out_name, out_dir, metrics)
     return metrics
@@ -180,7 +180,7 @@ def _attach_adapter(model: Any, cfg: RunConfig, point: StartingPoint | None) -> 
     return PeftModel.from_pretrained(model, point.adapter, is_trainable=True), None
 
 
-def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
+def _sft_args(cfg: RunConfig, out: RunDir, tracker: Tracker) -> Any:
     """The run's trl.SFTConfig (built before the model loads: data preparation reads it)."""
     from trl import SFTConfig
 
@@ -188,7 +188,7 @@ def _sft_args(cfg: RunConfig, run: RunDir, tracker: Tracker) -> Any:
     from medalign.stages.common import build_config, trainer_args
     from medalign.stages.validation import validation_args
 
-    common = trainer_args(cfg, run, tracker)
+    common = trainer_args(cfg, out, tracker)
     packed = packing_mode(cfg)
     return build_config(
         SFTConfig,
@@ -321,3 +321,18 @@ def _num_tokens(trainer: Any) -> int | None:
 def _first_logged_loss(trainer: Any) -> float | None:
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return float(losses[0]) if losses else None
+
+
+SPEC = register_stage(
+    StageSpec(
+        kind="sft",
+        schema=SFTStageConfig,
+        run=run_sft,
+        curriculum="dataset",
+        hands_on="adapter",
+        evaluates="after_train",
+        fine_tunes=True,
+        validation="sft",
+        resumable=True,
+    )
+)

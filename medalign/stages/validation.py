@@ -22,7 +22,6 @@ from medalign.config import RunConfig
 from medalign.errors import MedalignError
 
 log = logging.getLogger(__name__)
-SFT_KINDS = ("sft", "curriculum")
 
 
 def keep_best(cfg: RunConfig) -> bool:
@@ -47,8 +46,11 @@ def check_validation(cfg: RunConfig) -> None:
                     "(evaluate the held-out rows every N steps)"
                 )
         return
-    if cfg.stage.kind not in SFT_KINDS:
-        if cfg.stage.kind not in ("reward", "rl"):  # eval, export, ...: nothing trains
+    from medalign.stages.spec import stage_spec
+
+    validation = stage_spec(cfg.stage.kind).validation  # "sft": held-out rows, checked
+    if validation != "sft":
+        if validation != "warn":  # eval, export, ...: nothing trains
             return
         log.warning(
             "trainer.eval_steps=%s: validation applies to SFT stages; this %s stage ignores "
@@ -128,23 +130,3 @@ def validation_summary(trainer: Any, cfg: RunConfig) -> dict[str, Any]:
             out.get("best_step"),
         )
     return out
-
-
-def validation_markdown(manifest: dict[str, Any]) -> str:
-    """Each SFT stage's best validation loss (trainer.eval_steps), when it validated."""
-    rows = []
-    for entry in manifest.get("stages", []):
-        v = entry.get("validation") or {}
-        if v.get("best_loss") is not None:
-            early = "yes" if v.get("stopped_early") else "no"
-            rows.append(
-                f"| {entry['name']} | {v['best_loss']:.4f} | {v.get('best_step')} | "
-                f"{len(v.get('losses') or [])} | {early} | {v.get('kept', 'last')} |"
-            )
-    if not rows:
-        return ""
-    return (
-        "\n## Validation loss (held-out rows, trainer.eval_steps)\n\n"
-        "| stage | best eval/loss | at step | evaluations | stopped early | adapter kept |\n"
-        "|---|---:|---:|---:|---|---|\n" + "\n".join(rows) + "\n"
-    )

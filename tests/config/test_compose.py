@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from medalign.checks import check_components
-from medalign.config import STAGE_SCHEMAS, check_overrides, validate
+from medalign.config import check_overrides, validate
 from medalign.errors import MedalignError
+from medalign.registry import names
+from medalign.stages.spec import stage_spec
 from tests.conftest import REPO, compose, options
 
 
@@ -25,11 +27,7 @@ def test_every_stage_and_experiment_validates(
     """Every stage kind x every experiment composes with debug=fast (and each stage alone)."""
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
     overrides += [f"debug={debug}"] if debug else []
-    special = {
-        k: k
-        for k in ("eval", "curriculum", "export", "reward", "rl", "plan", "generate", "chat")
-        + ("compare", "pretrain")
-    }
+    special = {k: k for k in names("stage")}  # a stage named as a kind has that kind
     typed = validate(compose(*overrides))
     needs_models = typed.stage.kind == "rl" and any(
         w and not typed.reward.models.get(n)
@@ -46,8 +44,8 @@ def test_every_stage_and_experiment_validates(
         check_components(typed)
     if debug:
         assert typed.trainer.max_steps == 5 and typed.logger.name == "none"
-    assert typed.stage.kind in STAGE_SCHEMAS
-    assert isinstance(typed.stage, STAGE_SCHEMAS[typed.stage.kind])
+    assert typed.stage.kind in names("stage")  # a registered StageSpec's kind
+    assert isinstance(typed.stage, stage_spec(typed.stage.kind).schema)
     assert typed.stage.kind == special.get(stage, "sft")  # stage= beats the experiment's
 
 

@@ -95,10 +95,10 @@ def test_builtin_only_keys_are_refused_with_lm_eval() -> None:
 def test_lm_eval_output_folds_into_medalign_results_metrics_and_the_curriculum_table() -> None:
     """lm-eval's output shape (0.4.13) -> results.json entries, eval/<task>/<metric>
     names, predictions and the curriculum's table, without running a model."""
-    from medalign.curriculum import results_table
     from medalign.eval.harness import fold_results
     from medalign.eval.report import summary_markdown
     from medalign.eval.runner import flat_metrics
+    from medalign.reports.results import results_table
 
     def mc(doc_id: int, lls: list[float], gold: int) -> dict:
         best = max(range(4), key=lls.__getitem__)

@@ -158,6 +158,12 @@ def test_the_report_shows_results_md_s_forgetting_reward_model_and_rl_tables(
         "| stage | reward | change |\n|---|---|---:|\n| rl | correctness | +0.328 ✱ |\n\n"
         "p: Welch's t-test.\n"
     )
+    # the curriculum writes those sections as data too (issue #34): report.html reads that
+    from medalign.reports.sections import Section
+
+    text = (source / "results.md").read_text()
+    sections = [Section.from_markdown("## " + part) for part in text.split("\n## ")[1:]]
+    (source / "results_sections.json").write_text(json.dumps([x.to_json() for x in sections]))
     page = write_report_html(source).read_text()
     for heading in ("Forgetting: each trained", "Reward models: held-out", "RL rewards: mean"):
         assert f"<h2>{heading}" in page, heading

@@ -140,3 +140,83 @@ def test_the_checker_sees_every_kind_of_import() -> None:
 def test_an_unknown_unit_is_named() -> None:
     with pytest.raises(KeyError, match="medalign.nowhere has no layer"):
         layer("nowhere")
+
+
+# Lookups that reach through the registry: registry.get/names with a constant kind, and
+# the helpers that wrap one lookup kind.
+WRAPPERS = {
+    "stage_spec": "stage",
+    "specs": "stage",
+    "the_one": "stage",
+    "curriculum_spec": "stage",
+    "get_task": "task",
+}
+
+
+def lookups(source: str) -> set[str]:
+    """The registry kinds `source` looks up by name (get/names with a constant kind, or a
+    wrapper of one kind), wherever in the module."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else ""
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            called = func.attr if func.value.id == "registry" else ""
+        if called in ("get", "names") and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value)
+        elif called in WRAPPERS:
+            found.add(WRAPPERS[called])
+    return found
+
+
+def reaches() -> dict[tuple[str, str], list[str]]:
+    """(unit, kind) -> the modules of that unit whose lookups of `kind` reach a unit on a
+    line above (or beside) it: one that registers that kind (registry._PROVIDERS)."""
+    from medalign.registry import _PROVIDERS
+
+    out: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        here = unit(module)
+        if here in ("", "registry"):
+            continue
+        for kind in lookups(path.read_text()):
+            providers = {unit(p.removesuffix(".*")) for p in _PROVIDERS.get(kind, ())}
+            if any(p != here and layer(p) >= layer(here) for p in providers):
+                out.setdefault((here, kind), []).append(module)
+    return out
+
+
+def test_every_reach_through_the_registry_is_declared() -> None:
+    from medalign.layers import REACHES
+
+    found = reaches()
+    undeclared = {k: v for k, v in found.items() if k not in REACHES}
+    assert not undeclared, (
+        "lookups that reach up the layers through the registry, not in medalign/layers.py "
+        f"REACHES (pass the value down, or add the line with its reason): {undeclared}"
+    )
+    stale = [k for k in REACHES if k not in found]
+    assert not stale, f"REACHES lines no lookup needs (remove them): {stale}"
+
+
+def test_the_reach_checker_sees_lookups_and_wrappers() -> None:
+    source = (
+        "from medalign.registry import get\n"
+        "def f():\n    return get('task', 'medqa'), names('stage')\n"
+        "x = registry.get('reward_fn', 'a'); y = stage_spec('sft'); z = {}.get('task')\n"
+    )
+    assert lookups(source) == {"task", "stage", "reward_fn"}
+
+
+def test_the_docs_show_the_order_layers_py_enforces() -> None:
+    """docs/concepts.md and docs/architecture.md give LAYERS' order, bottom to top."""
+    order = " -> ".join(", ".join(f"`{u}`" for u in line) for line in LAYERS)
+    docs = PACKAGE.parent / "docs"
+    for page in ("concepts.md", "architecture.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert order + "." in text, f"docs/{page} does not show medalign/layers.py's order"

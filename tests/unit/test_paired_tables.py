@@ -46,7 +46,7 @@ def _curriculum(root: Path, medqa_after: list[float]) -> Path:
 
 
 def _write_results(run: Path) -> str:
-    from medalign.curriculum import results_table, write_results
+    from medalign.reports.results import results_table, write_results
 
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["results"] = results_table(manifest)  # as the curriculum records it first
@@ -186,8 +186,8 @@ def test_false_confidence_columns_carry_their_own_n_and_interval(tmp_path: Path)
     bare number (no n, no interval) and the plot labelled it with all of PubMedQA's n."""
     from statsmodels.stats.proportion import proportion_confint
 
-    from medalign.curriculum import results_table
     from medalign.reports.paired import scores_markdown, stage_scores
+    from medalign.reports.results import results_table
 
     stage = tmp_path / "1-pubmedqa"
     (stage / "eval").mkdir(parents=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from medalign.curriculum import _rewards_markdown
+from medalign.reports.results import rewards_markdown as _rewards_markdown
 
 
 def test_reward_table_carries_weights_and_the_size_of_a_fifth(tmp_path: Path) -> None:

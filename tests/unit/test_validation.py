@@ -159,7 +159,7 @@ def test_an_evaluation_split_is_never_the_validation_split(medqa) -> None:
 
 
 def test_the_curriculum_results_show_each_stage_best_validation_loss(medqa, tmp_path: Path) -> None:
-    from medalign.curriculum import write_results
+    from medalign.reports.results import write_results
 
     manifest = {
         "stages": [
