@@ -34,7 +34,8 @@ def check_components(cfg: RunConfig) -> Any:
     _check_dataset_names(cfg)
     from medalign.eval.cot_checks import check_cot
 
-    check_cot(cfg)  # eval.mode=cot: samples, temperature, lm-eval tasks generative
+    # eval.mode=cot: samples, temperature, lm-eval tasks generative where the run evaluates
+    check_cot(cfg, evaluates=spec.will_evaluate(cfg.eval.after_train))
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
@@ -202,8 +203,7 @@ def _check_lm_eval(cfg: RunConfig) -> None:
     (the TaskManager built here is reused by the evaluation)."""
     from medalign.stages.spec import stage_spec
 
-    when = stage_spec(cfg.stage.kind).evaluates
-    if not (when == "always" or (when == "after_train" and cfg.eval.after_train)):
+    if not stage_spec(cfg.stage.kind).will_evaluate(cfg.eval.after_train):
         return
     ecfg = cfg.eval
     if ecfg.backend == "builtin":

@@ -88,6 +88,10 @@ REACHES: dict[tuple[str, str], str] = {
         "which runs stages and so sits above them)"
     ),
     ("checks", "stage"): "the start-up checks read the kind's roles, the curriculum's included",
+    ("sweep", "stage"): (
+        "check_sweep_metric: a sweep.metric under eval/ needs jobs whose kind evaluates "
+        "(StageSpec.will_evaluate), the curriculum's included"
+    ),
     ("run", "stage"): (
         "run() hands stage=curriculum to its StageSpec's pipeline, which calls run() for "
         "each stage: the one loop, by name"

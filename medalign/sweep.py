@@ -68,7 +68,9 @@ def check_sweep_metric(hydra_cfg: Any, cfg: Any) -> None:
     parts = metric.split("/")
     if parts[0] != "eval" or len(parts) < 3 or cfg.eval.backend != "builtin":
         return
-    if cfg.stage.kind == "sft" and not cfg.eval.after_train:
+    from medalign.stages.spec import stage_spec
+
+    if not stage_spec(cfg.stage.kind).will_evaluate(cfg.eval.after_train):
         raise MedalignError(
             f"sweep.metric={metric}: these jobs do not evaluate; add eval.after_train=true"
         )
@@ -259,6 +261,11 @@ def _paired_section(sweep_dir: Path, cfg: Any) -> dict[str, Any]:
         alpha=OmegaConf.select(cfg, "compare.alpha", default=0.05) if cfg else 0.05,
         resamples=OmegaConf.select(cfg, "compare.resamples", default=10_000) if cfg else 10_000,
         metrics=["acc", "f1", "refusal_rate"],
+        # a sweep's jobs are configurations: one seed each is exploratory, as in compare
+        min_seeds=OmegaConf.select(cfg, "compare.min_seeds", default=3) if cfg else 3,
+        max_resamples=OmegaConf.select(cfg, "compare.max_resamples", default=200_000)
+        if cfg
+        else 200_000,
     )
     try:
         runs = resolve_entry(str(sweep_dir))

@@ -1,7 +1,7 @@
 """Start-up refusals for `eval.mode=cot` and its keys, and the one refusal stage=compare
 needs: scores measured under different protocols are never paired.
 
-    check_cot(cfg)                           # medalign/checks.py, before any model loads
+    check_cot(cfg, evaluates)                # medalign/checks.py, before any model loads
     check_same_protocol(runs, datasets)      # medalign/compare/engine.py
 
 Why: a sampling setting that the mode ignores, k identical greedy answers called maj@k, or
@@ -17,8 +17,9 @@ from typing import Any
 from medalign.errors import MedalignError
 
 
-def check_cot(cfg: Any) -> None:
-    """eval.samples, eval.temperature, eval.max_new_tokens_per_dataset and, with
+def check_cot(cfg: Any, evaluates: bool) -> None:
+    """eval.samples, eval.temperature, eval.max_new_tokens_per_dataset and, where the run
+    `evaluates` (its StageSpec says so; read by checks.py, above this layer) with
     eval.backend=lm_eval, that every task is generative."""
     ecfg = cfg.eval
     if ecfg.samples < 1:
@@ -51,9 +52,6 @@ def check_cot(cfg: Any) -> None:
                 f"config eval.max_new_tokens_per_dataset.{name}: {name!r} is not evaluated "
                 f"(eval.datasets={list(ecfg.datasets)})"
             )
-    evaluates = cfg.stage.kind in ("eval", "curriculum") or (
-        ecfg.after_train and cfg.stage.kind in ("sft", "rl")
-    )
     if evaluates and ecfg.backend == "lm_eval":
         _check_lm_eval_cot(cfg)
 

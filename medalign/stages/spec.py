@@ -103,6 +103,10 @@ class StageSpec:
                     f"stage kind {self.kind!r}: {key}={value!r}, not one of {shown}"
                 )
 
+    def will_evaluate(self, after_train: bool) -> bool:
+        """Whether a run of this kind evaluates, given eval.after_train."""
+        return self.evaluates == "always" or (self.evaluates == "after_train" and after_train)
+
 
 register_base("stage", StageSpec, instances=True)
 

@@ -15,12 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "medalign"
 
 # (file under medalign/, kind) -> why it may name the kind. Only shrinks.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("sweep.py", "sft"): (
-        "check_sweep_metric: owned by the engineer on #37 while issue #34 was done; "
-        "read stage_spec(kind).evaluates there once both are merged"
-    ),
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def kinds() -> set[str]:
