@@ -31,6 +31,10 @@ def check_components(cfg: RunConfig) -> None:
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
+    from medalign.rewards.checks import check_reward_setup
+    from medalign.stages.rl_algorithms import PREFERENCE
+
+    check_reward_setup(cfg, online=cfg.rl.algorithm not in PREFERENCE)  # models, scales, scopes
     if cfg.stage.kind == "compare":  # bad runs refused before a run directory exists
         from medalign.stages.compare import check_compare
 
