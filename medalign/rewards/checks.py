@@ -61,7 +61,8 @@ def _trained_by_curriculum(cfg: RunConfig, order: list[str]) -> set[str] | None:
 
 
 def _check_model(name: str, path: str) -> None:
-    from medalign.rewards.scale import missing_scale_message, read_scale, reward_model_dir
+    from medalign.models.inference import reward_model_dir
+    from medalign.rewards.scale import missing_scale_message, read_scale
 
     model_dir = reward_model_dir(name, path)
     if read_scale(model_dir) is None:

@@ -122,13 +122,8 @@ def scaled_reward_model(name: str, path: str, trace: Any = None) -> Any:
     """A trained reward model as an RL reward: its score standardized by its fitted scale,
     on the prompts whose Task declares `name` (None elsewhere); each scored completion is
     handed to `trace` beside its gold outcome (rewards/hacking.py)."""
-    from medalign.models.inference import reward_model_fn
-    from medalign.rewards.scale import (
-        missing_scale_message,
-        read_scale,
-        reward_model_dir,
-        standardize,
-    )
+    from medalign.models.inference import reward_model_dir, reward_model_fn
+    from medalign.rewards.scale import missing_scale_message, read_scale, standardize
 
     path = str(reward_model_dir(name, path))
     scale = read_scale(path)

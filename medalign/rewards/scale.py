@@ -117,29 +117,6 @@ def fit_and_write(
     return (scale, chosen, rejected) if held else (scale, [], [])
 
 
-def reward_model_dir(name: str, path: str | Path) -> Path:
-    """The reward model `reward.models.<name>` names: a model directory, or a reward run
-    (or a curriculum) holding `reward_<name>/`; a run without that model is refused."""
-    path = Path(path).expanduser()
-    if (path / "config.json").is_file():
-        return path
-    if (path / "manifest.json").is_file():
-        stage = reward_stage_dir(path)
-        stages = json.loads((stage / "manifest.json").read_text()).get("stages") or [{}]
-        models = stages[0].get("reward_models") or {}
-        if name in models:
-            return Path(models[name])
-        raise MedalignError(
-            f"reward.models.{name}={path}: that run trained no {name} reward model (it has: "
-            f"{', '.join(sorted(models)) or 'none'}); train one (stage=reward "
-            f"reward.objective={name}), or set reward.weights.{name}=0"
-        )
-    raise MedalignError(
-        f"reward.models.{name}={path}: no reward model there (no config.json); give the "
-        f"reward run's reward_{name}/ directory, or the run itself"
-    )
-
-
 def missing_scale_message(name: str, model_dir: str | Path) -> str:
     run = Path(model_dir).parent
     return (
@@ -150,20 +127,6 @@ def missing_scale_message(name: str, model_dir: str | Path) -> str:
 
 
 # -- the command: fit the scale of a reward run from before ------------------------------
-def reward_stage_dir(path: Path) -> Path:
-    """The reward run `path` names: itself, or a curriculum's reward stage."""
-    manifest = path / "manifest.json"
-    if not manifest.is_file():
-        raise MedalignError(f"{path}: no manifest.json; name a reward run (or a curriculum)")
-    data = json.loads(manifest.read_text())
-    if data.get("kind") == "curriculum":
-        stages = [s for s in data.get("stages", []) if s.get("reward_models")]
-        if not stages:
-            raise MedalignError(f"{path}: this curriculum has no finished reward stage")
-        return Path(stages[-1]["dir"])
-    return path
-
-
 def fit_run(path: Path) -> dict[str, Path]:
     """Fit and write the scale of every reward model of a run that lacks one, on the run's
     own held-out pairs, rebuilt from the config it recorded (the same seed, split and
@@ -172,6 +135,7 @@ def fit_run(path: Path) -> dict[str, Path]:
     from transformers import AutoModelForSequenceClassification
 
     from medalign.config import validate
+    from medalign.models.inference import reward_stage_dir
     from medalign.models.load import at_path, load_tokenizer
     from medalign.outputs import RunDir
     from medalign.rewards.build import build_pairs, policy_negatives, split
