@@ -13,10 +13,11 @@ the RL stage compares the first and the last fifth of the steps (`reward_vs_gold
 
 The unit is the step: one step's completions share their prompts, so they are not
 independent draws; each fifth's value is the mean of its steps' means, its interval is
-eval/metrics.py `with_ci` over those step means, and the test is Welch's on them, as the
-RL fifths table's (stages/rl.py). Why: in the world's GRPO run the total reward rose
-while correctness fell (experiments/README.md, 2026-12-02); found by hand then, flagged
-in every run's metrics now.
+eval/metrics.py `with_ci` over those step means (a bootstrap; Wilson's, n = steps, when
+every step's mean is 0 or 1: each step counted as one draw, the cautious side), and the
+test is Welch's on them, as the RL fifths table's (stages/rl.py). Why: in the world's
+GRPO run the total reward rose while correctness fell (experiments/README.md,
+2026-12-02); found by hand then, flagged in every run's metrics now.
 """
 
 from __future__ import annotations
