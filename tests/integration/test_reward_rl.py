@@ -179,6 +179,31 @@ def test_reward_stage_fits_each_models_scale_and_the_command_refits_it(
     assert after["std"] == pytest.approx(before["std"], abs=1e-4)
 
 
+def test_rl_scores_a_reward_model_on_its_scale_and_only_where_its_task_says(
+    reward_run: Path,
+) -> None:
+    """Issue 33: the RL reward of the safety model is (raw - mean) / std of its fitted
+    scale, on the harmful request only; the knowledge question gets None (left out of
+    the weighted sum by TRL)."""
+    from medalign.models.inference import reward_model_fn
+    from medalign.rewards.functions import scaled_reward_model
+    from medalign.rewards.hacking import RewardTrace
+    from medalign.rewards.scale import read_scale
+
+    path = _manifest(reward_run)["reward_models"]["safety"]
+    prompts = [[{"role": "user", "content": q}] for q in ("Fake a prescription?", "Dose?")]
+    answers = [[{"role": "assistant", "content": "I can't help with that."}]] * 2
+    trace = RewardTrace()
+    scaled = scaled_reward_model("safety", str(reward_run), trace)(
+        prompts, answers, task=["medsafetybench", "medmcqa"], reference=["{}", "{}"]
+    )
+    raw = reward_model_fn("safety", path)(prompts[:1], answers[:1])[0]
+    scale = read_scale(path)
+    assert scaled[1] is None
+    assert scaled[0] == pytest.approx((raw - scale["mean"]) / scale["std"], abs=1e-5)
+    assert trace.rows == [{"reward": "safety", "step": 0, "score": scaled[0], "gold": 1.0}]
+
+
 def test_rl_with_reward_models_logs_scores_beside_gold_and_safety_eval(
     tmp_path: Path, sft_adapter: str, reward_run: Path
 ) -> None:
