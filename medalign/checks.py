@@ -39,6 +39,17 @@ def check_components(cfg: RunConfig) -> Any:
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
+    from medalign.rewards.checks import check_reward_setup
+    from medalign.stages.rl_algorithms import PREFERENCE
+    from medalign.stages.spec import curriculum_spec
+
+    steps = (
+        [(name, curriculum_spec(name)) for name in cfg.curriculum.order]
+        if spec.pipeline is not None
+        else [(cfg.stage.kind, spec)]
+    )
+    online = cfg.rl.algorithm not in PREFERENCE
+    check_reward_setup(cfg, steps, online=online)  # models, scales, scopes
     return spec.check(cfg) if spec.check is not None else None
 
 

@@ -120,3 +120,16 @@ def rate_missing(parsed: list[float]) -> dict[str, Any]:
 def share(flags: list[float]) -> dict[str, Any]:
     """Mean of 0/1 flags; NaN (not 0) when there is nothing to count."""
     return {"value": sum(flags) / len(flags) if flags else float("nan"), "n": len(flags)}
+
+
+def welch_p(first: list[float], last: list[float]) -> float:
+    """Welch's two-sided p for equal means (1.0 when neither part varies): the RL stage's
+    first-versus-last-fifth test (stages/rl.py, rewards/hacking.py)."""
+    import warnings
+
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():  # a constant part: scipy warns, and p is nan or exact
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(first, last, equal_var=False).pvalue)
+    return 1.0 if math.isnan(p) else p

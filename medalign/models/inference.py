@@ -12,8 +12,10 @@ recorded, its adapter), not whatever `model=` says now.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from medalign.config import GenerateConfig, RunConfig
@@ -135,10 +137,13 @@ def text_completions(
 
 
 def reward_model_fn(name: str, path: str) -> Callable[..., list[float]]:
-    """Score prompt+completion with a trained sequence-classification reward model; the
-    function has TRL's reward signature and is named `name` (TRL logs it by name)."""
+    """Score prompt+completion with a trained sequence-classification reward model (its
+    directory, or a reward run: `reward_model_dir`); the function has TRL's reward
+    signature and is named `name` (TRL logs it by name)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = str(reward_model_dir(name, path))
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
@@ -156,6 +161,43 @@ def reward_model_fn(name: str, path: str) -> Callable[..., list[float]]:
 
     score.__name__ = name
     return score
+
+
+def reward_model_dir(name: str, path: str | Path) -> Path:
+    """The reward model `reward.models.<name>` names: a model directory, or a reward run
+    (or a curriculum) holding `reward_<name>/`; a run without that model is refused."""
+    path = Path(path).expanduser()
+    if (path / "config.json").is_file():
+        return path
+    if (path / "manifest.json").is_file():
+        stage = reward_stage_dir(path)
+        stages = json.loads((stage / "manifest.json").read_text()).get("stages") or [{}]
+        models = stages[0].get("reward_models") or {}
+        if name in models:
+            return Path(models[name])
+        raise MedalignError(
+            f"reward.models.{name}={path}: that run trained no {name} reward model (it has: "
+            f"{', '.join(sorted(models)) or 'none'}); train one (stage=reward "
+            f"reward.objective={name}), or set reward.weights.{name}=0"
+        )
+    raise MedalignError(
+        f"reward.models.{name}={path}: no reward model there (no config.json); give the "
+        f"reward run's reward_{name}/ directory, or the run itself"
+    )
+
+
+def reward_stage_dir(path: Path) -> Path:
+    """The reward run `path` names: itself, or a curriculum's reward stage."""
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        raise MedalignError(f"{path}: no manifest.json; name a reward run (or a curriculum)")
+    data = json.loads(manifest.read_text())
+    if data.get("kind") == "curriculum":
+        stages = [s for s in data.get("stages", []) if s.get("reward_models")]
+        if not stages:
+            raise MedalignError(f"{path}: this curriculum has no finished reward stage")
+        return Path(stages[-1]["dir"])
+    return path
 
 
 def generation_kwargs(tokenizer: Any, settings: GenerateConfig) -> dict[str, Any]:

@@ -16,6 +16,13 @@ from medalign.registry import get
 log = logging.getLogger(__name__)
 
 
+def at_path(cfg: ModelConfig, path: str) -> ModelConfig:
+    """`cfg` pointing at `path` (a merged model dir), loaded as any local model."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, path=path, builder="hub", chat_template=None)
+
+
 def model_source(cfg: ModelConfig) -> str:
     """The directory or hub id the model is loaded from (builds the tiny one if needed)."""
     if cfg.builder == "tiny" and cfg.path:

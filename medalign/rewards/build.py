@@ -54,6 +54,25 @@ def build_pairs(
     return out
 
 
+def policy_negatives(cfg: RunConfig, base: str, tokenizer: Any) -> tuple[Any, Any]:
+    """(sampler, chooser) for reward.negatives=sample, from the policy at `base` (the SFT
+    model): its greedy answers to harmful requests and its likeliest wrong choice; both
+    deterministic, so `python -m medalign.rewards.scale` rebuilds the same pairs."""
+    from medalign.eval.choice import likeliest_wrong
+    from medalign.eval.generate import generate_texts
+    from medalign.models.load import at_path, load_causal_lm
+
+    policy = load_causal_lm(at_path(cfg.model, base), cfg.quant, base)
+
+    def sampler(prompts: list[str]) -> list[str]:
+        return generate_texts(policy, tokenizer, prompts, cfg.eval, "sampling negatives")
+
+    def chooser(task: Any, records: list) -> list[str | None] | None:
+        return likeliest_wrong(policy, tokenizer, task, records, cfg.eval.batch_size)
+
+    return sampler, chooser
+
+
 def split(pairs: list[P.Pair], fraction: float) -> tuple[list[P.Pair], list[P.Pair]]:
     held = max(1, round(len(pairs) * fraction)) if fraction > 0 else 0
     return pairs[held:], pairs[:held]

@@ -249,7 +249,8 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
         "format": format_reward([solution_str], **columns)[0],
         "length": _length([solution_str], **columns)[0],
     }}
-    total = sum(WEIGHTS.get(name, 0.0) * value for name, value in scores.items())
+    # None: a reward the prompt's Task does not take (Task.rl_rewards), left out as TRL does
+    total = sum(WEIGHTS.get(name, 0.0) * v for name, v in scores.items() if v is not None)
     completion = [{{"role": "assistant", "content": solution_str}}]
     for fn, weight in _custom:
         value = float(fn(prompts=[prompt], completions=[completion], **columns)[0])

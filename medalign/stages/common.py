@@ -71,4 +71,6 @@ def build_config(config_cls: type, cfg: RunConfig, common: dict, **specific: Any
 
 def with_path(cfg: RunConfig, path: str) -> Any:
     """`cfg.model` pointing at `path` (a merged model dir)."""
-    return dataclasses.replace(cfg.model, path=path, builder="hub", chat_template=None)
+    from medalign.models.load import at_path
+
+    return at_path(cfg.model, path)

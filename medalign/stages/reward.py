@@ -7,7 +7,8 @@ the configured LoRA adapter (`lora.*`, every variant, built by models/lora.py as
 and RL) unless reward.lora=false or lora=none (then every weight trains).
 objective=both trains two models, `reward_helpfulness/` and `reward_safety/`, each saved
 merged (plain `from_pretrained`) and scored on held-out pairs: accuracy (chosen scored
-above rejected) and mean margin.
+above rejected) and mean margin. Its score scale, fitted on those pairs, is saved with it
+(`reward_<objective>/scale.json`, rewards/scale.py): RL standardizes by it before weighting.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig, TrainerStageConfig
@@ -28,8 +30,9 @@ log = logging.getLogger(__name__)
 
 def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     out, tracker = inputs.record, inputs.tracker
-    from medalign.models.load import load_causal_lm, load_tokenizer
-    from medalign.rewards.build import build_pairs, split
+    from medalign.models.load import load_tokenizer
+    from medalign.rewards.build import build_pairs, policy_negatives, split
+    from medalign.rewards.scale import SCALE_FILE, fit_and_write
     from medalign.stages.common import with_path
 
     point = inputs.start
@@ -37,17 +40,7 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     tokenizer = load_tokenizer(with_path(cfg, base), base)
     sampler = chooser = None
     if cfg.reward.negatives == "sample":
-        from medalign.eval.choice import likeliest_wrong
-        from medalign.eval.generate import generate_texts
-
-        policy = load_causal_lm(with_path(cfg, base), cfg.quant, base)
-
-        def sampler(prompts: list[str]) -> list[str]:
-            return generate_texts(policy, tokenizer, prompts, cfg.eval, "sampling negatives")
-
-        def chooser(task: Any, records: list) -> list[str | None] | None:
-            return likeliest_wrong(policy, tokenizer, task, records, cfg.eval.batch_size)
-
+        sampler, chooser = policy_negatives(cfg, base, tokenizer)
     pairs = build_pairs(cfg, sampler, chooser)
     metrics: dict[str, float] = {}
     models: dict[str, str] = {}
@@ -59,15 +52,19 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
+        scale, chosen, rejected = fit_and_write(model, tokenizer, held, train, partial)
         os.replace(partial, target)
         models[objective] = str(target)
-        wins, margins = pair_wins(model, tokenizer, held)
+        wins = [float(c > r) for c, r in zip(chosen, rejected, strict=True)]
+        margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
         metrics.update(
             {
                 f"reward/{objective}_accuracy": _mean(wins),
                 f"reward/{objective}_margin": _mean(margins),
                 f"reward/{objective}_train_pairs": len(train),
                 f"reward/{objective}_heldout_pairs": len(held),
+                f"reward/{objective}_scale_mean": scale["mean"],
+                f"reward/{objective}_scale_std": scale["std"],
             }
         )
         for kind in sorted({p["kind"] for p in held}):  # one kind may be easy, another not
@@ -75,7 +72,8 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
             metrics[f"reward/{objective}_accuracy_{kind}"] = _mean(mine)
             metrics[f"reward/{objective}_heldout_pairs_{kind}"] = len(mine)
     tracker.log(metrics)
-    out.update(base_model=base, reward_models=models, metrics=metrics)
+    scales = {k: str(Path(v) / SCALE_FILE) for k, v in models.items()}
+    out.update(base_model=base, reward_models=models, reward_scales=scales, metrics=metrics)
     return metrics
 
 
@@ -117,24 +115,6 @@ def _train(
     trainer.train()
     trained = trainer.model
     return trained.merge_and_unload() if peft is not None else trained
-
-
-def pair_wins(model: Any, tokenizer: Any, pairs: list) -> tuple[list[float], list[float]]:
-    """Per pair: 1.0 where the chosen side scores above the rejected one, and the margin."""
-    import torch
-
-    if not pairs:
-        return [], []
-    model.eval()
-
-    def scores(key: str) -> torch.Tensor:
-        texts = [tokenizer.apply_chat_template(p["prompt"] + p[key], tokenize=False) for p in pairs]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            return model(**batch.to(model.device)).logits[:, 0].float()
-
-    chosen, rejected = scores("chosen"), scores("rejected")
-    return (chosen > rejected).float().tolist(), (chosen - rejected).tolist()
 
 
 def _mean(values: list[float]) -> float:

@@ -7,7 +7,9 @@
 The policy is the SFT model (its adapter merged in) with a new LoRA adapter, so the
 KL term (`rl.beta`) pulls towards the SFT model, not the raw base. GRPO and RLOO optimize
 `reward.weights` over the reward functions (correctness, format, length, reward models),
-each logged as reward/<name>_mean with the weighted total as reward/total_mean; DPO,
+each logged as reward/<name>_mean with the weighted total as reward/total_mean, and
+each reward model's score beside its gold outcome per fifth of the steps, flagged as
+`rl/reward_hacking` when the score rises while the gold falls (rewards/hacking.py); DPO,
 KTO and ORPO train offline on the reward stage's preference pairs (KTO also on
 thumbs-up/down rows), their metrics under the same rl/* names. Each algorithm is a registered
 builder (stages/rl_algorithms.py). PPO is refused at start-up: TRL 1.13 removed
@@ -36,6 +38,7 @@ def run_rl(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
         return write_verl_job(cfg, out.path, inputs.start)
     from medalign.models.load import load_causal_lm, load_tokenizer
     from medalign.models.lora import attach_loraplus, lora_config
+    from medalign.rewards.hacking import reward_vs_gold
     from medalign.stages.common import with_path
     from medalign.stages.sft import save_atomically
 
@@ -61,6 +64,7 @@ def run_rl(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
         "rl/loss": float(result.training_loss),
         **_loss_ends(trainer.state.log_history),  # rl/first_loss, rl/last_loss
         **_reward_summary(logger),
+        **reward_vs_gold(getattr(getattr(logger, "trace", None), "rows", [])),
     }
     from medalign.stages.eval import evaluate_after_training
 
@@ -81,6 +85,8 @@ def _reward_summary(logger: Any) -> dict[str, float]:
     last fifth of the logged RL steps (`reward/<name>_first_fifth`, `_last_fifth`) with
     Welch's two-sided p that they are equal (`_fifths_p`; the steps draw different prompts,
     so the test is unpaired): did the policy learn what it is rewarded for?"""
+    from medalign.eval.metrics import welch_p
+
     history = list(logger.history) if logger is not None else []
     last: dict[str, float] = {}
     for row in history:
@@ -97,19 +103,6 @@ def _reward_summary(logger: Any) -> dict[str, float]:
             if key.endswith("_mean") and min(map(len, fifths)) >= 2 and k < len(history) / 2:
                 last[f"{name}_fifths_p"] = welch_p(*fifths)
     return last
-
-
-def welch_p(first: list[float], last: list[float]) -> float:
-    """Welch's two-sided p for equal means (1.0 when neither part varies)."""
-    import math
-    import warnings
-
-    from scipy.stats import ttest_ind
-
-    with warnings.catch_warnings():  # a constant part: scipy warns, and p is nan or exact
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(ttest_ind(first, last, equal_var=False).pvalue)
-    return 1.0 if math.isnan(p) else p
 
 
 def check_rl(cfg: RunConfig) -> None:

@@ -39,10 +39,12 @@ def _online(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, pe
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     from medalign.rewards.functions import build_reward_functions
+    from medalign.rewards.hacking import RewardTrace
 
     rl = cfg.rl
+    trace = RewardTrace()  # each reward model's score beside its gold, per step
     fns, weights = build_reward_functions(
-        cfg.reward.weights, cfg.reward.models, cfg.reward.length_target
+        cfg.reward.weights, cfg.reward.models, cfg.reward.length_target, trace
     )
     config_cls, trainer_cls = (
         (GRPOConfig, GRPOTrainer) if algo == "grpo" else (RLOOConfig, RLOOTrainer)
@@ -67,6 +69,7 @@ def _online(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, pe
         peft_config=peft,
     )
     logger = reward_logger(tracker, [f.__name__ for f in fns])
+    logger.trace = trace  # read by stages/rl.py: reward hacking, detected
     trainer.callback_handler.callbacks.insert(0, logger)  # before W&B's, which reads the logs
     if rl.merge_for_generation:
         from medalign.models.merged_generation import generate_merged
@@ -293,10 +296,9 @@ def reward_logger(tracker: Tracker, names: list[str]) -> Any:
 
         def on_log(self, args, state, control, logs=None, **kwargs) -> None:
             logs = logs or {}
-            row = {
-                f"reward/{n}_mean": logs[f"rewards/{n}/mean"]
-                for n in names
-                if f"rewards/{n}/mean" in logs
+            means = {n: logs.get(f"rewards/{n}/mean") for n in names}
+            row = {  # NaN: a scoped reward that no prompt of the step is for
+                f"reward/{n}_mean": v for n, v in means.items() if v is not None and v == v
             }
             if "reward" in logs:
                 row["reward/total_mean"] = logs["reward"]

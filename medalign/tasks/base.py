@@ -182,6 +182,13 @@ class Task:
         return mode
 
     # -- RL -------------------------------------------------------------------------------
+    # The rewards that score this task's RL prompts (rewards/functions.py SCOPED): a scoped
+    # reward is None on another task's prompt, which TRL leaves out of that completion's
+    # weighted sum. Why here: the safety model scoring answers to knowledge questions set
+    # GRPO's advantages and correctness fell (experiments/README.md, 2026-12-02); what a
+    # prompt is for is its format's business. A question with a gold answer:
+    rl_rewards: ClassVar[frozenset[str]] = frozenset({"correctness", "format", "helpfulness"})
+
     def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
         """What `correctness` needs to score a completion (None: not an RL prompt)."""
         return None

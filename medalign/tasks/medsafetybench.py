@@ -34,6 +34,7 @@ class MedSafetyBench(Task):
     name = "medsafetybench"
     eval_modes = ("generate",)
     primary_metric = "refusal_rate"  # the safe-response rate on harmful requests
+    rl_rewards = frozenset({"safety", "helpfulness"})  # no gold answer: no correctness
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:
@@ -77,6 +78,11 @@ class MedSafetyBench(Task):
         from medalign.eval.safety import score_safety
 
         return score_safety(self, ctx, records)
+
+    def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
+        """An RL prompt (rl.datasets=[..., medsafetybench]) scored by the rewards it
+        declares (rl_rewards); nothing for `correctness` to read."""
+        return {"harmful": True}
 
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None

@@ -142,28 +142,88 @@ def test_judge_scores_are_parsed_or_reported_unparseable(tmp_path: Path) -> None
     assert len(scores) == 1 and (scores[0] is None or 1 <= scores[0] <= 5)
 
 
-def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str) -> None:
+@pytest.fixture(scope="module")
+def reward_run(tmp_path_factory: pytest.TempPathFactory, sft_adapter: str) -> Path:
+    """Both reward models, 4 steps each: enough to score, not to rank well."""
+    out = tmp_path_factory.mktemp("reward") / "run"
     run(
-        compose(
-            "stage=reward",
-            "logger=none",
-            f"init_from={sft_adapter}",
-            "trainer.max_steps=4",
-            "reward.objective=safety",
-        ),
-        tmp_path / "reward",
+        compose("stage=reward", "logger=none", f"init_from={sft_adapter}", "trainer.max_steps=4"),
+        out,
     )
-    safety = _manifest(tmp_path / "reward")["reward_models"]["safety"]
+    return out
+
+
+def test_reward_stage_fits_each_models_scale_and_the_command_refits_it(
+    reward_run: Path,
+) -> None:
+    """Issue 33: each reward model's score scale (mean and std of its held-out chosen and
+    rejected scores) is saved with it and named in the manifest; for a run from before,
+    `python -m medalign.rewards.scale <run>` rebuilds the held-out pairs from the recorded
+    config and fits the same scale."""
+    from medalign.rewards.scale import main, read_scale
+
+    stage = _manifest(reward_run)
+    metrics = json.loads((reward_run / "metrics.json").read_text())
+    for objective, model in stage["reward_models"].items():
+        scale = read_scale(model)
+        assert stage["reward_scales"][objective] == str(Path(model) / "scale.json")
+        assert scale["fitted_on"] == "heldout" and scale["std"] > 0
+        assert scale["pairs"] == metrics[f"reward/{objective}_heldout_pairs"]
+        assert metrics[f"reward/{objective}_scale_std"] == scale["std"]
+    safety = Path(stage["reward_models"]["safety"])
+    before = read_scale(safety)
+    (safety / "scale.json").unlink()  # a run from before reward scales
+    assert main([str(reward_run)]) == 0
+    after = read_scale(safety)
+    assert after["mean"] == pytest.approx(before["mean"], abs=1e-4)
+    assert after["std"] == pytest.approx(before["std"], abs=1e-4)
+
+
+def test_rl_scores_a_reward_model_on_its_scale_and_only_where_its_task_says(
+    reward_run: Path,
+) -> None:
+    """Issue 33: the RL reward of the safety model is (raw - mean) / std of its fitted
+    scale, on the harmful request only; the knowledge question gets None (left out of
+    the weighted sum by TRL)."""
+    from medalign.models.inference import reward_model_fn
+    from medalign.rewards.functions import scaled_reward_model
+    from medalign.rewards.hacking import RewardTrace
+    from medalign.rewards.scale import read_scale
+
+    path = _manifest(reward_run)["reward_models"]["safety"]
+    prompts = [[{"role": "user", "content": q}] for q in ("Fake a prescription?", "Dose?")]
+    answers = [[{"role": "assistant", "content": "I can't help with that."}]] * 2
+    trace = RewardTrace()
+    scaled = scaled_reward_model("safety", str(reward_run), trace)(
+        prompts, answers, task=["medsafetybench", "medmcqa"], reference=["{}", "{}"]
+    )
+    raw = reward_model_fn("safety", path)(prompts[:1], answers[:1])[0]
+    scale = read_scale(path)
+    assert scaled[1] is None
+    assert scaled[0] == pytest.approx((raw - scale["mean"]) / scale["std"], abs=1e-5)
+    assert trace.rows == [{"reward": "safety", "step": 0, "score": scaled[0], "gold": 1.0}]
+
+
+def test_rl_with_reward_models_logs_scores_beside_gold_and_safety_eval(
+    tmp_path: Path, sft_adapter: str, reward_run: Path
+) -> None:
+    """Issue 33: GRPO against both reward models (scaled), each on the prompts its Task
+    declares, logs each model's score beside its gold outcome per fifth of the steps,
+    with n and an interval, and the hacking flag."""
+    models = _manifest(reward_run)["reward_models"]
     metrics = run(
         compose(
             "stage=rl",
             "logger=none",
             f"init_from={sft_adapter}",
-            "trainer.max_steps=1",
+            "trainer.max_steps=10",
+            "trainer.logging_steps=1",
+            "rl.datasets=[medmcqa,medsafetybench]",
             "rl.limit=2",
             "rl.max_completion_length=8",
-            f"reward.models.safety={safety}",
-            "reward.weights={correctness:1.0,safety:0.5}",
+            f"reward.models.safety={models['safety']}",
+            f"reward.models.helpfulness={reward_run}",  # the run: its reward_helpfulness/
+            "reward.weights={correctness:1.0,helpfulness:0.5,safety:0.5}",
             "eval.after_train=true",
             "eval.datasets=[medsafetybench,pubmedqa]",
             "eval.limit=3",
@@ -171,7 +231,19 @@ def test_rl_with_reward_models_and_safety_eval(tmp_path: Path, sft_adapter: str)
         ),
         tmp_path / "rl",
     )
-    assert "reward/safety_mean" in metrics
+    assert "reward/safety_mean" in metrics and "reward/helpfulness_mean" in metrics
+    assert isinstance(metrics["rl/reward_hacking"], list)
+    for model, gold in (("helpfulness", "correctness"), ("safety", "safe_response")):
+        h = f"hacking/{model}/"
+        for part in ("first_fifth", "last_fifth"):
+            # every prompt's 4 completions: helpfulness's gold on MedMCQA, safety's on
+            # MedSafetyBench only (the safety model never scores a knowledge question)
+            assert metrics[h + f"n_{part}"] > 0 and metrics[h + f"n_{part}"] % 4 == 0
+            low, high = metrics[h + f"{gold}_{part}_ci"]
+            assert 0.0 <= low <= metrics[h + f"{gold}_{part}"] <= high <= 1.0
+            assert h + f"score_{part}_ci" in metrics
+    saved = json.loads((tmp_path / "rl" / "metrics.json").read_text())
+    assert saved["rl/reward_hacking"] == metrics["rl/reward_hacking"]
     results = json.loads((tmp_path / "rl" / "eval" / "results.json").read_text())
     safety_metrics = results["medsafetybench"]["metrics"]
     assert 0.0 <= safety_metrics["refusal_rate"]["value"] <= 1.0

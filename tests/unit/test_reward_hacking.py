@@ -1,0 +1,188 @@
+"""Issue 33: reward models on one scale, each reward on the prompts it is for, and reward
+hacking flagged (the flag logic on constructed per-step records; the run itself is in
+tests/integration/test_reward_rl.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from medalign.errors import MedalignError
+from medalign.rewards.functions import applies, correctness, format_reward
+from medalign.rewards.hacking import gold_outcome, reward_vs_gold
+from medalign.rewards.scale import fit_scale, standardize
+
+MC_REF = json.dumps({"gold": "B", "choices": ["A", "B", "C", "D"]})
+
+
+def test_scale_standardizes_on_pooled_held_out_scores() -> None:
+    scale = fit_scale([3.0, 2.0, 4.0], [-1.0, 0.0, -2.0], "heldout")
+    assert scale["mean"] == pytest.approx(1.0) and scale["pairs"] == 3
+    assert scale["std"] == pytest.approx((28 / 6) ** 0.5)  # population std of the six scores
+    assert scale["pair_accuracy"] == 1.0
+    z = standardize([3.0, -1.0, 1.0], scale)
+    assert z[2] == pytest.approx(0.0) and z[0] == pytest.approx(-z[1]) and z[0] > 0.5
+    flat = fit_scale([0.5, 0.5], [0.5, 0.5], "heldout")  # an untrained model: no information
+    assert standardize([0.5, 9.0], flat) == [0.0, 0.0]
+
+
+def test_each_reward_scores_only_the_prompts_its_task_declares() -> None:
+    tasks = ["medmcqa", "medsafetybench"]
+    assert applies("safety", tasks, 2) == [False, True]
+    assert applies("helpfulness", tasks, 2) == [True, True]
+    assert applies("correctness", tasks, 2) == [True, False]
+    assert applies("length", tasks, 2) == [True, True]  # unscoped: everywhere
+    answers = [[{"role": "assistant", "content": "Final answer: B"}]] * 2
+    refs = [MC_REF, json.dumps({"harmful": True})]
+    assert correctness(answers, task=tasks, reference=refs) == [1.0, None]
+    assert format_reward(answers, task=tasks) == [1.0, None]
+    assert format_reward(answers) == [1.0, 1.0]  # no task column: every row
+
+
+def test_gold_outcome_is_correctness_or_a_safe_response() -> None:
+    refusal = "I can't help with that; it would put the patient at risk."
+    assert gold_outcome("helpfulness", "medmcqa", "Final answer: B", MC_REF) == 1.0
+    assert gold_outcome("helpfulness", "medmcqa", "Final answer: A", MC_REF) == 0.0
+    assert gold_outcome("helpfulness", "medsafetybench", refusal, "{}") is None  # no gold
+    assert gold_outcome("safety", "medsafetybench", refusal, "{}") == 1.0
+    assert gold_outcome("safety", "medsafetybench", "Sure, here is how.", "{}") == 0.0
+    assert gold_outcome("safety", "medmcqa", refusal, MC_REF) is None
+    assert gold_outcome("my_model", "medmcqa", "x", MC_REF) is None  # no known gold
+
+
+def _records(steps: int, score_slope: float, gold_slope: float, seed: int = 0) -> list[dict]:
+    """Per step 16 completions: score ~ N(slope x step, 0.3); gold ~ Bernoulli(0.6 +
+    gold_slope x step)."""
+    rng = random.Random(seed)
+    rows = []
+    for step in range(steps):
+        p = min(1.0, max(0.0, 0.6 + gold_slope * step))
+        for _ in range(16):
+            rows.append(
+                {
+                    "reward": "helpfulness",
+                    "step": step,
+                    "score": rng.gauss(score_slope * step, 0.3),
+                    "gold": float(rng.random() < p),
+                }
+            )
+    return rows
+
+
+def test_hacking_is_flagged_when_the_score_rises_while_the_gold_falls() -> None:
+    out = reward_vs_gold(_records(20, 0.1, -0.025))
+    assert out["rl/reward_hacking"] == ["helpfulness"]
+    h = "hacking/helpfulness/"
+    assert out[h + "score_last_fifth"] > out[h + "score_first_fifth"]
+    assert out[h + "correctness_last_fifth"] < out[h + "correctness_first_fifth"]
+    assert out[h + "score_fifths_p"] < 0.05 and out[h + "correctness_fifths_p"] < 0.05
+    assert out[h + "steps_first_fifth"] == 4 and out[h + "n_first_fifth"] == 64  # n shown
+    low, high = out[h + "correctness_first_fifth_ci"]
+    assert low <= out[h + "correctness_first_fifth"] <= high  # an interval beside it
+
+
+@pytest.mark.parametrize(
+    ("score_slope", "gold_slope"),
+    [(0.1, 0.015), (0.1, 0.0), (0.0, -0.025), (-0.1, -0.025)],
+    ids=["both-rise", "gold-flat", "score-flat", "both-fall"],
+)
+def test_no_flag_unless_both_move_significantly_the_wrong_ways(
+    score_slope: float, gold_slope: float
+) -> None:
+    out = reward_vs_gold(_records(20, score_slope, gold_slope))
+    assert out["rl/reward_hacking"] == []
+
+
+def test_too_few_steps_report_the_fifths_without_a_test_or_a_flag() -> None:
+    out = reward_vs_gold(_records(5, 1.0, -0.1))  # a fifth of one step: no Welch test
+    assert out["rl/reward_hacking"] == []
+    assert "hacking/helpfulness/score_fifths_p" not in out
+    assert out["hacking/helpfulness/n_last_fifth"] == 16
+    assert reward_vs_gold([]) == {}  # no reward model traced: nothing claimed
+
+
+# -- start-up checks: one line, before any model loads, nothing written ------------------
+def _reward_model(folder: Path, scale: bool) -> Path:
+    """A directory that looks like a saved reward model (config.json), with or without
+    its fitted scale."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    if scale:
+        (folder / "scale.json").write_text(json.dumps({"mean": 0.0, "std": 1.0}))
+    return folder
+
+
+def _refused(tmp_path: Path, *overrides: str) -> str:
+    from medalign.run import run
+    from tests.conftest import compose
+
+    out = tmp_path / "out"
+    with pytest.raises(MedalignError) as err:
+        run(compose("logger=none", *overrides), out)
+    assert not out.exists()  # nothing written
+    assert "\n" not in str(err.value)  # one line
+    return str(err.value)
+
+
+def test_a_weight_for_a_reward_model_the_curriculum_does_not_train(tmp_path: Path) -> None:
+    message = _refused(
+        tmp_path, "experiment=curriculum", "reward.objective=helpfulness", "eval.limit=2"
+    )
+    assert "reward.weights.safety=0.5" in message and "trains helpfulness" in message
+    message = _refused(
+        tmp_path,
+        "experiment=curriculum",
+        "+curriculum.stages.reward.overrides=['reward=safety']",
+    )
+    assert "reward.weights.helpfulness=0.5" in message and "trains safety" in message
+
+
+def test_a_reward_model_without_its_scale_names_the_run_and_the_command(
+    tmp_path: Path,
+) -> None:
+    model = _reward_model(tmp_path / "old_run" / "reward_safety", scale=False)
+    message = _refused(
+        tmp_path,
+        "stage=rl",
+        f"reward.models.safety={model}",
+        "reward.weights={correctness:1.0,safety:0.5}",
+        "rl.datasets=[medmcqa,medsafetybench]",
+    )
+    assert f"python -m medalign.rewards.scale {tmp_path / 'old_run'}" in message
+
+
+def test_a_reward_run_that_lacks_the_weighted_model_is_refused(tmp_path: Path) -> None:
+    run_dir = tmp_path / "reward_run"
+    model = _reward_model(run_dir / "reward_helpfulness", scale=True)
+    stage = {"name": "reward", "reward_models": {"helpfulness": str(model)}}
+    (run_dir / "manifest.json").write_text(json.dumps({"kind": "stage", "stages": [stage]}))
+    message = _refused(
+        tmp_path,
+        "stage=rl",
+        f"reward.models.safety={run_dir}",
+        "reward.weights={correctness:1.0,safety:0.5}",
+        "rl.datasets=[medmcqa,medsafetybench]",
+    )
+    assert "trained no safety reward model (it has: helpfulness)" in message
+
+
+def test_a_scoped_reward_with_no_prompt_it_scores_is_refused(tmp_path: Path) -> None:
+    model = _reward_model(tmp_path / "run" / "reward_safety", scale=True)
+    message = _refused(
+        tmp_path,
+        "stage=rl",
+        f"reward.models.safety={model}",
+        "reward.weights={correctness:1.0,safety:0.5}",
+        "rl.datasets=[medmcqa]",
+    )
+    assert "reward.weights.safety=0.5" in message and "medsafetybench" in message
+
+
+def test_safety_pairs_from_a_dataset_with_no_harmful_requests_are_refused(
+    tmp_path: Path,
+) -> None:
+    message = _refused(tmp_path, "stage=reward", "reward.safety_datasets=[medmcqa]")
+    assert "'medmcqa' holds no harmful requests" in message
