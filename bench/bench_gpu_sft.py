@@ -39,7 +39,7 @@ from peft import LoraConfig
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 model_dir, padding_free, liger, batch, longest, steps, cuda = json.loads(sys.argv[1])
-random.seed(0)
+random.seed(0)  # rows come truncated (longest at most): max_length=None, as padding-free needs
 lengths = [random.randint(longest // 4, longest) for _ in range(batch * steps)]
 rows = [{"input_ids": [random.randrange(3, 2000) for _ in range(n)]} for n in lengths]
 times, losses = [], []
@@ -55,7 +55,7 @@ class Clock(TrainerCallback):
 args = SFTConfig(output_dir=sys.argv[2], max_steps=steps, per_device_train_batch_size=batch,
                  learning_rate=1e-4, logging_steps=1, padding_free=padding_free,
                  use_liger_kernel=liger, bf16=cuda, use_cpu=not cuda, report_to=[],
-                 save_strategy="no", gradient_checkpointing=cuda, max_length=longest,
+                 save_strategy="no", gradient_checkpointing=cuda, max_length=None,
                  dataloader_drop_last=True, seed=0)
 trainer = SFTTrainer(model=model_dir, args=args, train_dataset=Dataset.from_list(rows),
                      peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
