@@ -1,9 +1,9 @@
 """The RL curriculum's GPU pieces beside the planner (issue 25), and the generation model
 on this CPU.
 
-    timeout 570 python bench/bench_plan.py --gpu-all bench/gpu_rl   # all below, < 10 min
+    timeout 480 python bench/bench_plan.py --gpu-all bench/gpu_rl   # all below, < 10 min
     python bench/bench_plan.py --gpu-all --dry-run /tmp/gpu_all      # CPU, tiny model
-    python bench/bench_plan.py --gpu-rl [OUT_DIR]            # H200: under 5 min
+    python bench/bench_plan.py --gpu-rl [OUT_DIR]            # H200: about 3 min (planned)
     python bench/bench_plan.py --gpu-rl --dry-run [OUT_DIR]  # CPU, tiny model: same path
     python bench/bench_plan.py --gpu-sft [OUT_DIR]           # plain TRL vs padding-free, Liger
     python bench/bench_plan.py --int8-snapshot [OUT_DIR]     # one int8 LoRA step's memory history
@@ -32,6 +32,8 @@ only if importable), so the script is known to run before GPU time is spent on i
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -257,7 +259,7 @@ def _vllm_row(size: dict, source: str, cuda: bool, plan_gpu: str, out_dir: Path)
     batch, prompt, new = size["gen"]
     env_args = [source, str(batch), str(prompt), str(new), "0.3"]
     proc = subprocess.run(
-        [sys.executable, "-c", VLLM_CHILD, *env_args], capture_output=True, text=True, timeout=200
+        [sys.executable, "-c", VLLM_CHILD, *env_args], capture_output=True, text=True, timeout=150
     )
     (out_dir / "vllm_child.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
     if proc.returncode or "RESULT" not in proc.stdout:
@@ -332,9 +334,10 @@ def markdown(result: dict) -> str:
 
 
 # --gpu-all: the pieces in order of what the plan most needs, each in its own process
-# with a time limit (seconds), so the whole fits in 10 minutes of device time (9 min of
-# work, ~1 min for the machine): a piece cut short keeps the rows it has written.
-GPU_ALL = (("--gpu-rl", 300), ("--gpu-sft", 150), ("--int8-snapshot", 90))
+# with a time limit (seconds), so the whole fits in 10 minutes of device time: 465 s of
+# work at most (`timeout 480` around it), a minute or two for the machine to start. A
+# piece cut short keeps the rows it has written.
+GPU_ALL = (("--gpu-rl", 240), ("--gpu-sft", 150), ("--int8-snapshot", 75))
 
 
 def gpu_all(out: Path, dry_run: bool) -> dict:
@@ -345,12 +348,17 @@ def gpu_all(out: Path, dry_run: bool) -> dict:
         limit = max(limit, 900) if dry_run else limit  # the CPU's speed is not the question
         command = [sys.executable, str(REPO / "bench" / "bench_plan.py"), flag, str(out)]
         start = time.perf_counter()
+        # its own process group: a piece cut short takes its children (vLLM) with it, so
+        # the next piece finds the GPU's memory free
+        proc = subprocess.Popen(
+            command + (["--dry-run"] if dry_run else []), cwd=REPO, start_new_session=True
+        )
         try:
-            proc = subprocess.run(
-                command + (["--dry-run"] if dry_run else []), timeout=limit, cwd=REPO
-            )
-            status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+            code = proc.wait(timeout=limit)
+            status = "ok" if code == 0 else f"exit {code}"
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             status = f"cut at its {limit} s limit"
         wall = round(time.perf_counter() - start, 1)
         result["pieces"].append({"piece": flag, "status": status, "wall_s": wall})

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/bench_plan.py            # this module alone (prints markdown)
     python bench/bench_plan.py --gpu-rl [--dry-run]    # RL on a GPU: bench/bench_gpu_rl.py
-    python bench/bench_plan.py --gpu-all [--dry-run] OUT  # RL, SFT (Liger), int8: < 10 min
+    python bench/bench_plan.py --gpu-all [--dry-run] OUT  # RL, SFT (Liger), int8: < 8 min
     make bench                                         # with every other benchmark
 
 CPU: each case trains a few steps of the real medalign stage (SFT, reward, GRPO) in a

@@ -99,3 +99,31 @@ def test_gpu_all_dry_run_runs_every_piece(tmp_path) -> None:
     assert "skipped" in by_name["SFT Liger"] and "skipped" in by_name["SFT Liger + padding-free"]
     assert sft["fastest_loss_preserving"] in ("SFT plain TRL (padded)", "SFT padding-free")
     assert json.loads((tmp_path / "int8_snapshot.json").read_text())["shape"]
+
+
+def test_gpu_all_cuts_a_piece_and_its_children_at_the_limit(tmp_path, monkeypatch) -> None:
+    """A piece over its limit is killed with the processes it started (a vLLM child would
+    otherwise keep the GPU's memory from the next piece); the next piece still runs."""
+    import time
+    from pathlib import Path
+
+    from bench import bench_gpu_rl
+
+    fake = tmp_path / "repo" / "bench"
+    fake.mkdir(parents=True)
+    (fake / "bench_plan.py").write_text(
+        "import subprocess, sys, time\n"
+        "if sys.argv[1] == '--slow':\n"
+        "    child = subprocess.Popen(['sleep', '60'])\n"
+        f"    open({str(tmp_path / 'child.pid')!r}, 'w').write(str(child.pid))\n"
+        "    time.sleep(60)\n"
+    )
+    monkeypatch.setattr(bench_gpu_rl, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(bench_gpu_rl, "GPU_ALL", (("--slow", 2), ("--quick", 30)))
+    start = time.perf_counter()
+    result = bench_gpu_rl.gpu_all(tmp_path / "out", dry_run=False)
+    assert time.perf_counter() - start < 20
+    assert [p["status"] for p in result["pieces"]] == ["cut at its 2 s limit", "ok"]
+    status = Path(f"/proc/{int((tmp_path / 'child.pid').read_text())}/status")
+    time.sleep(0.2)  # the grandchild went with its piece: gone, or a zombie not yet reaped
+    assert not status.exists() or "\nState:\tZ" in status.read_text()

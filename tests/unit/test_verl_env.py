@@ -207,15 +207,13 @@ def test_the_recorded_requirements_are_the_wheels(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_job_requirements_resolve(tmp_path: Path) -> None:
     """pip resolves the whole of requirements.txt (verl, vllm, torch and all they pull)
-    for Linux x86-64 CPython 3.11, without installing; minutes: the index is asked for
-    every dependency's metadata."""
+    for this Python, without installing; minutes: the index is asked for every
+    dependency's metadata."""
     (tmp_path / "requirements.txt").write_text(requirements_text(VERL_VERSION))
     report = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--report", str(report), "--platform", "manylinux_2_28_x86_64", "--python-version",
-         "3.11", "--only-binary=:all:", "--target", str(tmp_path / "t"),
-         "-r", str(tmp_path / "requirements.txt")],
+         "--report", str(report), "-r", str(tmp_path / "requirements.txt")],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     if "ResolutionImpossible" not in done.stderr and done.returncode:
