@@ -58,12 +58,19 @@ def version(name):
 
 
 def release(text):
+    """(5, 9, 0) of "5.9.0", "5.9.0rc1" or "5.9.0+cu130": the leading release numbers."""
     parts = []
     for piece in text.split("+")[0].split("."):
-        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
+        digits = ""
+        for c in piece:
+            if not c.isdigit():
+                break
+            digits += c
         if not digits:
             break
         parts.append(int(digits))
+        if digits != piece:  # "0rc1": the release ends here
+            break
     return tuple(parts)
 
 

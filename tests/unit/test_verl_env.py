@@ -98,7 +98,8 @@ def _check(job: Path, site: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "transformers", ["5.5.2", "5.5.3", "5.6.0", "5.6.1", "5.9.0", "5.10.4", "5.11.0", "5.24.0"]
+    "transformers",
+    ["5.5.2", "5.5.3", "5.6.0", "5.6.1", "5.9.0", "5.9.0+cu130", "5.10.4", "5.11.0", "5.24.0"],
 )
 def test_check_env_follows_verls_transformers_range(tmp_path: Path, transformers: str) -> None:
     """The job's check (standard library only, no packaging in verl's env is assumed)
