@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-gpu test test-slow test-all lint format curriculum bench docs clean
+.PHONY: help install install-gpu test test-gpu-pins test-slow test-all lint format curriculum bench docs clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install medalign (torch pinned first, then -e ".[dev]")
 
-# CUDA machines: the CUDA torch vllm 0.33 pins, then -e ".[dev,gpu]" (vllm, liger-kernel),
-# all under constraints-gpu.txt. FLASH_ATTN=1 also builds flash-attn (needs nvcc; slow).
-# It marks the CPU install done too, so `make test` does not swap torch back.
+# CUDA machines: the CUDA torch vllm 0.31 pins (torch 2.13.0 from PyPI), then
+# -e ".[dev,gpu]" (vllm, liger-kernel), all under constraints-gpu.txt. FLASH_ATTN=1 also
+# builds flash-attn (needs nvcc; slow). It marks the CPU install done too, so `make test`
+# does not swap torch back. Without a CUDA GPU (nvidia-smi lists none) it stops in one
+# line before anything is written.
 GPU_STAMP := $(VENV)/.installed-gpu
 FLASH_ATTN ?=
+NVIDIA_SMI ?= nvidia-smi
 $(GPU_STAMP): pyproject.toml constraints-gpu.txt
+	@$(NVIDIA_SMI) -L 2>/dev/null | grep -q '^GPU ' || { echo "make install-gpu: no CUDA GPU on this machine ($(NVIDIA_SMI) -L lists none); nothing installed. Use make install (CPU)." >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints-gpu.txt torch
 	$(PY) -m pip install -q -c constraints-gpu.txt -e ".[dev,gpu]"
@@ -34,6 +38,23 @@ $(GPU_STAMP): pyproject.toml constraints-gpu.txt
 	@touch $@ $(STAMP)
 
 install-gpu: $(GPU_STAMP) ## CUDA machines: .venv with CUDA torch, vllm, liger-kernel (constraints-gpu.txt)
+
+# The CPU suite under the GPU pins: constraints-gpu.txt's transformers, huggingface-hub,
+# numpy, trl, peft ... with the CPU build of the same torch (2.13.0; this machine's
+# find-links hold it, as for `make install`) in its own venv, then `make test` there.
+# vllm, liger-kernel, flash-attn and triton are CUDA packages: not installed, not tested.
+GPU_PINS_VENV := .venv-gpu-pins
+GPU_PINS_STAMP := $(GPU_PINS_VENV)/.installed-gpu-pins
+$(GPU_PINS_STAMP): pyproject.toml constraints-gpu.txt
+	@test -x $(GPU_PINS_VENV)/bin/python || $(PYTHON) -m venv $(GPU_PINS_VENV)
+	$(GPU_PINS_VENV)/bin/python -m pip install -q -c constraints-gpu.txt torch
+	$(GPU_PINS_VENV)/bin/python -m pip install -q -c constraints-gpu.txt -e ".[dev]"
+	$(GPU_PINS_VENV)/bin/python -m pip check
+	@touch $@
+
+test-gpu-pins: $(GPU_PINS_STAMP) ## Run make test in .venv-gpu-pins: constraints-gpu.txt's versions, CPU torch
+	@touch $(GPU_PINS_VENV)/.installed  # its own install stands for `make install` there
+	$(MAKE) --no-print-directory test VENV=$(GPU_PINS_VENV) ARGS="$(ARGS)"
 
 # Two pytest-xdist workers of one torch thread each: on 2 cores 1.6x faster than one
 # process whose threads contend (bench/readme_times.py measures it). ARGS="-n 0": serial.

@@ -1,8 +1,11 @@
 """The RL curriculum's GPU pieces beside the planner (issue 25), and the generation model
 on this CPU.
 
-    python bench/bench_plan.py --gpu-rl [OUT_DIR]            # H200: under 8 min
+    timeout 480 python bench/bench_plan.py --gpu-all bench/gpu_rl   # all below, < 10 min
+    python bench/bench_plan.py --gpu-all --dry-run /tmp/gpu_all      # CPU, tiny model
+    python bench/bench_plan.py --gpu-rl [OUT_DIR]            # H200: about 3 min (planned)
     python bench/bench_plan.py --gpu-rl --dry-run [OUT_DIR]  # CPU, tiny model: same path
+    python bench/bench_plan.py --gpu-sft [OUT_DIR]           # plain TRL vs padding-free, Liger
     python bench/bench_plan.py --int8-snapshot [OUT_DIR]     # one int8 LoRA step's memory history
     python bench/bench_plan.py --cpu-generation [OUT_DIR]    # HF generate vs the formula, CPU
 
@@ -18,6 +21,10 @@ RESULTS.md are rewritten after every row, so a cut-short run keeps what it measu
 (8B, 4 x 1024 tokens, checkpointing on: the 4.45x case of formulas.INT8_MEASURED_RATIO);
 writes the pickle and the live allocations at the peak grouped by stack frame.
 
+--gpu-sft: bench/bench_gpu_sft.py. --gpu-all: --gpu-rl, --gpu-sft, --int8-snapshot, each
+in its own process within its limit (GPU_ALL), rows kept as they come; generation rows
+also give the fraction of the memory-bandwidth limit (weights + KV read once per step).
+
 --dry-run: the tiny model on the CPU through the same functions (no CUDA numbers; vLLM
 only if importable), so the script is known to run before GPU time is spent on it.
 """
@@ -25,6 +32,8 @@ only if importable), so the script is known to run before GPU time is spent on i
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -207,12 +216,15 @@ def generation_runs(size: dict, cuda: bool, plan_gpu: str, out_dir: Path) -> lis
 def _gen_row(label: str, size: dict, tps: float | None, plan: dict, peak: Any) -> dict:
     batch, prompt, new = size["gen"]
     predicted = plan["generation_tokens_per_second"]
+    limit = predicted / plan["bandwidth_efficiency"]  # every step reads weights + KV once
     return {
         "row": label,
         "batch_x_prompt_x_new": f"{batch} x {prompt} x {new}",
         "generation_tokens_per_s": None if tps is None else round(tps, 1),
         "planned_generation_tokens_per_s": predicted,
         "measured_over_planned": None if tps is None else round(tps / predicted, 3),
+        "bandwidth_limit_tokens_per_s": round(limit, 1),
+        "fraction_of_bandwidth_limit": None if tps is None else float(f"{tps / limit:.3g}"),
         "max_memory_allocated_gib": peak,
     }
 
@@ -247,7 +259,7 @@ def _vllm_row(size: dict, source: str, cuda: bool, plan_gpu: str, out_dir: Path)
     batch, prompt, new = size["gen"]
     env_args = [source, str(batch), str(prompt), str(new), "0.3"]
     proc = subprocess.run(
-        [sys.executable, "-c", VLLM_CHILD, *env_args], capture_output=True, text=True, timeout=400
+        [sys.executable, "-c", VLLM_CHILD, *env_args], capture_output=True, text=True, timeout=150
     )
     (out_dir / "vllm_child.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
     if proc.returncode or "RESULT" not in proc.stdout:
@@ -321,16 +333,56 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+# --gpu-all: the pieces in order of what the plan most needs, each in its own process
+# with a time limit (seconds), so the whole fits in 10 minutes of device time: 465 s of
+# work at most (`timeout 480` around it), a minute or two for the machine to start. A
+# piece cut short keeps the rows it has written.
+GPU_ALL = (("--gpu-rl", 240), ("--gpu-sft", 150), ("--int8-snapshot", 75))
+
+
+def gpu_all(out: Path, dry_run: bool) -> dict:
+    """--gpu-rl, --gpu-sft and --int8-snapshot into `out`, each within its limit."""
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"pieces": []}
+    for flag, limit in GPU_ALL:
+        limit = max(limit, 900) if dry_run else limit  # the CPU's speed is not the question
+        command = [sys.executable, str(REPO / "bench" / "bench_plan.py"), flag, str(out)]
+        start = time.perf_counter()
+        # its own process group: a piece cut short takes its children (vLLM) with it, so
+        # the next piece finds the GPU's memory free
+        proc = subprocess.Popen(
+            command + (["--dry-run"] if dry_run else []), cwd=REPO, start_new_session=True
+        )
+        try:
+            code = proc.wait(timeout=limit)
+            status = "ok" if code == 0 else f"exit {code}"
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            status = f"cut at its {limit} s limit"
+        wall = round(time.perf_counter() - start, 1)
+        result["pieces"].append({"piece": flag, "status": status, "wall_s": wall})
+        (out / "gpu_all.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main(argv: list[str]) -> int:
-    """bench_plan.py's --gpu-rl, --int8-snapshot and --cpu-generation (argv: sys.argv[1:])."""
+    """bench_plan.py's --gpu-all, --gpu-rl, --gpu-sft, --int8-snapshot and
+    --cpu-generation (argv: sys.argv[1:])."""
     dry = "--dry-run" in argv
     rest = [a for a in argv if not a.startswith("--")]
     out = Path(rest[0]) if rest else REPO / "bench" / "gpu_rl"
     from bench.bench_cpu_generation import cpu_generation, cpu_generation_markdown
     from bench.bench_int8_snapshot import int8_snapshot
 
-    if "--gpu-rl" in argv:
+    if "--gpu-all" in argv:
+        result = gpu_all(out, dry_run=dry)
+    elif "--gpu-rl" in argv:
         result = gpu_rl(out, dry_run=dry)
+    elif "--gpu-sft" in argv:
+        from bench.bench_gpu_sft import gpu_sft
+
+        result = gpu_sft(out, dry_run=dry)
     elif "--int8-snapshot" in argv:
         result = int8_snapshot(out, dry_run=dry)
     elif "--cpu-generation" in argv:

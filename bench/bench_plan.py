@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/bench_plan.py            # this module alone (prints markdown)
     python bench/bench_plan.py --gpu-rl [--dry-run]    # RL on a GPU: bench/bench_gpu_rl.py
+    python bench/bench_plan.py --gpu-all [--dry-run] OUT  # RL, SFT (Liger), int8: < 8 min
     make bench                                         # with every other benchmark
 
 CPU: each case trains a few steps of the real medalign stage (SFT, reward, GRPO) in a
@@ -608,7 +609,9 @@ def gpu_markdown(gpu: dict) -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    if {"--gpu-rl", "--int8-snapshot", "--cpu-generation"} & set(sys.argv):
+    if {"--gpu-all", "--gpu-rl", "--gpu-sft", "--int8-snapshot", "--cpu-generation"} & set(
+        sys.argv
+    ):
         from bench.bench_gpu_rl import main  # RL pieces, int8 memory history, CPU generation
 
         sys.exit(main(sys.argv[1:]))

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from medalign.models.hf_compat import cache_key
+
 log = logging.getLogger(__name__)
 
 Item = tuple[str, list[str]]  # (context, choices)
@@ -233,7 +235,8 @@ def score_choices(
                 results[i] = [float(logprobs[row, cont[0]]) for _, cont in encoded[i]]
             if continued:
                 conts = [[cont for _, cont in encoded[i]] for i in batch]
-                _add_continuations(model, out.cache, mask, conts, batch, results, pad)
+                cache = getattr(out, cache_key())  # `cache` (5.24) or `past_key_values` (5.17)
+                _add_continuations(model, cache, mask, conts, batch, results, pad)
             if progress:
                 progress(len(batch))
         for i, enc in enumerate(encoded):
@@ -321,7 +324,7 @@ def _add_continuations(
             input_ids=feed.to(device),
             attention_mask=torch.cat([mask, fed], -1).to(device),
             position_ids=(lengths + torch.arange(steps)).to(device),
-            cache=cache,  # transformers 5: `past_key_values` renamed
+            **{cache_key(): cache},  # models/hf_compat.py: `cache=` in 5.24, not in 5.17
             use_cache=True,
         ).logits
         logprobs = torch.log_softmax(logits.float(), -1)

@@ -7,8 +7,9 @@
 - model.liger=true (Liger kernels: fused RMSNorm, SwiGLU, RoPE, linear + cross-entropy,
   TRL/transformers' `use_liger_kernel`) needs CUDA and the liger-kernel package;
 - rl.use_vllm=true (TRL generation in vLLM, rl.vllm_mode colocate | server) needs CUDA
-  and the vllm package, and only GRPO/RLOO generate (rl.vllm_gpu_memory_utilization's
-  range: checks.py; a colocated plan that does not fit: plan/colocate.py);
+  and the vllm package, in the range trl's [vllm] extra declares (models/vllm_range.py),
+  and only GRPO/RLOO generate (rl.vllm_gpu_memory_utilization's range: checks.py; a
+  colocated plan that does not fit: plan/colocate.py);
 - eval.generation_backend=vllm (the generative tasks in vLLM) needs CUDA and vllm, and
   belongs to medalign's own scorer (eval.backend=builtin): lm-eval generates itself.
 
@@ -22,6 +23,7 @@ import importlib.util
 from typing import Any
 
 from medalign.errors import MedalignError
+from medalign.models.vllm_range import check_trl_vllm
 
 
 def _cuda() -> bool:
@@ -68,6 +70,8 @@ def check_switches(cfg: Any, cuda: bool | None = None, planning: bool | None = N
                 f"rl.use_vllm=true: only GRPO and RLOO generate; rl.algorithm={rl.algorithm}"
             )
         _need(f"rl.use_vllm=true (vllm_mode={rl.vllm_mode})", "vllm", "vllm", cuda, plan)
+        if not plan:  # the installed vllm within trl's [vllm] extra (models/vllm_range.py)
+            check_trl_vllm()
     ev = cfg.eval
     if ev.generation_backend == "vllm":
         if ev.backend == "lm_eval":

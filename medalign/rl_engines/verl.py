@@ -23,6 +23,8 @@ directory holds:
   the adapter is `lora.r`, `lora.alpha`, `lora.target_modules` (verl's LoRA has no
   dropout; a variant it cannot build, such as lora=dora, is refused at start-up);
 - slurm.sh: a Ray head + workers on the allocated nodes, then run.sh;
+- requirements.txt, check_env.py, README.md: verl's own environment (verl_env.py), which
+  run.sh checks first;
 - job.json: all of the above as data, with the verl version and the sizes.
 
 Relocatable: every path is the job folder's (`${JOB_DIR}`, which run.sh finds itself) or
@@ -45,6 +47,7 @@ from typing import Any
 
 from medalign.errors import MedalignError
 from medalign.models.init_from import curriculum_root
+from medalign.rl_engines.verl_env import write_env
 from medalign.rl_engines.verl_scripts import (
     clone_default,
     job_relative,
@@ -133,6 +136,7 @@ def write_verl_job(cfg: Any, run_dir: Path | str, start: Any) -> dict[str, Any]:
         f"{cfg.rl.algorithm} ({ESTIMATORS[cfg.rl.algorithm]}) on model={cfg.model.name}, "
         f"plan.world_size={cfg.plan.world_size} x plan.gpu={cfg.plan.gpu}"
     )
+    write_env(out, VERL_VERSION)  # verl's own environment: requirements.txt, check_env.py
     write_scripts(out, command, sizes, variables, VERL_VERSION, about)
     job = {
         "engine": "verl",

@@ -88,7 +88,7 @@ def write_scripts(
 #   MODEL_PATH     the policy verl starts from (a Hugging Face model folder or hub id)
 {rm_doc}#   MEDALIGN_ROOT  a medalign clone that medalign_reward.py imports the rewards from;
 #                  empty: the medalign installed in verl's Python
-#   PYTHON         the Python that has verl (and medalign's reward dependencies)
+#   PYTHON         the Python of verl's environment (README.md, requirements.txt)
 #   NNODES, GPUS_PER_NODE  the layout (slurm.sh sets them from the allocation)
 # Every other path is this folder's: copy it anywhere (on a cluster, onto a filesystem
 # every node sees) and run `bash run.sh [more verl overrides]`.
@@ -105,8 +105,12 @@ NNODES="${{NNODES:-{sizes.nnodes}}}"
 GPUS_PER_NODE="${{GPUS_PER_NODE:-{sizes.gpus_per_node}}}"
 VERL_VERSION={verl_version}
 export MEDALIGN_ROOT
-installed="$("$PYTHON" -c 'import verl; print(verl.__version__)' 2>/dev/null || true)"
-if [ -n "$installed" ] && [ "$installed" != "$VERL_VERSION" ]; then
+# verl's environment (README.md): no verl, or transformers outside its range, stops here
+installed="$("$PYTHON" "$JOB_DIR/check_env.py" 2>&1)" || {{
+    echo "run.sh: $(printf '%s' "$installed" | tail -n 1)" >&2
+    exit 1
+}}
+if [ "$installed" != "$VERL_VERSION" ]; then
     echo "run.sh: warning: verl $installed is installed; this job's overrides were" \\
         "checked against verl $VERL_VERSION" >&2
 fi

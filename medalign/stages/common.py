@@ -14,6 +14,7 @@ from typing import Any
 
 from medalign.config import RunConfig
 from medalign.errors import MedalignError, did_you_mean
+from medalign.models.hf_compat import checkpointing_key
 from medalign.outputs import RunDir
 from medalign.tracking import Tracker
 
@@ -43,9 +44,9 @@ def trainer_args(
         "logging_steps": t.logging_steps,
         "bf16": bf16,
         "use_cpu": not on_gpu,
-        # transformers 5's name (`gradient_checkpointing` is deprecated for v6); TRL's
-        # configs would otherwise default it to True, even on a CPU
-        "activation_checkpointing": t.gradient_checkpointing,
+        # transformers 5.24's `activation_checkpointing` (5.17: `gradient_checkpointing`;
+        # models/hf_compat.py); TRL's configs would otherwise default it to True, even on a CPU
+        checkpointing_key(): t.gradient_checkpointing,
         "save_strategy": "steps" if t.save_steps > 0 else "no",
         "save_steps": max(t.save_steps, 1),
         "save_total_limit": t.save_total_limit,

@@ -201,26 +201,40 @@ def test_verl_adapter_is_the_configured_one(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def verl_config(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return _verl_trainer_yaml(tmp_path_factory.mktemp("verl_wheel"))
+def verl_wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where verl's wheel is downloaded once for the module (_verl_file)."""
+    return tmp_path_factory.mktemp("verl_wheel")
+
+
+@pytest.fixture(scope="module")
+def verl_config(verl_wheel_dir: Path) -> dict:
+    return _verl_trainer_yaml(verl_wheel_dir)
 
 
 def _verl_trainer_yaml(tmp: Path) -> dict:
     """verl's resolved trainer config (_generated_ppo_trainer.yaml, the flattened form of
-    ppo_trainer.yaml) of the version the job records (VERL_VERSION), from an installed
-    verl of that version or its wheel on the package index."""
+    ppo_trainer.yaml) of the version the job records (VERL_VERSION)."""
     import yaml
 
+    return yaml.safe_load(_verl_file(tmp, "verl/trainer/config/_generated_ppo_trainer.yaml"))
+
+
+def _verl_file(tmp: Path, name: str) -> str:
+    """A file of verl VERL_VERSION, from an installed verl of that version or its wheel on
+    the package index (skipped when neither is reachable)."""
     from medalign.rl_engines.verl import VERL_VERSION
 
-    name = "verl/trainer/config/_generated_ppo_trainer.yaml"
     try:
         import verl  # noqa: F401
 
         if verl.__version__ == VERL_VERSION:
-            return yaml.safe_load((Path(verl.__file__).parent.parent / name).read_text())
+            return (Path(verl.__file__).parent.parent / name).read_text()
     except ImportError:
         pass
+    wheels = list(tmp.glob("verl-*.whl"))
+    if wheels:
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            return wheel.read(name).decode()
     wanted = f"verl=={VERL_VERSION}"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", wanted, "-d", str(tmp), "-q"],
@@ -233,7 +247,7 @@ def _verl_trainer_yaml(tmp: Path) -> dict:
         pytest.skip(f"verl wheel not reachable on the package index: {proc.stderr[-300:]}")
     with zipfile.ZipFile(wheels[0]) as wheel:
         assert wheel.read("verl/version/version").decode().strip() == VERL_VERSION
-        return yaml.safe_load(wheel.read(name))
+        return wheel.read(name).decode()
 
 
 @pytest.mark.slow
@@ -255,9 +269,32 @@ def test_every_override_is_a_verl_config_key(
             node = node[part]
 
 
+def test_the_custom_reward_is_under_reward_where_verl_0_9_reads_it() -> None:
+    """verl 0.9's main_ppo reads reward.custom_reward_function (verl PR #5255). The old
+    top-level custom_reward_function is still a key of its config, so Hydra accepts an
+    override of it, but main_ppo never moves it across: the reward would silently be
+    verl's default instead of medalign's."""
+    overrides = _overrides()
+    assert overrides["reward.custom_reward_function.path"] == "${JOB_DIR}/medalign_reward.py"
+    assert overrides["reward.custom_reward_function.name"] == "compute_score"
+    assert not [key for key in overrides if key.startswith("custom_reward_function.")]
+
+
+@pytest.mark.slow
+def test_verl_reads_the_reward_key_medalign_writes(verl_config: dict, verl_wheel_dir: Path):
+    """The fact above, in verl VERL_VERSION's own source: its reward loader reads
+    config.reward.custom_reward_function, and main_ppo does not migrate the old key
+    (only the fully-async entry point calls migrate_legacy_reward_impl)."""
+    loader = _verl_file(verl_wheel_dir, "verl/trainer/ppo/reward.py")
+    assert 'config.reward.get("custom_reward_function")' in loader
+    main = _verl_file(verl_wheel_dir, "verl/trainer/main_ppo.py")
+    assert "migrate_legacy_reward_impl" not in main
+    assert verl_config["reward"]["custom_reward_function"]["name"] == "compute_score"
+
+
 STUB_PYTHON = """#!/usr/bin/env bash
-# stands in for verl's Python: reports a verl version, records the verl command
-if [ "$1" = "-c" ]; then echo 0.0.1-stub; exit 0; fi
+# stands in for verl's Python: check_env.py reports a verl version; records the verl command
+if [[ "$1" == *check_env.py ]]; then echo 0.0.1-stub; exit 0; fi
 pwd > "$STUB_OUT.cwd"
 printf '%s\\n' "$@" > "$STUB_OUT"
 """
@@ -460,3 +497,14 @@ def test_the_job_records_the_verl_version_it_was_checked_against(job: tuple[Path
     assert json.loads((out / "job.json").read_text())["verl_version"] == VERL_VERSION
     assert f"\nVERL_VERSION={VERL_VERSION}\n" in (out / "run.sh").read_text()
     assert f"verl {VERL_VERSION}" in (out / "command.txt").read_text()
+
+
+def test_the_job_carries_its_environment(job: tuple[Path, dict]) -> None:
+    """verl's environment travels with the job (rl_engines/verl_env.py; its contents are
+    tested in tests/unit/test_verl_env.py) and run.sh checks it first."""
+    out, _ = job
+    for name in ("requirements.txt", "check_env.py", "README.md"):
+        assert (out / name).is_file(), name
+        assert name in json.loads((out / "job.json").read_text())["files"]
+    run = (out / "run.sh").read_text()
+    assert run.index('"$JOB_DIR/check_env.py"') < run.index("exec ")
