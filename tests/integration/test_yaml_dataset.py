@@ -86,7 +86,9 @@ def test_the_yaml_dataset_trains_and_is_evaluated(tmp_path: Path) -> None:
 def test_the_yaml_dataset_joins_experiment_curriculum_as_an_extra_stage(tmp_path: Path) -> None:
     out = tmp_path / "curriculum"
     order = "curriculum.order=[pubmedqa,medmcqa,medqa,toy_exam,reward,rl]"
-    toy = [f"{key}=[medqa,toy_exam]" for key in ("eval.datasets", "rl.datasets", "reward.datasets")]
+    toy = [f"{key}=[medqa,toy_exam]" for key in ("eval.datasets", "reward.datasets")]
+    # RL prompts: the safety reward (weight 0.5 here) scores the safety requests only
+    toy.append("rl.datasets=[medqa,toy_exam,medsafetybench]")
     _medalign(out, "experiment=curriculum", order, *toy)
     manifest = json.loads((out / "manifest.json").read_text())
     names = [s["name"] for s in manifest["stages"]]
@@ -101,11 +103,12 @@ def test_a_curriculum_stage_is_any_dataset_and_a_misspelt_one_fails_at_start_up(
     from medalign.checks import check_components
     from medalign.config import validate
     from medalign.curriculum import _stage_overrides
+    from medalign.stages.spec import curriculum_spec
 
     order = "curriculum.order=[pubmedqa,toy_exam,reward,rl]"
     cfg = validate(compose("experiment=curriculum", order))
     check_components(cfg)  # toy_exam has no stage YAML and no curriculum.stages line
-    assert _stage_overrides(cfg, "toy_exam", "sft") == [
+    assert _stage_overrides(cfg, "toy_exam", curriculum_spec("toy_exam")) == [
         *("stage=sft", "dataset=toy_exam", "stage.name=toy_exam")
     ]
     cfg = validate(compose("experiment=curriculum", "curriculum.order=[pubmedqa,toy_exma]"))

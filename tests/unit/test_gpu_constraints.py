@@ -10,6 +10,7 @@ them from the package index and resolve the whole GPU install with `pip install
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -165,9 +166,20 @@ def test_pyproject_accepts_the_gpu_pins(gpu) -> None:
             assert _version(gpu[name]) in req.specifier, f"{text} vs {name}{gpu[name]}"
 
 
+def _top_level_env() -> dict[str, str]:
+    """The environment of a make run from a shell: under `make test` MAKELEVEL and
+    MAKEFLAGS would make these a sub-make, whose lines say make[1] (and its -n echoes)."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+
+
 def _make_n(target: str, *args: str) -> str:
     proc = subprocess.run(
-        ["make", "-n", target, *args], cwd=REPO, capture_output=True, text=True, check=True
+        ["make", "-n", target, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_top_level_env(),
     )
     return proc.stdout
 
@@ -215,7 +227,11 @@ def test_the_gpu_extra_is_trls_vllm_range() -> None:
 
 def _make(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=REPO, capture_output=True, text=True
+        ["make", "--no-print-directory", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_top_level_env(),
     )
 
 

@@ -126,7 +126,11 @@ def test_sweep_summary_compares_each_job_with_the_first_seeds_pooled(tmp_path: P
             overrides = ["stage=medmcqa", f"lora.r={rank}", f"seed={seed}"]
             _sweep_job(sweep, k, overrides, rate, correct=values, seed=seed, lora_r=rank)
             k += 1
-    cfg = compose("compare.resamples=1000")
+    # two seeds a configuration, under compare.min_seeds (3): exploratory, never a gain
+    write_summary(sweep, "eval/medmcqa/acc", cfg=compose("compare.resamples=1000"))
+    (row,) = json.loads((sweep / "sweep_summary.json").read_text())["paired"]["rows"]
+    assert row["verdict"] == "2-seed: exploratory"
+    cfg = compose("compare.resamples=1000", "compare.min_seeds=2")
     write_summary(sweep, "eval/medmcqa/acc", cfg=cfg)
     paired = json.loads((sweep / "sweep_summary.json").read_text())["paired"]
     assert paired["baseline"] == "lora.r=8 (seeds 1,2)"
