@@ -129,6 +129,7 @@ def built(models: Path) -> list[Path]:
     return [p for p in models.iterdir() if p.is_dir() and p.name != ".locks"]
 
 
+@pytest.mark.slow  # two processes and a lock: with the kill tests, in make test-slow
 def test_two_processes_building_the_same_entry_build_it_once(cache: Path, tmp_path: Path) -> None:
     builds = tmp_path / "builds.txt"
     first, second = child(cache, builds, 8.0), child(cache, builds, 8.0)  # overlapping
@@ -140,6 +141,7 @@ def test_two_processes_building_the_same_entry_build_it_once(cache: Path, tmp_pa
     assert built(models) == [Path(outs[0][0].strip())]
 
 
+@pytest.mark.slow  # a kill test: make test-slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_build_killed_midway_leaves_nothing_believed_and_the_rerun_builds_it(
     cache: Path, tmp_path: Path, sig: signal.Signals

@@ -25,6 +25,7 @@ TRAIN = [
 ]
 
 
+@pytest.mark.slow  # a kill/resume test: make test-slow
 def test_a_resumed_run_reports_the_uninterrupted_runs_metrics(tmp_path, monkeypatch) -> None:
     from transformers import TrainerCallback
 
