@@ -162,6 +162,7 @@ def _advance(
     if spec.curriculum == "dataset" and entry["name"] in cfg.datasets:  # replayed later
         state["trained"].append(entry["name"])
     if spec.hands_on == "adapter" and entry.get("adapter"):
+        _check_handed_on(spec, entry)
         run_dir = stage_dir.parent
         state["start"] = from_stage_entry(f"{run_dir}:{entry['name']}", run_dir, entry)
         if cfg.curriculum.handoff == "merge":
@@ -173,6 +174,19 @@ def _advance(
             state["merged"] = StartingPoint(base=str(merged), adapter=None, spec=str(merged))
     elif spec.hands_on == "reward_models":
         state["reward_models"] = dict(entry.get("reward_models") or {})
+
+
+def _check_handed_on(spec: StageSpec, entry: dict[str, Any]) -> None:
+    """A stage that hands on an adapter must have written it: found now, not when the next
+    stage fails to load it after more training (a plugin runner that records a path only)."""
+    adapter = Path(entry["adapter"])
+    if not any((adapter / name).is_file() for name in ("adapter_config.json", "config.json")):
+        raise MedalignError(
+            f"curriculum stage {entry['name']!r} (stage kind {spec.kind!r}, hands_on='adapter') "
+            f"recorded adapter={adapter}, which holds neither a LoRA adapter "
+            "(adapter_config.json) nor a model (config.json): its runner must save it there "
+            "(docs/extend/stage.md)"
+        )
 
 
 def _replay(run_dir: Path, new: list[str]) -> tuple[RunConfig, list[str]]:

@@ -125,7 +125,8 @@ def compare_groups(
 
 def seed_needs(groups: list[list[EvaluatedRun]], labels: list[str], min_seeds: int) -> list[str]:
     """For each configuration with fewer seeds than `min_seeds`: the command that runs the
-    rest (its launch overrides, `-m seed=...` with seeds it has not run)."""
+    rest (`-m` first, as Hydra's command line needs it, then its launch overrides and
+    `seed=...` with seeds it has not run)."""
     out = []
     for members, label in zip(groups, labels, strict=True):
         if len(members) >= min_seeds:
@@ -134,7 +135,7 @@ def seed_needs(groups: list[list[EvaluatedRun]], labels: list[str], min_seeds: i
         new = [s for s in range(1, 10 * min_seeds + len(have)) if s not in have]
         seeds = ",".join(str(s) for s in new[: min_seeds - len(members)])
         launch = " ".join(members[0].launch_without_seed)
-        command = f"python -m medalign {launch} -m seed={seeds}".replace("  ", " ")
+        command = f"python -m medalign -m {launch} seed={seeds}".replace("  ", " ")
         out.append(
             f"{label}: {len(members)} seed(s) of the {min_seeds} a claim needs "
             f"(compare.min_seeds); run the rest with: {command}, then compare again with "

@@ -156,7 +156,7 @@ def score_cot(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[
         if cut:
             log.warning(
                 "%s: %d of %d answers stopped at max_new_tokens=%d, before their end (their "
-                "reasoning may be cut short: eval.max_new_tokens_per_dataset.%s=512)",
+                "reasoning may be cut short: 'eval.max_new_tokens_per_dataset={%s:512}')",
                 name,
                 cut,
                 len(records) * k,
