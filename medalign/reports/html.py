@@ -138,7 +138,7 @@ def _changes_table(run_dir: Path) -> list[str]:
         f"<tr><th>{_e(r['stage'])}</th><td>{_e(r['dataset'])}</td><td>{_e(r['metric'])}</td>"
         f"<td>{_e(change_text(r['previous']))}</td><td>{_e(change_text(r['before']))}</td>"
         f'<td class="num">{_e(number((r["previous"] or r["before"] or {}).get("mde")))}</td>'
-        f"<td>{_e(r['verdict'])}</td></tr>"
+        f"<td>{_e(r['verdict'])}</td><td>{_e(r.get('verdict_before', ''))}</td></tr>"
         for r in rows
     )
     return [
@@ -146,7 +146,8 @@ def _changes_table(run_dir: Path) -> list[str]:
         "<p>Paired on the same questions; ✱: Holm-adjusted p below alpha. Only a marked "
         "change is a gain, a loss or forgetting.</p>",
         '<table id="changes"><tr><th>stage</th><th>dataset</th><th>metric</th>'
-        f"<th>vs previous stage</th><th>vs first evaluation</th><th>MDE</th><th>verdict</th>"
+        "<th>vs previous stage</th><th>vs first evaluation</th><th>MDE</th>"
+        "<th>verdict vs previous stage</th><th>verdict vs first evaluation</th>"
         f"</tr>{body}"
         "</table>",
     ]

@@ -110,8 +110,13 @@ def changes(
     run_dir: Path, manifest: dict[str, Any], settings: CompareSettings
 ) -> list[dict[str, Any]]:
     """One row per (stage, dataset): the paired change against the previous evaluated
-    stage and against `before` (the first evaluated stage), with the verdict."""
-    from medalign.compare.engine import compare_groups
+    stage and against `before` (the first evaluated stage), each with its verdict.
+
+    `verdict` is the verdict against the previous stage, except that a dataset an earlier
+    stage trained on reads "forgetting" when its drop from its best row so far is
+    significant (the forgetting table's definition) and it is no longer significantly
+    above the first evaluation: a score still above where it started is not forgotten.
+    `verdict_before` is the verdict against the first evaluation."""
     from medalign.compare.runs import resolve_entry
 
     evaluated = [
@@ -122,27 +127,16 @@ def changes(
     if len(evaluated) < 2:
         return []
     runs = {name: resolve_entry(f"{run_dir}:{name}")[0] for name in evaluated}
-    trained: list[str] = []
+    pairs = _Pairs(runs, settings)
+    scores = stage_scores(manifest)
     rows = []
-    for k, name in enumerate(evaluated):
-        if k == 0:
-            continue
-        against = {"previous": evaluated[k - 1], "before": evaluated[0]}
-        tables = {}
-        for which, other in against.items():
-            if which == "before" and other == evaluated[k - 1] and "previous" in tables:
-                tables[which] = tables["previous"]
-                continue
-            try:
-                tables[which] = compare_groups([[runs[other]], [runs[name]]], 0, settings)
-            except MedalignError as exc:  # not comparable (other questions): say so
-                log.warning("results.md: %s vs %s not compared: %s", name, other, exc)
-                tables[which] = {"rows": []}
-        trained += [evaluated[k - 1]] if k > 1 else []
-        by_key = {w: {(r["dataset"], r["metric"]): r for r in t["rows"]} for w, t in tables.items()}
-        for key in sorted(by_key["previous"] or by_key["before"]):
-            prev, first = by_key["previous"].get(key), by_key["before"].get(key)
-            forgetting = key[0] in trained and prev and prev["verdict"] == "loss"
+    for k, name in enumerate(evaluated[1:], start=1):
+        by_previous, by_first = pairs.get(evaluated[k - 1], name), pairs.get(evaluated[0], name)
+        for key in sorted(by_previous or by_first):
+            prev, first = by_previous.get(key), by_first.get(key)
+            best = _best_before(key[0], evaluated[:k], scores)
+            drop = pairs.get(best, name).get(key) if best else None
+            forgetting = _is_forgetting(drop, first)
             rows.append(
                 {
                     "stage": name,
@@ -151,9 +145,48 @@ def changes(
                     "previous": prev,
                     "before": first,
                     "verdict": "forgetting" if forgetting else (prev or {}).get("verdict", ""),
+                    "verdict_before": (first or {}).get("verdict", ""),
+                    "best": best,
                 }
             )
     return rows
+
+
+class _Pairs:
+    """Paired comparisons between two evaluated stages, each run once: {(dataset,
+    metric): row}, empty when the two are not comparable (other questions: logged)."""
+
+    def __init__(self, runs: dict[str, Any], settings: CompareSettings) -> None:
+        self.runs, self.settings = runs, settings
+        self.done: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def get(self, other: str, name: str) -> dict[tuple[str, str], dict[str, Any]]:
+        if (other, name) not in self.done:
+            from medalign.compare.engine import compare_groups
+
+            try:
+                table = compare_groups([[self.runs[other]], [self.runs[name]]], 0, self.settings)
+            except MedalignError as exc:  # not comparable (other questions): say so
+                log.warning("results.md: %s vs %s not compared: %s", name, other, exc)
+                table = {"rows": []}
+            self.done[(other, name)] = {(r["dataset"], r["metric"]): r for r in table["rows"]}
+        return self.done[(other, name)]
+
+
+def _best_before(
+    dataset: str, earlier: list[str], scores: dict[str, dict[str, dict[str, Any]]]
+) -> str | None:
+    """The best row of `dataset` among the earlier stages from the one that trained on it
+    (stage names are the datasets they train on); None when no earlier stage did."""
+    if dataset not in earlier[1:]:  # earlier[0] is the first evaluation, not training
+        return None
+    since = earlier[earlier.index(dataset) :]
+    return max(since, key=lambda n: scores.get(n, {}).get(dataset, {}).get("value") or -1.0)
+
+
+def _is_forgetting(drop: dict[str, Any] | None, first: dict[str, Any] | None) -> bool:
+    """A significant loss from the best row, and not still a gain over the first row."""
+    return bool(drop) and drop["verdict"] == "loss" and (first or {}).get("verdict") != "gain"
 
 
 def forgetting_rows(
@@ -248,15 +281,20 @@ def changes_markdown(run_dir: Path, manifest: dict[str, Any], settings: CompareS
         f"McNemar's exact test (a paired permutation test for F1 and clustered questions), "
         f"Holm-corrected over each comparison's datasets; ✱: p_holm < {settings.alpha}. A "
         "change is a gain, a loss or forgetting (a loss on a dataset an earlier stage trained "
-        "on) only with ✱; `stage=compare` gives the full table (every metric, b/c, MDE).",
+        "on) only with ✱; `stage=compare` gives the full table (every metric, b/c, MDE). "
+        "Forgetting: a significant drop from the dataset's best row since a stage trained on "
+        "it, to a score no longer significantly above the first evaluation (a drop that "
+        "leaves it above reads loss in the first verdict and gain in the second).",
         "",
-        "| stage | dataset | metric | vs previous stage | vs first evaluation | MDE | verdict |",
-        "|---|---|---|---|---|---:|---|",
+        "| stage | dataset | metric | vs previous stage | vs first evaluation | MDE "
+        "| verdict vs previous stage | verdict vs first evaluation |",
+        "|---|---|---|---|---|---:|---|---|",
     ]
     for r in rows:
         mde = (r["previous"] or r["before"] or {}).get("mde")
         lines.append(
             f"| {r['stage']} | {r['dataset']} | {r['metric']} | {change_text(r['previous'])} "
-            f"| {change_text(r['before'])} | {number(mde)} | {r['verdict']} |"
+            f"| {change_text(r['before'])} | {number(mde)} | {r['verdict']} "
+            f"| {r.get('verdict_before', '')} |"
         )
     return "\n".join(lines) + "\n"

@@ -213,3 +213,56 @@ def test_false_confidence_columns_carry_their_own_n_and_interval(tmp_path: Path)
     text = scores_markdown(manifest, table, sorted(table["pubmedqa"]))
     assert "pubmedqa false-conf (test, n=200)" in text
     assert f"0.250 [{low:.3f}, {high:.3f}]" in text
+
+
+def test_a_drop_still_above_the_first_evaluation_is_a_loss_not_forgetting(
+    tmp_path: Path,
+) -> None:
+    """Issue 36: "forgetting" was printed for a score still significantly above where it
+    started, and the verdict read only "against the previous stage". Each row now gives a
+    verdict against the first evaluation too, and forgetting needs a significant drop from
+    the best row that leaves the score no longer significantly above the first evaluation."""
+    learned = _acc(200, 0.8, 2)
+    dropped = learned[:]
+    ones = [k for k, v in enumerate(learned) if v == 1.0]
+    for k in ones[:40]:  # 40 learned questions lost: ~0.6, still far above 0.3
+        dropped[k] = 0.0
+    run = _curriculum(tmp_path, medqa_after=dropped)
+    text = _write_results(run)
+    rows = {
+        (r["stage"], r["dataset"]): r for r in json.loads((run / "paired_changes.json").read_text())
+    }
+    row = rows[("medqa", "pubmedqa")]
+    assert row["previous"]["verdict"] == "loss" and row["before"]["verdict"] == "gain"
+    assert row["verdict"] == "loss" and row["verdict_before"] == "gain"
+    assert rows[("pubmedqa", "pubmedqa")]["verdict_before"] == "gain"
+    assert "| verdict vs previous stage | verdict vs first evaluation |" in text
+    assert "| medqa | pubmedqa | acc |" in text and "| loss | gain |" in text
+    paired = text.split("## What each stage changed")[1].split("\n## ")[0]
+    (line,) = [x for x in paired.splitlines() if x.startswith("| medqa | pubmedqa |")]
+    assert "forgetting" not in line
+    html = (run / "report.html").read_text()
+    assert "<th>verdict vs first evaluation</th>" in html
+
+
+def test_forgetting_is_a_significant_drop_from_the_best_row_not_only_from_the_previous(
+    tmp_path: Path,
+) -> None:
+    """A dataset forgotten at one stage and still forgotten at the next: against the
+    previous stage nothing changed, but the drop from its best row is significant (the
+    forgetting table's definition), so the later row says forgetting too."""
+    from medalign.compare.engine import CompareSettings
+    from medalign.reports.paired import changes
+
+    forgotten = _acc(200, 0.3, 1)  # pubmedqa back to where it started
+    run = _curriculum(tmp_path, medqa_after=forgotten)
+    manifest = json.loads((run / "manifest.json").read_text())
+    extra = write_eval_run(run / "3-radqa", {"pubmedqa": forgotten, "medqa": _acc(200, 0.3, 3)})
+    manifest["stages"].append({"name": "radqa", "dir": str(extra), "status": "done"})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    settings = CompareSettings(alpha=0.05, resamples=1000, seed=0, metrics=["acc"])
+    rows = {(r["stage"], r["dataset"]): r for r in changes(run, manifest, settings)}
+    row = rows[("radqa", "pubmedqa")]
+    assert row["previous"]["verdict"] == "not significant"
+    assert row["verdict"] == "forgetting" and row["best"] == "pubmedqa"
+    assert rows[("medqa", "pubmedqa")]["verdict"] == "forgetting"
