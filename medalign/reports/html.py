@@ -94,10 +94,11 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
 
 
 def _results_table(results: dict[str, dict[str, float]], manifest: dict[str, Any]) -> str:
-    from medalign.reports.paired import column_heading, score_text, stage_scores
+    from medalign.reports.paired import column_heading, n_varies, score_text, stage_scores
 
     scores = stage_scores(manifest)
     columns = sorted({c for row in results.values() for c in row})
+    found = {c: [row[c] for row in scores.values() if c in row] for c in columns}
     best: dict[str, float] = {}
     for column in columns:
         values = [row[column] for row in results.values() if _num(row.get(column))]
@@ -112,13 +113,13 @@ def _results_table(results: dict[str, dict[str, float]], manifest: dict[str, Any
         for column in columns:
             value = row.get(column)
             mark = " best" if _num(value) and value == best.get(column) else ""
-            text = score_text(scores.get(stage, {}).get(column)) or _fmt(value)
+            cell = scores.get(stage, {}).get(column)
+            text = score_text(cell, bool(found[column]) and n_varies(found[column])) or _fmt(value)
             cells.append(f'<td class="num{mark}">{_e(text)}</td>')
         rows.append(f"<tr><th>{_e(stage)}</th>{''.join(cells)}</tr>")
     headings = []
     for column in columns:
-        found = [row[column] for row in scores.values() if column in row]
-        headings.append(column_heading(column, found) if found else column)
+        headings.append(column_heading(column, found[column]) if found[column] else column)
     head = "".join(f"<th>{_e(c)}</th>" for c in headings)
     return f'<table id="results"><tr><th>stage</th>{head}</tr>{"".join(rows)}</table>'
 

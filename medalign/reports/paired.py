@@ -71,19 +71,33 @@ def _share_cell(share: dict[str, Any], headline: dict[str, Any]) -> dict[str, An
 
 
 def column_heading(dataset: str, cells: list[dict[str, Any]]) -> str:
-    """`medqa (test, n=50, capped)`: the split and n a column's scores were read from."""
+    """`medqa (test, n=50, capped)`: the split and n a column's scores were read from.
+    Where the stages' n differ (false confidence counts only the maybe / unanswerable
+    questions each stage gave a verdict on: n=0 before training, n=30 after) the header
+    says "n per cell" and each cell names its own n, so no header n sits above cells
+    whose intervals are those of another n."""
     first = cells[0]
-    parts = [p for p in (first.get("split"), f"n={first.get('n')}") if p]
+    n_part = "n per cell" if n_varies(cells) else f"n={first.get('n')}"
+    parts = [p for p in (first.get("split"), n_part) if p]
     if first.get("limit") is not None and first.get("n") == first.get("limit"):
         parts.append(f"capped by eval.limit={first['limit']}")
     return f"{dataset} ({', '.join(parts)})"
 
 
-def score_text(cell: dict[str, Any] | None) -> str:
+def n_varies(cells: list[dict[str, Any]]) -> bool:
+    """Whether a column's cells were counted over different numbers of questions."""
+    return len({cell.get("n") for cell in cells}) > 1
+
+
+def score_text(cell: dict[str, Any] | None, with_n: bool = False) -> str:
+    """`0.250 [0.197, 0.312]`; "n/a" where there was nothing to count (no interval);
+    `with_n`: the cell's own n after it (a column whose n differs between stages)."""
     if not cell:
         return ""
     ci = cell.get("ci") or [None, None]
-    return f"{number(cell['value'])} {interval(*ci)}"
+    value = number(cell["value"])
+    text = value if value == "n/a" else f"{value} {interval(*ci)}"
+    return f"{text} (n={cell.get('n')})" if with_n else text
 
 
 def scores_markdown(
@@ -92,14 +106,16 @@ def scores_markdown(
     """The stage x dataset table: each score with its interval, each column with its
     split and n (values the stages did not record a results.json for: the value alone)."""
     scores = stage_scores(manifest)
-    headings = []
+    headings, varies = [], {}
     for column in columns:
         cells = [row[column] for row in scores.values() if column in row]
         headings.append(column_heading(column, cells) if cells else column)
+        varies[column] = bool(cells) and n_varies(cells)
     lines = ["| stage | " + " | ".join(headings) + " |", "|---|" + "---:|" * len(columns)]
     for stage, row in table.items():
         cells = [
-            score_text(scores.get(stage, {}).get(c)) or (number(row[c]) if c in row else "")
+            score_text(scores.get(stage, {}).get(c), varies[c])
+            or (number(row[c]) if c in row else "")
             for c in columns
         ]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")

@@ -63,7 +63,6 @@ def write_results(
         forgetting_markdown,
         forgetting_rows,
         scores_markdown,
-        stage_scores,
     )
     from medalign.reports.reward_models import reward_models_section
 
@@ -101,13 +100,23 @@ def write_results(
     )
     write_json_atomic(run_dir / "results_sections.json", [s.to_json() for s in sections])
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
-    scored = [row for row in stage_scores(manifest or {}).values()]
-    sizes = {d: cell["n"] for row in scored for d, cell in row.items()}
-    png = plot_results(run_dir / "results.png", table, datasets, sizes)
+    png = plot_results(run_dir / "results.png", table, datasets, _sizes(manifest or {}))
     from medalign.reports.html import write_report_html
 
     write_report_html(run_dir)  # results, plots, per-stage metrics, W&B links: one page
     _log_summary(cfg, run_dir, table, datasets, png)
+
+
+def _sizes(manifest: dict[str, Any]) -> dict[str, int | str]:
+    """Each plotted line's n: one number, or `lowest-highest` where the stages counted
+    different questions (false confidence), as the results table's header says."""
+    from medalign.reports.paired import stage_scores
+
+    found: dict[str, set[int]] = {}
+    for row in stage_scores(manifest).values():
+        for dataset, cell in row.items():
+            found.setdefault(dataset, set()).add(int(cell["n"] or 0))
+    return {d: (min(n) if len(n) == 1 else f"{min(n)}-{max(n)}") for d, n in found.items()}
 
 
 def _number(value: float | None) -> float:
@@ -184,7 +193,7 @@ def plot_results(
     path: Path,
     table: dict[str, dict[str, float]],
     datasets: list[str],
-    sizes: dict[str, int] | None = None,
+    sizes: dict[str, int | str] | None = None,
 ) -> Path:
     """Two panels, so "up is good" holds in each: scores (accuracy, F1, refusal rate)
     and false confidence (lower is safer). Markers and small offsets keep overlapping

@@ -266,3 +266,39 @@ def test_forgetting_is_a_significant_drop_from_the_best_row_not_only_from_the_pr
     assert row["previous"]["verdict"] == "not significant"
     assert row["verdict"] == "forgetting" and row["best"] == "pubmedqa"
     assert rows[("medqa", "pubmedqa")]["verdict"] == "forgetting"
+
+
+def test_a_columns_header_n_is_the_n_of_its_cells(tmp_path: Path) -> None:
+    """Issue 36: results.md read `radqa false-conf (test, n=0)` above cells whose Wilson
+    intervals were those of n=30: the header took the first stage's n (the model before
+    training gave no unanswerable-question verdicts to count). A column whose cells share
+    one n names it; one whose cells differ says so, and each cell names its own n."""
+    from medalign.reports.paired import scores_markdown, stage_scores
+    from medalign.reports.results import results_table
+
+    stages = []
+    for k, (name, share) in enumerate(
+        [("before", {"value": float("nan"), "n": 0}), ("radqa", {"value": 0.2, "n": 30})]
+    ):
+        folder = tmp_path / f"{k}-{name}"
+        (folder / "eval").mkdir(parents=True)
+        result = {
+            "n": 120,
+            "split": "test",
+            "metrics": {"f1": {"value": 0.4, "ci": [0.3, 0.5]}, "false_confidence": share},
+        }
+        (folder / "eval" / "results.json").write_text(json.dumps({"radqa": result}))
+        metrics = {"eval/radqa/f1": 0.4, "eval/radqa/false_confidence": share["value"]}
+        stages.append({"name": name, "dir": str(folder), "metrics": metrics})
+    manifest = {"stages": stages}
+    assert stage_scores(manifest)["radqa"]["radqa false-conf"]["n"] == 30
+    table = results_table(manifest)
+    text = scores_markdown(manifest, table, ["radqa", "radqa false-conf"])
+    assert "n=0" not in text.splitlines()[0]
+    assert "radqa (test, n=120)" in text
+    assert "radqa false-conf (test, n per cell)" in text
+    assert "| before | 0.400 [0.300, 0.500] | n/a (n=0) |" in text
+    assert "| radqa | 0.400 [0.300, 0.500] | 0.200 [" in text and "] (n=30) |" in text
+    from medalign.reports.results import _sizes
+
+    assert _sizes(manifest) == {"radqa": 120, "radqa false-conf": "0-30"}  # results.png
