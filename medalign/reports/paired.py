@@ -257,10 +257,10 @@ def forgetting_markdown(rows: list[dict[str, Any]], alpha: float) -> str:
     ]
     for r in rows:
         change = r.get("change")
-        if r["best"] == r["last"]:
-            verdict, text = "best at the end", ""
+        if r["best"] == r["last"]:  # nothing to pair: say so rather than leave it blank
+            verdict, text = "best at the end", "no drop: the last row is the best"
         elif change is None:
-            verdict, text = "not compared", ""
+            verdict, text = "not compared", "n/a: not comparable (the log says why)"
         else:
             lost = change["significant"] and change["diff"] < 0
             verdict = "forgetting" if lost else "no significant drop"
