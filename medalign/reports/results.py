@@ -144,8 +144,9 @@ def rewards_section(manifest: dict[str, Any]) -> Section | None:
             p = metrics.get(f"reward/{name}_fifths_p")
             shown = "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
             mark = " ✱" if p is not None and p < 0.05 else ""
+            fifths = [_fifth_cell(metrics, f"reward/{name}_{part}") for part in PARTS]
             rows.append(
-                (entry["name"], name, weight, f"{first:.3f}", f"{last:.3f}")
+                (entry["name"], name, weight, _fifth_n(metrics, f"reward/{name}"), *fifths)
                 + (f"{last - first:+.3f}{mark}", shown)
             )
         logged = metrics.get("rl/logged_steps")
@@ -158,13 +159,39 @@ def rewards_section(manifest: dict[str, Any]) -> Section | None:
         return None
     foot = (
         "p: Welch's t-test between the logged steps' mean rewards of the two fifths; "
-        "✱: p < 0.05, the only changes to read as a rise or a fall. "
+        "✱: p < 0.05, the only changes to read as a rise or a fall. Each fifth's mean has "
+        "its 95% t interval over its n logged steps (n per fifth; first/last when they "
+        "differ). "
         "total = the sum of weight x reward over the rewards above"
     )
     foot += f" ({'; '.join(notes)})." if notes else "."
-    header = ("stage", "reward", "weight", "first fifth", "last fifth", "change", "p")
-    table = Table(header, "|---|---|---:|---:|---:|---:|---:|", tuple(rows))
+    header = ("stage", "reward", "weight", "n per fifth", "first fifth", "last fifth")
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+    table = Table((*header, "change", "p"), rule, tuple(rows))
     return Section("RL rewards: mean over the first and the last fifth of the steps", (table, foot))
+
+
+PARTS = ("first_fifth", "last_fifth")
+
+
+def _fifth_cell(metrics: dict[str, Any], key: str) -> str:
+    """`0.400 [0.310, 0.490]`, or the mean and why it has no interval (a manifest from
+    before the RL stage recorded one, or a fifth of one step)."""
+    mean = f"{metrics[key]:.3f}"
+    low, high = metrics.get(f"{key}_low"), metrics.get(f"{key}_high")
+    if low is not None and high is not None:
+        return f"{mean} [{low:.3f}, {high:.3f}]"
+    why = "one step" if metrics.get(f"{key}_n") == 1 else "not recorded"
+    return f"{mean} (no interval: {why})"
+
+
+def _fifth_n(metrics: dict[str, Any], prefix: str) -> str:
+    """The logged steps each fifth's mean is over: `4`, `4/3` when the two differ."""
+    sizes = [metrics.get(f"{prefix}_{part}_n") for part in PARTS]
+    if None in sizes:
+        return "n/a"
+    first, last = (int(n) for n in sizes)
+    return str(first) if first == last else f"{first}/{last}"
 
 
 def rewards_markdown(manifest: dict[str, Any]) -> str:
