@@ -180,7 +180,7 @@ def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:
             status = f'<span class="failed" title="{_e(s.get("error"))}">failed</span>'
         rows.append(
             f"<tr><th>{_e(s.get('name'))}</th><td>{status}</td>"
-            f'<td class="num">{_fmt(s.get("seconds"))}</td>'
+            f'<td class="num">{_fmt(s.get("seconds"))}{_e(_builds_note(s))}</td>'
             f'<td class="num">{_e(data.get("rows", ""))}</td>'
             f'<td class="num">{_fmt(metrics.get("train/loss"))}</td>'
             f"<td>{_wandb_link(s, run_dir)}</td></tr>"
@@ -189,6 +189,17 @@ def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:
         '<table id="stages"><tr><th>stage</th><th>status</th><th>seconds</th><th>rows</th>'
         f"<th>train/loss</th><th>W&amp;B run</th></tr>{''.join(rows)}</table>"
     )
+
+
+def _builds_note(stage: dict[str, Any]) -> str:
+    """` (includes building world-1a2b: 560.0 s)`: a stage's time that includes building
+    a cache entry (the first stage pretrains the world model) says so; a later run finds
+    the entry built and takes that much less."""
+    builds = stage.get("builds") or []
+    if not builds:
+        return ""
+    parts = [f"{b['entry']}: {float(b['seconds']):.1f} s" for b in builds]
+    return f" (includes building {'; '.join(parts)}, once per cache)"
 
 
 def _stage_section(stage: dict[str, Any], run_dir: Path) -> str:
