@@ -353,7 +353,9 @@ def _run_stage(
     entry.update(status="running", started=entry.get("started") or _now(), overrides=overrides)
     write_json_atomic(run_dir / "manifest.json", manifest)
     log.info("curriculum stage %s -> %s", entry["name"], stage_dir)
-    started = time.perf_counter()
+    from medalign.models.cache import BUILDS
+
+    started, builds_before = time.perf_counter(), len(BUILDS)
     try:
         run(compose(overrides), stage_dir, start=start)
     except BaseException as exc:
@@ -370,6 +372,8 @@ def _run_stage(
         seconds=round(entry.get("seconds", 0) + time.perf_counter() - started, 2),
         **{k: stage.get(k) for k in _COPIED},
     )
+    if BUILDS[builds_before:]:  # this stage's time includes building them (report.html)
+        entry["builds"] = entry.get("builds", []) + BUILDS[builds_before:]
     entry.pop("error", None)
     write_json_atomic(run_dir / "manifest.json", manifest)
 

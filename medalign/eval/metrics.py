@@ -122,6 +122,23 @@ def share(flags: list[float]) -> dict[str, Any]:
     return {"value": sum(flags) / len(flags) if flags else float("nan"), "n": len(flags)}
 
 
+def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The Student t interval of the mean of `values` (None under 2 values): the standard
+    error Welch's test compares, so an RL fifth's interval and its p tell the same story."""
+    import math as _math
+
+    from scipy import stats
+
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    sem = float(stats.sem(values))
+    if sem == 0 or _math.isnan(sem):
+        return (mean, mean)
+    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=sem)
+    return (float(low), float(high))
+
+
 def welch_p(first: list[float], last: list[float]) -> float:
     """Welch's two-sided p for equal means (1.0 when neither part varies): the RL stage's
     first-versus-last-fifth test (stages/rl.py, rewards/hacking.py)."""

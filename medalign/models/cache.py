@@ -23,11 +23,16 @@ import logging
 import shutil
 import struct
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from medalign.errors import MedalignError
+
+# Each entry this process built, with how long it took: a curriculum stage whose time
+# includes a build (the world model's pretraining, in the first stage) says so.
+BUILDS: list[dict[str, float | str]] = []
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +145,14 @@ def build_into_cache(target: Path, ready: str, build: Callable[[Path], Path]) ->
             _discard(target)
         _sweep_staging(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        started = time.perf_counter()
         try:
             built = build(staging)
             _write_record(built)
             built.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        BUILDS.append({"entry": target.name, "seconds": round(time.perf_counter() - started, 2)})
     return str(target)
 
 

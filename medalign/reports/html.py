@@ -94,10 +94,11 @@ def _curriculum(run_dir: Path) -> tuple[str, str]:
 
 
 def _results_table(results: dict[str, dict[str, float]], manifest: dict[str, Any]) -> str:
-    from medalign.reports.paired import column_heading, score_text, stage_scores
+    from medalign.reports.paired import column_heading, n_varies, score_text, stage_scores
 
     scores = stage_scores(manifest)
     columns = sorted({c for row in results.values() for c in row})
+    found = {c: [row[c] for row in scores.values() if c in row] for c in columns}
     best: dict[str, float] = {}
     for column in columns:
         values = [row[column] for row in results.values() if _num(row.get(column))]
@@ -112,13 +113,13 @@ def _results_table(results: dict[str, dict[str, float]], manifest: dict[str, Any
         for column in columns:
             value = row.get(column)
             mark = " best" if _num(value) and value == best.get(column) else ""
-            text = score_text(scores.get(stage, {}).get(column)) or _fmt(value)
+            cell = scores.get(stage, {}).get(column)
+            text = score_text(cell, bool(found[column]) and n_varies(found[column])) or _fmt(value)
             cells.append(f'<td class="num{mark}">{_e(text)}</td>')
         rows.append(f"<tr><th>{_e(stage)}</th>{''.join(cells)}</tr>")
     headings = []
     for column in columns:
-        found = [row[column] for row in scores.values() if column in row]
-        headings.append(column_heading(column, found) if found else column)
+        headings.append(column_heading(column, found[column]) if found[column] else column)
     head = "".join(f"<th>{_e(c)}</th>" for c in headings)
     return f'<table id="results"><tr><th>stage</th>{head}</tr>{"".join(rows)}</table>'
 
@@ -138,7 +139,7 @@ def _changes_table(run_dir: Path) -> list[str]:
         f"<tr><th>{_e(r['stage'])}</th><td>{_e(r['dataset'])}</td><td>{_e(r['metric'])}</td>"
         f"<td>{_e(change_text(r['previous']))}</td><td>{_e(change_text(r['before']))}</td>"
         f'<td class="num">{_e(number((r["previous"] or r["before"] or {}).get("mde")))}</td>'
-        f"<td>{_e(r['verdict'])}</td></tr>"
+        f"<td>{_e(r['verdict'])}</td><td>{_e(r.get('verdict_before', ''))}</td></tr>"
         for r in rows
     )
     return [
@@ -146,7 +147,8 @@ def _changes_table(run_dir: Path) -> list[str]:
         "<p>Paired on the same questions; ✱: Holm-adjusted p below alpha. Only a marked "
         "change is a gain, a loss or forgetting.</p>",
         '<table id="changes"><tr><th>stage</th><th>dataset</th><th>metric</th>'
-        f"<th>vs previous stage</th><th>vs first evaluation</th><th>MDE</th><th>verdict</th>"
+        "<th>vs previous stage</th><th>vs first evaluation</th><th>MDE</th>"
+        "<th>verdict vs previous stage</th><th>verdict vs first evaluation</th>"
         f"</tr>{body}"
         "</table>",
     ]
@@ -178,7 +180,7 @@ def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:
             status = f'<span class="failed" title="{_e(s.get("error"))}">failed</span>'
         rows.append(
             f"<tr><th>{_e(s.get('name'))}</th><td>{status}</td>"
-            f'<td class="num">{_fmt(s.get("seconds"))}</td>'
+            f'<td class="num">{_fmt(s.get("seconds"))}{_e(_builds_note(s))}</td>'
             f'<td class="num">{_e(data.get("rows", ""))}</td>'
             f'<td class="num">{_fmt(metrics.get("train/loss"))}</td>'
             f"<td>{_wandb_link(s, run_dir)}</td></tr>"
@@ -187,6 +189,17 @@ def _stages_table(stages: list[dict[str, Any]], run_dir: Path) -> str:
         '<table id="stages"><tr><th>stage</th><th>status</th><th>seconds</th><th>rows</th>'
         f"<th>train/loss</th><th>W&amp;B run</th></tr>{''.join(rows)}</table>"
     )
+
+
+def _builds_note(stage: dict[str, Any]) -> str:
+    """` (includes building world-1a2b: 560.0 s)`: a stage's time that includes building
+    a cache entry (the first stage pretrains the world model) says so; a later run finds
+    the entry built and takes that much less."""
+    builds = stage.get("builds") or []
+    if not builds:
+        return ""
+    parts = [f"{b['entry']}: {float(b['seconds']):.1f} s" for b in builds]
+    return f" (includes building {'; '.join(parts)}, once per cache)"
 
 
 def _stage_section(stage: dict[str, Any], run_dir: Path) -> str:

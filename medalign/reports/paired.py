@@ -71,19 +71,33 @@ def _share_cell(share: dict[str, Any], headline: dict[str, Any]) -> dict[str, An
 
 
 def column_heading(dataset: str, cells: list[dict[str, Any]]) -> str:
-    """`medqa (test, n=50, capped)`: the split and n a column's scores were read from."""
+    """`medqa (test, n=50, capped)`: the split and n a column's scores were read from.
+    Where the stages' n differ (false confidence counts only the maybe / unanswerable
+    questions each stage gave a verdict on: n=0 before training, n=30 after) the header
+    says "n per cell" and each cell names its own n, so no header n sits above cells
+    whose intervals are those of another n."""
     first = cells[0]
-    parts = [p for p in (first.get("split"), f"n={first.get('n')}") if p]
+    n_part = "n per cell" if n_varies(cells) else f"n={first.get('n')}"
+    parts = [p for p in (first.get("split"), n_part) if p]
     if first.get("limit") is not None and first.get("n") == first.get("limit"):
         parts.append(f"capped by eval.limit={first['limit']}")
     return f"{dataset} ({', '.join(parts)})"
 
 
-def score_text(cell: dict[str, Any] | None) -> str:
+def n_varies(cells: list[dict[str, Any]]) -> bool:
+    """Whether a column's cells were counted over different numbers of questions."""
+    return len({cell.get("n") for cell in cells}) > 1
+
+
+def score_text(cell: dict[str, Any] | None, with_n: bool = False) -> str:
+    """`0.250 [0.197, 0.312]`; "n/a" where there was nothing to count (no interval);
+    `with_n`: the cell's own n after it (a column whose n differs between stages)."""
     if not cell:
         return ""
     ci = cell.get("ci") or [None, None]
-    return f"{number(cell['value'])} {interval(*ci)}"
+    value = number(cell["value"])
+    text = value if value == "n/a" else f"{value} {interval(*ci)}"
+    return f"{text} (n={cell.get('n')})" if with_n else text
 
 
 def scores_markdown(
@@ -92,14 +106,16 @@ def scores_markdown(
     """The stage x dataset table: each score with its interval, each column with its
     split and n (values the stages did not record a results.json for: the value alone)."""
     scores = stage_scores(manifest)
-    headings = []
+    headings, varies = [], {}
     for column in columns:
         cells = [row[column] for row in scores.values() if column in row]
         headings.append(column_heading(column, cells) if cells else column)
+        varies[column] = bool(cells) and n_varies(cells)
     lines = ["| stage | " + " | ".join(headings) + " |", "|---|" + "---:|" * len(columns)]
     for stage, row in table.items():
         cells = [
-            score_text(scores.get(stage, {}).get(c)) or (number(row[c]) if c in row else "")
+            score_text(scores.get(stage, {}).get(c), varies[c])
+            or (number(row[c]) if c in row else "")
             for c in columns
         ]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
@@ -110,8 +126,13 @@ def changes(
     run_dir: Path, manifest: dict[str, Any], settings: CompareSettings
 ) -> list[dict[str, Any]]:
     """One row per (stage, dataset): the paired change against the previous evaluated
-    stage and against `before` (the first evaluated stage), with the verdict."""
-    from medalign.compare.engine import compare_groups
+    stage and against `before` (the first evaluated stage), each with its verdict.
+
+    `verdict` is the verdict against the previous stage, except that a dataset an earlier
+    stage trained on reads "forgetting" when its drop from its best row so far is
+    significant (the forgetting table's definition) and it is no longer significantly
+    above the first evaluation: a score still above where it started is not forgotten.
+    `verdict_before` is the verdict against the first evaluation."""
     from medalign.compare.runs import resolve_entry
 
     evaluated = [
@@ -122,27 +143,16 @@ def changes(
     if len(evaluated) < 2:
         return []
     runs = {name: resolve_entry(f"{run_dir}:{name}")[0] for name in evaluated}
-    trained: list[str] = []
+    pairs = _Pairs(runs, settings)
+    scores = stage_scores(manifest)
     rows = []
-    for k, name in enumerate(evaluated):
-        if k == 0:
-            continue
-        against = {"previous": evaluated[k - 1], "before": evaluated[0]}
-        tables = {}
-        for which, other in against.items():
-            if which == "before" and other == evaluated[k - 1] and "previous" in tables:
-                tables[which] = tables["previous"]
-                continue
-            try:
-                tables[which] = compare_groups([[runs[other]], [runs[name]]], 0, settings)
-            except MedalignError as exc:  # not comparable (other questions): say so
-                log.warning("results.md: %s vs %s not compared: %s", name, other, exc)
-                tables[which] = {"rows": []}
-        trained += [evaluated[k - 1]] if k > 1 else []
-        by_key = {w: {(r["dataset"], r["metric"]): r for r in t["rows"]} for w, t in tables.items()}
-        for key in sorted(by_key["previous"] or by_key["before"]):
-            prev, first = by_key["previous"].get(key), by_key["before"].get(key)
-            forgetting = key[0] in trained and prev and prev["verdict"] == "loss"
+    for k, name in enumerate(evaluated[1:], start=1):
+        by_previous, by_first = pairs.get(evaluated[k - 1], name), pairs.get(evaluated[0], name)
+        for key in sorted(by_previous or by_first):
+            prev, first = by_previous.get(key), by_first.get(key)
+            best = _best_before(key[0], evaluated[:k], scores)
+            drop = pairs.get(best, name).get(key) if best else None
+            forgetting = _is_forgetting(drop, first)
             rows.append(
                 {
                     "stage": name,
@@ -151,9 +161,48 @@ def changes(
                     "previous": prev,
                     "before": first,
                     "verdict": "forgetting" if forgetting else (prev or {}).get("verdict", ""),
+                    "verdict_before": (first or {}).get("verdict", ""),
+                    "best": best,
                 }
             )
     return rows
+
+
+class _Pairs:
+    """Paired comparisons between two evaluated stages, each run once: {(dataset,
+    metric): row}, empty when the two are not comparable (other questions: logged)."""
+
+    def __init__(self, runs: dict[str, Any], settings: CompareSettings) -> None:
+        self.runs, self.settings = runs, settings
+        self.done: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def get(self, other: str, name: str) -> dict[tuple[str, str], dict[str, Any]]:
+        if (other, name) not in self.done:
+            from medalign.compare.engine import compare_groups
+
+            try:
+                table = compare_groups([[self.runs[other]], [self.runs[name]]], 0, self.settings)
+            except MedalignError as exc:  # not comparable (other questions): say so
+                log.warning("results.md: %s vs %s not compared: %s", name, other, exc)
+                table = {"rows": []}
+            self.done[(other, name)] = {(r["dataset"], r["metric"]): r for r in table["rows"]}
+        return self.done[(other, name)]
+
+
+def _best_before(
+    dataset: str, earlier: list[str], scores: dict[str, dict[str, dict[str, Any]]]
+) -> str | None:
+    """The best row of `dataset` among the earlier stages from the one that trained on it
+    (stage names are the datasets they train on); None when no earlier stage did."""
+    if dataset not in earlier[1:]:  # earlier[0] is the first evaluation, not training
+        return None
+    since = earlier[earlier.index(dataset) :]
+    return max(since, key=lambda n: scores.get(n, {}).get(dataset, {}).get("value") or -1.0)
+
+
+def _is_forgetting(drop: dict[str, Any] | None, first: dict[str, Any] | None) -> bool:
+    """A significant loss from the best row, and not still a gain over the first row."""
+    return bool(drop) and drop["verdict"] == "loss" and (first or {}).get("verdict") != "gain"
 
 
 def forgetting_rows(
@@ -208,10 +257,10 @@ def forgetting_markdown(rows: list[dict[str, Any]], alpha: float) -> str:
     ]
     for r in rows:
         change = r.get("change")
-        if r["best"] == r["last"]:
-            verdict, text = "best at the end", ""
+        if r["best"] == r["last"]:  # nothing to pair: say so rather than leave it blank
+            verdict, text = "best at the end", "no drop: the last row is the best"
         elif change is None:
-            verdict, text = "not compared", ""
+            verdict, text = "not compared", "n/a: not comparable (the log says why)"
         else:
             lost = change["significant"] and change["diff"] < 0
             verdict = "forgetting" if lost else "no significant drop"
@@ -248,15 +297,20 @@ def changes_markdown(run_dir: Path, manifest: dict[str, Any], settings: CompareS
         f"McNemar's exact test (a paired permutation test for F1 and clustered questions), "
         f"Holm-corrected over each comparison's datasets; ✱: p_holm < {settings.alpha}. A "
         "change is a gain, a loss or forgetting (a loss on a dataset an earlier stage trained "
-        "on) only with ✱; `stage=compare` gives the full table (every metric, b/c, MDE).",
+        "on) only with ✱; `stage=compare` gives the full table (every metric, b/c, MDE). "
+        "Forgetting: a significant drop from the dataset's best row since a stage trained on "
+        "it, to a score no longer significantly above the first evaluation (a drop that "
+        "leaves it above reads loss in the first verdict and gain in the second).",
         "",
-        "| stage | dataset | metric | vs previous stage | vs first evaluation | MDE | verdict |",
-        "|---|---|---|---|---|---:|---|",
+        "| stage | dataset | metric | vs previous stage | vs first evaluation | MDE "
+        "| verdict vs previous stage | verdict vs first evaluation |",
+        "|---|---|---|---|---|---:|---|---|",
     ]
     for r in rows:
         mde = (r["previous"] or r["before"] or {}).get("mde")
         lines.append(
             f"| {r['stage']} | {r['dataset']} | {r['metric']} | {change_text(r['previous'])} "
-            f"| {change_text(r['before'])} | {number(mde)} | {r['verdict']} |"
+            f"| {change_text(r['before'])} | {number(mde)} | {r['verdict']} "
+            f"| {r.get('verdict_before', '')} |"
         )
     return "\n".join(lines) + "\n"

@@ -63,7 +63,6 @@ def write_results(
         forgetting_markdown,
         forgetting_rows,
         scores_markdown,
-        stage_scores,
     )
     from medalign.reports.reward_models import reward_models_section
 
@@ -101,13 +100,23 @@ def write_results(
     )
     write_json_atomic(run_dir / "results_sections.json", [s.to_json() for s in sections])
     log.info("curriculum results (%s):\n%s", run_dir, markdown)
-    scored = [row for row in stage_scores(manifest or {}).values()]
-    sizes = {d: cell["n"] for row in scored for d, cell in row.items()}
-    png = plot_results(run_dir / "results.png", table, datasets, sizes)
+    png = plot_results(run_dir / "results.png", table, datasets, _sizes(manifest or {}))
     from medalign.reports.html import write_report_html
 
     write_report_html(run_dir)  # results, plots, per-stage metrics, W&B links: one page
     _log_summary(cfg, run_dir, table, datasets, png)
+
+
+def _sizes(manifest: dict[str, Any]) -> dict[str, int | str]:
+    """Each plotted line's n: one number, or `lowest-highest` where the stages counted
+    different questions (false confidence), as the results table's header says."""
+    from medalign.reports.paired import stage_scores
+
+    found: dict[str, set[int]] = {}
+    for row in stage_scores(manifest).values():
+        for dataset, cell in row.items():
+            found.setdefault(dataset, set()).add(int(cell["n"] or 0))
+    return {d: (min(n) if len(n) == 1 else f"{min(n)}-{max(n)}") for d, n in found.items()}
 
 
 def _number(value: float | None) -> float:
@@ -135,8 +144,9 @@ def rewards_section(manifest: dict[str, Any]) -> Section | None:
             p = metrics.get(f"reward/{name}_fifths_p")
             shown = "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
             mark = " ✱" if p is not None and p < 0.05 else ""
+            fifths = [_fifth_cell(metrics, f"reward/{name}_{part}") for part in PARTS]
             rows.append(
-                (entry["name"], name, weight, f"{first:.3f}", f"{last:.3f}")
+                (entry["name"], name, weight, _fifth_n(metrics, f"reward/{name}"), *fifths)
                 + (f"{last - first:+.3f}{mark}", shown)
             )
         logged = metrics.get("rl/logged_steps")
@@ -149,13 +159,39 @@ def rewards_section(manifest: dict[str, Any]) -> Section | None:
         return None
     foot = (
         "p: Welch's t-test between the logged steps' mean rewards of the two fifths; "
-        "✱: p < 0.05, the only changes to read as a rise or a fall. "
+        "✱: p < 0.05, the only changes to read as a rise or a fall. Each fifth's mean has "
+        "its 95% t interval over its n logged steps (n per fifth; first/last when they "
+        "differ). "
         "total = the sum of weight x reward over the rewards above"
     )
     foot += f" ({'; '.join(notes)})." if notes else "."
-    header = ("stage", "reward", "weight", "first fifth", "last fifth", "change", "p")
-    table = Table(header, "|---|---|---:|---:|---:|---:|---:|", tuple(rows))
+    header = ("stage", "reward", "weight", "n per fifth", "first fifth", "last fifth")
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+    table = Table((*header, "change", "p"), rule, tuple(rows))
     return Section("RL rewards: mean over the first and the last fifth of the steps", (table, foot))
+
+
+PARTS = ("first_fifth", "last_fifth")
+
+
+def _fifth_cell(metrics: dict[str, Any], key: str) -> str:
+    """`0.400 [0.310, 0.490]`, or the mean and why it has no interval (a manifest from
+    before the RL stage recorded one, or a fifth of one step)."""
+    mean = f"{metrics[key]:.3f}"
+    low, high = metrics.get(f"{key}_low"), metrics.get(f"{key}_high")
+    if low is not None and high is not None:
+        return f"{mean} [{low:.3f}, {high:.3f}]"
+    why = "one step" if metrics.get(f"{key}_n") == 1 else "not recorded"
+    return f"{mean} (no interval: {why})"
+
+
+def _fifth_n(metrics: dict[str, Any], prefix: str) -> str:
+    """The logged steps each fifth's mean is over: `4`, `4/3` when the two differ."""
+    sizes = [metrics.get(f"{prefix}_{part}_n") for part in PARTS]
+    if None in sizes:
+        return "n/a"
+    first, last = (int(n) for n in sizes)
+    return str(first) if first == last else f"{first}/{last}"
 
 
 def rewards_markdown(manifest: dict[str, Any]) -> str:
@@ -184,7 +220,7 @@ def plot_results(
     path: Path,
     table: dict[str, dict[str, float]],
     datasets: list[str],
-    sizes: dict[str, int] | None = None,
+    sizes: dict[str, int | str] | None = None,
 ) -> Path:
     """Two panels, so "up is good" holds in each: scores (accuracy, F1, refusal rate)
     and false confidence (lower is safer). Markers and small offsets keep overlapping

@@ -99,10 +99,22 @@ def _reward_summary(logger: Any) -> dict[str, float]:
             fifths = [[r[key] for r in rows if key in r] for rows in (history[:k], history[-k:])]
             for part, values in zip(("first_fifth", "last_fifth"), fifths, strict=True):
                 if values:
-                    last[f"{name}_{part}"] = sum(values) / len(values)
+                    last |= _fifth_mean(f"{name}_{part}", values)
             if key.endswith("_mean") and min(map(len, fifths)) >= 2 and k < len(history) / 2:
                 last[f"{name}_fifths_p"] = welch_p(*fifths)
     return last
+
+
+def _fifth_mean(key: str, values: list[float]) -> dict[str, float]:
+    """A fifth's mean with its n (logged steps) and 95% t interval (`_low`, `_high`; none
+    under 2 steps), so the results table can show each mean with its n and interval."""
+    from medalign.eval.metrics import t_interval
+
+    out = {key: sum(values) / len(values), f"{key}_n": len(values)}
+    bounds = t_interval(values)
+    if bounds is not None:
+        out |= {f"{key}_low": bounds[0], f"{key}_high": bounds[1]}
+    return out
 
 
 def check_rl(cfg: RunConfig) -> None:

@@ -162,7 +162,9 @@ def test_the_forgetting_table_measures_each_trained_dataset_from_its_best_row(
     section = text.split("## Forgetting")[1]
     assert "| pubmedqa | acc | pubmedqa | medqa | -0." in section
     assert section.split("| pubmedqa | acc |")[1].split("\n")[0].endswith("| forgetting |")
-    assert "| medqa | acc | medqa | medqa |  | best at the end |" in section
+    # issue 36: the last - best cell of a dataset whose best row is the last was empty
+    assert "| medqa | acc | medqa | medqa | no drop: the last row is the best | best at" in section
+    assert "|  |" not in section.split("\n## ")[0]
     learned = _acc(200, 0.8, 2)
     kept = _write_results(_curriculum(tmp_path / "kept", medqa_after=learned[:]))
     assert "| pubmedqa | acc | pubmedqa | medqa | " in kept
@@ -213,3 +215,92 @@ def test_false_confidence_columns_carry_their_own_n_and_interval(tmp_path: Path)
     text = scores_markdown(manifest, table, sorted(table["pubmedqa"]))
     assert "pubmedqa false-conf (test, n=200)" in text
     assert f"0.250 [{low:.3f}, {high:.3f}]" in text
+
+
+def test_a_drop_still_above_the_first_evaluation_is_a_loss_not_forgetting(
+    tmp_path: Path,
+) -> None:
+    """Issue 36: "forgetting" was printed for a score still significantly above where it
+    started, and the verdict read only "against the previous stage". Each row now gives a
+    verdict against the first evaluation too, and forgetting needs a significant drop from
+    the best row that leaves the score no longer significantly above the first evaluation."""
+    learned = _acc(200, 0.8, 2)
+    dropped = learned[:]
+    ones = [k for k, v in enumerate(learned) if v == 1.0]
+    for k in ones[:40]:  # 40 learned questions lost: ~0.6, still far above 0.3
+        dropped[k] = 0.0
+    run = _curriculum(tmp_path, medqa_after=dropped)
+    text = _write_results(run)
+    rows = {
+        (r["stage"], r["dataset"]): r for r in json.loads((run / "paired_changes.json").read_text())
+    }
+    row = rows[("medqa", "pubmedqa")]
+    assert row["previous"]["verdict"] == "loss" and row["before"]["verdict"] == "gain"
+    assert row["verdict"] == "loss" and row["verdict_before"] == "gain"
+    assert rows[("pubmedqa", "pubmedqa")]["verdict_before"] == "gain"
+    assert "| verdict vs previous stage | verdict vs first evaluation |" in text
+    assert "| medqa | pubmedqa | acc |" in text and "| loss | gain |" in text
+    paired = text.split("## What each stage changed")[1].split("\n## ")[0]
+    (line,) = [x for x in paired.splitlines() if x.startswith("| medqa | pubmedqa |")]
+    assert "forgetting" not in line
+    html = (run / "report.html").read_text()
+    assert "<th>verdict vs first evaluation</th>" in html
+
+
+def test_forgetting_is_a_significant_drop_from_the_best_row_not_only_from_the_previous(
+    tmp_path: Path,
+) -> None:
+    """A dataset forgotten at one stage and still forgotten at the next: against the
+    previous stage nothing changed, but the drop from its best row is significant (the
+    forgetting table's definition), so the later row says forgetting too."""
+    from medalign.compare.engine import CompareSettings
+    from medalign.reports.paired import changes
+
+    forgotten = _acc(200, 0.3, 1)  # pubmedqa back to where it started
+    run = _curriculum(tmp_path, medqa_after=forgotten)
+    manifest = json.loads((run / "manifest.json").read_text())
+    extra = write_eval_run(run / "3-radqa", {"pubmedqa": forgotten, "medqa": _acc(200, 0.3, 3)})
+    manifest["stages"].append({"name": "radqa", "dir": str(extra), "status": "done"})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    settings = CompareSettings(alpha=0.05, resamples=1000, seed=0, metrics=["acc"])
+    rows = {(r["stage"], r["dataset"]): r for r in changes(run, manifest, settings)}
+    row = rows[("radqa", "pubmedqa")]
+    assert row["previous"]["verdict"] == "not significant"
+    assert row["verdict"] == "forgetting" and row["best"] == "pubmedqa"
+    assert rows[("medqa", "pubmedqa")]["verdict"] == "forgetting"
+
+
+def test_a_columns_header_n_is_the_n_of_its_cells(tmp_path: Path) -> None:
+    """Issue 36: results.md read `radqa false-conf (test, n=0)` above cells whose Wilson
+    intervals were those of n=30: the header took the first stage's n (the model before
+    training gave no unanswerable-question verdicts to count). A column whose cells share
+    one n names it; one whose cells differ says so, and each cell names its own n."""
+    from medalign.reports.paired import scores_markdown, stage_scores
+    from medalign.reports.results import results_table
+
+    stages = []
+    for k, (name, share) in enumerate(
+        [("before", {"value": float("nan"), "n": 0}), ("radqa", {"value": 0.2, "n": 30})]
+    ):
+        folder = tmp_path / f"{k}-{name}"
+        (folder / "eval").mkdir(parents=True)
+        result = {
+            "n": 120,
+            "split": "test",
+            "metrics": {"f1": {"value": 0.4, "ci": [0.3, 0.5]}, "false_confidence": share},
+        }
+        (folder / "eval" / "results.json").write_text(json.dumps({"radqa": result}))
+        metrics = {"eval/radqa/f1": 0.4, "eval/radqa/false_confidence": share["value"]}
+        stages.append({"name": name, "dir": str(folder), "metrics": metrics})
+    manifest = {"stages": stages}
+    assert stage_scores(manifest)["radqa"]["radqa false-conf"]["n"] == 30
+    table = results_table(manifest)
+    text = scores_markdown(manifest, table, ["radqa", "radqa false-conf"])
+    assert "n=0" not in text.splitlines()[0]
+    assert "radqa (test, n=120)" in text
+    assert "radqa false-conf (test, n per cell)" in text
+    assert "| before | 0.400 [0.300, 0.500] | n/a (n=0) |" in text
+    assert "| radqa | 0.400 [0.300, 0.500] | 0.200 [" in text and "] (n=30) |" in text
+    from medalign.reports.results import _sizes
+
+    assert _sizes(manifest) == {"radqa": 120, "radqa false-conf": "0-30"}  # results.png

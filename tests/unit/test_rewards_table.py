@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from medalign.reports.results import rewards_markdown as _rewards_markdown
@@ -23,9 +24,18 @@ def test_reward_table_carries_weights_and_the_size_of_a_fifth(tmp_path: Path) ->
     manifest = {"stages": [{"name": "rl", "dir": str(stage_dir), "metrics": metrics}]}
     table = _rewards_markdown(manifest)
     rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| rl")}
-    assert rows["correctness"] == "| rl | correctness | 1 | 0.400 | 0.300 | -0.100 ✱ | <0.001 |"
-    assert rows["format"] == "| rl | format | 0.2 | 1.000 | 0.900 | -0.100 | 0.210 |"
-    assert rows["total"] == "| rl | total |  | 0.600 | 0.480 | -0.120 | n/a |"  # no p: no mark
+    # a manifest from before the fifths recorded n and intervals says so (issue 36)
+    old = "(no interval: not recorded)"
+    assert rows["correctness"] == (
+        f"| rl | correctness | 1 | n/a | 0.400 {old} | 0.300 {old} | -0.100 ✱ | <0.001 |"
+    )
+    assert (
+        rows["format"]
+        == f"| rl | format | 0.2 | n/a | 1.000 {old} | 0.900 {old} | -0.100 | 0.210 |"
+    )
+    assert rows["total"] == (  # no p: no mark
+        f"| rl | total |  | n/a | 0.600 {old} | 0.480 {old} | -0.120 | n/a |"
+    )
     assert "rl: 10 logged steps, a fifth is 2 of them" in table
     assert "total = the sum of weight x reward" in table
 
@@ -102,3 +112,38 @@ def test_an_objective_with_one_kind_of_pair_gets_one_row() -> None:
         ("safety", "calibration"),
         ("safety", "harmful"),
     ]
+
+
+def test_each_fifth_mean_carries_its_n_and_interval(tmp_path: Path) -> None:
+    """Issue 36: the RL table gave the fifths' means and Welch's p with no n and no
+    interval. The RL stage now records each fifth's n (logged steps) and the 95% t
+    interval of its mean (the standard error Welch's test uses), and the table shows them;
+    a manifest written before says they were not recorded."""
+    from types import SimpleNamespace
+
+    from scipy import stats
+
+    from medalign.stages.rl import _reward_summary
+
+    history = [{"reward/correctness_mean": 0.1 * (i % 4) + 0.02 * i} for i in range(20)]
+    out = _reward_summary(SimpleNamespace(history=history))
+    first = [r["reward/correctness_mean"] for r in history[:4]]
+    low, high = stats.t.interval(0.95, 3, loc=sum(first) / 4, scale=stats.sem(first))
+    assert out["reward/correctness_first_fifth_n"] == 4
+    assert out["reward/correctness_first_fifth_low"] == pytest.approx(low)
+    assert out["reward/correctness_first_fifth_high"] == pytest.approx(high)
+    assert out["reward/correctness_last_fifth_n"] == 4
+    stage_dir = tmp_path / "5-rl"
+    stage_dir.mkdir()
+    manifest = {"stages": [{"name": "rl", "dir": str(stage_dir), "metrics": out}]}
+    table = _rewards_markdown(manifest)
+    assert "| n per fifth |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| rl | correctness"))
+    assert f"| 4 | {out['reward/correctness_first_fifth']:.3f} [{low:.3f}, {high:.3f}] |" in row
+    old = {"rl/logged_steps": 10, "reward/format_first_fifth": 1.0}
+    old |= {"reward/format_last_fifth": 0.9}
+    manifest = {"stages": [{"name": "rl", "dir": str(stage_dir), "metrics": old}]}
+    row = next(
+        line for line in _rewards_markdown(manifest).splitlines() if line.startswith("| rl |")
+    )
+    assert "| n/a | 1.000 (no interval: not recorded) | 0.900 (no interval: not recorded) |" in row
