@@ -52,6 +52,7 @@ def test_the_plugins_task_dataset_and_reward_are_found_by_name() -> None:
     assert scores == [1.0, 0.0]  # the plugin's reward, through medalign's reward builder
 
 
+@pytest.mark.slow  # trains and evaluates; a YAML dataset does the same in make test
 def test_the_plugins_dataset_trains_and_is_evaluated(tmp_path: Path) -> None:
     out = tmp_path / "run"
     evaluated = ("eval.after_train=true", "eval.datasets=[zorb_claims]")

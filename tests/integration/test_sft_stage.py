@@ -251,6 +251,7 @@ def test_continuing_an_adapter_checks_its_lora_settings(tmp_path: Path) -> None:
     assert (tmp_path / "third" / "adapter" / "adapter_config.json").is_file()
 
 
+@pytest.mark.slow  # a subprocess CLI run; run() is tested in-process in make test
 def test_cli_trains_into_a_new_run_directory(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = subprocess.run(

@@ -71,6 +71,7 @@ def test_a_broken_jsonl_row_hints_at_what_pretrain_reads(tmp_path: Path) -> None
     assert "line 2" in message and "on_bad_row" not in message
 
 
+@pytest.mark.slow  # a subprocess CLI run; the refusal itself is tested in-process
 def test_the_command_line_says_it_in_one_line_and_keeps_no_run(tmp_path: Path) -> None:
     zeros = tmp_path / "disk.txt"
     zeros.write_bytes(b"\x00" * 4096)
