@@ -60,7 +60,7 @@ test-gpu-pins: $(GPU_PINS_STAMP) ## Run make test in .venv-gpu-pins: constraints
 # process whose threads contend (bench/readme_times.py measures it). ARGS="-n 0": serial.
 # --dist loadfile: a module's tests on one worker, so its module fixture is built once
 # (tests/unit/test_make_test.py; xdist's loadgroup is a no-op under pytest 9).
-test: $(STAMP) ## Run the default test suite (about 4 min on 2 CPU cores)
+test: $(STAMP) ## Run the default test suite (about 4.5 min on 2 CPU cores)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -m "not slow and not gpu and not network" $(ARGS)
 
 test-slow: $(STAMP) ## Run the slow tests (kill/resume, sweeps, DDP, quantized training, wheel, browser)
