@@ -61,14 +61,7 @@ def finished_curriculum(run: Path) -> dict:
         }
     )
     rl = run / "4-rl"
-    rl.mkdir(parents=True)
-    weights = {"correctness": 1.0, "format": 0.2, "length": 0.1}
-    (rl / "config.yaml").write_text(yaml.safe_dump({"reward": {"weights": weights}}))
-    metrics = {"rl/logged_steps": 10}
-    for name, (first, last) in {"correctness": (0.4, 0.3), "format": (1.0, 0.9)}.items():
-        metrics |= {f"reward/{name}_first_fifth": first, f"reward/{name}_last_fifth": last}
-    metrics |= {"reward/total_first_fifth": 0.6, "reward/total_last_fifth": 0.48}
-    metrics |= {"reward/correctness_fifths_p": 0.0004, "reward/format_fifths_p": 0.21}
+    metrics = finished_rl_stage(rl)
     stages.append({"name": "rl", "dir": str(rl), "status": "done", "metrics": metrics})
     manifest = {
         "kind": "curriculum",
@@ -82,6 +75,20 @@ def finished_curriculum(run: Path) -> dict:
     }
     (run / "manifest.json").write_text(json.dumps(manifest))
     return manifest
+
+
+def finished_rl_stage(stage_dir: Path) -> dict:
+    """An RL stage folder as an older run left it (its reward weights in config.yaml, the
+    fifths' means and Welch p without n or intervals); returns its metrics."""
+    stage_dir.mkdir(parents=True)
+    weights = {"correctness": 1.0, "format": 0.2, "length": 0.1}
+    (stage_dir / "config.yaml").write_text(yaml.safe_dump({"reward": {"weights": weights}}))
+    metrics = {"rl/logged_steps": 10}
+    for name, (first, last) in {"correctness": (0.4, 0.3), "format": (1.0, 0.9)}.items():
+        metrics |= {f"reward/{name}_first_fifth": first, f"reward/{name}_last_fifth": last}
+    metrics |= {"reward/total_first_fifth": 0.6, "reward/total_last_fifth": 0.48}
+    metrics |= {"reward/correctness_fifths_p": 0.0004, "reward/format_fifths_p": 0.21}
+    return metrics
 
 
 def normalized(text: str, run: Path) -> str:

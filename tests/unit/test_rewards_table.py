@@ -6,21 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from medalign.reports.results import rewards_markdown as _rewards_markdown
+from tests.results_fixture import finished_rl_stage
 
 
 def test_reward_table_carries_weights_and_the_size_of_a_fifth(tmp_path: Path) -> None:
     stage_dir = tmp_path / "5-rl"
-    stage_dir.mkdir()
-    weights = {"correctness": 1.0, "format": 0.2, "length": 0.1}
-    (stage_dir / "config.yaml").write_text(yaml.safe_dump({"reward": {"weights": weights}}))
-    metrics = {"rl/logged_steps": 10}
-    for name, (first, last) in {"correctness": (0.4, 0.3), "format": (1.0, 0.9)}.items():
-        metrics |= {f"reward/{name}_first_fifth": first, f"reward/{name}_last_fifth": last}
-    metrics |= {"reward/total_first_fifth": 0.6, "reward/total_last_fifth": 0.48}
-    metrics |= {"reward/correctness_fifths_p": 0.0004, "reward/format_fifths_p": 0.21}
+    metrics = finished_rl_stage(stage_dir)
     manifest = {"stages": [{"name": "rl", "dir": str(stage_dir), "metrics": metrics}]}
     table = _rewards_markdown(manifest)
     rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| rl")}
