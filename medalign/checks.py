@@ -39,6 +39,7 @@ def check_components(cfg: RunConfig) -> Any:
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
+    _check_eval_sets(cfg, evaluates=spec.will_evaluate(cfg.eval.after_train))
     from medalign.rewards.checks import check_reward_setup
     from medalign.stages.rl_algorithms import PREFERENCE
     from medalign.stages.spec import curriculum_spec
@@ -207,6 +208,18 @@ def _check_dataset_names(cfg: RunConfig) -> None:
                     f"{', '.join(sorted(known))} (add one: a conf/dataset/<name>.yaml, "
                     "or one in a folder on $MEDALIGN_CONFIG_PATH; docs/extend/dataset.md)"
                 )
+
+
+def _check_eval_sets(cfg: RunConfig, evaluates: bool) -> None:
+    """The sets the built-in evaluation will read, checked by their Tasks now (before
+    training and before any model loads), not when evaluation first reads them after
+    training (issue 36: PubMedQA's missing test ids failed a finished SFT run). A run
+    that does not evaluate, or evaluates with lm-eval (eval.datasets unread), reads none."""
+    if not evaluates or cfg.eval.backend != "builtin":
+        return
+    from medalign.data.loading import check_eval_sets
+
+    check_eval_sets(cfg)
 
 
 def _check_lm_eval(cfg: RunConfig) -> None:

@@ -40,11 +40,16 @@ MAX_RECORD_CHARS = 200_000
 
 
 def load_records(
-    cfg: DatasetConfig, data_root: str | None = None, split: str | None = None
+    cfg: DatasetConfig,
+    data_root: str | None = None,
+    split: str | None = None,
+    key: str = "dataset",
 ) -> LoadedData:
-    """Read, validate and normalize the rows `cfg` names (for `split`, default cfg.split)."""
+    """Read, validate and normalize the rows `cfg` names (for `split`, default cfg.split).
+    `key`: where `cfg` sits in the run's config (`datasets.<name>` for an evaluation
+    set), so an error names the override that changes this read (Task.key)."""
     cfg = split_config(cfg, split)
-    task = get_task(cfg)
+    task = get_task(cfg, key)
     bad: BadRows
     if cfg.hub_id:
         source = f"hub:{cfg.hub_id}" + (f"/{cfg.hub_config}" if cfg.hub_config else "")
@@ -82,10 +87,11 @@ def refuse_other_layout(path: Path, task: Any, cfg: DatasetConfig) -> None:
         )
 
 
-def get_task(cfg: DatasetConfig) -> Any:
+def get_task(cfg: DatasetConfig, key: str = "dataset") -> Any:
     """The Task (medalign/tasks/) for `cfg.format`, bound to `cfg`: a registered name or a
-    dotted path to a `medalign.tasks.base.Task` subclass (the registry checks which)."""
-    return get("task", cfg.format)(cfg)
+    dotted path to a `medalign.tasks.base.Task` subclass (the registry checks which).
+    `key`: where `cfg` sits in the run's config, for the overrides its messages name."""
+    return get("task", cfg.format)(cfg, key)
 
 
 def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Any) -> Path:
@@ -182,6 +188,17 @@ def eval_dataset_config(cfg: RunConfig, name: str) -> DatasetConfig:
     return dataclasses.replace(
         dcfg, eval_split=split, limit=limit if limit is not None else dcfg.limit
     )
+
+
+def check_eval_sets(cfg: RunConfig) -> None:
+    """Each set in eval.datasets, as evaluation will read it (its catalogue entry, eval
+    split, key `datasets.<name>`), handed to its Task's start-up check
+    (Task.check_eval_data): a set evaluation would refuse then fails before training,
+    naming the override evaluation reads. The caller decides whether the run evaluates."""
+    for name in cfg.eval.datasets:
+        dcfg = eval_dataset_config(cfg, name)
+        dcfg = split_config(dcfg, dcfg.eval_split)
+        get_task(dcfg, f"datasets.{name}").check_eval_data(cfg.data_root)
 
 
 @dataclass
@@ -299,7 +316,9 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
         for eval_cfg in against:
             name = eval_cfg.name
             try:
-                eval_data = load_records(eval_cfg, cfg.data_root, split=eval_cfg.eval_split)
+                eval_data = load_records(
+                    eval_cfg, cfg.data_root, split=eval_cfg.eval_split, key=f"datasets.{name}"
+                )
             except MedalignError as exc:  # no such split here: nothing to check against
                 log.warning("not decontaminating against %s: %s", name, exc)
                 unchecked[name] = str(exc)

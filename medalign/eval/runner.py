@@ -40,12 +40,13 @@ def evaluate(
     results, predictions = {}, []
     for name in ecfg.datasets:
         dcfg = eval_dataset_config(cfg, name)
-        task = get_task(dcfg)
+        key = f"datasets.{name}"  # what evaluation reads: its messages name this key
+        task = get_task(dcfg, key)
         # eval.mode=cot scores the choice datasets by reasoning; the others (RadQA, safety)
         # are generative already and keep their own mode
         cot_less = ecfg.mode == "cot" and "cot" not in task.eval_modes
         mode = task.resolve_mode("auto" if cot_less else ecfg.mode)
-        data = load_records(dcfg, cfg.data_root, split=dcfg.eval_split)
+        data = load_records(dcfg, cfg.data_root, split=dcfg.eval_split, key=key)
         records = data.records
         log.info(
             "evaluating %s/%s: %d examples from %s, %s",

@@ -50,14 +50,18 @@ class Task:
 
     arg_defaults: ClassVar[dict[str, Any]] = {}  # the task's own settings (dataset.task_args)
 
-    def __init__(self, cfg: DatasetConfig) -> None:
+    def __init__(self, cfg: DatasetConfig, key: str = "dataset") -> None:
+        """`key`: where `cfg` sits in the run's config (`dataset`, the training set, or
+        `datasets.<name>`, the catalogue entry evaluation reads), so that a message
+        naming an override names the one that changes the set being read."""
         self.cfg = cfg
+        self.key = key
         given = dict(cfg.task_args or {})
         unknown = sorted(set(given) - set(self.arg_defaults))
         if unknown:
             valid = ", ".join(sorted(self.arg_defaults)) or "(none)"
             raise MedalignError(
-                f"config dataset.task_args.{unknown[0]}: {self.name} has no such setting; "
+                f"config {key}.task_args.{unknown[0]}: {self.name} has no such setting; "
                 f"its task_args: {valid}"
             )
         self.args = {**self.arg_defaults, **given}
@@ -84,6 +88,14 @@ class Task:
         """Every local file `read(path)` reads: a remembered load is keyed by their bytes
         (data/load_cache.py). A Task that reads files beside `path` adds them."""
         return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+    def check_eval_data(self, data_root: str | None) -> None:
+        """Start-up check of this evaluation set (the Task bound to it as evaluation reads
+        it: its eval split, key `datasets.<name>`), run before training when the stage
+        will evaluate (medalign.checks), so a set evaluation would refuse fails before
+        hours of training, not after. None by default: reading a set can be slow
+        (MedMCQA's 180k rows, a hub download); a Task whose set is cheap to read and can
+        be refused for what it holds (PubMedQA's official test ids) overrides this."""
 
     def hub_split(self) -> str:
         """The hub split holding `cfg.split` (some hub copies have one split for all)."""
@@ -233,7 +245,7 @@ def check_config(cfg: DatasetConfig, where: str) -> None:
         cls = task_class(cfg.format)
     except MedalignError as exc:
         raise MedalignError(f"config {where}.format={cfg.format}: {exc}") from None
-    cls(cfg)  # unknown task_args fail here, before any model loads
+    cls(cfg, where)  # unknown task_args fail here, before any model loads
     for key, default in FORMAT_KEYS.items():
         value = getattr(cfg, key, default)
         if value != default and key not in cls.reads:

@@ -54,7 +54,7 @@ class Instructions(Task):
                 return columns
         shown = " | ".join("{" + ", ".join(r) + "}" for r in MAPPINGS)
         raise MedalignError(
-            f"config dataset.task_args.columns={columns}: map one of {shown} to your columns"
+            f"config {self.key}.task_args.columns={columns}: map one of {shown} to your columns"
         )
 
     def read(self, path: Path, bad: BadRows) -> list[QARecord]:
@@ -69,7 +69,7 @@ class Instructions(Task):
             ]
             if missing:
                 raise MedalignError(
-                    f"{path}: dataset.task_args.columns names a column the file does not have "
+                    f"{path}: {self.key}.task_args.columns names a column the file does not have "
                     f"({missing[0]}); its columns: {', '.join(sorted(present))}"
                 )
         return [r for key, row in rows if (r := self._record(key, row, bad)) is not None]

@@ -58,22 +58,22 @@ class MultipleChoice(LetterChoiceTask):
     }
     breakdown_key, breakdown_name = "subject", "subject"
 
-    def __init__(self, cfg: Any) -> None:
-        super().__init__(cfg)
+    def __init__(self, cfg: Any, key: str = "dataset") -> None:
+        super().__init__(cfg, key)
         if self.args["answer_is"] not in ANSWER_KINDS:
             raise MedalignError(
-                f"config dataset.task_args.answer_is={self.args['answer_is']} "
+                f"config {self.key}.task_args.answer_is={self.args['answer_is']} "
                 f"(dataset {cfg.name!r}): one of {', '.join(ANSWER_KINDS)}"
             )
         if self.args["answer_base"] not in (0, 1):
             raise MedalignError(
-                f"config dataset.task_args.answer_base={self.args['answer_base']} "
+                f"config {self.key}.task_args.answer_base={self.args['answer_base']} "
                 f"(dataset {cfg.name!r}): 0 or 1"
             )
         options = self.args["options"]
         if not (isinstance(options, str) or _strings(options)):
             raise MedalignError(
-                f"config dataset.task_args.options (dataset {cfg.name!r}): a column name or a "
+                f"config {self.key}.task_args.options (dataset {cfg.name!r}): a column name or a "
                 f"list of column names, got {options!r}"
             )
 
@@ -105,7 +105,7 @@ class MultipleChoice(LetterChoiceTask):
             for column in columns:
                 if column not in present:
                     raise MedalignError(
-                        f"{path}: dataset.task_args.{role} names the column {column!r}, which "
+                        f"{path}: {self.key}.task_args.{role} names the column {column!r}, which "
                         f"the file does not have; its columns: {', '.join(sorted(present))}"
                     )
 
@@ -160,7 +160,7 @@ class MultipleChoice(LetterChoiceTask):
             return found.pop(), ""
         if found:
             shown = ", ".join(f"as {how}: {label}" for how, label in readings.items())
-            return None, f"{value!r} reads two ways ({shown}); set dataset.task_args.answer_is"
+            return None, f"{value!r} reads two ways ({shown}); set {self.key}.task_args.answer_is"
         base = self.args["answer_base"]
         labels, indices = (
             f"the labels {', '.join(options)}",

@@ -70,6 +70,18 @@ class PubMedQA(ChoiceTask):
     def hub_split(self) -> str:
         return "train"  # qiaojin/PubMedQA has one split with every row
 
+    def check_eval_data(self, data_root: str | None) -> None:
+        """Load the local evaluation set at start-up exactly as evaluation will (the
+        official test ids all there, task_args.on_missing_test_ids; bad rows by
+        on_bad_row), since evaluation reads it only after training. PQA-L is small
+        (1,000 rows: well under a second). The hub copy is left to evaluation: fetching
+        it here would put a download before every run."""
+        if self.cfg.hub_id:
+            return
+        from medalign.data.loading import load_records
+
+        load_records(self.cfg, data_root, key=self.key)
+
     def read_hub(self, rows: Any, bad: BadRows) -> list[QARecord]:
         pairs = [hub_row(row) for row in rows]
         return self._records(self._split(pairs, official_test_ids(), "the hub copy"), bad)
@@ -104,7 +116,8 @@ class PubMedQA(ChoiceTask):
             )
             if self.args["on_missing_test_ids"] != "warn":
                 raise MedalignError(
-                    message + ". dataset.task_args.on_missing_test_ids=warn scores the ones present"
+                    f"{message}. {self.key}.task_args.on_missing_test_ids=warn scores the ones "
+                    "present"
                 )
             log.warning("%s; scoring the %d present", message, len(test_ids) - len(missing))
         return [(k, v) for k, v in rows if k in test_ids]
