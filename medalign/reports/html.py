@@ -208,12 +208,18 @@ def _stage_section(stage: dict[str, Any], run_dir: Path) -> str:
     plots = sorted((folder / "eval" / "plots").glob("*.png"))[:MAX_STAGE_PLOTS]
     if not metrics and not plots:
         return ""
-    rows = "".join(
-        f'<tr><td>{_e(k)}</td><td class="num">{_fmt(v)}</td></tr>' for k, v in metrics.items()
+    from medalign.reports.stage_metrics import metric_rows
+
+    rows = "".join(  # each value with its interval or why none, and its n (issue 36)
+        f'<tr><td>{_e(k)}</td><td class="num">{_e(v)}</td><td class="num">{_e(n)}</td></tr>'
+        for k, v, n in metric_rows(stage, folder)
     )
     parts = [f"<h2>Stage {_e(stage.get('name'))}</h2>"]
     if rows:
-        parts.append(f'<table class="metrics"><tr><th>metric</th><th>value</th></tr>{rows}</table>')
+        parts.append(
+            '<table class="metrics"><tr><th>metric</th><th>value [95% interval]</th>'
+            f"<th>n</th></tr>{rows}</table>"
+        )
     if plots:
         images = "".join(_img(p.read_bytes(), f"{stage.get('name')} {p.stem}") for p in plots)
         parts.append(f'<div class="plots">{images}</div>')

@@ -172,3 +172,54 @@ def test_the_report_shows_results_md_s_forgetting_reward_model_and_rl_tables(
     parser = _Collect()
     parser.feed(page)
     assert sum(t == "table" for t, _ in parser.tags) == 2 + 3 + 3  # and the three sections
+
+
+def _stage_rows(page: str, stage: str) -> dict[str, list[str]]:
+    """{metric: [its other cells]} of the `Stage <stage>` metrics table."""
+    table = page.split(f"<h2>Stage {stage}</h2>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>(.*?)</td>(.*?)</tr>", table)
+    return {metric: re.findall(r"<td[^>]*>(.*?)</td>", rest) for metric, rest in rows}
+
+
+def test_stage_tables_give_ece_brier_and_loss_their_n_and_interval_or_say_why_not(
+    tmp_path: Path,
+) -> None:
+    """Issue 36: each stage's ECE, Brier and loss cells had neither n nor interval. A
+    metric whose eval/results.json holds a "ci" shows `value [lo, hi]` and its n; one
+    without says in the cell why there is none."""
+    source = make_curriculum(tmp_path, adapters=False)
+    manifest = json.loads((source / "manifest.json").read_text())
+    stage = manifest["stages"][1]  # pubmedqa: trained, then evaluated
+    stage["metrics"] |= {
+        "eval/pubmedqa/ece": 0.12,
+        "eval/pubmedqa/brier": 0.31,
+        "eval/medqa/brier": 0.6,
+        "eval/best_loss": 1.5,
+    }
+    stage["validation"] = {"best_loss": 1.5, "rows": 12}
+    results = {
+        "pubmedqa": {
+            "n": 50,
+            "metrics": {
+                "acc": {"value": 0.58, "ci": [0.44, 0.71], "n": 50, "interval": "wilson"},
+                "ece": {"value": 0.12, "n": 50},  # as eval/choice.py writes it
+                "brier": {"value": 0.31, "ci": [0.27, 0.35], "n": 50},
+            },
+        },
+        "medqa": {"n": 40, "metrics": {"brier": {"value": 0.6, "n": 40}}},
+    }
+    (Path(stage["dir"]) / "eval").mkdir(parents=True)
+    (Path(stage["dir"]) / "eval" / "results.json").write_text(json.dumps(results))
+    (source / "manifest.json").write_text(json.dumps(manifest))
+    rows = _stage_rows(write_report_html(source).read_text(), "pubmedqa")
+    assert rows["eval/pubmedqa/acc"] == ["0.580 [0.440, 0.710]", "50"]
+    assert rows["eval/pubmedqa/brier"] == ["0.310 [0.270, 0.350]", "50"]
+    ece, n = rows["eval/pubmedqa/ece"]
+    assert ece.startswith("0.120 (no interval: ") and n == "50"
+    brier, n = rows["eval/medqa/brier"]
+    assert brier.startswith("0.600 (no interval: ") and n == "40"
+    for loss, n in (("train/loss", "16 training rows"), ("eval/best_loss", "12 held-out rows")):
+        value, count = rows[loss]
+        assert "(no interval: " in value and count == n, (loss, rows[loss])
+    for metric, cells in rows.items():  # every number: an interval, or why not; and an n
+        assert len(cells) == 2 and ("[" in cells[0] or "no interval: " in cells[0]), metric
