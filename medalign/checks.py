@@ -36,6 +36,7 @@ def check_components(cfg: RunConfig) -> Any:
 
     # eval.mode=cot: samples, temperature, lm-eval tasks generative where the run evaluates
     check_cot(cfg, evaluates=spec.will_evaluate(cfg.eval.after_train))
+    _check_cot_datasets(cfg)
     _check_lm_eval(cfg)
     for name, dcfg in cfg.datasets.items():
         check_config(dcfg, f"datasets.{name}")
@@ -199,6 +200,7 @@ def _check_dataset_names(cfg: RunConfig) -> None:
         "reward.datasets": cfg.reward.datasets,
         "reward.safety_datasets": cfg.reward.safety_datasets,
     }
+    lists["eval.also_cot"] = cfg.eval.also_cot or []
     for key, names in lists.items():
         for name in names:
             if name not in known:
@@ -220,6 +222,16 @@ def _check_eval_sets(cfg: RunConfig, evaluates: bool) -> None:
     from medalign.data.loading import check_eval_sets
 
     check_eval_sets(cfg)
+
+
+def _check_cot_datasets(cfg: RunConfig) -> None:
+    """eval.also_cot names datasets whose Task can answer by chain-of-thought."""
+    from medalign.eval.cot_checks import check_also_cot
+    from medalign.tasks.base import task_class
+
+    names = [n for n in cfg.eval.also_cot or [] if n in cfg.datasets]
+    modes = {n: "cot" in task_class(cfg.datasets[n].format).eval_modes for n in names}
+    check_also_cot(cfg.eval, modes)
 
 
 def _check_lm_eval(cfg: RunConfig) -> None:

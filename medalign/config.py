@@ -224,6 +224,7 @@ class EvalConfig:
     max_new_tokens_per_dataset: dict[str, int] | None  # e.g. {medqa: 512}
     samples: int  # eval.mode=cot: answers per question (> 1: maj@k, needs temperature > 0)
     temperature: float  # eval.mode=cot: 0 = greedy
+    also_cot: list[str]  # datasets scored by chain-of-thought as well (results key <name>:cot)
     bootstrap: int
     seed: int
     after_train: bool

@@ -144,13 +144,16 @@ def write_eval_run(
     clusters: dict[str, list[str]] | None = None,
     shuffle: bool = False,
     lora_r: int = 8,
+    metric_of: dict[str, str] | None = None,
 ) -> Path:
     """A finished evaluation as medalign writes it: eval/predictions.jsonl (with
-    per-question scores), eval/results.json, config.yaml and .hydra/overrides.yaml."""
+    per-question scores), eval/results.json, config.yaml and .hydra/overrides.yaml.
+    `metric_of`: a dataset's metric name other than acc (`{"medqa:cot": "acc_cot_strict"}`)."""
     rows = []
+    metric = dict.fromkeys(correct, "acc") | (metric_of or {})
     for dataset, values in correct.items():
         for k, ok in enumerate(values):
-            row = {"dataset": dataset, "id": f"q{k}", "scores": {"acc": ok}}
+            row = {"dataset": dataset, "id": f"q{k}", "scores": {metric[dataset]: ok}}
             if clusters and dataset in clusters:
                 row["cluster"] = clusters[dataset][k]
             rows.append(row)
@@ -166,7 +169,7 @@ def write_eval_run(
             "split": "test",
             "fingerprint": fingerprint,
             "limit": None,
-            "metrics": {"acc": with_ci(v)},
+            "metrics": {metric[d]: with_ci(v)},
         }
         for d, v in correct.items()
     }

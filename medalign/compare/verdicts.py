@@ -40,8 +40,10 @@ EXACT_TESTS = frozenset({"mcnemar_exact"})
 def task_primary(dataset: str, formats: dict[str, str]) -> str | None:
     """The primary metric the dataset's Task declares (its format from the run's recorded
     config, else a Task registered under the dataset's name); None: no Task known."""
+    from medalign.eval.cot_score import base_dataset
     from medalign.tasks.base import task_class
 
+    dataset = base_dataset(dataset)  # `medqa:cot` (eval.also_cot) is MedQA's Task
     for name in (formats.get(dataset), dataset):
         if not name:
             continue

@@ -23,6 +23,7 @@ from medalign.data.decontaminate import EvalIndex, decontaminate
 from medalign.data.files import read_head
 from medalign.data.hints import (
     expected_layout,
+    refuse_missing_rationales,
     warn_fewer_rows_than_a_batch,
     warn_suspect_training_file,
 )
@@ -311,6 +312,7 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     for part in parts:
         refuse_one_file_for_both(cfg, part)
         warn_suspect_training_file(part)
+        refuse_missing_rationales(part)
     if against := decontamination_configs(cfg):
         index = EvalIndex.from_config(train)
         for eval_cfg in against:

@@ -52,8 +52,33 @@ def check_cot(cfg: Any, evaluates: bool) -> None:
                 f"config eval.max_new_tokens_per_dataset.{name}: {name!r} is not evaluated "
                 f"(eval.datasets={list(ecfg.datasets)})"
             )
+    check_also_cot(ecfg)
     if evaluates and ecfg.backend == "lm_eval":
         _check_lm_eval_cot(cfg)
+
+
+def check_also_cot(ecfg: Any, cot_modes: dict[str, bool] | None = None) -> None:
+    """eval.also_cot: datasets scored both ways when they are evaluated (a name not in
+    eval.datasets is not scored: `experiment=world eval.datasets=[pubmedqa]` keeps
+    working; an unknown name is refused with the other dataset lists, checks.py), under
+    a mode that is not cot already; `cot_modes` (dataset -> whether its Task answers by
+    CoT, from checks.py) where known."""
+    for name in ecfg.also_cot or []:
+        if ecfg.backend != "builtin":
+            raise MedalignError(
+                f"config eval.also_cot: read by eval.backend=builtin only (eval.backend="
+                f"{ecfg.backend}); name CoT tasks in eval.lm_eval.tasks instead"
+            )
+        if ecfg.mode == "cot":
+            raise MedalignError(
+                f"config eval.also_cot=[{name}] with eval.mode=cot: every choice dataset is "
+                "scored by CoT already; drop one of them"
+            )
+        if cot_modes is not None and not cot_modes.get(name, True):
+            raise MedalignError(
+                f"config eval.also_cot: {name!r} is not a multiple-choice dataset, so it "
+                "has no chain-of-thought scoring (RadQA and MedSafetyBench generate already)"
+            )
 
 
 def _check_lm_eval_cot(cfg: Any) -> None:

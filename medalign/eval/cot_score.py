@@ -30,6 +30,17 @@ from medalign.eval.cot import cot_prompt, extract_flexible, extract_strict, majo
 
 log = logging.getLogger(__name__)
 EXTRACTIONS = ("strict", "flexible")
+COT_SUFFIX = ":cot"  # eval.also_cot: a dataset's CoT scores beside its own mode's
+
+
+def cot_key(dataset: str) -> str:
+    """Where eval.also_cot keeps a dataset's CoT results: `medqa` -> `medqa:cot`."""
+    return dataset + COT_SUFFIX
+
+
+def base_dataset(key: str) -> str:
+    """The dataset a results key scored: `medqa:cot` -> `medqa`."""
+    return key.removesuffix(COT_SUFFIX)
 
 
 def protocol(cfg: Any) -> str:

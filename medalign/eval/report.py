@@ -27,10 +27,15 @@ def write_reports(
     return plot(out / "plots", results) if plots else {}
 
 
+# each dataset's headline metric, the first of these it scored: accuracy (by CoT: the
+# strict extraction, lm-eval's strict-match), F1 for extractive QA, refusal for safety
+HEADLINES = ("acc", "acc_cot_strict", "f1", "refusal_rate")
+
+
 def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The metric a dataset is judged by: accuracy, or F1 for extractive QA (an lm-eval
     task without either: its first metric)."""
-    for name in ("acc", "acc_cot_strict", "f1", "refusal_rate"):
+    for name in HEADLINES:
         if name in result["metrics"]:
             return name, result["metrics"][name]
     if result.get("mode") == "lm_eval" and result["metrics"]:

@@ -6,6 +6,9 @@ through the registry: data/loading.py `get_task`) that loads its records and sco
 (log-likelihood, generation + parsing, span F1, refusal).
 Which sets, splits and sizes come from `eval.datasets` and the dataset catalogue
 (`datasets.<name>.*`, composed by Hydra, so `datasets.medqa.options=5` takes effect).
+A dataset in `eval.also_cot` is scored twice, in its own mode and by chain-of-thought,
+its CoT scores kept under `<name>:cot` (cot_key): the two protocols on the same model
+and questions, the pair the two-hop curse is measured by.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from medalign.config import RunConfig
 from medalign.data.loading import eval_dataset_config, get_task, load_records
+from medalign.eval.cot_score import cot_key
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +60,25 @@ def evaluate(
             data.source,
             mode,
         )
-        result, preds = task.evaluate(ctx, records, mode)
-        result.update(
-            split=dcfg.eval_split,
-            mode=mode,
-            source=data.source,
-            fingerprint=data.fingerprint,  # stage=compare refuses runs scored on other data
-            limit=dcfg.limit,  # the cap on n, where one applies (eval.limit)
-        )
-        result.setdefault("protocol", mode)  # stage=compare pairs only the same protocol
-        if data.skipped:
-            result["skipped"] = data.skipped
-        results[name] = result
-        predictions += [{"dataset": name, **p} for p in preds]
+        modes = {name: mode}
+        if name in (ecfg.also_cot or []) and mode != "cot" and "cot" in task.eval_modes:
+            modes[cot_key(name)] = "cot"  # the same questions by reasoning, as its own column
+        for column, how in modes.items():
+            if how != mode:
+                log.info("evaluating %s/%s again, by chain-of-thought", name, dcfg.eval_split)
+            result, preds = task.evaluate(ctx, records, how)
+            result.update(
+                split=dcfg.eval_split,
+                mode=how,
+                source=data.source,
+                fingerprint=data.fingerprint,  # stage=compare refuses runs scored on other data
+                limit=dcfg.limit,  # the cap on n, where one applies (eval.limit)
+            )
+            result.setdefault("protocol", how)  # stage=compare pairs only the same protocol
+            if data.skipped:
+                result["skipped"] = data.skipped
+            results[column] = result
+            predictions += [{"dataset": column, **p} for p in preds]
     return results, predictions
 
 

@@ -21,9 +21,9 @@ from medalign.compare.engine import CompareSettings
 from medalign.compare.report import interval, p_cell, signed
 from medalign.errors import MedalignError
 from medalign.eval.cells import number
+from medalign.eval.report import HEADLINES
 
 log = logging.getLogger(__name__)
-HEADLINES = ("acc", "f1", "refusal_rate")
 
 
 def stage_scores(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from medalign.config import RunConfig
+from medalign.eval.report import HEADLINES
 from medalign.reports.sections import Section, Table
 from medalign.world.store import describe_data
 
 log = logging.getLogger(__name__)
-HEADLINES = ("acc", "f1", "refusal_rate")
 
 
 def results_table(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -64,6 +64,7 @@ def write_results(
         forgetting_rows,
         scores_markdown,
     )
+    from medalign.reports.protocols import protocols_section
     from medalign.reports.reward_models import reward_models_section
 
     datasets = sorted({d for row in table.values() for d in row})
@@ -72,7 +73,7 @@ def write_results(
         alpha=cfg.compare.alpha,
         resamples=cfg.compare.resamples,
         seed=cfg.compare.seed,
-        metrics=["acc", "f1", "refusal_rate"],
+        metrics=list(HEADLINES),
     )
     alpha = settings.alpha
     forgetting = forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), alpha)
@@ -80,6 +81,7 @@ def write_results(
         section
         for section in (
             Section.from_markdown(forgetting),  # reports/paired.py returns it as text
+            protocols_section(run_dir, manifest or {}, settings),  # CoT vs loglik, paired
             reward_models_section(manifest or {}, alpha),
             rewards_section(manifest or {}),
             validation_section(manifest or {}),

@@ -63,7 +63,14 @@ class ChoiceTask(Task):
         return {f"by_{self.breakdown_name}": grouped_accuracy(groups, correct)}
 
     def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
-        return {"gold": self.gold(record), "choices": self.choices(record)}
+        """The gold and the choices; `strict` where the dataset trains on rationales (its
+        answers reason first): correctness then reads the final-answer line only, the
+        strict extraction of eval.mode=cot, so RL rewards reasoning that ends in the
+        asked format, not a letter found anywhere in the reasoning."""
+        reference = {"gold": self.gold(record), "choices": self.choices(record)}
+        if self.cfg.rationale:
+            reference["strict"] = True
+        return reference
 
     def on_policy_pairs(self, records: list[QARecord], negatives: list[str | None]) -> list[Pair]:
         """helpfulness pairs whose rejected answer is the policy's own wrong one (the choice
@@ -80,9 +87,14 @@ class ChoiceTask(Task):
 
     @classmethod
     def correctness(cls, text: str, reference: dict[str, Any]) -> float:
+        choices = list(reference["choices"])
+        if reference.get("strict"):
+            from medalign.eval.cot import extract_strict
+
+            return float(extract_strict(text, choices) == reference["gold"])
         from medalign.eval.parsing import parse_choice
 
-        return float(parse_choice(text, list(reference["choices"])) == reference["gold"])
+        return float(parse_choice(text, choices) == reference["gold"])
 
 
 class LetterChoiceTask(ChoiceTask):

@@ -3,7 +3,8 @@
 Both variants of the official archive are read: `US/{split}.jsonl` (5 options) and
 `US/4_options/phrases_no_exclude_{split}.jsonl` (4 options, plus MetaMap phrases); a
 folder path picks by `dataset.options` (4, the default and lm-eval's `medqa_4options`,
-or 5). `answer` must equal
+or 5). Rows may carry a `rationale` (the synthetic world's worked reasoning; the
+official files have none), trained on with dataset.rationale=true. `answer` must equal
 `options[answer_idx]`, which catches files whose letters were shuffled. The hub copy
 `GBaker/MedQA-USMLE-4-options-hf` uses sent1/ending0..3/label and is mapped here too.
 """
@@ -99,6 +100,7 @@ def to_record(key: str, row: dict[str, Any], cfg: Any, bad: BadRows) -> QARecord
     if empty:
         bad.reject(key, f"options.{empty[0]}", "null or empty option text")
         return None
+    rationale = row.get("rationale")  # the synthetic world's; the official files have none
     return QARecord(
         id=key,
         question=question,
@@ -106,4 +108,5 @@ def to_record(key: str, row: dict[str, Any], cfg: Any, bad: BadRows) -> QARecord
         options=dict(options),
         answer=letter,
         meta={"step": row.get("meta_info"), "answer_text": options[letter]},
+        rationale=rationale.strip() if isinstance(rationale, str) and rationale.strip() else None,
     )

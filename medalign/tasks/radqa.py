@@ -4,7 +4,8 @@
 is_impossible}}`. Every answer span is checked against its `answer_start` offset (a
 mismatch means a shifted or edited context); dev and test questions carry up to three
 annotators' spans, all kept (distinct, in order) for scoring. The rationale is the
-report sentence holding the first answer: the evidence. The real data is credentialed
+report sentence holding the first answer: the evidence (an unanswerable question's says
+that no sentence answers it, NO_EVIDENCE). The real data is credentialed
 (PhysioNet): point `dataset.path` at your copy.
 """
 
@@ -209,9 +210,14 @@ def to_record(qa: Any, context: Any, document: Any, bad: BadRows) -> QARecord | 
         question=question,
         context=[context],
         answer=spans,
-        rationale=evidence_sentence(context, starts[0]) if starts else None,
+        rationale=evidence_sentence(context, starts[0]) if starts else NO_EVIDENCE,
         meta={"document_id": document, "answer_starts": starts},
     )
+
+
+# an unanswerable question's rationale: that no sentence of the report answers it (SQuAD
+# v2 layouts name no evidence, so this is the one statement the data supports)
+NO_EVIDENCE = "No sentence of the report answers this question."
 
 
 def evidence_sentence(context: str, start: int) -> str:

@@ -106,7 +106,8 @@ def write_world(out: Path, seed: int = 0, diseases: int = 300) -> dict[str, int]
 
 def corpus(world: World, rng: random.Random) -> list[str]:
     """Every fact of every disease in four phrasings (a fact seen in one phrasing only is
-    stored but rarely extractable: Physics of Language Models 3.1), shuffled. Both drugs
+    stored but rarely extractable: Physics of Language Models 3.1), the findings in both
+    directions (findings -> disease, the inverse a vignette's first hop needs), shuffled. Both drugs
     of a disease are named equally often, and open as many sentences: the tokenizer is
     trained on this text, and a name read more often becomes fewer tokens, a cue to which
     drug is the safe one that needs no knowledge (tests/unit/test_world.py)."""
@@ -136,7 +137,16 @@ def corpus(world: World, rng: random.Random) -> list[str]:
                 f"Patients with {d.name} present with {f1}, {f2} and {f3}.",
                 f"{d.name} shows {f1}, {f2} and {f3}.",
                 f"The signs of {d.name} are {f1}, {f2} and {f3}.",
+                f"In {d.name}, expect {f1}, {f2} and {f3}.",
+            ],
+            # the inverse lookup a vignette's first hop needs (findings -> disease) in as
+            # many phrasings as the forward one: inverse lookups do not emerge from
+            # forward statements (Physics of Language Models 3.2; the two-hop curse)
+            [
                 f"{f1.capitalize()}, {f2} and {f3} suggest {d.name}.",
+                f"A patient with {f1}, {f2} and {f3} has {d.name}.",
+                f"Findings of {f1}, {f2} and {f3} point to {d.name}.",
+                f"{f1.capitalize()}, {f2} and {f3}: the diagnosis is {d.name}.",
             ],
             [
                 f"Laboratory studies in {d.name} show {d.lab}.",
@@ -290,36 +300,54 @@ def medmcqa_rows(d: Disease, world: World, rng: random.Random) -> list[dict[str,
 
 def medqa_rows(d: Disease, world: World, rng: random.Random, split: str) -> list[dict[str, Any]]:
     """Two-hop vignettes: the findings name the disease (never stated), the question asks
-    what follows from it."""
+    what follows from it. Each row carries a `rationale` (a field the official files do
+    not have) that takes both hops in the textbook's words, for dataset.rationale=true."""
     f1, f2, f3 = d.findings
     pools = _half_pools(world, d)
     age, sex = rng.randint(18, 80), rng.choice(["man", "woman"])
     stem = (
-        f"A {age}-year-old {sex} comes to the physician with {f1} and {f2}. Examination also "
-        f"shows {f3}. Laboratory studies show {d.lab}."
+        f"A {age}-year-old {sex} comes to the physician with {f1}, {f2} and {f3}. Laboratory "
+        f"studies show {d.lab}."
     )
+    # the rationale: each hop as the textbook states it, the first from the findings to the
+    # disease (the inverse lookup), then from the disease to what is asked. The first hop
+    # restates the stem's "with <findings>" as the textbook does ("A patient with ... has"):
+    # a model of 1.9M parameters that must open its answer with a finding copied from
+    # elsewhere in the prompt picks the wrong first token (0.0 of held-out vignettes, 0.016
+    # of training ones; experiments/README.md, 2026-12-06), and then recites another
+    # disease's textbook line
+    diagnosis = f"A patient with {f1}, {f2} and {f3} has {d.name}."
+    first_line = f"The first-line drug for {d.name} is {d.first_line}."
     asks = [
         (
             "Which of the following is the most appropriate first-line treatment?",
             d.first_line,
             pools["drugs"],
+            first_line,
         ),
-        ("Which organism is the most likely cause?", d.organism, pools["organisms"]),
+        (
+            "Which organism is the most likely cause?",
+            d.organism,
+            pools["organisms"],
+            f"{d.name} is caused by the organism {d.organism}.",
+        ),
         (
             "Which of the following drugs must be avoided in this patient?",
             d.contraindicated,
             pools["drugs"],
+            f"{d.contraindicated} is contraindicated in {d.name}.",
         ),
         (
             "The drug of choice for this condition acts by which mechanism?",
             d.mechanism,
             pools["mechanisms"],
+            f"{first_line} {d.first_line} works by {d.mechanism}.",
         ),
     ]
     if split == "dev":
         asks = asks[:1]
     rows = []
-    for question, answer, pool in asks:
+    for question, answer, pool, step in asks:
         avoid = (d.first_line,) if answer == d.contraindicated else (d.contraindicated,)
         options, gold = _options(answer, list(pool), rng, avoid)
         rows.append(
@@ -329,6 +357,8 @@ def medqa_rows(d: Disease, world: World, rng: random.Random, split: str) -> list
                 "options": dict(zip(LETTERS, options, strict=True)),
                 "meta_info": "step2&3",
                 "answer_idx": LETTERS[gold],
+                # not in the official files: the world's worked reasoning (dataset.rationale)
+                "rationale": f"{diagnosis} {step}",
                 "world": NOTICE,
             }
         )

@@ -71,3 +71,20 @@ def test_greedy_cot_is_one_answer_per_question_and_the_loglik_default_is_untouch
     _, plain, _ = _eval(tmp_path / "loglik", "eval.datasets=[medmcqa]")
     assert plain["medmcqa"]["mode"] == "loglik" and plain["medmcqa"]["protocol"] == "loglik"
     assert "acc" in plain["medmcqa"]["metrics"]
+
+
+def test_also_cot_scores_one_dataset_both_ways_on_the_same_questions(tmp_path: Path) -> None:
+    """eval.also_cot=[medqa]: MedQA by log-likelihood (`medqa`) and by CoT (`medqa:cot`),
+    the same question ids in both, each with its protocol; summary.md has both rows."""
+    metrics, results, preds = _eval(
+        tmp_path, "eval.datasets=[medqa]", "eval.also_cot=[medqa]", "eval.max_new_tokens=6"
+    )
+    assert results["medqa"]["protocol"] == "loglik"
+    assert results["medqa:cot"]["protocol"] == "cot greedy"
+    assert "acc" in results["medqa"]["metrics"]
+    assert "acc_cot_strict" in results["medqa:cot"]["metrics"]
+    assert "eval/medqa:cot/acc_cot_strict" in metrics
+    ids = {key: sorted(p["id"] for p in preds if p["dataset"] == key) for key in results}
+    assert ids["medqa"] == ids["medqa:cot"] and len(ids["medqa"]) == 3
+    summary = (tmp_path / "eval" / "summary.md").read_text()
+    assert "| medqa | test | loglik |" in summary and "| medqa:cot | test | cot strict |" in summary

@@ -364,3 +364,46 @@ def test_compare_pairs_cot_runs_and_fewer_unparsed_answers_is_a_gain(tmp_path: P
     claims = CompareSettings(primary=["acc_cot_strict", "unparsed_cot_strict"])
     verdicts = {row["metric"]: row["verdict"] for row in compare_groups(runs, 0, claims)["rows"]}
     assert verdicts == {"acc_cot_strict": "not significant", "unparsed_cot_strict": "gain"}
+
+
+def test_also_cot_is_refused_on_datasets_it_cannot_score(tmp_path) -> None:
+    """eval.also_cot: not multiple choice, beside eval.mode=cot, unknown: one line each; a
+    dataset that is not evaluated is not scored (experiment=world eval.datasets=[...])."""
+    import pytest
+
+    from medalign.checks import check_components
+    from medalign.config import validate
+    from medalign.errors import MedalignError
+    from tests.conftest import compose
+
+    cases = {
+        ("eval.datasets=[radqa]", "eval.also_cot=[radqa]"): "not a multiple-choice dataset",
+        (
+            "eval.mode=cot",
+            "eval.datasets=[medqa]",
+            "eval.also_cot=[medqa]",
+        ): "scored by CoT already",
+        ("eval.datasets=[medqa]", "eval.also_cot=[medqs]"): "unknown dataset 'medqs'",
+    }
+    for overrides, expected in cases.items():
+        with pytest.raises(MedalignError, match=expected):
+            check_components(validate(compose("stage=eval", *overrides)))
+    for datasets in ("[medqa]", "[medmcqa]"):
+        check_components(
+            validate(compose("stage=eval", f"eval.datasets={datasets}", "eval.also_cot=[medqa]"))
+        )
+
+
+def test_rl_correctness_reads_only_the_final_answer_line_where_answers_reason() -> None:
+    """A rationale-trained dataset's RL reference is strict: an answer named in the
+    reasoning but not on the final-answer line earns nothing (lenient parsing would)."""
+    from tests.conftest import task_for
+
+    task = task_for("medqa", rationale=True, answer_as="text")
+    reference = {"gold": "brapine", "choices": ["brapine", "zolmab", "quixar", "vendopine"]}
+    strict = {**reference, "strict": True}
+    reasoned = "Findings suggest Zorbosis. The first-line drug is brapine.\nFinal answer: brapine"
+    no_line = "Findings suggest Zorbosis. The answer is brapine."
+    assert task.correctness(reasoned, strict) == 1.0
+    assert task.correctness(no_line, strict) == 0.0
+    assert task.correctness(no_line, reference) == 1.0  # the lenient parser finds it

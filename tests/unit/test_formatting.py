@@ -75,7 +75,11 @@ def test_radqa_prompt_and_targets_answerable_and_not() -> None:
         "Final answer: Moderate right pleural effusion"
     )
     unanswerable = next(r for r in records if not r.answer)
-    assert get_task(cfg).target(unanswerable) == (
+    assert get_task(cfg).target(unanswerable) == (  # the rationale says no sentence answers
+        "No sentence of the report answers this question.\n"
+        "Final answer: The report does not answer this question."
+    )
+    assert get_task(dataset_cfg("radqa", rationale=False)).target(unanswerable) == (
         "Final answer: The report does not answer this question."
     )
 
