@@ -215,20 +215,31 @@ def _shared_datasets(groups: list[list[EvaluatedRun]], wanted: list[str] | None)
 def _pair_seeds(
     base: list[EvaluatedRun], group: list[EvaluatedRun], base_label: str, label: str
 ) -> list[tuple[EvaluatedRun, EvaluatedRun]]:
-    """Seed s of the baseline with seed s of the run; by rank where the seeds differ."""
+    """Seed s of the baseline with seed s of the run, for every seed both ran; the seeds
+    only one side ran are then paired by rank (so 1, 2, 42 against 42 pairs 42 with 42,
+    not 1 with 42), and the left-over ones of the larger side are not compared."""
     by_seed = {r.seed: r for r in group}
-    if all(r.seed in by_seed for r in base) and len(base) == len(group):
-        return [(r, by_seed[r.seed]) for r in base]
+    shared = [(r, by_seed[r.seed]) for r in base if r.seed is not None and r.seed in by_seed]
+    used = {id(r) for pair in shared for r in pair}
+    rest = list(
+        zip(
+            [r for r in base if id(r) not in used],
+            [r for r in group if id(r) not in used],
+            strict=False,
+        )
+    )
     if len(base) != len(group):
+        paired = ", ".join(f"{a.seed}~{b.seed}" for a, b in [*shared, *rest])
         log.warning(
-            "compare: %s has %d seeds and %s %d: the first %d of each are paired",
+            "compare: %s has %d seeds and %s %d: only %d pairs are compared (seeds %s)",
             base_label,
             len(base),
             label,
             len(group),
             min(len(base), len(group)),
+            paired,
         )
-    return list(zip(base, group, strict=False))
+    return [*shared, *rest]
 
 
 def _question_ids(dataset: str, runs: list[EvaluatedRun], on: str) -> list[str]:

@@ -12,9 +12,12 @@ protocol, not of model. Each is one line naming the key (or both runs) and the f
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from medalign.errors import MedalignError
+
+log = logging.getLogger(__name__)
 
 
 def check_cot(cfg: Any, evaluates: bool) -> None:
@@ -68,6 +71,12 @@ def check_also_cot(ecfg: Any, cot_modes: dict[str, bool] | None = None) -> None:
             raise MedalignError(
                 f"config eval.also_cot: read by eval.backend=builtin only (eval.backend="
                 f"{ecfg.backend}); name CoT tasks in eval.lm_eval.tasks instead"
+            )
+        if name not in ecfg.datasets:
+            log.warning(
+                "eval.also_cot: %s is not in eval.datasets=%s, so it is not scored either way",
+                name,
+                list(ecfg.datasets),
             )
         if ecfg.mode == "cot":
             raise MedalignError(

@@ -105,12 +105,12 @@ def protocols_section(
         "verdict",
     )
     note = (
-        "The same model on the same questions: the answer line's log-likelihood (no "
-        "reasoning; eval.prompt's prompt) against the answer it reasons to (eval.also_cot: "
-        "generated greedily, the strict final-answer line). Intervals: Wilson for each "
-        "score, a paired bootstrap for the difference (unadjusted); b/c: questions only "
-        "log-likelihood / only CoT got right; p_holm: McNemar's exact test, Holm over the "
-        f"rows; ✱: p_holm < {settings.alpha}."
+        "The same model on the same questions, both in eval.prompt's prompt: the answer "
+        "line's log-likelihood (no reasoning) against the answer it reasons to "
+        "(eval.also_cot: generated greedily, the strict final-answer line). Intervals: "
+        "Wilson for each score, a paired bootstrap for the difference (unadjusted); b/c: "
+        "questions only log-likelihood / only CoT got right; p_holm: McNemar's exact "
+        f"test, Holm over the rows; ✱: p_holm < {settings.alpha}."
     )
     table = Table(header, "|---|---|---:|---:|---:|---:|---:|---:|---|", body)
     return Section("Reasoning: chain-of-thought against log-likelihood, paired", (note, table))

@@ -241,3 +241,26 @@ def test_two_curricula_are_told_apart_by_their_differing_override(tmp_path: Path
     ]
     stages = table_of(f"{a}:before", f"{a}:medqa", settings=CompareSettings(resamples=200))
     assert stages["runs"][1]["label"] == "10-00_curriculum:medqa (experiment=curriculum)"
+
+
+def test_seeds_pair_by_seed_where_both_configurations_ran_it(tmp_path: Path) -> None:
+    """Baseline seeds 1, 2 and 42 against a run of seed 42 only: seed 42 is paired with
+    seed 42 (docs/compare.md), not the baseline's first seed (the run copies seed 42's
+    answers, so the right pairing differs by exactly 0)."""
+    answers = {s: scores(200, 0.5, s) for s in (1, 2, 42)}
+    entries = [
+        write_eval_run(tmp_path / f"base{s}", {"medqa": v}, seed=s, overrides=[f"seed={s}"])
+        for s, v in answers.items()
+    ]
+    entries.append(
+        write_eval_run(
+            tmp_path / "run42",
+            {"medqa": answers[42]},
+            seed=42,
+            overrides=["curriculum.replay=0.5", "seed=42"],
+            lora_r=9,  # the recorded configs differ too
+        )
+    )
+    table = table_of(*map(str, entries), settings=CompareSettings(resamples=500, min_seeds=1))
+    (row,) = table["rows"]
+    assert row["diff"] == 0.0 and row["baseline"] == pytest.approx(np.mean(answers[42]))
