@@ -25,6 +25,9 @@ NO_CI = {
     "brier": "the evaluation does not resample Brier (per-question scores: predictions.jsonl)",
 }
 NO_CI_RECORDED = "the evaluation recorded none"
+# shares of some of the questions recorded as value and n only: Wilson's interval from
+# the two, as results.md's table gives them (reports/paired.py _share_cell)
+SHARES = frozenset({"false_confidence"})
 # with_ci's point "interval" [v, v], recorded without its kind ("interval")
 POINT = "eval.bootstrap=0, fewer than 2 questions, or every score equal"
 
@@ -66,8 +69,9 @@ def _cell(
 
 
 def _share_cell(value: Any, n: int) -> str:
-    """A reward model's held-out pairwise accuracy: a share of `n` pairs, with Wilson's
-    interval (what the reward-model table computes from the same two numbers)."""
+    """A share of `n` (a reward model's held-out pairwise accuracy, false confidence on
+    the maybe / unanswerable questions), with Wilson's interval: what the reward-model
+    and results tables compute from the same two numbers."""
     from medalign.eval.metrics import wilson_count
 
     if not isinstance(value, int | float) or value != value:
@@ -86,6 +90,8 @@ def _eval_cell(
     n = recorded.get("n", result.get("n"))
     n_text = "not recorded" if n is None else str(n)
     ci, shown = recorded.get("ci"), recorded.get("value", value)
+    if not ci and metric in SHARES and isinstance(n, int) and n > 0:
+        return _share_cell(shown, n), n_text  # results.md's Wilson interval, the same n
     if not ci:
         return _why(shown, NO_CI.get(metric, NO_CI_RECORDED)), n_text
     if "interval" not in recorded and ci[0] == ci[1]:

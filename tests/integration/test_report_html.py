@@ -223,3 +223,22 @@ def test_stage_tables_give_ece_brier_and_loss_their_n_and_interval_or_say_why_no
         assert "(no interval: " in value and count == n, (loss, rows[loss])
     for metric, cells in rows.items():  # every number: an interval, or why not; and an n
         assert len(cells) == 2 and ("[" in cells[0] or "no interval: " in cells[0]), metric
+
+
+def test_a_share_recorded_without_interval_gets_the_results_tables_wilson_interval(
+    tmp_path: Path,
+) -> None:
+    """False confidence is recorded as value and n; the per-stage table shows the Wilson
+    interval results.md shows for it, not "no interval" beside an interval elsewhere."""
+    import json
+
+    from medalign.eval.metrics import wilson_count
+    from medalign.reports.stage_metrics import metric_rows
+
+    (tmp_path / "eval").mkdir()
+    results = {"pubmedqa": {"n": 40, "metrics": {"false_confidence": {"value": 0.25, "n": 8}}}}
+    (tmp_path / "eval" / "results.json").write_text(json.dumps(results))
+    stage = {"metrics": {"eval/pubmedqa/false_confidence": 0.25}}
+    ((metric, cell, n),) = metric_rows(stage, tmp_path)
+    low, high = wilson_count(2, 8)
+    assert n == "8" and cell == f"0.250 [{low:.3f}, {high:.3f}]"
