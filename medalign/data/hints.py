@@ -3,7 +3,7 @@
     expected_layout(cfg, task, folder)     # the file the layout expects, what is there
     warn_suspect_training_file(part)       # training on `dev.json`, `test_sample.jsonl`
     warn_fewer_rows_than_a_batch(cfg, parts)
-    refuse_missing_rationales(part)        # dataset.rationale=true, no row has one
+    refuse_missing_rationales(part, source) # dataset.rationale=true, no row has one
 
 Why: `stage=medmcqa data_root=<folder>` with files under other names failed with "file
 not found .../train.json" and no way forward; a training file named `dev...` or `test...`
@@ -76,25 +76,15 @@ def warn_fewer_rows_than_a_batch(cfg: RunConfig, parts: list[LoadedData]) -> Non
         )
 
 
-def refuse_missing_rationales(part: LoadedData) -> None:
+def refuse_missing_rationales(part: LoadedData, source: str) -> None:
     """dataset.rationale=true on rows none of which has a rationale would train on the
-    answer line alone while the run's config says it trained on rationales."""
+    answer line alone while the run's config says it trained on rationales. `source`:
+    where the dataset's Task reads a rationale from (Task.rationale_source)."""
     cfg = part.config
     if not cfg.rationale or not part.records or any(r.rationale for r in part.records):
         return
     raise MedalignError(
         f"dataset {cfg.name!r}: dataset.rationale=true, but none of the {len(part.records)} "
         f"rows of {part.source} has a rationale (its format {cfg.format!r} reads one from "
-        f"{RATIONALE_FIELDS.get(cfg.format, 'no field')}); set dataset.rationale=false, or "
-        "train on a file whose rows carry one"
+        f"{source}); set dataset.rationale=false, or train on a file whose rows carry one"
     )
-
-
-# where each format reads its rationale (for the message above)
-RATIONALE_FIELDS = {
-    "medqa": "a `rationale` field, which the official files do not have",
-    "medmcqa": "`exp`",
-    "pubmedqa": "`LONG_ANSWER`",
-    "radqa": "the report sentence holding the answer",
-    "multiple_choice": "the column dataset.task_args.explanation names",
-}

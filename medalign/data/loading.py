@@ -312,7 +312,7 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     for part in parts:
         refuse_one_file_for_both(cfg, part)
         warn_suspect_training_file(part)
-        refuse_missing_rationales(part)
+        refuse_missing_rationales(part, get_task(part.config).rationale_source)
     if against := decontamination_configs(cfg):
         index = EvalIndex.from_config(train)
         for eval_cfg in against:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from medalign.compare.engine import CompareSettings
+from medalign.compare.engine import CompareSettings, verdict
 from medalign.compare.report import interval, p_cell, signed
 from medalign.compare.stats import holm, paired_test
 from medalign.errors import MedalignError
@@ -66,9 +66,9 @@ def protocol_rows(
 
 
 def _verdict(row: dict[str, Any], alpha: float) -> str:
-    if not row["p_holm"] < alpha or row["diff"] == 0:
-        return "not significant"
-    return "CoT better" if row["diff"] > 0 else "CoT worse"
+    """compare's verdict (a direction only where Holm's p is below alpha), said of CoT."""
+    said = verdict({**row, "metric": COT_METRIC}, alpha)
+    return {"gain": "CoT better", "loss": "CoT worse"}.get(said, said)
 
 
 def protocols_section(

@@ -49,6 +49,9 @@ class Task:
     primary_metric: ClassVar[str] = "acc"
 
     arg_defaults: ClassVar[dict[str, Any]] = {}  # the task's own settings (dataset.task_args)
+    # where a row's rationale comes from, as the refusal of dataset.rationale=true on rows
+    # without one names it (data/hints.py)
+    rationale_source: ClassVar[str] = "no field: this format has no rationales"
 
     def __init__(self, cfg: DatasetConfig, key: str = "dataset") -> None:
         """`key`: where `cfg` sits in the run's config (`dataset`, the training set, or

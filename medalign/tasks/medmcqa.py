@@ -28,6 +28,7 @@ class MedMCQA(LetterChoiceTask):
     """lm-eval `medmcqa` prompt ("Choices:" header); accuracy per subject."""
 
     name = "medmcqa"
+    rationale_source = "`exp`"
     dev_split = "dev"  # also its evaluation split: never validated on
     reads = frozenset({"cop_base"})
     lm_eval_header = "\nChoices:\n"

@@ -27,6 +27,7 @@ class MedQA(LetterChoiceTask):
     """lm-eval `medqa_4options` prompt; accuracy per USMLE step."""
 
     name = "medqa"
+    rationale_source = "a `rationale` field, which the official files do not have"
     dev_split = "dev"
     reads = frozenset({"options"})
     breakdown_key, breakdown_name = "step", "step"

@@ -44,6 +44,7 @@ class MultipleChoice(LetterChoiceTask):
     """Lettered options from mapped columns; accuracy per subject when one is mapped."""
 
     name = "multiple_choice"
+    rationale_source = "the column dataset.task_args.explanation names"
     dev_split = "validation"
     arg_defaults: ClassVar[dict[str, Any]] = {
         "question": "question",  # the question's column

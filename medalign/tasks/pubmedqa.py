@@ -36,6 +36,7 @@ class PubMedQA(ChoiceTask):
     """yes/no/maybe over an abstract; lm-eval's `pubmedqa` prompt; accuracy + macro-F1."""
 
     name = "pubmedqa"
+    rationale_source = "`LONG_ANSWER`"
     arg_defaults: ClassVar[dict[str, Any]] = {"on_missing_test_ids": "error"}  # or warn
     # the PubMedQA paper and leaderboard rank by accuracy (macro-F1 beside it); macro-F1
     # is not a mean over questions, so it cannot be paired question by question

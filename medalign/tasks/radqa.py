@@ -30,6 +30,7 @@ class RadQA(Task):
     """Extractive QA, SQuAD v2 scoring (EM/F1, HasAns/NoAns), unanswerables kept."""
 
     name = "radqa"
+    rationale_source = "the report sentence holding the answer"
     dev_split = "dev"
     eval_modes = ("generate",)
     primary_metric = "f1"  # SQuAD-style token F1, as RadQA's paper reports it
