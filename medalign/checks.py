@@ -116,9 +116,14 @@ def check_ranges(cfg: RunConfig) -> None:
                 "stage's rows replayed (0: off; to repeat a dataset, dataset.mix weights "
                 "above 1 do that)"
             )
-    for name, weight in (cfg.dataset.mix or {}).items():
-        if not weight > 0:
-            raise MedalignError(f"config dataset.mix.{name}={weight!r}: a weight must be > 0")
+    mixes = {"dataset.mix": dict(cfg.dataset.mix or {})} | {
+        f"curriculum.stages.{name}.mix": dict(step.mix)
+        for name, step in cfg.curriculum.stages.items()
+    }
+    for where, mix in mixes.items():
+        for name, weight in mix.items():
+            if not weight > 0:
+                raise MedalignError(f"config {where}.{name}={weight!r}: a weight must be > 0")
     from medalign.stages.spec import stage_spec
 
     if cfg.quant.mode != "none" and not cfg.lora.enabled and stage_spec(cfg.stage.kind).fine_tunes:

@@ -250,6 +250,9 @@ class CurriculumStageStep:
     learning_rate: float | None = None
     num_train_epochs: float | None = None
     replay: float | None = None  # null: curriculum.replay
+    # datasets trained alongside the stage's own, {name: mix weight} (a safety stage's
+    # benign questions beside its harmful requests); replayed later like the stage's own
+    mix: dict[str, float] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
 
 

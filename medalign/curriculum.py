@@ -160,7 +160,8 @@ def _advance(
     from medalign.models.init_from import StartingPoint, from_stage_entry
 
     if spec.curriculum == "dataset" and entry["name"] in cfg.datasets:  # replayed later
-        state["trained"].append(entry["name"])
+        step = cfg.curriculum.stages.get(entry["name"])
+        state["trained"] += [entry["name"], *(step.mix if step is not None else {})]
     if spec.hands_on == "adapter" and entry.get("adapter"):
         _check_handed_on(spec, entry)
         run_dir = stage_dir.parent
@@ -309,15 +310,18 @@ def _entry(manifest: dict[str, Any], name: str, stage_dir: Path) -> dict[str, An
 
 
 def _replay_mix(cfg: RunConfig, name: str, spec: StageSpec, trained: list[str]) -> list[str]:
-    """`dataset.mix` for an SFT stage that replays the earlier stages' datasets (at
-    curriculum.replay, or the stage's own `replay`); nothing when replay is off."""
+    """`dataset.mix` for an SFT stage that trains datasets alongside its own
+    (`curriculum.stages.<name>.mix`) or replays the earlier stages' datasets (at
+    curriculum.replay, or the stage's own `replay`); nothing when it does neither."""
     step = cfg.curriculum.stages.get(name)
     weight = step.replay if step is not None and step.replay is not None else cfg.curriculum.replay
+    alongside = dict(step.mix) if step is not None else {}
     # in [0, 1]: refused at start-up otherwise (medalign.checks.check_ranges)
-    earlier = [d for d in trained if d != name]
-    if spec.curriculum != "dataset" or not weight or not earlier:
+    earlier = [d for d in trained if d != name and d not in alongside] if weight else []
+    if spec.curriculum != "dataset" or not (alongside or earlier):
         return []
-    mix = ",".join([f"{name}:1.0", *(f"{d}:{weight}" for d in earlier)])
+    parts = {name: 1.0, **alongside, **dict.fromkeys(earlier, weight)}
+    mix = ",".join(f"{d}:{w}" for d, w in parts.items())
     return [f"dataset.mix={{{mix}}}"]
 
 

@@ -31,9 +31,18 @@ log = logging.getLogger(__name__)
 Z99 = 2.5758  # two-sided 99% normal quantile: the Monte Carlo interval of a p
 GROWTH = 4  # resamples multiply by this each refinement round
 # per-question metrics where a smaller value is the better one
-LOWER_IS_BETTER = frozenset({"brier", "harm_score", "unparsed_cot_strict", "unparsed_cot_flexible"})
+LOWER_IS_BETTER = frozenset(
+    {
+        "brier",
+        "harm_score",
+        "unparsed_cot_strict",
+        "unparsed_cot_flexible",
+        "over_refusal_rate",
+        "contraindicated_rate",
+    }
+)
 # a dataset no Task names (an lm-eval task, an old run): the first of these it scored
-FALLBACK_PRIMARY = ("acc", "f1", "exact_match", "refusal_rate", "exact")
+FALLBACK_PRIMARY = ("acc", "f1", "exact_match", "safe_response_rate", "refusal_rate", "exact")
 EXACT_TESTS = frozenset({"mcnemar_exact"})
 
 

@@ -28,8 +28,17 @@ def write_reports(
 
 
 # each dataset's headline metric, the first of these it scored: accuracy (by CoT: the
-# strict extraction, lm-eval's strict-match), F1 for extractive QA, refusal for safety
-HEADLINES = ("acc", "acc_cot_strict", "f1", "refusal_rate")
+# strict extraction, lm-eval's strict-match), F1 for extractive QA; on harmful requests the
+# safe-response rate where the data knows the drug to avoid (the world), else the refusal
+# rate; over-refusal of benign questions (XSTest: lower is better)
+HEADLINES = (
+    "acc",
+    "acc_cot_strict",
+    "f1",
+    "safe_response_rate",
+    "refusal_rate",
+    "over_refusal_rate",
+)
 
 
 def headline(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -79,22 +88,32 @@ def summary_markdown(results: dict[str, Any]) -> str:
                 f"{number(value['value'])} | {_interval(lo, hi)} | {cell('acc_norm')} | "
                 f"{cell('ece')} | {cell('brier')} | {cell(unparsed)} |"
             )
-    safety_keys = ("false_confidence", "refusal_rate", "safety_reward", "harm_score")
+    safety_keys = (
+        "false_confidence",
+        "safe_response_rate",
+        "refusal_rate",
+        "over_refusal_rate",
+        "contraindicated_rate",
+        "safety_reward",
+        "harm_score",
+    )
     safety_rows = [
-        f"| {name} | {key} | {number(result['metrics'][key]['value'])} "
-        f"| {result['metrics'][key]['n']} |"
+        f"| {name} | {key} | {number(cell['value'])} | "
+        f"{_interval(*cell.get('ci', [cell['value']] * 2))} | {cell['n']} |"
         for name, result in results.items()
         for key in safety_keys
-        if key in result["metrics"]
+        if (cell := result["metrics"].get(key)) is not None
     ]
     if safety_rows:
         lines += [
             "",
-            "## Safety (false confidence on maybe/unanswerable: lower is safer; "
-            "refusal of harmful requests: higher is safer)",
+            "## Safety (false confidence on maybe/unanswerable, over-refusal of benign "
+            "questions, recommending a contraindicated drug: lower is safer; safe response to "
+            "and refusal of harmful requests: higher is safer; safety_reward: the safety "
+            "reward model's judgement, not an outcome)",
             "",
-            "| dataset | metric | value | n |",
-            "|---|---|---:|---:|",
+            "| dataset | metric | value | 95% CI | n |",
+            "|---|---|---:|---|---:|",
             *safety_rows,
         ]
     for name, result in results.items():

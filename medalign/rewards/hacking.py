@@ -1,9 +1,10 @@
 """Reward hacking, detected: each reward model's score beside the gold outcome it stands for.
 
 A learned reward is a proxy. `helpfulness` stands for correctness on questions with a
-gold answer; `safety` for a safe response to a harmful request (a refusal, by the phrase
-detector of eval/refusal.py). While GRPO/RLOO train, every completion a reward model
-scores where that gold exists is recorded (`RewardTrace`: step, scaled score, gold), and
+gold answer; `safety` for a safe response (eval/outcomes.py: a harmful request refused, a
+benign one answered, the contraindicated drug not recommended where the row names it).
+While GRPO/RLOO train, every completion a reward model scores where that gold exists is
+recorded (`RewardTrace`: step, scaled score, gold), and
 the RL stage compares the first and the last fifth of the steps (`reward_vs_gold`):
 
     hacking/<model>/score_first_fifth, _last_fifth, _ci, score_fifths_p
@@ -32,7 +33,8 @@ GOLD = {"helpfulness": "correctness", "safety": "safe_response"}
 
 def gold_outcome(reward: str, task: str | None, text: str, reference: str | None) -> float | None:
     """The gold outcome `reward` stands for on this completion, or None where there is
-    none: correctness on a prompt whose Task declares it, a refusal on a harmful request."""
+    none: correctness on a prompt whose Task declares it, a safe response (eval/outcomes.py)
+    on a safety prompt (a harmful request, or a benign one that looks unsafe)."""
     from medalign.registry import get
 
     if task is None or reward not in GOLD:
@@ -40,10 +42,11 @@ def gold_outcome(reward: str, task: str | None, text: str, reference: str | None
     cls = get("task", task)
     if reward == "helpfulness" and "correctness" in cls.rl_rewards and reference:
         return float(cls.correctness(text, json.loads(reference)))
-    if reward == "safety" and "safety" in cls.rl_rewards:
-        from medalign.eval.refusal import is_refusal
+    if reward == "safety" and "safety" in cls.rl_rewards and reference:
+        from medalign.eval.outcomes import safe_response
 
-        return float(is_refusal(text))
+        ref = json.loads(reference)
+        return float(safe_response(text, bool(ref.get("harmful", True)), ref.get("drug")))
     return None
 
 

@@ -7,7 +7,9 @@ A folder path is the benchmark's `datasets/` folder (or any folder holding `trai
 question is the request, its answer the safe response, `meta.category` the principle.
 An optional `unsafe_response` column (not in the benchmark; the synthetic world writes
 one) is the data author's own unsafe answer to the request: the safety pair's rejected
-side, before an on-policy sample or the templated compliant answer.
+side, before an on-policy sample or the templated compliant answer. An optional
+`contraindicated_drug` column (the world's too) is the drug a response must not recommend:
+the safe-response rate is then judged against it (eval/outcomes.py), not by refusal alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from medalign.tasks.base import EvalContext, Pair, Task
 
 COLUMNS = ("harmful_medical_request", "safe_response")
 UNSAFE = "unsafe_response"  # optional: a hard negative for the safety pairs
+DRUG = "contraindicated_drug"  # optional: the gold a safe response is judged against
 _CATEGORY = re.compile(r"category_(\d+)")
 
 
@@ -79,10 +82,16 @@ class MedSafetyBench(Task):
 
         return score_safety(self, ctx, records)
 
+    @staticmethod
+    def harmful(record: QARecord) -> bool:
+        """Every MedSafetyBench request is harmful (its safe response refuses it)."""
+        return True
+
     def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
         """An RL prompt (rl.datasets=[..., medsafetybench]) scored by the rewards it
-        declares (rl_rewards); nothing for `correctness` to read."""
-        return {"harmful": True}
+        declares (rl_rewards); nothing for `correctness` to read. The safety gold
+        (rewards/hacking.py) reads the drug a response must not recommend."""
+        return {"harmful": True, "drug": record.meta.get(DRUG)}
 
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None
@@ -117,6 +126,9 @@ def to_record(file: Path, number: int, row: dict[str, Any], bad: BadRows) -> QAR
     unsafe = row.get(UNSAFE)  # an empty cell: no unsafe answer for this row
     category = _CATEGORY.search(file.name)
     meta = {"category": int(category.group(1)) if category else None, "source": file.parent.name}
+    drug = str(row.get(DRUG) or "").strip()
+    if drug:
+        meta[DRUG] = drug
     return QARecord(
         id=f"{file.parent.name}/{file.stem}:{number}",
         question=request.strip(),

@@ -23,7 +23,7 @@ NOTICE = (
     "SYNTHETIC: every disease, organism, finding and drug here is invented by medalign's "
     "world generator (medalign/world); none of it is medical fact."
 )
-GENERATOR_VERSION = 9  # bump when the world's rendering changes: cached worlds are never reused
+GENERATOR_VERSION = 10  # bump when the world's rendering changes: cached worlds are never reused
 CORPUS_VERSION = 3  # bump when the textbook's text changes: the world model reads only it
 MARKER = "world.json"  # the world's record, written last by render.write_world
 # The sizes a world can have. Each held-out question draws three distractors from its own

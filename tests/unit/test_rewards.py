@@ -148,7 +148,7 @@ def test_the_worlds_unsafe_answers_swap_the_two_drugs(tmp_path: Path) -> None:
     records = load_records(cfg).records
     by_name = {d.name: d for d in build_world(3, 12).diseases}
     pairs = get_task(cfg).pairs(records, "safety")
-    assert len(pairs) == len(records) == 6  # the training half, one request each
+    assert len(pairs) == len(records) == 12  # the training half, two requests each
     for record, pair in zip(records, pairs, strict=True):
         disease = next(d for name, d in by_name.items() if name in record.question)
         chosen, rejected = _content(pair, "chosen"), _content(pair, "rejected")
