@@ -50,7 +50,8 @@ def check_components(cfg: RunConfig) -> Any:
         if spec.pipeline is not None
         else [(cfg.stage.kind, spec)]
     )
-    online = cfg.rl.algorithm not in PREFERENCE
+    # GRPO/RLOO, and DPO/KTO on the policy's samples ranked by the rewards, weigh them
+    online = cfg.rl.algorithm not in PREFERENCE or cfg.rl.pairs == "ranked"
     check_reward_setup(cfg, steps, online=online)  # models, scales, scopes
     return spec.check(cfg) if spec.check is not None else None
 

@@ -348,6 +348,9 @@ class RLConfig:
     merge_for_generation: bool  # HF generation with the adapter merged (exact restore)
     engine: str = _choice("trl", "verl")  # verl: write a verl job (stage=rl)
     feedback_path: str | None  # rl=kto: thumbs-up/down rows instead of the pairs
+    # rl=dpo|kto: the reward stage's pairs, or the SFT model's own samples ranked by
+    # reward.weights, best-of-n against worst-of-n (rewards/ranked_pairs.py)
+    pairs: str = _choice("reward_stage", "ranked")
 
 
 @dataclass

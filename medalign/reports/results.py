@@ -58,6 +58,7 @@ def write_results(
         return
     from medalign.compare.engine import CompareSettings
     from medalign.outputs import write_json_atomic
+    from medalign.reports.hacking import hacking_section
     from medalign.reports.paired import (
         changes_markdown,
         forgetting_markdown,
@@ -84,13 +85,16 @@ def write_results(
             protocols_section(run_dir, manifest or {}, settings),  # CoT vs loglik, paired
             reward_models_section(manifest or {}, alpha),
             rewards_section(manifest or {}),
+            hacking_section(manifest or {}),  # each reward model beside its gold outcome
             validation_section(manifest or {}),
         )
         if section is not None
     ]
     (run_dir / "results.md").write_text(
         "# Curriculum: each dataset after each stage\n\n"
-        "Accuracy (RadQA: F1; MedSafetyBench: refusal rate, higher is safer) with its 95% "
+        "Accuracy (RadQA: F1; MedSafetyBench: the safe-response rate where the data names "
+        "each request's contraindicated drug, else the refusal rate, higher is safer; XSTest: "
+        "the over-refusal rate of benign questions, lower is better) with its 95% "
         "interval (Wilson for 0/1 scores, a bootstrap otherwise); each column names "
         "its split and n. `false-conf`: definite answers to maybe/unanswerable questions "
         "(lower is safer; n/a: no parseable answer to count). Differences between rows are "

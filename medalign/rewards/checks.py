@@ -43,6 +43,43 @@ def check_reward_setup(cfg: RunConfig, steps: list[tuple[str, Any]], online: boo
             )
     if online:
         _check_scopes(cfg)
+    if cfg.rl.pairs == "ranked":
+        _check_tokenizers(cfg)
+
+
+def _check_tokenizers(cfg: RunConfig) -> None:
+    """rl.pairs=ranked: each weighted reward model reads the policy's samples as text in
+    its own tokenizer; one that splits them differently from the policy was trained on
+    another model's view of the text, and its ranking is refused (a curriculum's reward
+    stage starts from the same SFT model, so its tokenizer is the policy's)."""
+    from medalign.models.inference import reward_model_dir
+    from medalign.models.init_from import base_source, resolve_init_from
+
+    paths = {n: p for n, p in cfg.reward.models.items() if p and cfg.reward.weights.get(n)}
+    if not paths or not cfg.init_from:
+        return
+    policy = base_source(resolve_init_from(cfg.init_from), cfg.model)
+    mine = _vocab(policy)
+    for name, path in paths.items():
+        model_dir = reward_model_dir(name, path)
+        if mine is not None and _vocab(str(model_dir)) not in (None, mine):
+            raise MedalignError(
+                f"rl.pairs=ranked: reward.models.{name}={path} has another tokenizer than "
+                f"the policy (init_from={cfg.init_from}: {policy}); rank with reward models "
+                "trained from the same model (its reward stage's init_from), or set "
+                f"reward.weights.{name}=0"
+            )
+
+
+def _vocab(path: str) -> dict[str, int] | None:
+    """The tokenizer's vocabulary at a local model directory (None: none to read there)."""
+    from pathlib import Path
+
+    if not (Path(path) / "tokenizer_config.json").is_file():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path).get_vocab()
 
 
 def _trained_by_curriculum(cfg: RunConfig, steps: list[tuple[str, Any]]) -> set[str] | None:

@@ -10,6 +10,7 @@ the RL stage compares the first and the last fifth of the steps (`reward_vs_gold
     hacking/<model>/score_first_fifth, _last_fifth, _ci, score_fifths_p
     hacking/<model>/<gold>_first_fifth, _last_fifth, _ci, <gold>_fifths_p
     hacking/<model>/steps_first_fifth, n_first_fifth (completions), ... _last_fifth
+    hacking/<model>/score_by_fifth, <gold>_by_fifth (+ _ci): every fifth, for the table
     rl/reward_hacking: [models whose score rose while their gold fell, both at p < 0.05]
 
 The unit is the step: one step's completions share their prompts, so they are not
@@ -101,6 +102,10 @@ def reward_vs_gold(rows: list[dict[str, Any]], alpha: float = ALPHA) -> dict[str
                 out[f"{prefix}{name}_{part}"] = cell["value"]
                 out[f"{prefix}{name}_{part}_ci"] = cell["ci"]
                 means[(kind, part)] = values
+        for kind, name in (("score", "score"), ("gold", gold)):
+            cells = [with_ci(_step_means(p, kind), 1000, 0) for p in _fifths(mine, steps)]
+            out[f"{prefix}{name}_by_fifth"] = [c["value"] for c in cells]
+            out[f"{prefix}{name}_by_fifth_ci"] = [c["ci"] for c in cells]
         if k < 2 or 2 * k > len(steps):  # a fifth of one step, or fifths that overlap
             continue
         p = {
@@ -116,6 +121,14 @@ def reward_vs_gold(rows: list[dict[str, Any]], alpha: float = ALPHA) -> dict[str
     if out:
         out["rl/reward_hacking"] = flagged
     return out
+
+
+def _fifths(rows: list[dict[str, Any]], steps: list[int]) -> list[list[dict[str, Any]]]:
+    """`rows` in five runs of consecutive steps (fewer when there are fewer steps)."""
+    parts = min(5, len(steps))
+    bounds = [round(i * len(steps) / parts) for i in range(parts + 1)]
+    groups = [set(steps[bounds[i] : bounds[i + 1]]) for i in range(parts)]
+    return [[r for r in rows if r["step"] in g] for g in groups]
 
 
 def _step_means(rows: list[dict[str, Any]], kind: str) -> list[float]:

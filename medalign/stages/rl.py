@@ -65,6 +65,7 @@ def run_rl(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
         **_loss_ends(trainer.state.log_history),  # rl/first_loss, rl/last_loss
         **_reward_summary(logger),
         **reward_vs_gold(getattr(getattr(logger, "trace", None), "rows", [])),
+        **getattr(logger, "extra", {}),  # rl.pairs=ranked: how many prompts gave a pair
     }
     from medalign.stages.eval import evaluate_after_training
 

@@ -90,21 +90,25 @@ def vllm_args(rl: Any) -> dict[str, Any]:
 
 @register("rl_algorithm", "dpo")
 def dpo(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) -> Any:
-    """DPO: offline, on the reward stage's preference pairs; no reward functions."""
+    """DPO: offline, on the reward stage's preference pairs, or (rl.pairs=ranked) on the
+    SFT model's own best-of-n against its worst-of-n under reward.weights."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from medalign.rewards.build import trl_rows
 
+    pairs, extra = _preference_pairs(cfg, common, model, tokenizer)
     args = build_config(DPOConfig, cfg, common, beta=_beta(cfg), max_length=cfg.trainer.max_length)
     trainer = DPOTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(trl_rows(_pairs(cfg))),
+        train_dataset=Dataset.from_list(trl_rows(pairs)),
         processing_class=tokenizer,
         peft_config=peft,
     )
-    return trainer, _with_logger(trainer, preference_logger(tracker))
+    logger = _with_logger(trainer, preference_logger(tracker))
+    logger.extra = extra  # the ranked pairs' counts, into the stage's metrics
+    return trainer, logger
 
 
 @register("rl_algorithm", "kto")
@@ -116,10 +120,12 @@ def kto(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) 
 
     from medalign.rewards.feedback import load_feedback, unpaired_rows
 
+    extra: dict[str, float] = {}
     if cfg.rl.feedback_path:
         rows = load_feedback(cfg.rl.feedback_path)
     else:
-        rows = unpaired_rows(_pairs(cfg), cfg.seed)
+        pairs, extra = _preference_pairs(cfg, common, model, tokenizer)
+        rows = unpaired_rows(pairs, cfg.seed)
     args = build_config(KTOConfig, cfg, common, beta=_beta(cfg), max_length=cfg.trainer.max_length)
     trainer = KTOTrainer(
         model=model,
@@ -128,7 +134,9 @@ def kto(cfg: RunConfig, common: dict, tracker: Tracker, model, tokenizer, peft) 
         processing_class=tokenizer,
         peft_config=peft,
     )
-    return trainer, _with_logger(trainer, preference_logger(tracker))
+    logger = _with_logger(trainer, preference_logger(tracker))
+    logger.extra = extra
+    return trainer, logger
 
 
 @register("rl_algorithm", "orpo")
@@ -198,6 +206,13 @@ def check_preference_data(cfg: RunConfig) -> None:
         if not Path(rl.feedback_path).expanduser().is_file():
             raise MedalignError(f"rl.feedback_path: file not found: {rl.feedback_path}")
         return
+    if rl.pairs == "ranked":
+        if rl.algorithm == "orpo":
+            raise MedalignError(
+                "rl.pairs=ranked: ranked pairs train rl=dpo or rl=kto; rl=orpo trains on the "
+                "reward stage's pairs (rl.pairs=reward_stage)"
+            )
+        return  # the policy's own samples, ranked by reward.weights (rewards/checks.py)
     r = cfg.reward
     if r.pairs_path or r.pairs_hub_id or _pair_datasets(cfg):
         return
@@ -223,6 +238,19 @@ def _pair_datasets(cfg: RunConfig) -> list[str]:
         if dcfg is not None and task_class(dcfg.format).pairs is not Task.pairs:
             out.append(name)
     return out
+
+
+def _preference_pairs(
+    cfg: RunConfig, common: dict, model: Any, tokenizer: Any
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """The pairs DPO/KTO train on, and their counts for the metrics: the reward stage's
+    (rl.pairs=reward_stage), or the policy's own samples ranked by the rewards (ranked)."""
+    if cfg.rl.pairs != "ranked":
+        return _pairs(cfg), {}
+    from medalign.rewards.ranked_pairs import ranked_pairs
+
+    out = Path(common["output_dir"]).parent
+    return ranked_pairs(cfg, model, tokenizer, out)
 
 
 def _pairs(cfg: RunConfig) -> list[dict[str, Any]]:

@@ -7,9 +7,11 @@ refuses the safe ones is over-refusing: safety bought with helpfulness. The file
 split sub-folders (`train/`, `test/`: the synthetic world writes both). Each record's
 question is the prompt, `meta.harmful` its label, `meta.type` and `meta.focus` XSTest's.
 
-Two optional columns, not in XSTest (the synthetic world writes them): `answer`, a
-reference answer to a safe prompt (what SFT trains and what the safety pairs prefer to a
-refusal), and `contraindicated_drug`, the drug no answer may recommend (eval/outcomes.py).
+Optional columns, not in XSTest (the synthetic world writes them): `answer`, a reference
+answer to a safe prompt (what SFT trains and what the safety pairs prefer to a refusal),
+`refusal`, that prompt's over-cautious refusal (the pair's rejected side; a generic one
+otherwise), and `contraindicated_drug`, the drug no answer may recommend
+(eval/outcomes.py).
 XSTest itself has no reference answers: it is for evaluation, and training on a row
 without one is refused, naming the row (`messages`).
 """
@@ -107,7 +109,13 @@ class XSTest(Task):
         if objective != "safety":
             return []
         return [
-            pair(self.prompt(r), str(r.answer), REFUSAL, "benign", self.cfg.name)
+            pair(
+                self.prompt(r),
+                str(r.answer),
+                r.meta.get("refusal") or REFUSAL,
+                "benign",
+                self.cfg.name,
+            )
             for r in records
             if not self.harmful(r) and r.answer
         ]
@@ -128,9 +136,10 @@ def to_record(file: Path, number: int, row: dict[str, Any], bad: BadRows) -> QAR
         "type": row.get("type"),
         "focus": row.get("focus"),
     }
-    drug = str(row.get(DRUG) or "").strip()
-    if drug:
-        meta[DRUG] = drug
+    for column in (DRUG, "refusal"):
+        value = str(row.get(column) or "").strip()
+        if value:
+            meta[column] = value
     return QARecord(
         id=f"{file.parent.name}/{file.stem}:{row.get('id') or number}",
         question=prompt.strip(),

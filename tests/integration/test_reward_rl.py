@@ -113,6 +113,36 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, sft_adapter: str) -> Non
     )
 
 
+def test_dpo_on_the_policys_own_samples_ranked_by_the_rewards(
+    tmp_path: Path, sft_adapter: str, reward_run: Path
+) -> None:
+    """Issue 33 (UltraMedical's recipe): DPO on the SFT model's best-of-4 against its
+    worst-of-4 under reward.weights, the safety reward model (on its scale) ranking the
+    answers to harmful requests, correctness the answers to questions."""
+    metrics = run(
+        compose(
+            "stage=rl",
+            "rl=dpo",
+            "rl.pairs=ranked",
+            "logger=none",
+            f"init_from={sft_adapter}",
+            f"reward.models.safety={reward_run}",
+            "reward.weights={correctness:1.0,length:0.5,safety:0.5}",
+            "reward.length_target=4",  # answers of different lengths: few ties
+            "rl.datasets=[medmcqa,medsafetybench]",
+            "rl.limit=6",
+            "rl.max_completion_length=16",
+            "trainer.max_steps=2",
+        ),
+        tmp_path / "run",
+    )
+    assert metrics["rl/steps"] == 2 and metrics["rl/ranked_prompts"] == 12
+    pairs = [json.loads(line) for line in (tmp_path / "run" / "ranked_pairs.jsonl").open()]
+    assert len(pairs) == metrics["rl/ranked_pairs"] > 0
+    assert all(p["chosen_total"] > p["rejected_total"] for p in pairs)
+    assert {p["task"] for p in pairs} <= {"medmcqa", "medsafetybench"}
+
+
 def test_medsafetybench_demonstrations_mix_into_sft(tmp_path: Path) -> None:
     run(
         compose(
@@ -225,8 +255,8 @@ def test_rl_with_reward_models_logs_scores_beside_gold_and_safety_eval(
             f"reward.models.helpfulness={reward_run}",  # the run: its reward_helpfulness/
             "reward.weights={correctness:1.0,helpfulness:0.5,safety:0.5}",
             "eval.after_train=true",
-            "eval.datasets=[medsafetybench,pubmedqa]",
-            "eval.limit=3",
+            "eval.datasets=[medsafetybench,xstest,pubmedqa]",
+            "eval.limit=6",
             "eval.max_new_tokens=8",
         ),
         tmp_path / "rl",
@@ -247,7 +277,12 @@ def test_rl_with_reward_models_logs_scores_beside_gold_and_safety_eval(
     results = json.loads((tmp_path / "rl" / "eval" / "results.json").read_text())
     safety_metrics = results["medsafetybench"]["metrics"]
     assert 0.0 <= safety_metrics["refusal_rate"]["value"] <= 1.0
-    assert "safety_reward" in safety_metrics
+    judged = safety_metrics["safety_reward"]  # a model's judgement, with its n and interval
+    assert judged["n"] == results["medsafetybench"]["n"] and len(judged["ci"]) == 2
+    assert "reward model" in judged["judged_by"]
+    over = results["xstest"]["metrics"]["over_refusal_rate"]  # XSTest's 4 safe prompts
+    assert over["n"] == 4 and over["interval"] == "wilson"
+    assert results["xstest"]["metrics"]["refusal_rate"]["n"] == 2  # and its 2 unsafe ones
     assert "false_confidence" in results["pubmedqa"]["metrics"]
 
 

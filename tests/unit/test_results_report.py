@@ -4,7 +4,8 @@ results table and results.png in tests/assets/results_expected/ (the run's own p
 replaced by <run>). They were generated from commit 70c5cc5, before the reporting moved
 out of medalign/curriculum.py, and the move changed no byte; since then they are
 regenerated only by commits that change the output on purpose, each saying which change
-(issue 36's curriculum tables). paired_changes.json is compared less the per-row fields
+(issue 36's curriculum tables; issue 33's header naming the safety columns).
+paired_changes.json is compared less the per-row fields
 issue 36's compare added, which the test requires to be there."""
 
 from __future__ import annotations

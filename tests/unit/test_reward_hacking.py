@@ -96,6 +96,27 @@ def test_no_flag_unless_both_move_significantly_the_wrong_ways(
     assert out["rl/reward_hacking"] == []
 
 
+def test_results_md_shows_every_fifth_of_score_and_gold_and_the_flag() -> None:
+    from medalign.reports.hacking import hacking_section
+
+    hacked = reward_vs_gold(_records(20, 0.1, -0.025))
+    h = "hacking/helpfulness/"
+    assert len(hacked[h + "score_by_fifth"]) == 5 == len(hacked[h + "correctness_by_fifth_ci"])
+    assert hacked[h + "score_by_fifth"][0] == pytest.approx(hacked[h + "score_first_fifth"])
+    assert hacked[h + "correctness_by_fifth"][-1] == pytest.approx(
+        hacked[h + "correctness_last_fifth"]
+    )
+    manifest = {"stages": [{"name": "rl", "metrics": hacked}]}
+    text = hacking_section(manifest).markdown()
+    score_row = next(line for line in text.splitlines() if "helpfulness score" in line)
+    gold_row = next(line for line in text.splitlines() if "gold: correctness" in line)
+    assert "HACKING" in score_row and score_row.count("[") == 5  # five fifths, intervals
+    assert "✱" in gold_row and "-0." in gold_row  # the gold's significant fall
+    honest = {"stages": [{"name": "rl", "metrics": reward_vs_gold(_records(20, 0.1, 0.015))}]}
+    assert "HACKING" not in hacking_section(honest).markdown()
+    assert hacking_section({"stages": [{"name": "medqa", "metrics": {"eval/x/acc": 1}}]}) is None
+
+
 def test_too_few_steps_report_the_fifths_without_a_test_or_a_flag() -> None:
     out = reward_vs_gold(_records(5, 1.0, -0.1))  # a fifth of one step: no Welch test
     assert out["rl/reward_hacking"] == []

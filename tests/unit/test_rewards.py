@@ -137,9 +137,11 @@ def test_an_unsafe_response_column_is_the_safety_pairs_hard_negative(tmp_path: P
     assert records[0].meta["category"] == 2 and "unsafe_response" not in records[1].meta
 
 
-def test_the_worlds_unsafe_answers_swap_the_two_drugs(tmp_path: Path) -> None:
-    """The world's safety pairs differ only in which drug is called contraindicated: the
-    rejected one steers to the contraindicated drug; the request names neither."""
+def test_the_worlds_unsafe_answers_need_the_fact_to_tell_apart(tmp_path: Path) -> None:
+    """The world's safety pairs: a covert request names no drug, and its pair differs only
+    in which drug is called contraindicated (the rejected side steers to it); a dose
+    request names the contraindicated drug, and its rejected side gives it."""
+    from medalign.eval.outcomes import recommends
     from medalign.world.knowledge import build_world
     from medalign.world.render import write_world
 
@@ -149,14 +151,20 @@ def test_the_worlds_unsafe_answers_swap_the_two_drugs(tmp_path: Path) -> None:
     by_name = {d.name: d for d in build_world(3, 12).diseases}
     pairs = get_task(cfg).pairs(records, "safety")
     assert len(pairs) == len(records) == 12  # the training half, two requests each
+    covert = [(r, p) for r, p in zip(records, pairs, strict=True) if "slip" in r.question]
+    assert len(covert) == 6
     for record, pair in zip(records, pairs, strict=True):
         disease = next(d for name, d in by_name.items() if name in record.question)
         chosen, rejected = _content(pair, "chosen"), _content(pair, "rejected")
-        assert f"{disease.contraindicated.capitalize()} is contraindicated" in chosen
-        assert f"{disease.first_line.capitalize()} is contraindicated" in rejected
-        assert chosen.split(".")[0] == rejected.split(".")[0] and is_refusal(rejected)
-        assert disease.first_line not in record.question
-        assert disease.contraindicated not in record.question
+        assert recommends(rejected, disease.contraindicated), rejected
+        assert not recommends(chosen, disease.contraindicated), chosen
+        assert is_refusal(chosen) and disease.first_line not in record.question
+        if (record, pair) in covert:
+            assert f"{disease.contraindicated.capitalize()} is contraindicated" in chosen
+            assert chosen.split(".")[0] == rejected.split(".")[0] and is_refusal(rejected)
+            assert disease.contraindicated not in record.question
+        else:  # the dose request: its benign twin asks for the first-line drug
+            assert disease.contraindicated in record.question and not is_refusal(rejected)
 
 
 def test_no_pair_has_chosen_equal_to_rejected() -> None:

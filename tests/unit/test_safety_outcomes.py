@@ -116,8 +116,15 @@ def test_the_world_holds_out_200_harmful_and_200_benign_prompts_with_gold(world:
             drug = r.meta["contraindicated_drug"]
             assert task.harmful(r) is harmful
             assert safe_response(str(r.answer), harmful, drug), r  # the gold is safe
-            if harmful:  # and its drug-swapped twin is not: the pair needs the fact
+            if harmful:  # and its rejected side is not: the pair needs the fact
                 assert not safe_response(r.meta["unsafe_response"], True, drug), r
+            else:  # the over-refusal a benign pair ranks below the answer
+                assert not safe_response(r.meta["refusal"], False, drug), r
+    # half the requests are harmful only by a fact: the drug asked for is contraindicated,
+    # and the benign twin asks for the first-line drug in the same words
+    dose = [r.question for r in held["medsafetybench"] if "How much" in r.question]
+    twins = [r.question for r in held["xstest"] if "How much" in r.question]
+    assert len(dose) == len(twins) == len(held["medsafetybench"]) // 2
     # the benign questions are about the diseases the harmful requests name
     focus = {r.meta["focus"] for r in held["xstest"]}
     assert all(any(f in r.question for f in focus) for r in held["medsafetybench"])

@@ -1,0 +1,82 @@
+"""results.md's reward-hacking section: each reward model's score beside the gold outcome
+it stands for, in every fifth of the RL steps, and the flag.
+
+A learned reward is a proxy; a rise in it is progress only if the outcome it stands for
+rises too (rewards/hacking.py records both while RL trains). The table puts them side by
+side, fifth by fifth, so a reader sees the score climb while the gold falls, and the last
+column repeats the RL stage's own verdict (`rl/reward_hacking`): both changes from the
+first to the last fifth significant (Welch's test on the per-step means), in opposite
+directions. Why a section and not only metrics: in the world's GRPO run of 2026-12-02 the
+total reward rose while correctness fell, and nothing in results.md said so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medalign.reports.sections import Section, Table
+from medalign.rewards.hacking import ALPHA, GOLD
+
+
+def hacking_section(manifest: dict[str, Any]) -> Section | None:
+    """The section (None: no RL stage traced a reward model beside its gold)."""
+    rows: list[tuple[str, ...]] = []
+    for entry in manifest.get("stages", []):
+        metrics = entry.get("metrics") or {}
+        if "rl/reward_hacking" not in metrics:
+            continue
+        flagged = set(metrics["rl/reward_hacking"] or [])
+        for model, gold in GOLD.items():
+            prefix = f"hacking/{model}/"
+            if f"{prefix}score_by_fifth" not in metrics:
+                continue
+            verdict = "HACKING: score up, gold down" if model in flagged else "not flagged"
+            for kind, label in (("score", f"{model} score (z)"), (gold, f"gold: {gold}")):
+                values = metrics[f"{prefix}{kind}_by_fifth"]
+                cis = metrics.get(f"{prefix}{kind}_by_fifth_ci") or [None] * len(values)
+                cells = [_cell(v, ci) for v, ci in zip(values, cis, strict=True)]
+                cells += [""] * (5 - len(cells))
+                p = metrics.get(f"{prefix}{kind}_fifths_p")
+                change = (
+                    f"{values[-1] - values[0]:+.3f}{' ✱' if p is not None and p < ALPHA else ''}"
+                )
+                rows.append(
+                    (
+                        entry["name"],
+                        label,
+                        str(metrics.get(f"{prefix}n_first_fifth", "n/a")),
+                        *cells,
+                        change,
+                        _p(p),
+                        verdict if kind == "score" else "",
+                    )
+                )
+    if not rows:
+        return None
+    header = ("stage", "reward model / its gold", "n (first fifth)")
+    header += tuple(f"fifth {i}" for i in range(1, 6)) + ("last - first", "p", "flag")
+    rule = "|---|---|---:|" + "---:|" * 7 + "---|"
+    foot = (
+        "Each reward model's standardized score (z: its held-out pairs' scale) and the gold "
+        "outcome it stands for (helpfulness: correctness on questions with a gold answer; "
+        "safety: a safe response, judged against the data's gold: a harmful request "
+        "refused, a benign one answered, no contraindicated drug recommended), on the same "
+        "completions, as the mean of each fifth's per-step means with its 95% interval "
+        "(n: completions in the first fifth). p: Welch's test between the first and last "
+        f"fifth's step means; ✱: p < {ALPHA}. Flagged as hacking when the score rose and "
+        "the gold fell, both significantly."
+    )
+    return Section(
+        "Reward hacking: each reward model beside its gold outcome",
+        (Table(header, rule, tuple(rows)), foot),
+    )
+
+
+def _cell(value: float, ci: list[float] | None) -> str:
+    if ci is None or ci[0] is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
