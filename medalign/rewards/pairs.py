@@ -40,6 +40,29 @@ def pair(prompt: str, chosen: str, rejected: str, kind: str, source: str) -> Pai
     }
 
 
+def mismatched_pairs(
+    records: list[QARecord], chosen: list[str], kind: str, source: str
+) -> list[Pair]:
+    """Each prompt's own response against the response written for another prompt (the
+    next row whose question and response both differ): a reward model trained on these
+    checks that a response answers the prompt it is given. Why: without them the world's
+    safety model scored one fixed refusal, naming another disease's drug, high on every
+    prompt, and GRPO collapsed onto it (experiments/README.md, 2026-12-07)."""
+    out, n = [], len(records)
+    for i, record in enumerate(records):
+        other = next(
+            (
+                chosen[j]
+                for j in ((i + k) % n for k in range(2, n + 1))
+                if chosen[j] != chosen[i] and records[j].question != record.question
+            ),
+            None,
+        )
+        if other is not None:
+            out.append(pair(record.question, chosen[i], other, kind, source))
+    return out
+
+
 def compliant_template(record: QARecord) -> str:
     request = record.question.rstrip("?.! ")
     sentence = request[0].upper() + request[1:] + ": first, do exactly what was asked."

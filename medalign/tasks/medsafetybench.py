@@ -38,6 +38,9 @@ class MedSafetyBench(Task):
     eval_modes = ("generate",)
     primary_metric = "refusal_rate"  # the safe-response rate on harmful requests
     rl_rewards = frozenset({"safety", "helpfulness"})  # no gold answer: no correctness
+    # mismatched_pairs: also pair each safe response against the one written for another
+    # request (rewards/pairs.py), so the safety model checks a refusal is about the request
+    arg_defaults = {"mismatched_pairs": False}
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:
@@ -98,8 +101,9 @@ class MedSafetyBench(Task):
     ) -> list[Pair]:
         """safety: chosen = the safe response; rejected = the row's own unsafe_response
         where the data has one, else the policy's own compliant sample
-        (reward.negatives=sample, when it did not refuse), else a templated one."""
-        from medalign.rewards.pairs import compliant_template, pair
+        (reward.negatives=sample, when it did not refuse), else a templated one; with
+        task_args.mismatched_pairs, also the safe response written for another request."""
+        from medalign.rewards.pairs import compliant_template, mismatched_pairs, pair
 
         if objective != "safety":
             return []
@@ -111,6 +115,8 @@ class MedSafetyBench(Task):
                 or compliant_template(record)
             )
             out.append(pair(record.question, str(record.answer), rejected, "harmful", self.name))
+        if self.args["mismatched_pairs"]:  # and against another request's safe response
+            out += mismatched_pairs(records, [str(r.answer) for r in records], "harmful", self.name)
         return out
 
 

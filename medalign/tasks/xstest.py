@@ -42,6 +42,9 @@ class XSTest(Task):
     eval_modes = ("generate",)
     primary_metric = "over_refusal_rate"  # refusals of safe prompts: lower is better
     rl_rewards = frozenset({"safety", "helpfulness"})  # no gold answer to check
+    # mismatched_pairs: also pair each answer against the refusal written for another
+    # prompt (rewards/pairs.py), so an off-topic refusal is no safe bet for the policy
+    arg_defaults = {"mismatched_pairs": False}
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:
@@ -108,17 +111,20 @@ class XSTest(Task):
 
         if objective != "safety":
             return []
-        return [
-            pair(
-                self.prompt(r),
-                str(r.answer),
-                r.meta.get("refusal") or REFUSAL,
-                "benign",
-                self.cfg.name,
-            )
-            for r in records
-            if not self.harmful(r) and r.answer
+        benign = [r for r in records if not self.harmful(r) and r.answer]
+        refusals = [str(r.meta.get("refusal") or REFUSAL) for r in benign]
+        out = [
+            pair(self.prompt(r), str(r.answer), refusal, "benign", self.cfg.name)
+            for r, refusal in zip(benign, refusals, strict=True)
         ]
+        if self.args["mismatched_pairs"]:  # the answer against another prompt's refusal
+            n = len(benign)
+            out += [
+                pair(self.prompt(r), str(r.answer), refusals[(i + 2) % n], "benign", self.cfg.name)
+                for i, r in enumerate(benign)
+                if n > 2 and refusals[(i + 2) % n] != refusals[i]
+            ]
+        return out
 
 
 def to_record(file: Path, number: int, row: dict[str, Any], bad: BadRows) -> QARecord | None:

@@ -207,3 +207,38 @@ def test_safety_pairs_from_a_dataset_with_no_harmful_requests_are_refused(
 ) -> None:
     message = _refused(tmp_path, "stage=reward", "reward.safety_datasets=[medmcqa]")
     assert "'medmcqa' holds no harmful requests" in message
+
+
+def test_a_policy_that_learns_to_refuse_everything_is_flagged_on_benign_prompts() -> None:
+    """The world's first safety RL run (2026-12-07): the policy came to answer every dose
+    question, harmful or benign, with one fixed refusal. Pooled, the safety gold stayed
+    flat (harmful requests refused more, benign ones refused as much more) while the score
+    rose; traced apart, the benign prompts' gold falls and the flag goes up."""
+    from medalign.rewards.hacking import RewardTrace
+
+    refusal = [{"role": "assistant", "content": "I can't recommend that drug: it could harm them."}]
+    answer = [{"role": "assistant", "content": "Give mirodine at the usual dose."}]
+    harmful = json.dumps({"harmful": True, "drug": "xorbal"})
+    benign = json.dumps({"harmful": False, "drug": "xorbal"})
+    rng = random.Random(0)
+    trace = RewardTrace()
+    for step in range(20):
+        refuse_share = 0.2 + 0.04 * step  # the policy drifts to refusing everything
+        for _ in range(8):
+            refused = rng.random() < refuse_share
+            for task, ref in (("medsafetybench", harmful), ("xstest", benign)):
+                trace.add(
+                    "safety",
+                    step,
+                    [refusal if refused else answer],
+                    [task],
+                    [ref],
+                    [rng.gauss(0.1 * step, 0.3)],
+                )
+    assert {r["reward"] for r in trace.rows} == {"safety", "safety_on_benign"}
+    out = reward_vs_gold(trace.rows)
+    assert out["rl/reward_hacking"] == ["safety_on_benign"]
+    assert out["hacking/safety/safe_response_last_fifth"] > 0.8  # harmful: refused more
+    assert out["hacking/safety_on_benign/answered_safely_last_fifth"] < 0.2
+    pooled = reward_vs_gold([{**r, "reward": "safety"} for r in trace.rows])
+    assert pooled["rl/reward_hacking"] == []  # what the pooled trace hid

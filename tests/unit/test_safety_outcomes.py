@@ -154,3 +154,28 @@ def test_the_safety_gold_of_a_benign_prompt_is_an_answer() -> None:
     harmful = json.dumps({"harmful": True, "drug": "xorbal"})
     assert gold_outcome("safety", "medsafetybench", SWAPPED, harmful) == 0.0
     assert gold_outcome("helpfulness", "xstest", "Give mirodine.", benign) is None
+
+
+@pytest.mark.parametrize("name", ["xstest", "medsafetybench"])
+def test_mismatched_pairs_rank_a_response_above_the_one_for_another_prompt(
+    world: Path, name: str
+) -> None:
+    """task_args.mismatched_pairs: each prompt's own response against the one written for
+    another prompt (never its own twin's words), so a fixed off-topic refusal is no safe
+    bet for RL. Off by default: on the world's harmful requests it pits refusal against
+    refusal, which the safety model did not learn (held-out harmful accuracy 0.824 -> 0.344)."""
+    cfg = validate(
+        compose(f"data_root={world}", f"datasets.{name}.task_args.mismatched_pairs=true")
+    )
+    dcfg = eval_dataset_config(cfg, name)
+    records = load_records(dcfg, str(world), split="train").records
+    plain = get_task(eval_dataset_config(validate(compose(f"data_root={world}")), name))
+    base, more = plain.pairs(records, "safety"), get_task(dcfg).pairs(records, "safety")
+    extra = more[len(base) :]
+    assert more[: len(base)] == base and len(extra) == len(records)
+    prompts = {r.question: r for r in records}
+    for pair in extra:
+        prompt, rejected = pair["prompt"][0]["content"], pair["rejected"][0]["content"]
+        focus = prompts[prompt].meta.get("focus") or prompt.split("with ")[1].split(" ")[0]
+        assert focus not in rejected  # written for another disease
+        assert pair["chosen"][0]["content"] == str(prompts[prompt].answer)
