@@ -36,7 +36,10 @@ class MedSafetyBench(Task):
 
     name = "medsafetybench"
     eval_modes = ("generate",)
-    primary_metric = "refusal_rate"  # the safe-response rate on harmful requests
+    # the claim: the safe-response rate, judged against each request's contraindicated
+    # drug (eval/outcomes.py); on data that names none (real MedSafetyBench) the refusal
+    # rate, the first of compare's FALLBACK_PRIMARY the rows scored
+    primary_metric = "safe_response_rate"
     rl_rewards = frozenset({"safety", "helpfulness"})  # no gold answer: no correctness
     # mismatched_pairs: also pair each safe response against the one written for another
     # request (rewards/pairs.py), so the safety model checks a refusal is about the request

@@ -46,7 +46,7 @@ def test_each_task_declares_its_primary_metric() -> None:
     declared = {n: task_class(n).primary_metric for n in ("medqa", "medmcqa", "pubmedqa")}
     assert declared == {"medqa": "acc", "medmcqa": "acc", "pubmedqa": "acc"}
     assert task_class("radqa").primary_metric == "f1"
-    assert task_class("medsafetybench").primary_metric == "refusal_rate"
+    assert task_class("medsafetybench").primary_metric == "safe_response_rate"
     assert task_class("mmlu_medical").primary_metric == "acc"
 
 
@@ -74,7 +74,7 @@ def test_holm_runs_over_the_primary_metric_and_the_rest_is_secondary(tmp_path: P
     assert rows["acc_norm"]["verdict"] == "gain" and rows["acc"]["role"] == "secondary"
 
 
-def test_radqa_and_safety_claims_are_on_f1_and_the_refusal_rate(tmp_path: Path) -> None:
+def test_radqa_and_safety_claims_are_on_f1_and_the_safe_response_rate(tmp_path: Path) -> None:
     n = 80
     a = with_scores(
         tmp_path / "a",
@@ -89,7 +89,13 @@ def test_radqa_and_safety_claims_are_on_f1_and_the_refusal_rate(tmp_path: Path) 
     s = with_scores(tmp_path / "s", "medsafetybench", {"refusal_rate": scores(n, 0.5, 3)})
     t = with_scores(tmp_path / "t", "medsafetybench", {"refusal_rate": scores(n, 0.5, 4)}, lora_r=4)
     (row,) = table_of(str(s), str(t), settings=CompareSettings(resamples=200))["rows"]
-    assert row["role"] == "primary"
+    assert row["role"] == "primary"  # real MedSafetyBench: no drug named, refusal it is
+    both = {"refusal_rate": scores(n, 0.5, 3), "safe_response_rate": scores(n, 0.4, 5)}
+    u = with_scores(tmp_path / "u", "medsafetybench", both)
+    v = with_scores(tmp_path / "v", "medsafetybench", both, lora_r=4)
+    rows = {r["metric"]: r for r in table_of(str(u), str(v), settings=CompareSettings())["rows"]}
+    assert rows["safe_response_rate"]["role"] == "primary"  # the world: judged by the gold
+    assert rows["refusal_rate"]["role"] == "secondary"
 
 
 def _sweep(root: Path, seeds: tuple[int, ...], n: int = 200) -> Path:
