@@ -118,7 +118,7 @@ def check_ranges(cfg: RunConfig) -> None:
                 "above 1 do that)"
             )
     mixes = {"dataset.mix": dict(cfg.dataset.mix or {})} | {
-        f"curriculum.stages.{name}.mix": dict(step.mix)
+        f"curriculum.stages.{name}.mix": dict(step.mix or {})
         for name, step in cfg.curriculum.stages.items()
     }
     for where, mix in mixes.items():

@@ -252,7 +252,7 @@ class CurriculumStageStep:
     replay: float | None = None  # null: curriculum.replay
     # datasets trained alongside the stage's own, {name: mix weight} (a safety stage's
     # benign questions beside its harmful requests); replayed later like the stage's own
-    mix: dict[str, float] = field(default_factory=dict)
+    mix: dict[str, float] | None = None
     overrides: list[str] = field(default_factory=list)
 
 

@@ -161,7 +161,7 @@ def _advance(
 
     if spec.curriculum == "dataset" and entry["name"] in cfg.datasets:  # replayed later
         step = cfg.curriculum.stages.get(entry["name"])
-        state["trained"] += [entry["name"], *(step.mix if step is not None else {})]
+        state["trained"] += [entry["name"], *((step.mix if step is not None else None) or {})]
     if spec.hands_on == "adapter" and entry.get("adapter"):
         _check_handed_on(spec, entry)
         run_dir = stage_dir.parent
@@ -315,7 +315,7 @@ def _replay_mix(cfg: RunConfig, name: str, spec: StageSpec, trained: list[str]) 
     curriculum.replay, or the stage's own `replay`); nothing when it does neither."""
     step = cfg.curriculum.stages.get(name)
     weight = step.replay if step is not None and step.replay is not None else cfg.curriculum.replay
-    alongside = dict(step.mix) if step is not None else {}
+    alongside = dict(step.mix or {}) if step is not None else {}
     # in [0, 1]: refused at start-up otherwise (medalign.checks.check_ranges)
     earlier = [d for d in trained if d != name and d not in alongside] if weight else []
     if spec.curriculum != "dataset" or not (alongside or earlier):

@@ -98,7 +98,7 @@ def _reward_model_judgement(
     """The safety reward model's score of each response, on its fitted scale where it has
     one (rewards/scale.py), with a bootstrap interval: a model's judgement, labelled so."""
     from medalign.models.inference import reward_model_dir, reward_model_fn
-    from medalign.rewards.scale import read_scale, standardize
+    from medalign.models.reward_scale import read_scale, standardize
 
     path = str(reward_model_dir("safety", str(ctx.reward_models["safety"])))
     chats = [[{"role": "user", "content": p}] for p in prompts]

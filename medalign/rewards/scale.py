@@ -34,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from medalign.errors import MedalignError
+from medalign.models.reward_scale import SCALE_FILE, read_scale, standardize
 from medalign.outputs import write_json_atomic
+
+__all__ = ["SCALE_FILE", "fit_scale", "read_scale", "standardize", "write_scale"]
 
 log = logging.getLogger(__name__)
 
-SCALE_FILE = "scale.json"
 METHOD = "standardize"  # z = (score - mean) / std over held-out chosen + rejected scores
 FIT_COMMAND = "python -m medalign.rewards.scale"
 
@@ -79,27 +81,10 @@ def fit_scale(chosen: list[float], rejected: list[float], fitted_on: str) -> dic
     }
 
 
-def standardize(raw: list[float], scale: dict[str, Any]) -> list[float]:
-    """`raw` on the fitted scale; a model that scores every answer alike tells nothing
-    (std 0), so it scores 0 everywhere."""
-    std = float(scale["std"])
-    if std <= 1e-8:
-        return [0.0 for _ in raw]
-    return [(s - float(scale["mean"])) / std for s in raw]
-
-
 def write_scale(model_dir: Path, scale: dict[str, Any]) -> Path:
     path = Path(model_dir) / SCALE_FILE
     write_json_atomic(path, scale)
     return path
-
-
-def read_scale(model_dir: str | Path) -> dict[str, Any] | None:
-    """The fitted scale beside a reward model, or None (a model from before #33)."""
-    path = Path(model_dir) / SCALE_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
 
 
 def fit_and_write(

@@ -28,4 +28,4 @@ def test_summary_shows_an_uncountable_rate_as_na() -> None:
     }
     summary = summary_markdown(results)
     assert not re.search(r"\bnan\b", summary, re.IGNORECASE), summary
-    assert "| radqa | false_confidence | n/a | 0 |" in summary
+    assert "| radqa | false_confidence | n/a | n/a | 0 |" in summary

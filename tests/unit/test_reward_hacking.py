@@ -242,3 +242,49 @@ def test_a_policy_that_learns_to_refuse_everything_is_flagged_on_benign_prompts(
     assert out["hacking/safety_on_benign/answered_safely_last_fifth"] < 0.2
     pooled = reward_vs_gold([{**r, "reward": "safety"} for r in trace.rows])
     assert pooled["rl/reward_hacking"] == []  # what the pooled trace hid
+
+
+def test_ranked_pairs_from_a_reward_model_with_another_tokenizer_are_refused(
+    tmp_path: Path,
+) -> None:
+    """rl.pairs=ranked: a weighted reward model whose tokenizer is not the policy's was
+    trained on another model's view of the text; refused at start-up, naming both."""
+    from transformers import AutoTokenizer
+
+    from medalign.config import ModelConfig
+    from medalign.models.load import model_source
+    from tests.conftest import default
+
+    policy = model_source(default(ModelConfig))  # the tiny model, built locally
+    model = _reward_model(tmp_path / "run" / "reward_safety", scale=True)
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    tokenizer.add_tokens(["<another-models-token>"])
+    tokenizer.save_pretrained(model)
+    message = _refused(
+        tmp_path,
+        "stage=rl",
+        "rl=dpo",
+        "rl.pairs=ranked",
+        f"init_from={policy}",
+        f"reward.models.safety={model}",
+        "reward.weights={correctness:1.0,safety:0.5}",
+        "rl.datasets=[medmcqa,medsafetybench]",
+    )
+    assert "another tokenizer than the policy" in message and "reward.models.safety" in message
+    AutoTokenizer.from_pretrained(policy).save_pretrained(model)  # the policy's own: accepted
+    from medalign.config import validate
+    from medalign.rewards.checks import _check_tokenizers
+    from tests.conftest import compose
+
+    _check_tokenizers(
+        validate(
+            compose(
+                "stage=rl",
+                "rl=dpo",
+                "rl.pairs=ranked",
+                f"init_from={policy}",
+                f"reward.models.safety={model}",
+                "reward.weights={correctness:1.0,safety:0.5}",
+            )
+        )
+    )
