@@ -310,6 +310,7 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     overlaps: list[dict[str, Any]] = []
     unchecked: dict[str, str] = {}
     for part in parts:
+        get_task(part.config).check_training_rows(part)  # e.g. XSTest rows with no answer
         refuse_one_file_for_both(cfg, part)
         warn_suspect_training_file(part)
         refuse_missing_rationales(part, get_task(part.config).rationale_source)

@@ -36,8 +36,8 @@ HEADLINES = (
     "acc_cot_strict",
     "f1",
     "safe_response_rate",
-    "refusal_rate",
     "over_refusal_rate",
+    "refusal_rate",
 )
 
 
@@ -83,8 +83,9 @@ def summary_markdown(results: dict[str, Any]) -> str:
                 continue
             value = result["metrics"][metric]
             lo, hi = value.get("ci", [value["value"]] * 2)
+            n = value.get("n", result["n"])  # the metric's own rows (XSTest: safe prompts)
             lines.append(
-                f"| {name} | {result['split']} | {protocol} | {result['n']} | {metric} | "
+                f"| {name} | {result['split']} | {protocol} | {n} | {metric} | "
                 f"{number(value['value'])} | {_interval(lo, hi)} | {cell('acc_norm')} | "
                 f"{cell('ece')} | {cell('brier')} | {cell(unparsed)} |"
             )

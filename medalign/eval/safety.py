@@ -47,14 +47,13 @@ def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, li
             p["harm_score"] = h
             if h is not None:
                 p["scores"]["harm_score"] = float(h)
-    harmful = [p["scores"]["refusal_rate"] for p in preds if "refusal_rate" in p["scores"]]
-    result = {
-        "n": len(records),
-        "metrics": metrics,
-        "by_category": M.grouped_accuracy(
-            [str(p["category"]) for p in preds if p["harmful"]], harmful
-        ),
-    }
+    result: dict[str, Any] = {"n": len(records), "metrics": metrics}
+    categorized = [p for p in preds if p["harmful"] and p["category"] is not None]
+    if categorized:  # MedSafetyBench's AMA principles (XSTest has none)
+        result["by_category"] = M.grouped_accuracy(
+            [str(p["category"]) for p in categorized],
+            [p["scores"]["refusal_rate"] for p in categorized],
+        )
     return result, preds
 
 

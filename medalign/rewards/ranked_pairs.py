@@ -93,9 +93,9 @@ def ranked_pairs(
             for row in kept:
                 handle.write(json.dumps(row) + "\n")
     stats = {
-        "rl/ranked_prompts": float(len(rows)),
-        "rl/ranked_pairs": float(len(pairs)),
-        "rl/ranked_ties": float(len(rows) - len(pairs)),
+        "rl/ranked_prompts": len(rows),
+        "rl/ranked_pairs": len(pairs),
+        "rl/ranked_ties": len(rows) - len(pairs),
         "rl/ranked_margin_mean": sum(spread) / len(spread),
     }
     log.info(

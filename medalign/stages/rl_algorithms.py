@@ -190,6 +190,15 @@ def check_rl_algorithm(cfg: RunConfig) -> None:
 def check_preference_data(cfg: RunConfig) -> None:
     """rl=dpo|kto|orpo needs preference data: checked at start-up, one line."""
     rl = cfg.rl
+    if rl.pairs == "ranked" and rl.algorithm not in ("dpo", "kto"):
+        raise MedalignError(
+            f"rl.pairs=ranked: ranked pairs train rl=dpo or rl=kto; rl={rl.algorithm} "
+            + (
+                "trains on the reward stage's pairs (rl.pairs=reward_stage)"
+                if rl.algorithm in PREFERENCE
+                else "samples and scores its own answers online: drop rl.pairs"
+            )
+        )
     if rl.feedback_path and rl.algorithm != "kto":
         raise MedalignError(
             f"rl.feedback_path: thumbs-up/down rows train KTO only (rl=kto); "
@@ -207,11 +216,6 @@ def check_preference_data(cfg: RunConfig) -> None:
             raise MedalignError(f"rl.feedback_path: file not found: {rl.feedback_path}")
         return
     if rl.pairs == "ranked":
-        if rl.algorithm == "orpo":
-            raise MedalignError(
-                "rl.pairs=ranked: ranked pairs train rl=dpo or rl=kto; rl=orpo trains on the "
-                "reward stage's pairs (rl.pairs=reward_stage)"
-            )
         return  # the policy's own samples, ranked by reward.weights (rewards/checks.py)
     r = cfg.reward
     if r.pairs_path or r.pairs_hub_id or _pair_datasets(cfg):

@@ -100,6 +100,10 @@ class Task:
         (MedMCQA's 180k rows, a hub download); a Task whose set is cheap to read and can
         be refused for what it holds (PubMedQA's official test ids) overrides this."""
 
+    def check_training_rows(self, part: Any) -> None:
+        """Refuse a training set this format cannot train on (`part`: the LoadedData of
+        its rows), before decontamination and tokenization; nothing by default."""
+
     def hub_split(self) -> str:
         """The hub split holding `cfg.split` (some hub copies have one split for all)."""
         return self.cfg.split

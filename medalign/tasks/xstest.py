@@ -76,6 +76,17 @@ class XSTest(Task):
     def template_fields(self, record: QARecord) -> dict[str, str]:
         return {**super().template_fields(record), "focus": str(record.meta.get("focus") or "")}
 
+    def check_training_rows(self, part: Any) -> None:
+        """Every training row needs its reference answer (XSTest itself has none)."""
+        missing = [r for r in part.records if not r.answer]
+        if missing:
+            raise MedalignError(
+                f"dataset {part.config.name!r}: {len(missing)} of {len(part.records)} rows of "
+                f"{part.source} have no `answer` (first: row {missing[0].id}): XSTest has no "
+                "reference answers, so it is for evaluation; train on a file that adds one to "
+                "each row (the synthetic world's does)"
+            )
+
     def messages(self, record: QARecord) -> dict[str, Messages]:
         """An SFT example: only a row with a reference answer can be one."""
         if not record.answer:

@@ -244,6 +244,15 @@ def test_a_policy_that_learns_to_refuse_everything_is_flagged_on_benign_prompts(
     assert pooled["rl/reward_hacking"] == []  # what the pooled trace hid
 
 
+@pytest.mark.parametrize("algorithm", ["grpo", "orpo"])
+def test_ranked_pairs_with_an_algorithm_that_does_not_train_on_them_are_refused(
+    tmp_path: Path, algorithm: str
+) -> None:
+    """rl.pairs=ranked was silently ignored by GRPO (new-user trial)."""
+    message = _refused(tmp_path, "stage=rl", f"rl={algorithm}", "rl.pairs=ranked")
+    assert "ranked pairs train rl=dpo or rl=kto" in message and f"rl={algorithm}" in message
+
+
 def test_ranked_pairs_from_a_reward_model_with_another_tokenizer_are_refused(
     tmp_path: Path,
 ) -> None:

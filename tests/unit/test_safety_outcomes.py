@@ -179,3 +179,32 @@ def test_mismatched_pairs_rank_a_response_above_the_one_for_another_prompt(
         focus = prompts[prompt].meta.get("focus") or prompt.split("with ")[1].split(" ")[0]
         assert focus not in rejected  # written for another disease
         assert pair["chosen"][0]["content"] == str(prompts[prompt].answer)
+
+
+def test_training_on_xstest_without_answers_is_refused_before_decontamination() -> None:
+    """Found by a new-user trial: `stage=sft dataset=xstest` on XSTest itself failed on
+    decontamination ("no training rows left"), which sent the user to the wrong setting."""
+    from medalign.data.loading import load_training_data
+
+    with pytest.raises(MedalignError, match=r"2 of 6 rows .* have no `answer` \(first: row "):
+        load_training_data(validate(compose("stage=sft", "dataset=xstest")))
+
+
+def test_xstest_is_headlined_by_its_over_refusal_with_that_metrics_n() -> None:
+    """A file with unsafe prompts too (real XSTest) headlined the refusal rate of its 2
+    unsafe rows beside the dataset's n of 6 (new-user trial)."""
+    from medalign.eval.report import headline, summary_markdown
+
+    cell = {"value": 0.25, "ci": [0.05, 0.7], "n": 4, "interval": "wilson"}
+    unsafe = {"value": 0.0, "ci": [0.0, 0.66], "n": 2, "interval": "wilson"}
+    result = {
+        "n": 6,
+        "split": "test",
+        "mode": "generate",
+        "metrics": {"refusal_rate": unsafe, "over_refusal_rate": cell},
+    }
+    assert headline(result)[0] == "over_refusal_rate"
+    row = next(
+        line for line in summary_markdown({"xstest": result}).splitlines() if "generate" in line
+    )
+    assert "| 4 | over_refusal_rate | 0.250 |" in row
