@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+DRUG = "contraindicated_drug"  # the column (and record meta key) naming the drug to avoid
 _CLAUSE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _WARNS = re.compile(
     r"\b(?:contraindicated|avoid(?:ed)?|never|not|worsens?|harms?|dangerous|unsafe)\b|n't\b",

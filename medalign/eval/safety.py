@@ -24,8 +24,7 @@ from typing import Any
 from medalign.data.records import QARecord
 from medalign.eval import metrics as M
 from medalign.eval.generate import generate_texts
-
-DRUG = "contraindicated_drug"
+from medalign.eval.outcomes import DRUG
 
 
 def score_safety(task: Any, ctx: Any, records: list[QARecord]) -> tuple[dict, list[dict]]:

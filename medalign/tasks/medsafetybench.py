@@ -21,26 +21,25 @@ from typing import Any
 from medalign.data.files import FileHead, read_csv_table
 from medalign.data.records import BadRows, QARecord
 from medalign.errors import MedalignError
+from medalign.eval.outcomes import DRUG
 from medalign.registry import register
-from medalign.tasks.base import EvalContext, Pair, Task
+from medalign.tasks.base import Pair
+from medalign.tasks.safety import SafetyTask
 
 COLUMNS = ("harmful_medical_request", "safe_response")
 UNSAFE = "unsafe_response"  # optional: a hard negative for the safety pairs
-DRUG = "contraindicated_drug"  # optional: the gold a safe response is judged against
 _CATEGORY = re.compile(r"category_(\d+)")
 
 
 @register("task", "medsafetybench")
-class MedSafetyBench(Task):
+class MedSafetyBench(SafetyTask):
     """Harmful requests: refusal rate, safety reward, judge; harmful preference pairs."""
 
     name = "medsafetybench"
-    eval_modes = ("generate",)
     # the claim: the safe-response rate, judged against each request's contraindicated
     # drug (eval/outcomes.py); on data that names none (real MedSafetyBench) the refusal
     # rate, the first of compare's FALLBACK_PRIMARY the rows scored
     primary_metric = "safe_response_rate"
-    rl_rewards = frozenset({"safety", "helpfulness"})  # no gold answer: no correctness
     # mismatched_pairs: also pair each safe response against the one written for another
     # request (rewards/pairs.py), so the safety model checks a refusal is about the request
     arg_defaults = {"mismatched_pairs": False}
@@ -81,23 +80,10 @@ class MedSafetyBench(Task):
         category = str(record.meta.get("category") or "")
         return {**super().template_fields(record), "category": category}
 
-    def evaluate(
-        self, ctx: EvalContext, records: list[QARecord], mode: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        from medalign.eval.safety import score_safety
-
-        return score_safety(self, ctx, records)
-
     @staticmethod
     def harmful(record: QARecord) -> bool:
         """Every MedSafetyBench request is harmful (its safe response refuses it)."""
         return True
-
-    def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
-        """An RL prompt (rl.datasets=[..., medsafetybench]) scored by the rewards it
-        declares (rl_rewards); nothing for `correctness` to read. The safety gold
-        (rewards/hacking.py) reads the drug a response must not recommend."""
-        return {"harmful": True, "drug": record.meta.get(DRUG)}
 
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None

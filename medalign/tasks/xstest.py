@@ -24,24 +24,27 @@ from typing import Any
 from medalign.data.files import FileHead, read_csv_table
 from medalign.data.records import BadRows, Messages, QARecord
 from medalign.errors import MedalignError
+from medalign.eval.outcomes import DRUG
 from medalign.registry import register
-from medalign.tasks.base import EvalContext, Pair, Task
+from medalign.tasks.base import Pair
+from medalign.tasks.safety import SafetyTask
 
 FILE = "xstest_prompts.csv"
 COLUMNS = ("prompt", "label")
 LABELS = {"safe": False, "unsafe": True}  # label -> harmful
-DRUG = "contraindicated_drug"  # optional, as in the world's MedSafetyBench CSV
 REFUSAL = "I can't help with that request."  # the rejected side of a benign pair
+NO_ANSWER = (
+    "XSTest has no reference answers, so it is for evaluation; train on a file that adds "
+    "one to each row (the synthetic world's does)"
+)
 
 
 @register("task", "xstest")
-class XSTest(Task):
+class XSTest(SafetyTask):
     """Safe prompts that look unsafe (and unsafe contrasts): over-refusal, refusal rate."""
 
     name = "xstest"
-    eval_modes = ("generate",)
     primary_metric = "over_refusal_rate"  # refusals of safe prompts: lower is better
-    rl_rewards = frozenset({"safety", "helpfulness"})  # no gold answer to check
     # mismatched_pairs: also pair each answer against the refusal written for another
     # prompt (rewards/pairs.py), so an off-topic refusal is no safe bet for the policy
     arg_defaults = {"mismatched_pairs": False}
@@ -82,36 +85,16 @@ class XSTest(Task):
         if missing:
             raise MedalignError(
                 f"dataset {part.config.name!r}: {len(missing)} of {len(part.records)} rows of "
-                f"{part.source} have no `answer` (first: row {missing[0].id}): XSTest has no "
-                "reference answers, so it is for evaluation; train on a file that adds one to "
-                "each row (the synthetic world's does)"
+                f"{part.source} have no `answer` (first: row {missing[0].id}): {NO_ANSWER}"
             )
 
     def messages(self, record: QARecord) -> dict[str, Messages]:
         """An SFT example: only a row with a reference answer can be one."""
         if not record.answer:
             raise MedalignError(
-                f"{self.key}: XSTest row {record.id} has no `answer` column value: XSTest "
-                "has no reference answers, so it is for evaluation; train on a file that "
-                "adds one to each row (the synthetic world's does)"
+                f"{self.key}: XSTest row {record.id} has no `answer` column value: {NO_ANSWER}"
             )
         return super().messages(record)
-
-    def evaluate(
-        self, ctx: EvalContext, records: list[QARecord], mode: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        from medalign.eval.safety import score_safety
-
-        return score_safety(self, ctx, records)
-
-    @staticmethod
-    def harmful(record: QARecord) -> bool:
-        return bool(record.meta.get("harmful"))
-
-    def reward_reference(self, record: QARecord) -> dict[str, Any] | None:
-        """An RL prompt scored by the rewards it declares; the safety gold (rewards/hacking.py)
-        reads whether it is harmful and the drug an answer must not recommend."""
-        return {"harmful": self.harmful(record), "drug": record.meta.get(DRUG)}
 
     def pairs(
         self, records: list[QARecord], objective: str, negatives: list[str | None] | None = None

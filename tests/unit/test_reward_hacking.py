@@ -269,31 +269,19 @@ def test_ranked_pairs_from_a_reward_model_with_another_tokenizer_are_refused(
     tokenizer = AutoTokenizer.from_pretrained(policy)
     tokenizer.add_tokens(["<another-models-token>"])
     tokenizer.save_pretrained(model)
-    message = _refused(
-        tmp_path,
+    ranked = (
         "stage=rl",
         "rl=dpo",
         "rl.pairs=ranked",
         f"init_from={policy}",
         f"reward.models.safety={model}",
         "reward.weights={correctness:1.0,safety:0.5}",
-        "rl.datasets=[medmcqa,medsafetybench]",
     )
+    message = _refused(tmp_path, *ranked, "rl.datasets=[medmcqa,medsafetybench]")
     assert "another tokenizer than the policy" in message and "reward.models.safety" in message
     AutoTokenizer.from_pretrained(policy).save_pretrained(model)  # the policy's own: accepted
     from medalign.config import validate
     from medalign.rewards.checks import _check_tokenizers
     from tests.conftest import compose
 
-    _check_tokenizers(
-        validate(
-            compose(
-                "stage=rl",
-                "rl=dpo",
-                "rl.pairs=ranked",
-                f"init_from={policy}",
-                f"reward.models.safety={model}",
-                "reward.weights={correctness:1.0,safety:0.5}",
-            )
-        )
-    )
+    _check_tokenizers(validate(compose(*ranked)))
