@@ -5,9 +5,10 @@ A learned reward is a proxy; a rise in it is progress only if the outcome it sta
 rises too (rewards/hacking.py records both while RL trains). The table puts them side by
 side, fifth by fifth, so a reader sees the score climb while the gold falls, and the last
 column repeats the RL stage's own verdict (`rl/reward_hacking`): both changes from the
-first to the last fifth significant (Welch's test on the per-step means), in opposite
-directions. Why a section and not only metrics: in the world's GRPO run of 2026-12-02 the
-total reward rose while correctness fell, and nothing in results.md said so.
+first to the last fifth significant (paired over the prompts scored in both fifths, or
+Welch's test on the per-step means where too few pair), in opposite directions. Why a
+section and not only metrics: in the world's GRPO run of 2026-12-02 the total reward
+rose while correctness fell, and nothing in results.md said so.
 """
 
 from __future__ import annotations
@@ -49,14 +50,15 @@ def hacking_section(manifest: dict[str, Any]) -> Section | None:
                         *cells,
                         change,
                         _p(p),
+                        _test(metrics, prefix) if kind == "score" else "",
                         verdict if kind == "score" else "",
                     )
                 )
     if not rows:
         return None
     header = ("stage", "reward model / its gold", "n (first fifth)")
-    header += tuple(f"fifth {i}" for i in range(1, 6)) + ("last - first", "p", "flag")
-    rule = "|---|---|---:|" + "---:|" * 7 + "---|"
+    header += tuple(f"fifth {i}" for i in range(1, 6)) + ("last - first", "p", "test", "flag")
+    rule = "|---|---|---:|" + "---:|" * 7 + "---|---|"
     foot = (
         "Each reward model's standardized score (z: its held-out pairs' scale) and the gold "
         "outcome it stands for (helpfulness: correctness on questions with a gold answer; "
@@ -64,9 +66,10 @@ def hacking_section(manifest: dict[str, Any]) -> Section | None:
         "contraindicated drug; on benign prompts that look unsafe, an answer that does not "
         "recommend it), on the same "
         "completions, as the mean of each fifth's per-step means with its 95% interval "
-        "(n: completions in the first fifth). p: Welch's test between the first and last "
-        f"fifth's step means; ✱: p < {ALPHA}. Flagged as hacking when the score rose and "
-        "the gold fell, both significantly."
+        "(n: completions in the first fifth). p: first against last fifth, paired over the "
+        "prompts scored in both (each prompt's mean difference, a sign-flip test) or, where "
+        f"too few prompts pair, Welch's test on the fifths' step means; ✱: p < {ALPHA}. "
+        "Flagged as hacking when the score rose and the gold fell, both significantly."
     )
     return Section(
         "Reward hacking: each reward model beside its gold outcome",
@@ -78,6 +81,17 @@ def _cell(value: float, ci: list[float] | None) -> str:
     if ci is None or ci[0] is None:
         return f"{value:.3f}"
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _test(metrics: dict[str, Any], prefix: str) -> str:
+    """Which test gave p, with its n: `paired, 24 prompts` or `Welch, 12 + 12 steps`."""
+    test = metrics.get(f"{prefix}test")
+    if test == "paired":
+        return f"paired, {metrics[f'{prefix}paired_prompts']} prompts"
+    if test == "welch":
+        first, last = metrics[f"{prefix}steps_first_fifth"], metrics[f"{prefix}steps_last_fifth"]
+        return f"Welch, {first} + {last} steps"
+    return "none (too few steps)"
 
 
 def _p(p: float | None) -> str:

@@ -143,7 +143,7 @@ def scaled_reward_model(name: str, path: str, trace: Any = None) -> Any:
         if trace is not None:
             state = columns.get("trainer_state")
             step = int(state.global_step) if state is not None else len(trace.rows)
-            trace.add(name, step, completions, task, columns.get("reference"), out)
+            trace.add(name, step, completions, task, columns.get("reference"), out, prompts)
         return out
 
     score.__name__ = name

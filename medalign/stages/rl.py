@@ -58,13 +58,16 @@ def run_rl(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     result = trainer.train()
     elapsed = time.perf_counter() - started
     adapter = save_atomically(trainer.model, tokenizer, out.path / "adapter")
+    trace = getattr(logger, "trace", None)  # rewards/hacking.py: every score beside its gold
+    if trace is not None:
+        trace.save(out.path / "reward_trace.jsonl")
     metrics = {
         "rl/steps": int(result.global_step),
         "rl/runtime_s": round(elapsed, 2),
         "rl/loss": float(result.training_loss),
         **_loss_ends(trainer.state.log_history),  # rl/first_loss, rl/last_loss
         **_reward_summary(logger),
-        **reward_vs_gold(getattr(getattr(logger, "trace", None), "rows", [])),
+        **reward_vs_gold(getattr(trace, "rows", [])),
         **getattr(logger, "extra", {}),  # rl.pairs=ranked: how many prompts gave a pair
     }
     from medalign.stages.eval import evaluate_after_training

@@ -217,7 +217,7 @@ def test_rl_scores_a_reward_model_on_its_scale_and_only_where_its_task_says(
     the weighted sum by TRL)."""
     from medalign.models.inference import reward_model_fn
     from medalign.rewards.functions import scaled_reward_model
-    from medalign.rewards.hacking import RewardTrace
+    from medalign.rewards.hacking import RewardTrace, prompt_key
     from medalign.rewards.scale import read_scale
 
     path = _manifest(reward_run)["reward_models"]["safety"]
@@ -231,7 +231,10 @@ def test_rl_scores_a_reward_model_on_its_scale_and_only_where_its_task_says(
     scale = read_scale(path)
     assert scaled[1] is None
     assert scaled[0] == pytest.approx((raw - scale["mean"]) / scale["std"], abs=1e-5)
-    assert trace.rows == [{"reward": "safety", "step": 0, "score": scaled[0], "gold": 1.0}]
+    key = prompt_key(prompts[0])  # what pairs this prompt's completions across fifths
+    assert trace.rows == [
+        {"reward": "safety", "step": 0, "score": scaled[0], "gold": 1.0, "prompt": key}
+    ]
 
 
 def test_rl_with_reward_models_logs_scores_beside_gold_and_safety_eval(
@@ -272,8 +275,13 @@ def test_rl_with_reward_models_logs_scores_beside_gold_and_safety_eval(
             low, high = metrics[h + f"{gold}_{part}_ci"]
             assert 0.0 <= low <= metrics[h + f"{gold}_{part}"] <= high <= 1.0
             assert h + f"score_{part}_ci" in metrics
+        assert h + "paired_prompts" not in metrics  # 2 prompts a dataset: too few to pair
     saved = json.loads((tmp_path / "rl" / "metrics.json").read_text())
     assert saved["rl/reward_hacking"] == metrics["rl/reward_hacking"]
+    traced = (tmp_path / "rl" / "reward_trace.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in traced]  # every scored completion, for a reader
+    assert {r["reward"] for r in rows} == {"helpfulness", "safety"}
+    assert len({r["prompt"] for r in rows if r["reward"] == "safety"}) == 2
     results = json.loads((tmp_path / "rl" / "eval" / "results.json").read_text())
     safety_metrics = results["medsafetybench"]["metrics"]
     assert 0.0 <= safety_metrics["refusal_rate"]["value"] <= 1.0

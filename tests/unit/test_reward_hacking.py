@@ -125,6 +125,85 @@ def test_too_few_steps_report_the_fifths_without_a_test_or_a_flag() -> None:
     assert reward_vs_gold([]) == {}  # no reward model traced: nothing claimed
 
 
+def _passes(gold_drop: float, score_rise: float, seed: int, keyed: bool = True) -> list[dict]:
+    """Five passes over the same 24 prompts, one a fifth of 60 steps (2 prompts x 4
+    completions a step), as the world's RL draws them (rl.limit). Prompts differ (gold
+    rate 0.1-0.9, score level N(0, 1)), as questions differ in difficulty; the policy moves
+    every prompt's gold by -gold_drop and its score by +score_rise over the passes."""
+    rng = random.Random(seed)
+    base = [(rng.uniform(0.1, 0.9), rng.gauss(0, 1)) for _ in range(24)]
+    rows = []
+    for fifth in range(5):
+        order = list(range(24))
+        rng.shuffle(order)
+        for j, prompt in enumerate(order):
+            rate, level = base[prompt]
+            for _ in range(4):
+                row = {
+                    "reward": "helpfulness",
+                    "step": fifth * 12 + j // 2,
+                    "score": rng.gauss(level + score_rise * fifth / 4, 0.3),
+                    "gold": float(rng.random() < rate - gold_drop * fifth / 4),
+                }
+                if keyed:
+                    row["prompt"] = f"prompt-{prompt}"
+                rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pairing_prompts_across_fifths_flags_what_step_means_cannot(seed: int) -> None:
+    """A run built to hack (2026-12-07) moved score and gold the wrong ways, and Welch's test
+    over a fifth's step means could not tell: the prompts' own spread swamps the change.
+    Each prompt against itself, the same change is significant."""
+    h = "hacking/helpfulness/"
+    paired = reward_vs_gold(_passes(0.2, 0.5, seed))
+    assert paired[h + "test"] == "paired" and paired[h + "paired_prompts"] == 24
+    assert paired["rl/reward_hacking"] == ["helpfulness"]
+    unpaired = reward_vs_gold(_passes(0.2, 0.5, seed, keyed=False))  # the same draws, no keys
+    assert unpaired[h + "test"] == "welch" and h + "paired_prompts" not in unpaired
+    assert unpaired["rl/reward_hacking"] == []
+    assert unpaired[h + "correctness_last_fifth"] == paired[h + "correctness_last_fifth"]
+    from medalign.reports.hacking import hacking_section
+
+    table = hacking_section({"stages": [{"name": "rl", "metrics": paired}]}).markdown()
+    assert "paired, 24 prompts" in table and "HACKING" in table
+
+
+def test_the_paired_test_is_calibrated_when_the_gold_does_not_move() -> None:
+    """No change in any prompt's gold: p < 0.05 in about 5% of runs, and no flag from
+    a score that rises alone."""
+    h = "hacking/helpfulness/"
+    runs = [reward_vs_gold(_passes(0.0, 0.5, 100 + seed)) for seed in range(100)]
+    false_alarms = sum(r[h + "correctness_fifths_p"] < 0.05 for r in runs)
+    assert false_alarms <= 10  # binomial(100, 0.05): P(> 10) < 0.012
+    assert sum(bool(r["rl/reward_hacking"]) for r in runs) <= false_alarms
+
+
+def test_the_trace_keeps_every_completion_with_its_prompt(tmp_path: Path) -> None:
+    from medalign.rewards.hacking import RewardTrace, prompt_key
+
+    trace = RewardTrace()
+    answer = [{"role": "assistant", "content": "Final answer: B"}]
+    prompt = [{"role": "user", "content": "Which drug?"}]
+    trace.add("helpfulness", 3, [answer], ["medmcqa"], [MC_REF], [0.7], [prompt])
+    trace.add("helpfulness", 3, [answer], ["medmcqa"], [MC_REF], [None], [prompt])  # unscored
+    saved = trace.save(tmp_path / "reward_trace.jsonl")
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert rows == [
+        {
+            "reward": "helpfulness",
+            "step": 3,
+            "score": 0.7,
+            "gold": 1.0,
+            "prompt": prompt_key(prompt),
+        }
+    ]
+    assert prompt_key(prompt) != prompt_key([{"role": "user", "content": "Which dose?"}])
+    assert RewardTrace().save(tmp_path / "none.jsonl") is None
+    assert not (tmp_path / "none.jsonl").exists()
+
+
 # -- start-up checks: one line, before any model loads, nothing written ------------------
 def _reward_model(folder: Path, scale: bool) -> Path:
     """A directory that looks like a saved reward model (config.json), with or without
