@@ -141,6 +141,22 @@ def curriculum_spec(name: str) -> StageSpec:
     is a stage of the per-dataset kind (SFT) on that dataset."""
     if name == BEFORE:
         return the_one("curriculum", "baseline")
-    if name in names("stage") and stage_spec(name).curriculum == "step":
-        return stage_spec(name)
+    kind = name if name in names("stage") else stage_yaml_kind(name)
+    if kind is not None and stage_spec(kind).curriculum == "step":
+        return stage_spec(kind)
     return the_one("curriculum", "dataset")
+
+
+def stage_yaml_kind(name: str) -> str | None:
+    """The `kind` of medalign's stage config `conf/stage/<name>.yaml` (None: none there),
+    so that a stage config of a step kind joins curriculum.order under its own name:
+    `dpo` and `kto` are RL stages (kind: rl) with their own algorithm."""
+    from importlib.resources import files
+
+    import yaml
+
+    path = files("medalign") / "conf" / "stage" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    kind = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("kind")
+    return kind if isinstance(kind, str) and kind in names("stage") else None

@@ -28,6 +28,7 @@ def test_every_stage_and_experiment_validates(
     overrides = [f"stage={stage}"] + ([f"experiment={experiment}"] if experiment else [])
     overrides += [f"debug={debug}"] if debug else []
     special = {k: k for k in names("stage")}  # a stage named as a kind has that kind
+    special |= {"dpo": "rl", "kto": "rl"}  # preference optimization: RL stages of their own
     typed = validate(compose(*overrides))
     needs_models = typed.stage.kind == "rl" and any(
         w and not typed.reward.models.get(n)

@@ -28,6 +28,19 @@ def test_the_curriculum_reads_roles_not_names() -> None:
     assert curriculum_spec("eval").kind == "sft"  # a kind that is not a step: a dataset name
 
 
+@pytest.mark.parametrize("name", ["dpo", "kto"])
+def test_stage_dpo_and_kto_are_rl_stages_on_ranked_pairs_in_a_curriculum_too(name: str) -> None:
+    """Issue 33: `stage=dpo` (and kto) is preference optimization on the SFT model's own
+    samples ranked by the rewards, and takes the place of `rl` in curriculum.order."""
+    cfg = validate(compose(f"stage={name}"))
+    assert (cfg.stage.kind, cfg.stage.name) == ("rl", name)
+    assert (cfg.rl.algorithm, cfg.rl.pairs) == (name, "ranked")
+    assert cfg.trainer.max_steps == validate(compose("stage=rl")).trainer.max_steps
+    assert curriculum_spec(name) is stage_spec("rl")
+    assert validate(compose(f"stage={name}", f"rl={name}")).rl.pairs == "reward_stage"
+    assert validate(compose("stage=rl")).rl.algorithm == "grpo"  # stage=rl keeps rl=grpo
+
+
 def test_a_spec_is_either_a_runner_or_a_pipeline_with_known_roles() -> None:
     from medalign.config import KindOnlyStageConfig
 

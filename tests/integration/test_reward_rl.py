@@ -121,9 +121,7 @@ def test_dpo_on_the_policys_own_samples_ranked_by_the_rewards(
     answers to harmful requests, correctness the answers to questions."""
     metrics = run(
         compose(
-            "stage=rl",
-            "rl=dpo",
-            "rl.pairs=ranked",
+            "stage=dpo",  # rl=dpo_ranked: the same as stage=rl rl=dpo rl.pairs=ranked
             "logger=none",
             f"init_from={sft_adapter}",
             f"reward.models.safety={reward_run}",
