@@ -52,8 +52,6 @@ class WorldModelConfig:
     pretrain_batch_size: int
     pretrain_max_length: int
     pretrain_repeat: int  # pretrain.repeat: the textbook this many times, reshuffled
-    copy_steps: int  # steps on echo drills before the textbook (world/drills.py); 0: none
-    copy_drills: int  # copy drills read beside each pass of the textbook, when copy_steps > 0
 
 
 @dataclass

@@ -42,7 +42,7 @@ _SUFFIX = {
     "finding": [" rash", " nodules", " tremor", " pallor", " cough", " stiffness"],
 }
 PLACES = ["palms", "shins", "tongue", "eyelids", "upper back", "knuckles", "scalp", "ankles"]
-LABS = ["sodium", "platelet count", "ferritin", "lactate", "eosinophil count", "bilirubin"]
+_LABS = ["sodium", "platelet count", "ferritin", "lactate", "eosinophil count", "bilirubin"]
 _MECHANISMS = [
     "blocking the {x} channel",
     "inhibiting {x} synthase",
@@ -98,14 +98,6 @@ def check_size(diseases: int, setting: str) -> None:
         )
 
 
-def invented_stem(rng: random.Random, syllables: int) -> str:
-    """An invented word of `syllables` syllables (onset, vowel, coda each): every name of
-    the world is one, plus its kind's suffix; world/drills.py draws fresh ones."""
-    return "".join(
-        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)
-    )
-
-
 def build_world(seed: int = 0, diseases: int = 240) -> World:
     """`diseases` invented diseases (half held out), deterministic in `seed`."""
     check_size(diseases, f"diseases={diseases}")
@@ -114,7 +106,10 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
 
     def name(kind: str, syllables: int = 2) -> str:
         while True:
-            stem = invented_stem(rng, syllables)
+            stem = "".join(
+                rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                for _ in range(syllables)
+            )
             text = (stem + rng.choice(_SUFFIX[kind])).capitalize()
             if text not in used:
                 used.add(text)
@@ -125,7 +120,7 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
     out = []
     for k in range(diseases):
         findings = tuple(f"{name('finding').lower()} on the {rng.choice(PLACES)}" for _ in range(3))
-        lab = f"{rng.choice(['a low', 'a high'])} {rng.choice(LABS)}"
+        lab = f"{rng.choice(['a low', 'a high'])} {rng.choice(_LABS)}"
         mechanism = rng.choice(_MECHANISMS).format(x=name("drug", 1).lower())
         out.append(
             Disease(

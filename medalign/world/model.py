@@ -39,8 +39,6 @@ from medalign.models.builders import (
 )
 from medalign.models.cache import build_into_cache
 from medalign.registry import register
-from medalign.world.drills import copy_drills, echo_drills
-from medalign.world.knowledge import build_world
 from medalign.world.store import CORPUS_VERSION, world_root
 
 log = logging.getLogger(__name__)
@@ -48,20 +46,10 @@ log = logging.getLogger(__name__)
 WORLD_MODEL_VERSION = 1  # bump when the world model's construction changes
 
 
-COPY_PHASE = {  # the echo-drill phase's own trainer settings (experiments/README.md, 2026-12-07)
-    "batch_size": 8,  # 8 x 128 tokens: about the 32 short drills a step it was measured with
-    "learning_rate": 1.0e-3,
-    "lr_scheduler_type": "constant",  # copying switches on late (step ~1,000): no decay before
-}
-
-
 def world_model_digest(cfg: ModelConfig) -> str:
-    world = asdict(cfg.world)
-    if not world.get("copy_steps"):  # without the copy phase: the model cached before it existed
-        world = {k: v for k, v in world.items() if k not in ("copy_steps", "copy_drills")}
     settings = {
         "tiny": {**asdict(cfg.tiny), "head_std": tiny_head_std(cfg.tiny)},
-        "world": world,
+        "world": asdict(cfg.world),
         "versions": [WORLD_MODEL_VERSION, CORPUS_VERSION],  # the textbook is all it reads
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -86,25 +74,9 @@ def build_world_model(cfg: ModelConfig) -> str:
                 world.pretrain_steps,
                 target,
             )
-            start, corpus = staging / "init", root / "corpus"
-            if world.copy_steps > 0:
-                start = _copy_phase(cfg, staging)
-                corpus = _reading_corpus(cfg, root, staging / "reading")
-            _pretrain(
-                cfg,
-                corpus,
-                start,
-                staging / "pretrain_run",
-                steps=world.pretrain_steps,
-                batch_size=world.pretrain_batch_size,
-                learning_rate=world.pretrain_learning_rate,
-                repeat=world.pretrain_repeat,
-            )
+            _pretrain(cfg, root, staging)
             (staging / "pretrain_run" / "model").rename(out)
             shutil.move(str(staging / "pretrain_run"), out / "pretrain_run")
-            if world.copy_steps > 0:  # its record (manifest, losses) beside the textbook's
-                shutil.rmtree(staging / "copy_run" / "model")
-                shutil.move(str(staging / "copy_run"), out / "copy_run")
         else:  # the control: the same model that has read nothing
             (staging / "init").rename(out)
         (out / "world.json").write_text(
@@ -115,54 +87,7 @@ def build_world_model(cfg: ModelConfig) -> str:
     return build_into_cache(target, "tokenizer.json", build)
 
 
-def _copy_phase(cfg: ModelConfig, staging: Path) -> Path:
-    """Echo drills first (world/drills.py), on the random model: the textbook never repeats
-    a span, so a model that read only it never learned to copy from its prompt. Returns the
-    model that copies; the textbook is read from it."""
-    world = cfg.world
-    corpus = staging / "copy"
-    corpus.mkdir()
-    drills = echo_drills(world.copy_steps * COPY_PHASE["batch_size"] * 4, seed=world.seed)
-    (corpus / "echo.txt").write_text("\n\n".join(drills) + "\n", encoding="utf-8")
-    log.warning("the copy phase: %d steps of echo drills before the textbook", world.copy_steps)
-    _pretrain(
-        cfg,
-        corpus,
-        staging / "init",
-        staging / "copy_run",
-        steps=world.copy_steps,
-        batch_size=COPY_PHASE["batch_size"],
-        learning_rate=COPY_PHASE["learning_rate"],
-        repeat=1,
-        extra=[f"trainer.lr_scheduler_type={COPY_PHASE['lr_scheduler_type']}"],
-    )
-    return staging / "copy_run" / "model"
-
-
-def _reading_corpus(cfg: ModelConfig, root: Path, folder: Path) -> Path:
-    """The textbook and, beside each of its passes, `copy_drills` fresh copy drills in the
-    world's words (so the copying learned first is kept, and used on findings and drugs)."""
-    world = cfg.world
-    folder.mkdir()
-    shutil.copy(root / "corpus" / "textbook.txt", folder / "textbook.txt")
-    drills = copy_drills(build_world(world.seed, world.diseases), world.copy_drills, world.seed)
-    (folder / "drills.txt").write_text("\n\n".join(drills) + "\n", encoding="utf-8")
-    return folder
-
-
-def _pretrain(
-    cfg: ModelConfig,
-    corpus: Path,
-    start: Path,
-    run_dir: Path,
-    *,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    repeat: int,
-    extra: list[str] | None = None,
-) -> None:
-    """`stage=pretrain` (every weight) from `start` on `corpus`, in a child process."""
+def _pretrain(cfg: ModelConfig, root: Path, staging: Path) -> None:
     world = cfg.world
     command = [
         sys.executable,
@@ -172,20 +97,19 @@ def _pretrain(
         "model=tiny",
         "model.name=world",
         "model.builder=hub",
-        f"model.path={start}",
+        f"model.path={staging / 'init'}",
         "lora=none",
         "logger=none",
-        f"pretrain.path={corpus}",
-        f"trainer.max_steps={steps}",
-        f"trainer.learning_rate={learning_rate}",
-        f"trainer.per_device_train_batch_size={batch_size}",
+        f"pretrain.path={root / 'corpus'}",
+        f"trainer.max_steps={world.pretrain_steps}",
+        f"trainer.learning_rate={world.pretrain_learning_rate}",
+        f"trainer.per_device_train_batch_size={world.pretrain_batch_size}",
         f"trainer.max_length={world.pretrain_max_length}",
-        f"pretrain.repeat={repeat}",
+        f"pretrain.repeat={world.pretrain_repeat}",
         "trainer.weight_decay=0.01",
         "trainer.logging_steps=50",
         f"seed={cfg.tiny.seed}",
-        f"hydra.run.dir={run_dir}",
-        *(extra or []),
+        f"hydra.run.dir={staging / 'pretrain_run'}",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, env=env, check=False)
