@@ -24,7 +24,7 @@ The test pairs prompts. A prompt's completions are not independent draws, but pr
 are: where at least MIN_PAIRED prompts were scored in both the first and the last fifth
 (the world's RL draws the same prompts in every fifth: rl.limit), each prompt's mean in
 the last fifth minus its mean in the first is one difference, and the two-sided p is the
-sign-flip permutation test over those prompts (compare/stats.py, as `stage=compare`
+sign-flip permutation test over those prompts (eval/permutation.py, as `stage=compare`
 pairs questions): the policy changed, the prompts did not. `hacking/<model>/test` says
 `paired` (with `paired_prompts`, its n) or, where too few prompts pair, `welch`: Welch's
 test over the fifths' step means, each step one draw. Why paired: a run built to hack
@@ -204,7 +204,7 @@ def _sign_flip_p(diffs: list[float]) -> float:
     """Two-sided p that the prompts' mean difference is 0 (sign flips, each prompt a unit)."""
     import numpy as np
 
-    from medalign.compare.stats import sign_flip_p
+    from medalign.eval.permutation import sign_flip_p
 
     values = np.asarray([diffs], dtype=np.float64)
     return float(sign_flip_p(values, np.arange(len(diffs)), RESAMPLES, 0)[0])
