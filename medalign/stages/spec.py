@@ -14,6 +14,7 @@ read its roles instead of its name.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,7 @@ def curriculum_spec(name: str) -> StageSpec:
     return the_one("curriculum", "dataset")
 
 
+@functools.cache  # read once per name: the curriculum asks for every stage, at each check
 def stage_yaml_kind(name: str) -> str | None:
     """The `kind` of medalign's stage config `conf/stage/<name>.yaml` (None: none there),
     so that a stage config of a step kind joins curriculum.order under its own name:

@@ -19,13 +19,11 @@ from tests.conftest import REPO, compose, options
 def _one_stage_per_kind() -> list[str]:
     """A stage of each kind, plus `dpo` (an RL stage with its own rl option): what crossing
     every experiment needs; the SFT datasets' stages differ only in their dataset."""
-    import yaml
+    from medalign.stages.spec import stage_yaml_kind
 
     chosen: dict[str, str] = {}
-    for stage in options("stage"):
-        path = REPO / "medalign" / "conf" / "stage" / f"{stage}.yaml"
-        own = yaml.safe_load(path.read_text())  # a dataset's stage extends stage/sft.yaml
-        chosen.setdefault(own.get("kind", "sft"), stage)
+    for stage in options("stage"):  # a dataset's stage extends stage/sft.yaml: no kind of its own
+        chosen.setdefault(stage_yaml_kind(stage) or "sft", stage)
     return sorted({*chosen.values(), "dpo"})
 
 
