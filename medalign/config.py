@@ -42,6 +42,17 @@ class TinyModelConfig:
 
 
 @dataclass
+class CopyPhaseConfig:
+    """model=world_copy: how the world model learns to copy from its prompt (world/model.py)."""
+
+    echo_steps: int  # echo drills, one a row, from the plain world model
+    drills_per_pass: int  # copy drills read beside each pass of the textbook afterwards
+    read_steps: int  # then the textbook again, packed, with those drills
+    read_learning_rate: float
+    read_repeat: int
+
+
+@dataclass
 class WorldModelConfig:
     """model=world: the synthetic world its tokenizer and pretraining read (builder `world`)."""
 
@@ -52,6 +63,7 @@ class WorldModelConfig:
     pretrain_batch_size: int
     pretrain_max_length: int
     pretrain_repeat: int  # pretrain.repeat: the textbook this many times, reshuffled
+    copy: CopyPhaseConfig | None  # null: no copy phase (model=world)
 
 
 @dataclass
@@ -380,6 +392,7 @@ class PretrainConfig:
     split: str
     limit: int | None
     repeat: int  # the documents N times, each pass in a new seeded order
+    packing: bool  # false: one document a row, never cut (stages/pretrain.py)
 
 
 @dataclass

@@ -7,7 +7,9 @@
 The step MMed-Llama 3, Meditron and PMC-LLaMA are built on: the model first reads the
 domain's text, then is taught its question formats. Documents (paragraphs of a .txt file,
 rows of a JSONL) are concatenated and cut into max_length blocks (TRL's `wrapped`
-packing), every token in the loss. LoRA by default (`lora=none` trains every weight);
+packing), every token in the loss; `pretrain.packing=false` gives each document a row of
+its own instead (short drills that must be seen whole: the world model's copy phase).
+LoRA by default (`lora=none` trains every weight);
 the adapter is handed to the next stage of a curriculum exactly like an SFT stage's.
 LLaMA-Factory's `stage: pt` and axolotl's `pretraining_dataset` are the same idea.
 """
@@ -40,6 +42,21 @@ def reshuffled_passes(texts: list[str], repeat: int, seed: int) -> list[str]:
     return out
 
 
+def check_unpacked_lengths(texts: list[str], tokenizer: Any, max_length: int, source: str) -> None:
+    """With `pretrain.packing=false` every document is one row: refuse one that
+    trainer.max_length would cut, naming it, rather than train on its first part."""
+    for k, text in enumerate(texts):
+        n = len(tokenizer(text)["input_ids"]) + 1  # and its EOS
+        if n > max_length:
+            opening = text[:40] + ("..." if len(text) > 40 else "")
+            raise MedalignError(
+                f"{source}, document {k + 1} ({opening!r}): {n} tokens, longer than "
+                f"trainer.max_length={max_length}, and pretrain.packing=false keeps each "
+                "document whole in one row; raise trainer.max_length, split the document, "
+                "or set pretrain.packing=true"
+            )
+
+
 def run_pretrain(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
     out, tracker = inputs.record, inputs.tracker
     from datasets import Dataset
@@ -58,13 +75,16 @@ def run_pretrain(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
     )
 
     texts, source = read_corpus(cfg.pretrain)  # bad input fails before the model loads
-    texts = reshuffled_passes(texts, cfg.pretrain.repeat, cfg.seed)
     point = inputs.start
     check_init_adapter(cfg, point)
     base = base_source(point, cfg.model)
     model_cfg = with_path(cfg, base) if point is not None and point.base else cfg.model
     tokenizer = load_tokenizer(model_cfg, base)
     eos = tokenizer.eos_token or ""
+    packing = cfg.pretrain.packing
+    if not packing:
+        check_unpacked_lengths(texts, tokenizer, cfg.trainer.max_length, source)
+    texts = reshuffled_passes(texts, cfg.pretrain.repeat, cfg.seed)
     dataset = Dataset.from_dict({"text": [t + eos for t in texts]})  # documents end with EOS
     characters = sum(len(t) for t in texts)
     out.update(
@@ -77,8 +97,9 @@ def run_pretrain(cfg: RunConfig, inputs: StageInputs) -> dict[str, Any]:
         cfg,
         trainer_args(cfg, out, tracker),
         max_length=cfg.trainer.max_length,
-        packing=True,
-        packing_strategy="wrapped",  # concatenate and cut: no padding, no document lost
+        packing=packing,
+        # packed: concatenate and cut, no padding, no document lost; else one a row, padded
+        **({"packing_strategy": "wrapped"} if packing else {}),
         dataset_text_field="text",
         completion_only_loss=False,
     )

@@ -23,7 +23,7 @@ NOTICE = (
     "SYNTHETIC: every disease, organism, finding and drug here is invented by medalign's "
     "world generator (medalign/world); none of it is medical fact."
 )
-GENERATOR_VERSION = 10  # bump when the world's rendering changes: cached worlds are never reused
+GENERATOR_VERSION = 11  # bump when the world's rendering changes: cached worlds are never reused
 CORPUS_VERSION = 3  # bump when the textbook's text changes: the world model reads only it
 MARKER = "world.json"  # the world's record, written last by render.write_world
 # The sizes a world can have. Each held-out question draws three distractors from its own
@@ -42,7 +42,7 @@ _SUFFIX = {
     "finding": [" rash", " nodules", " tremor", " pallor", " cough", " stiffness"],
 }
 PLACES = ["palms", "shins", "tongue", "eyelids", "upper back", "knuckles", "scalp", "ankles"]
-_LABS = ["sodium", "platelet count", "ferritin", "lactate", "eosinophil count", "bilirubin"]
+LABS = ["sodium", "platelet count", "ferritin", "lactate", "eosinophil count", "bilirubin"]
 _MECHANISMS = [
     "blocking the {x} channel",
     "inhibiting {x} synthase",
@@ -98,6 +98,14 @@ def check_size(diseases: int, setting: str) -> None:
         )
 
 
+def invented_stem(rng: random.Random, syllables: int) -> str:
+    """An invented word of `syllables` syllables (onset, vowel, coda each): every name of
+    the world is one, plus its kind's suffix; world/drills.py draws fresh ones."""
+    return "".join(
+        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)
+    )
+
+
 def build_world(seed: int = 0, diseases: int = 240) -> World:
     """`diseases` invented diseases (half held out), deterministic in `seed`."""
     check_size(diseases, f"diseases={diseases}")
@@ -106,10 +114,7 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
 
     def name(kind: str, syllables: int = 2) -> str:
         while True:
-            stem = "".join(
-                rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
-                for _ in range(syllables)
-            )
+            stem = invented_stem(rng, syllables)
             text = (stem + rng.choice(_SUFFIX[kind])).capitalize()
             if text not in used:
                 used.add(text)
@@ -120,7 +125,7 @@ def build_world(seed: int = 0, diseases: int = 240) -> World:
     out = []
     for k in range(diseases):
         findings = tuple(f"{name('finding').lower()} on the {rng.choice(PLACES)}" for _ in range(3))
-        lab = f"{rng.choice(['a low', 'a high'])} {rng.choice(_LABS)}"
+        lab = f"{rng.choice(['a low', 'a high'])} {rng.choice(LABS)}"
         mechanism = rng.choice(_MECHANISMS).format(x=name("drug", 1).lower())
         out.append(
             Disease(

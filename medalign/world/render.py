@@ -313,39 +313,42 @@ def medqa_rows(d: Disease, world: World, rng: random.Random, split: str) -> list
         f"A {age}-year-old {sex} comes to the physician with {f1}, {f2} and {f3}. Laboratory "
         f"studies show {d.lab}."
     )
-    # the rationale: each hop as the textbook states it, the first from the findings to the
-    # disease (the inverse lookup), then from the disease to what is asked. The first hop
-    # restates the stem's "with <findings>" as the textbook does ("A patient with ... has"):
-    # a model of 1.9M parameters that must open its answer with a finding copied from
-    # elsewhere in the prompt picks the wrong first token (0.0 of held-out vignettes, 0.016
-    # of training ones; experiments/README.md, 2026-12-06), and then recites another
-    # disease's textbook line
-    diagnosis = f"A patient with {f1}, {f2} and {f3} has {d.name}."
-    first_line = f"The first-line drug for {d.name} is {d.first_line}."
+    # the rationale: the first hop from the findings to the disease (the inverse lookup),
+    # restating the stem's "with <findings>" as the textbook does ("A patient with ...
+    # has"): a model of 1.9M parameters that must open its answer with a finding copied
+    # from elsewhere in the prompt picks the wrong first token (0.0 of held-out vignettes,
+    # 0.016 of training ones; experiments/README.md, 2026-12-06). The second hop follows
+    # the disease at once, in a textbook phrasing that has the disease before what is
+    # asked ("D, which is treated first with X"): written as a sentence of its own ("The
+    # first-line drug for D is X") it needs the disease copied from the model's own
+    # answer, and the model named another disease there (the right drug after the right
+    # disease on 27 of 99 held-out vignettes against 61 of 101; 2026-12-07 entry)
+    diagnosis = f"A patient with {f1}, {f2} and {f3} has {d.name}"
+    treated = f"which is treated first with {d.first_line}"
     asks = [
         (
             "Which of the following is the most appropriate first-line treatment?",
             d.first_line,
             pools["drugs"],
-            first_line,
+            f", {treated}.",
         ),
         (
             "Which organism is the most likely cause?",
             d.organism,
             pools["organisms"],
-            f"{d.name} is caused by the organism {d.organism}.",
+            f", which is caused by the organism {d.organism}.",
         ),
         (
             "Which of the following drugs must be avoided in this patient?",
             d.contraindicated,
             pools["drugs"],
-            f"{d.contraindicated} is contraindicated in {d.name}.",
+            f", in which {d.contraindicated} must be avoided.",
         ),
         (
             "The drug of choice for this condition acts by which mechanism?",
             d.mechanism,
             pools["mechanisms"],
-            f"{first_line} {d.first_line} works by {d.mechanism}.",
+            f", {treated}, which works by {d.mechanism}.",
         ),
     ]
     if split == "dev":
@@ -362,7 +365,7 @@ def medqa_rows(d: Disease, world: World, rng: random.Random, split: str) -> list
                 "meta_info": "step2&3",
                 "answer_idx": LETTERS[gold],
                 # not in the official files: the world's worked reasoning (dataset.rationale)
-                "rationale": f"{diagnosis} {step}",
+                "rationale": f"{diagnosis}{step}",
                 "world": NOTICE,
             }
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from medalign.errors import MedalignError
+from medalign.guard import unstarted_run
 from medalign.run import run
 from tests.conftest import compose
 
@@ -87,3 +88,24 @@ def test_a_curriculum_opens_with_pretraining_and_the_next_stage_continues_its_ad
     assert (first["name"], first["status"], second["status"]) == ("pretrain", "done", "done")
     medqa = json.loads((Path(second["dir"]) / "manifest.json").read_text())["stages"][0]
     assert medqa["init_from"]["adapter"] == first["adapter"]  # continued, not restarted
+
+
+def test_unpacked_pretraining_gives_each_document_a_row_and_refuses_to_cut_one(
+    tmp_path: Path,
+) -> None:
+    """pretrain.packing=false (the world model's echo drills): one document a row, seen
+    whole; a document longer than trainer.max_length is refused by name, before training."""
+    corpus = _corpus(tmp_path / "corpus")
+    overrides = ["stage=pretrain", "logger=none", f"pretrain.path={corpus}"]
+    unpacked = [*overrides, "pretrain.packing=false", "trainer.max_steps=4"]
+    metrics = run(compose(*unpacked, "trainer.max_length=64"), tmp_path / "run")
+    assert metrics["pretrain/documents"] == metrics["pretrain/blocks"] == 32
+    packed = run(
+        compose(*overrides, "trainer.max_steps=1", "trainer.max_length=64"), tmp_path / "p"
+    )
+    assert packed["pretrain/blocks"] < 32  # packing joins short documents into blocks
+    with pytest.raises(
+        MedalignError, match=r"corpus, document 1 .*Velmora.*: \d+ tokens, longer than"
+    ):
+        run(compose(*unpacked, "trainer.max_length=8"), tmp_path / "cut")
+    assert unstarted_run(tmp_path / "cut")  # nothing trained: the command line removes it

@@ -53,12 +53,18 @@ def test_every_medqa_vignette_has_a_rationale_through_the_disease_to_its_answer(
         ]
         for row in rows:
             rationale = row["rationale"]
-            named = [n for n in diseases if f" has {n}." in rationale]
+            named = [n for n in diseases if f" has {n}" in rationale]
             assert len(named) == 1, rationale
             d = diseases[named[0]]
             assert all(f in row["question"] for f in d.findings)  # the hop starts there
             assert d.name not in row["question"]  # the disease is never stated
             assert row["answer"] in rationale  # the second hop ends at the answer
+            # the second hop follows the disease at once: the model names it once and
+            # never has to copy it from its own answer (experiments/README.md, 2026-12-07)
+            assert rationale.count(d.name) == 1, rationale
+            hop = rationale.split(f" has {d.name}", 1)[1]
+            assert hop.startswith((", which ", ", in which ")) and hop.endswith(".")
+            assert hop.index(row["answer"]) < 80, rationale  # the answer right after it
 
 
 def test_rationale_true_trains_on_the_rationale_then_the_answer_line(world: Path) -> None:
