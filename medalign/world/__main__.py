@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from medalign.errors import MedalignError
@@ -36,12 +36,16 @@ def write_new_world(out: Path, seed: int, diseases: int) -> dict[str, int] | Non
             f"{out} is not empty (it holds {shown}): the world is written only into a "
             "new or empty folder, so nothing there is overwritten; name another folder"
         )
+    # the staging folder's name is chosen before it is made, and made inside the `try` whose
+    # `finally` removes it: a SIGTERM landing just after it is made leaves nothing either
+    # (with mkdtemp the folder existed a moment before its name was known to the cleanup)
+    staging = out.parent / f".{out.name}-{secrets.token_hex(6)}"
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    except OSError as exc:
-        raise MedalignError(f"cannot write the world under {out.parent}: {exc}") from None
-    try:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()
+        except OSError as exc:
+            raise MedalignError(f"cannot write the world under {out.parent}: {exc}") from None
         counts = write_world(staging, seed, diseases)
         staging.rename(out)  # onto a missing or still-empty folder only
     except OSError as exc:
