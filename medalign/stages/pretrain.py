@@ -45,8 +45,8 @@ def reshuffled_passes(texts: list[str], repeat: int, seed: int) -> list[str]:
 def check_unpacked_lengths(texts: list[str], tokenizer: Any, max_length: int, source: str) -> None:
     """With `pretrain.packing=false` every document is one row: refuse one that
     trainer.max_length would cut, naming it, rather than train on its first part."""
-    for k, text in enumerate(texts):
-        n = len(tokenizer(text)["input_ids"]) + 1  # and its EOS
+    lengths = [len(ids) + 1 for ids in tokenizer(texts)["input_ids"]]  # and each one's EOS
+    for k, (text, n) in enumerate(zip(texts, lengths, strict=True)):
         if n > max_length:
             opening = text[:40] + ("..." if len(text) > 40 else "")
             raise MedalignError(

@@ -63,8 +63,8 @@ ECHO_PHASE = {  # the echo drills' own trainer settings (experiments/README.md, 
 
 def world_model_digest(cfg: ModelConfig) -> str:
     world = asdict(cfg.world)
-    if world.get("copy") is None:  # without the copy phase: the model cached before it existed
-        world.pop("copy", None)
+    if world["copy"] is None:  # without the copy phase: the model cached before it existed
+        del world["copy"]
     settings = {
         "tiny": {**asdict(cfg.tiny), "head_std": tiny_head_std(cfg.tiny)},
         "world": world,
