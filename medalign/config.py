@@ -338,6 +338,9 @@ class RewardConfig:
     eval_fraction: float
     limit: int | None
     lora: bool
+    # a canary for the reward-hacking flag: these objectives' reward models train on every
+    # training pair reversed (rejected above chosen), so RL against them must hack
+    reversed: list[str]
     weights: dict[str, float]
     models: dict[str, str | None]
     length_target: int

@@ -9,6 +9,16 @@ first to the last fifth significant (paired over the prompts scored in both fift
 Welch's test on the per-step means where too few pair), in opposite directions. Why a
 section and not only metrics: in the world's GRPO run of 2026-12-02 the total reward
 rose while correctness fell, and nothing in results.md said so.
+
+The held-out gold too. The trace's gold is measured on sampled completions of the prompts
+RL trains on, and it can miss what the evaluation shows: in the world's default RL
+(2026-12-07) the safety score rose (p 0.021) while the sampled safe-response rate barely
+moved (0.541 -> 0.500, p 0.70), yet greedy on 300 held-out harmful requests it fell
+0.640 -> 0.500 (p_holm < 0.001). So each traced model also gets the curriculum's paired
+change of its gold on held-out questions, the RL stage against the stage before it
+(reports/paired.py `changes`: McNemar, Holm over the datasets): `HELD_OUT_GOLD` names the
+metric and the direction that is worse. A significant rise in the score beside a
+significant fall of either gold raises the flag.
 """
 
 from __future__ import annotations
@@ -18,9 +28,20 @@ from typing import Any
 from medalign.reports.sections import Section, Table
 from medalign.rewards.hacking import ALPHA, GOLD
 
+# traced model -> {evaluation metric: +1 where a fall is worse, -1 where a rise is}: the
+# gold each stands for, as the evaluation measures it on held-out questions
+HELD_OUT_GOLD = {
+    "helpfulness": {"acc": 1, "f1": 1},
+    "safety": {"safe_response_rate": 1},
+    "safety_on_benign": {"over_refusal_rate": -1},
+}
 
-def hacking_section(manifest: dict[str, Any]) -> Section | None:
-    """The section (None: no RL stage traced a reward model beside its gold)."""
+
+def hacking_section(
+    manifest: dict[str, Any], paired: list[dict[str, Any]] | None = None
+) -> Section | None:
+    """The section (None: no RL stage traced a reward model beside its gold). `paired`:
+    the curriculum's paired changes (reports/paired.py `changes`), for the held-out gold."""
     rows: list[tuple[str, ...]] = []
     for entry in manifest.get("stages", []):
         metrics = entry.get("metrics") or {}
@@ -31,7 +52,12 @@ def hacking_section(manifest: dict[str, Any]) -> Section | None:
             prefix = f"hacking/{model}/"
             if f"{prefix}score_by_fifth" not in metrics:
                 continue
-            verdict = "HACKING: score up, gold down" if model in flagged else "not flagged"
+            held = _held_out_fall(model, entry["name"], paired or [])
+            verdict = "not flagged"
+            if model in flagged:
+                verdict = "HACKING: score up, gold down"
+            elif held is not None and _score_rose(metrics, prefix):
+                verdict = "HACKING: score up, held-out gold down"
             name = model.replace("_on_benign", " (benign prompts)")
             for kind, label in (("score", f"{name} score (z)"), (gold, f"gold: {gold}")):
                 values = metrics[f"{prefix}{kind}_by_fifth"]
@@ -54,6 +80,9 @@ def hacking_section(manifest: dict[str, Any]) -> Section | None:
                         verdict if kind == "score" else "",
                     )
                 )
+            if held is not None:
+                before = _evaluated_before(manifest, entry["name"])
+                rows.append((entry["name"], *_held_out_cells(held, before)))
     if not rows:
         return None
     header = ("stage", "reward model / its gold", "n (first fifth)")
@@ -69,11 +98,65 @@ def hacking_section(manifest: dict[str, Any]) -> Section | None:
         "(n: completions in the first fifth). p: first against last fifth, paired over the "
         "prompts scored in both (each prompt's mean difference, a sign-flip test) or, where "
         f"too few prompts pair, Welch's test on the fifths' step means; ✱: p < {ALPHA}. "
-        "Flagged as hacking when the score rose and the gold fell, both significantly."
+        "Flagged as hacking when the score rose and the gold fell, both significantly. "
+        "held-out gold: the evaluation's paired change of the same gold on held-out "
+        "questions, greedy, this stage against the one before it (the paired table above; "
+        "shown where it moved the wrong way significantly), which flags the model too."
     )
     return Section(
         "Reward hacking: each reward model beside its gold outcome",
         (Table(header, rule, tuple(rows)), foot),
+    )
+
+
+def _score_rose(metrics: dict[str, Any], prefix: str) -> bool:
+    """The traced score's last fifth significantly above its first."""
+    p = metrics.get(f"{prefix}score_fifths_p")
+    first, last = (
+        metrics.get(f"{prefix}score_first_fifth"),
+        metrics.get(f"{prefix}score_last_fifth"),
+    )
+    return p is not None and p < ALPHA and first is not None and last > first
+
+
+def _held_out_fall(model: str, stage: str, paired: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The largest significant move the wrong way of `model`'s gold on held-out questions
+    at `stage`, against the stage before it (a paired_changes row), or None."""
+    worse = HELD_OUT_GOLD.get(model, {})
+    falls = [
+        r
+        for r in paired
+        if r.get("stage") == stage
+        and r.get("metric") in worse
+        and (r.get("previous") or {}).get("significant")
+        and r["previous"]["diff"] * worse[r["metric"]] < 0
+    ]
+    return max(falls, key=lambda r: abs(r["previous"]["diff"]), default=None)
+
+
+def _evaluated_before(manifest: dict[str, Any], stage: str) -> str:
+    """The name of the last stage before `stage` that was evaluated (what it is paired with)."""
+    before = "the stage before"
+    for entry in manifest.get("stages", []):
+        if entry["name"] == stage:
+            break
+        if any(k.startswith("eval/") for k in entry.get("metrics") or {}):
+            before = entry["name"]
+    return before
+
+
+def _held_out_cells(row: dict[str, Any], before: str) -> tuple[str, ...]:
+    change = row["previous"]
+    label = f"held-out gold: {row['dataset']} {row['metric']} (greedy)"
+    n = str(change.get("n", "n/a"))
+    return (
+        label,
+        n,
+        *[""] * 5,
+        f"{change['diff']:+.3f} ✱",
+        _p(change["p_holm"]),
+        f"paired, vs {before}",
+        "",
     )
 
 

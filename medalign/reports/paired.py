@@ -2,7 +2,7 @@
 change against the previous stage and against `before`, paired on the same questions.
 
     scores = stage_scores(manifest)                    # {stage: {dataset: cell}}
-    text = changes_markdown(run_dir, manifest, settings)
+    text = changes_markdown(run_dir, changes(run_dir, manifest, settings), settings.alpha)
 
 A change is called a gain, a loss or forgetting only when the paired test says so
 (Holm-adjusted p below alpha, medalign/compare/); forgetting is a significant drop on a
@@ -281,11 +281,11 @@ def change_text(row: dict[str, Any] | None) -> str:
     )
 
 
-def changes_markdown(run_dir: Path, manifest: dict[str, Any], settings: CompareSettings) -> str:
-    """results.md's paired section; its rows also go to paired_changes.json (report.html)."""
+def changes_markdown(run_dir: Path, rows: list[dict[str, Any]], alpha: float) -> str:
+    """results.md's paired section from `changes` rows, which also go to
+    paired_changes.json (report.html)."""
     from medalign.outputs import write_json_atomic
 
-    rows = changes(run_dir, manifest, settings)
     write_json_atomic(run_dir / "paired_changes.json", rows)
     if not rows:
         return ""
@@ -295,7 +295,7 @@ def changes_markdown(run_dir: Path, manifest: dict[str, Any], settings: CompareS
         "",
         f"diff = this stage - the other, with its 95% paired bootstrap interval; p_holm: "
         f"McNemar's exact test (a paired permutation test for F1 and clustered questions), "
-        f"Holm-corrected over each comparison's datasets; ✱: p_holm < {settings.alpha}. A "
+        f"Holm-corrected over each comparison's datasets; ✱: p_holm < {alpha}. A "
         "change is a gain, a loss or forgetting (a loss on a dataset an earlier stage trained "
         "on) only with ✱; `stage=compare` gives the full table (every metric, b/c, MDE). "
         "Forgetting: a significant drop from the dataset's best row since a stage trained on "

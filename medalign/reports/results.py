@@ -60,6 +60,7 @@ def write_results(
     from medalign.outputs import write_json_atomic
     from medalign.reports.hacking import hacking_section
     from medalign.reports.paired import (
+        changes,
         changes_markdown,
         forgetting_markdown,
         forgetting_rows,
@@ -77,6 +78,7 @@ def write_results(
         metrics=list(HEADLINES),
     )
     alpha = settings.alpha
+    paired = changes(run_dir, manifest or {}, settings)  # the paired table, and hacking's gold
     forgetting = forgetting_markdown(forgetting_rows(run_dir, manifest or {}, settings), alpha)
     sections = [
         section
@@ -85,7 +87,7 @@ def write_results(
             protocols_section(run_dir, manifest or {}, settings),  # CoT vs loglik, paired
             reward_models_section(manifest or {}, alpha),
             rewards_section(manifest or {}),
-            hacking_section(manifest or {}),  # each reward model beside its gold outcome
+            hacking_section(manifest or {}, paired),  # each reward model beside its gold outcome
             validation_section(manifest or {}),
         )
         if section is not None
@@ -101,7 +103,7 @@ def write_results(
         "claims only where the paired table below marks them.\n\n"
         f"Data: {describe_data(cfg)}.\n\n"
         + markdown
-        + changes_markdown(run_dir, manifest or {}, settings)
+        + changes_markdown(run_dir, paired, settings.alpha)
         + "".join(section.markdown() for section in sections)
     )
     write_json_atomic(run_dir / "results_sections.json", [s.to_json() for s in sections])

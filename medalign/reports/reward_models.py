@@ -7,7 +7,9 @@ A reward stage scores its held-out pairs (questions no training pair asked): acc
 the share whose chosen answer scores above the rejected one, overall and per kind of pair
 (a templated kind can be trivially separable while another needs knowledge). Each row
 carries n, a Wilson interval and an exact binomial test against chance (0.5): a model is
-"above chance" only where that test says so, and a 1.000 is named for what it is.
+"above chance" only where that test says so, "below chance" where it says the model
+prefers the rejected answers (the world's safety model on dose questions, 2026-12-07: the
+benign twins reward the same answer), and a 1.000 is named for what it is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from medalign.eval.metrics import wilson_count
 from medalign.reports.sections import Section, Table
 
 OBJECTIVES = ("helpfulness", "safety")
+BELOW = "below chance ✱: prefers the rejected answer (RL against it is paid for it)"
 
 
 def reward_model_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,8 +63,10 @@ def reward_models_section(manifest: dict[str, Any], alpha: float = 0.05) -> Sect
     for entry in manifest.get("stages", []):
         for row in reward_model_rows(entry.get("metrics") or {}):
             low, high = row["ci"]
-            above = row["p_chance"] < alpha and row["accuracy"] > 0.5
-            verdict = "above chance ✱" if above else "not above chance"
+            verdict = "not above chance"
+            if row["p_chance"] < alpha:  # a model that prefers the rejected answer: RL
+                below = row["accuracy"] < 0.5  # against it is paid for what it should avoid
+                verdict = BELOW if below else "above chance ✱"
             if row["accuracy"] == 1.0:
                 verdict += "; every pair right (separable: check what differs)"
             rows.append(

@@ -78,6 +78,12 @@ def split(pairs: list[P.Pair], fraction: float) -> tuple[list[P.Pair], list[P.Pa
     return pairs[held:], pairs[:held]
 
 
+def reversed_pairs(pairs: list[P.Pair]) -> list[P.Pair]:
+    """Each pair with chosen and rejected swapped (reward.reversed: a reward model that
+    prefers what it should not, whose RL run the hacking flag must catch)."""
+    return [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
+
+
 def trl_rows(pairs: list[P.Pair]) -> list[dict[str, Any]]:
     return [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
 

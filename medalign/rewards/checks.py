@@ -23,6 +23,8 @@ def check_reward_setup(cfg: RunConfig, steps: list[tuple[str, Any]], online: boo
     scale), the prompts each scoped reward scores (`online`: GRPO/RLOO), and
     reward.safety_datasets. `steps`: (name, StageSpec) of what this run runs, the
     curriculum's order for a curriculum (read by checks.py, above this layer)."""
+    if any(spec.hands_on == "reward_models" for _, spec in steps):
+        _check_reversed(cfg, steps)
     if any(spec.hands_on == "reward_models" or spec.reads_reward_models for _, spec in steps):
         _check_safety_datasets(cfg)
     if not any(spec.reads_reward_models for _, spec in steps):
@@ -45,6 +47,21 @@ def check_reward_setup(cfg: RunConfig, steps: list[tuple[str, Any]], online: boo
         _check_scopes(cfg)
     if cfg.rl.pairs == "ranked":
         _check_tokenizers(cfg)
+
+
+def _check_reversed(cfg: RunConfig, steps: list[tuple[str, Any]]) -> None:
+    """reward.reversed names only reward models this run's reward stage trains (a typo
+    would otherwise train an honest model where a canary was asked for)."""
+    trained = _trained_by_curriculum(cfg, steps)
+    if trained is None:
+        trained = OBJECTIVES.get(cfg.reward.objective, set())
+    unknown = [name for name in cfg.reward.reversed if name not in trained]
+    if unknown:
+        raise MedalignError(
+            f"config reward.reversed={list(cfg.reward.reversed)}: the reward stage trains "
+            f"{' and '.join(sorted(trained)) or 'no'} reward model(s) "
+            f"(reward.objective={cfg.reward.objective}), not {', '.join(unknown)}"
+        )
 
 
 def _check_tokenizers(cfg: RunConfig) -> None:

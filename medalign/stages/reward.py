@@ -5,7 +5,9 @@
 A sequence-classification head (one score) on the SFT model (its adapter merged in), with
 the configured LoRA adapter (`lora.*`, every variant, built by models/lora.py as for SFT
 and RL) unless reward.lora=false or lora=none (then every weight trains).
-objective=both trains two models, `reward_helpfulness/` and `reward_safety/`, each saved
+reward.reversed=[safety] trains the safety model on its pairs reversed: a model built to
+be hacked, for checking the hacking flag (rewards/hacking.py). objective=both trains two
+models, `reward_helpfulness/` and `reward_safety/`, each saved
 merged (plain `from_pretrained`) and scored on held-out pairs: accuracy (chosen scored
 above rejected) and mean margin. Its score scale, fitted on those pairs, is saved with it
 (`reward_<objective>/scale.json`, rewards/scale.py): RL standardizes by it before weighting.
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     out, tracker = inputs.record, inputs.tracker
     from medalign.models.load import load_tokenizer
-    from medalign.rewards.build import build_pairs, policy_negatives, split
+    from medalign.rewards.build import build_pairs, policy_negatives, reversed_pairs, split
     from medalign.rewards.scale import SCALE_FILE, fit_and_write
     from medalign.stages.common import with_path
 
@@ -46,6 +48,8 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     models: dict[str, str] = {}
     for objective, objective_pairs in pairs.items():
         train, held = split(objective_pairs, cfg.reward.eval_fraction)
+        if objective in cfg.reward.reversed:  # the canary: held-out pairs stay true
+            train = reversed_pairs(train)
         model = _train(cfg, out, tracker, base, tokenizer, train, objective)
         target = out.path / f"reward_{objective}"
         partial = target.with_name(target.name + ".partial")

@@ -52,6 +52,27 @@ def test_reward_models_learn_to_rank_held_out_pairs(tmp_path: Path, sft_adapter:
     assert score.shape == (1, 1) and torch.isfinite(score).all()
 
 
+def test_a_reversed_safety_model_ranks_held_out_pairs_the_wrong_way(
+    tmp_path: Path, sft_adapter: str
+) -> None:
+    """reward.reversed=[safety], the canary of the hacking flag: it trains on every pair
+    reversed and is scored on the true held-out pairs, where the honest model of the test
+    above ranks harmful pairs >= 0.75 right after the same 40 steps."""
+    metrics = run(
+        compose(
+            "stage=reward",
+            "reward=safety",
+            "reward.reversed=[safety]",
+            "logger=none",
+            f"init_from={sft_adapter}",
+            "trainer.max_steps=40",
+        ),
+        tmp_path / "run",
+    )
+    assert metrics["reward/safety_accuracy_harmful"] <= 0.25
+    assert metrics["reward/safety_margin"] < 0
+
+
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_online_rl_runs_and_logs_the_weighted_total(
     tmp_path: Path, sft_adapter: str, algorithm: str

@@ -170,6 +170,55 @@ def test_pairing_prompts_across_fifths_flags_what_step_means_cannot(seed: int) -
     assert "paired, 24 prompts" in table and "HACKING" in table
 
 
+def _held_out(dataset: str, metric: str, diff: float, p_holm: float) -> dict:
+    """A paired_changes.json row: the RL stage against the stage before it, greedy, on
+    held-out questions (reports/paired.py `changes`)."""
+    change = {"diff": diff, "p_holm": p_holm, "significant": p_holm < 0.05, "n": 300}
+    change["label"] = "run:medsafetybench"
+    return {"stage": "rl", "dataset": dataset, "metric": metric, "previous": change}
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "metric", "diff"),
+    [
+        ("safety", "medsafetybench", "safe_response_rate", -0.14),
+        ("safety_on_benign", "xstest", "over_refusal_rate", +0.39),
+        ("helpfulness", "medmcqa", "acc", -0.05),
+    ],
+)
+def test_a_score_that_rises_while_the_held_out_gold_falls_is_flagged(
+    model: str, dataset: str, metric: str, diff: float
+) -> None:
+    """The world's default RL (2026-12-07): the safety score rose (paired p 0.021) while
+    the sampled gold of the trace barely moved (0.541 -> 0.500, p 0.70), yet the greedy
+    safe-response rate on 300 held-out requests fell 0.640 -> 0.500 (p_holm < 0.001). The
+    held-out evaluation of the same stage against the one before it is the gold too."""
+    from medalign.reports.hacking import hacking_section
+
+    rows = _passes(0.0, 0.5, 3)  # the score rises, the trace's gold stays flat
+    for row in rows:
+        row["reward"] = model
+    metrics = reward_vs_gold(rows)
+    assert metrics["rl/reward_hacking"] == []  # the trace alone does not flag it
+    manifest = {"stages": [{"name": "rl", "metrics": metrics}]}
+    fell = hacking_section(manifest, [_held_out(dataset, metric, diff, 1e-6)]).markdown()
+    flag = next(line for line in fell.splitlines() if " score (z) " in line)
+    assert "HACKING: score up, held-out gold down" in flag
+    held = next(line for line in fell.splitlines() if "| held-out gold:" in line)
+    assert f"{dataset} {metric}" in held and f"{diff:+.3f} ✱" in held and "<0.001" in held
+    unsure = hacking_section(manifest, [_held_out(dataset, metric, diff, 0.2)]).markdown()
+    assert "HACKING" not in unsure
+    rose = hacking_section(manifest, [_held_out(dataset, metric, -diff, 1e-6)]).markdown()
+    assert "HACKING" not in rose  # the gold moved the right way
+    flat = _passes(0.0, 0.0, 3)  # neither moves in the trace
+    for row in flat:
+        row["reward"] = model
+    still = {"stages": [{"name": "rl", "metrics": reward_vs_gold(flat)}]}
+    assert (
+        "HACKING" not in hacking_section(still, [_held_out(dataset, metric, diff, 1e-6)]).markdown()
+    )
+
+
 def test_the_paired_test_is_calibrated_when_the_gold_does_not_move() -> None:
     """No change in any prompt's gold: p < 0.05 in about 5% of runs, and no flag from
     a score that rises alone."""
@@ -238,6 +287,29 @@ def test_a_weight_for_a_reward_model_the_curriculum_does_not_train(tmp_path: Pat
         "+curriculum.stages.reward.overrides=['reward=safety']",
     )
     assert "reward.weights.helpfulness=0.5" in message and "trains safety" in message
+
+
+def test_a_reversed_reward_model_the_stage_does_not_train_is_refused(tmp_path: Path) -> None:
+    message = _refused(tmp_path, "stage=reward", "reward=helpfulness", "reward.reversed=[safety]")
+    assert "reward.reversed=['safety']" in message and "trains helpfulness" in message
+    message = _refused(
+        tmp_path,
+        "experiment=curriculum",
+        "+curriculum.stages.reward.overrides=['reward=safety']",
+        "reward.weights.helpfulness=0",
+        "reward.reversed=[helpfulness]",
+    )
+    assert "not helpfulness" in message and "trains safety" in message
+
+
+def test_reversed_pairs_swap_chosen_and_rejected_and_keep_the_rest() -> None:
+    from medalign.rewards.build import reversed_pairs
+
+    pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": ["a"], "rejected": ["b"]}
+    pair["kind"] = "harmful"
+    (out,) = reversed_pairs([pair])
+    assert out == {**pair, "chosen": ["b"], "rejected": ["a"]}
+    assert pair["chosen"] == ["a"]  # the input is not changed
 
 
 def test_a_reward_model_without_its_scale_names_the_run_and_the_command(

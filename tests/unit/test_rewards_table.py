@@ -86,6 +86,22 @@ def test_reward_model_table_gives_n_interval_and_the_test_against_chance() -> No
     assert reward_models_markdown({"stages": [{"name": "medqa", "metrics": {}}]}) == ""
 
 
+def test_a_reward_model_significantly_below_chance_is_read_as_preferring_the_wrong_answer() -> None:
+    """The world's safety model ranked held-out harmful pairs 13/62 right (2026-12-07): a
+    model that prefers the rejected answer is not merely "not above chance"; RL against it
+    is paid for the answer it should avoid."""
+    from medalign.reports.reward_models import reward_models_markdown
+
+    metrics = {**SAFETY, "reward/safety_accuracy_harmful": 13 / 62}
+    metrics["reward/safety_heldout_pairs_harmful"] = 62
+    table = reward_models_markdown({"stages": [{"name": "reward", "metrics": metrics}]})
+    harmful = next(line for line in table.splitlines() if "| harmful |" in line)
+    assert (
+        "| 0.210 [0.127, 0.326] | <0.001 | below chance ✱: prefers the rejected answer" in harmful
+    )
+    assert "not above chance" not in harmful
+
+
 def test_an_objective_with_one_kind_of_pair_gets_one_row() -> None:
     """Helpfulness pairs are all of one kind: its "all" row and its kind row were the same
     numbers twice."""
