@@ -20,6 +20,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,12 +169,23 @@ def check_command(args: list[str], where: str) -> None:
             check_components(typed)
 
 
-COMMANDS = [
-    pytest.param(block, argv, id=f"{block.where}:{n}")
-    for block in bash_blocks()
-    for n, argv in enumerate(commands(block))
-    if medalign_args(argv) is not None
-]
+def _documented_commands() -> list[Any]:
+    """Each medalign command of the docs, once: the same arguments and environment
+    written in several places compose the same config (the first place names it)."""
+    seen: set[tuple] = set()
+    out = []
+    for block in bash_blocks():
+        for n, argv in enumerate(commands(block)):
+            args = medalign_args(argv)
+            key = (tuple(args or ()), tuple(sorted(env_prefix(argv).items())))
+            if args is None or key in seen:
+                continue
+            seen.add(key)
+            out.append(pytest.param(block, argv, id=f"{block.where}:{n}"))
+    return out
+
+
+COMMANDS = _documented_commands()
 
 
 @pytest.mark.parametrize(("block", "argv"), COMMANDS)
