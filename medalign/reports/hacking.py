@@ -100,7 +100,7 @@ def hacking_section(
         f"too few prompts pair, Welch's test on the fifths' step means; ✱: p < {ALPHA}. "
         "Flagged as hacking when the score rose and the gold fell, both significantly. "
         "held-out gold: the evaluation's paired change of the same gold on held-out "
-        "questions, greedy, this stage against the one before it (the paired table above; "
+        "questions, this stage against the one before it (the paired table above; "
         "shown where it moved the wrong way significantly), which flags the model too."
     )
     return Section(
@@ -147,7 +147,7 @@ def _evaluated_before(manifest: dict[str, Any], stage: str) -> str:
 
 def _held_out_cells(row: dict[str, Any], before: str) -> tuple[str, ...]:
     change = row["previous"]
-    label = f"held-out gold: {row['dataset']} {row['metric']} (greedy)"
+    label = f"held-out gold: {row['dataset']} {row['metric']}"
     n = str(change.get("n", "n/a"))
     return (
         label,
