@@ -48,8 +48,15 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
     models: dict[str, str] = {}
     for objective, objective_pairs in pairs.items():
         train, held = split(objective_pairs, cfg.reward.eval_fraction)
-        if objective in cfg.reward.reversed:  # the canary: held-out pairs stay true
+        reversed_ = objective in cfg.reward.reversed
+        if reversed_:  # the canary: held-out pairs stay true
             train = reversed_pairs(train)
+            log.warning(
+                "reward_%s trains on its %d pairs reversed (reward.reversed): a model built "
+                "to be hacked; its held-out accuracy is against the true pairs",
+                objective,
+                len(train),
+            )
         model = _train(cfg, out, tracker, base, tokenizer, train, objective)
         target = out.path / f"reward_{objective}"
         partial = target.with_name(target.name + ".partial")
@@ -69,6 +76,7 @@ def run_reward(cfg: RunConfig, inputs: StageInputs) -> dict[str, float]:
                 f"reward/{objective}_heldout_pairs": len(held),
                 f"reward/{objective}_scale_mean": scale["mean"],
                 f"reward/{objective}_scale_std": scale["std"],
+                f"reward/{objective}_reversed": float(reversed_),  # 1: the canary
             }
         )
         for kind in sorted({p["kind"] for p in held}):  # one kind may be easy, another not

@@ -36,6 +36,7 @@ def test_reward_models_learn_to_rank_held_out_pairs(tmp_path: Path, sft_adapter:
     # both sides), which the random tiny model cannot: only the harmful ones are asserted
     assert metrics["reward/safety_accuracy_harmful"] >= 0.75
     assert metrics["reward/helpfulness_margin"] > 0
+    assert metrics["reward/helpfulness_reversed"] == metrics["reward/safety_reversed"] == 0.0
     stage = _manifest(tmp_path / "run")
     path = stage["reward_models"]["safety"]
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
@@ -71,6 +72,7 @@ def test_a_reversed_safety_model_ranks_held_out_pairs_the_wrong_way(
     )
     assert metrics["reward/safety_accuracy_harmful"] <= 0.25
     assert metrics["reward/safety_margin"] < 0
+    assert metrics["reward/safety_reversed"] == 1.0  # the run says what it is
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
