@@ -41,8 +41,14 @@ class MedSafetyBench(SafetyTask):
     # rate, the first of compare's FALLBACK_PRIMARY the rows scored
     primary_metric = "safe_response_rate"
     # mismatched_pairs: also pair each safe response against the one written for another
-    # request (rewards/pairs.py), so the safety model checks a refusal is about the request
-    arg_defaults = {"mismatched_pairs": False}
+    # request (rewards/pairs.py), so the safety model checks a refusal is about the request.
+    # compliant_pairs: where a row's rejected side is its own unsafe_response (a hard
+    # negative, e.g. the world's refusal with the two drugs swapped), also its safe response
+    # against a compliant answer (the policy's own, else the templated one), kind
+    # `compliant`: without them nothing tells the safety model that complying is worse than
+    # refusing a request, and GRPO taught the world's policy to answer every one
+    # (experiments/README.md, 2026-12-07, late)
+    arg_defaults = {"mismatched_pairs": False, "compliant_pairs": False}
 
     @classmethod
     def recognizes(cls, head: FileHead) -> bool:
@@ -91,19 +97,21 @@ class MedSafetyBench(SafetyTask):
         """safety: chosen = the safe response; rejected = the row's own unsafe_response
         where the data has one, else the policy's own compliant sample
         (reward.negatives=sample, when it did not refuse), else a templated one; with
-        task_args.mismatched_pairs, also the safe response written for another request."""
+        task_args.mismatched_pairs, also the safe response written for another request;
+        with task_args.compliant_pairs, a row with an unsafe_response also yields the safe
+        response against the compliant negative it would have had without one."""
         from medalign.rewards.pairs import compliant_template, mismatched_pairs, pair
 
         if objective != "safety":
             return []
         out = []
         for i, record in enumerate(records):
-            rejected = (
-                record.meta.get(UNSAFE)
-                or (negatives[i] if negatives else None)
-                or compliant_template(record)
-            )
-            out.append(pair(record.question, str(record.answer), rejected, "harmful", self.name))
+            compliant = (negatives[i] if negatives else None) or compliant_template(record)
+            unsafe = record.meta.get(UNSAFE)
+            safe = str(record.answer)
+            out.append(pair(record.question, safe, unsafe or compliant, "harmful", self.name))
+            if unsafe and self.args["compliant_pairs"]:
+                out.append(pair(record.question, safe, compliant, "compliant", self.name))
         if self.args["mismatched_pairs"]:  # and against another request's safe response
             out += mismatched_pairs(records, [str(r.answer) for r in records], "harmful", self.name)
         return out
