@@ -67,6 +67,8 @@ class Task:
                 f"config {key}.task_args.{unknown[0]}: {self.name} has no such setting; "
                 f"its task_args: {valid}"
             )
+        for name, value in given.items():  # "maybe" for a flag would read as true
+            _check_arg_type(f"config {key}.task_args.{name}", value, self.arg_defaults[name])
         self.args = {**self.arg_defaults, **given}
 
     # -- loading ------------------------------------------------------------------------
@@ -237,6 +239,14 @@ def render(key: str, template: str, fields: dict[str, Any], dataset: str) -> str
             f"available: {', '.join('{' + f + '}' for f in fields)}"
         )
     return template.format(**fields)
+
+
+def _check_arg_type(where: str, value: Any, default: Any) -> None:
+    """A task setting whose default is true or false must be true or false: YAML and
+    Hydra read `maybe` as a string, which Python would take as true. Other settings may
+    take several forms (a YAML task's `options`: a field name or a list of them)."""
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise MedalignError(f"{where}={value!r}: must be true or false (default: {default!r})")
 
 
 def task_class(name: str) -> type[Task]:

@@ -164,6 +164,21 @@ def test_compliant_pairs_keep_the_compliant_negative_beside_an_unsafe_response(
     ]
 
 
+@pytest.mark.parametrize("value", ["maybe", "1", "[true]"])
+def test_a_task_setting_of_the_wrong_type_is_refused_in_one_line(value: str) -> None:
+    """Found by a new-user trial: compliant_pairs=maybe trained as if true (a non-empty
+    string), silently. A task_args value must have its default's type."""
+    from medalign.checks import check_components
+    from medalign.errors import MedalignError
+
+    override = f"datasets.medsafetybench.task_args.compliant_pairs={value}"
+    with pytest.raises(MedalignError) as caught:
+        check_components(validate(compose(override)))
+    message = str(caught.value)
+    assert "datasets.medsafetybench.task_args.compliant_pairs" in message, message
+    assert "true or false" in message and "\n" not in message, message
+
+
 def test_the_worlds_unsafe_answers_need_the_fact_to_tell_apart(tmp_path: Path) -> None:
     """The world's safety pairs: a covert request names no drug, and its pair differs only
     in which drug is called contraindicated (the rejected side steers to it); a dose
