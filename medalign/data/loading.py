@@ -271,6 +271,8 @@ def refuse_one_file_for_both(cfg: RunConfig, part: LoadedData) -> None:
     name = part.config.name
     if name not in cfg.datasets or part.source.startswith("hub:"):
         return
+    if not get("task", part.config.format).eval_modes:
+        return  # never evaluated (instructions, a corpus): no evaluation split to leak into
     catalogue = eval_dataset_config(cfg, name)
     eval_cfg = split_config(catalogue, catalogue.eval_split)
     if eval_cfg.split == part.config.split or eval_cfg.hub_id:
@@ -304,7 +306,8 @@ def load_training_data(cfg: RunConfig) -> TrainingData:
     train = cfg.dataset
     parts = []
     for part_cfg, weight in training_configs(cfg):
-        part = load_records(part_cfg, cfg.data_root)
+        key = "dataset" if part_cfg.name == train.name else f"datasets.{part_cfg.name}"
+        part = load_records(part_cfg, cfg.data_root, key=key)  # its settings' home
         parts.append(_weighted(part, weight, train.seed or 0))
     counts: Counter[str] = Counter()
     overlaps: list[dict[str, Any]] = []

@@ -34,20 +34,10 @@ def read_corpus(cfg: Any) -> tuple[list[str], str]:
             "Lines file with a `text` column (or pretrain.hub_id for a hub corpus)"
         )
     path = Path(cfg.path).expanduser()
-    if not path.exists():
-        raise MedalignError(f"pretrain.path: no such file or folder: {path}")
-    files = (
-        sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
-        if path.is_dir()
-        else [path]
-    )
-    if not files:
-        raise MedalignError(f"pretrain.path: {path} holds no {', '.join(SUFFIXES)} files")
     texts: list[str] = []
+    files = corpus_files(path, "pretrain.path")
     for file in files:
-        if not file.is_file():
-            raise MedalignError(f"{file}: not a regular file")
-        texts += _read_file(file, cfg.text_field)
+        texts += read_documents(file, cfg.text_field, "pretrain")
     texts = [t for t in texts if t.strip()]
     if cfg.limit is not None:
         texts = texts[: cfg.limit]
@@ -57,31 +47,52 @@ def read_corpus(cfg: Any) -> tuple[list[str], str]:
     return texts, str(path)
 
 
-def _read_file(file: Path, field: str) -> list[str]:
+def corpus_files(path: Path, setting: str) -> list[Path]:
+    """The text files of a corpus: `path` itself, or every .txt/.md/.jsonl/.json file in
+    the folder (sorted); `setting` is the config key a refusal names."""
+    if not path.exists():
+        raise MedalignError(f"{setting}: no such file or folder: {path}")
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        if path.is_dir()
+        else [path]
+    )
+    if not files:
+        raise MedalignError(f"{setting}: {path} holds no {', '.join(SUFFIXES)} files")
+    for file in files:
+        if not file.is_file():
+            raise MedalignError(f"{file}: not a regular file")
+    return files
+
+
+def read_documents(file: Path, field: str, key: str) -> list[str]:
+    """The documents of one corpus file: a text file's paragraphs (split at blank lines),
+    or a JSON Lines file's `field` column, one a row. `key` is where the settings sit
+    (`pretrain`, or a dataset's `task_args`), for the refusals to name."""
     if file.suffix in (".jsonl", ".json"):
-        return _read_jsonl(file, field)
+        return _read_jsonl(file, field, key)
     text = read_text(file)
     if "\x00" in text:  # valid UTF-8, yet no text file holds NUL: a zeroed or binary file
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise MedalignError(
-            f"{file}: a binary file, not text (a NUL byte at line {line}); pretrain.path "
-            "takes .txt/.md files or JSON Lines with a text column"
+            f"{file}: a binary file, not text (a NUL byte at line {line}); a corpus is "
+            ".txt/.md files or JSON Lines with a text column"
         )
     return [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
 
 
-def _read_jsonl(file: Path, field: str) -> list[str]:
+def _read_jsonl(file: Path, field: str, key: str) -> list[str]:
     from medalign.data.files import read_jsonl
     from medalign.data.records import BadRows
     from medalign.errors import where
 
     texts = []
-    hint = "each line of a pretraining JSONL is one JSON object holding its text"
-    for key, row in read_jsonl(file, BadRows(str(file), "error", hint=hint)):
+    hint = "each line of a corpus JSONL is one JSON object holding its text"
+    for row_key, row in read_jsonl(file, BadRows(str(file), "error", hint=hint)):
         if not isinstance(row.get(field), str):
             found = "missing" if field not in row else f"not text ({type(row[field]).__name__})"
             raise MedalignError(
-                f"{where(file, key, field)}: {found}; pretrain.text_field names the column "
+                f"{where(file, row_key, field)}: {found}; {key}.text_field names the column "
                 "holding the text"
             )
         texts.append(row[field])

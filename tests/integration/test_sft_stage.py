@@ -124,6 +124,28 @@ def test_yaml_declared_instruction_dataset_trains_and_mixes(tmp_path: Path) -> N
     assert data["rows_by_dataset"] == {"medmcqa": 30, "instructions": 4}
 
 
+def test_a_dataset_never_evaluated_mixes_in_from_one_file(tmp_path: Path) -> None:
+    """An instruction file has no evaluation split to leak into, so one file given as
+    its path is mixed in; it was refused as "read for training and for evaluation"
+    because the check asked which file an evaluation would read, not whether one runs."""
+    notes = tmp_path / "notes.jsonl"
+    rows = [{"prompt": f"Note {i}:", "completion": f"Rest and fluids, day {i}."} for i in range(6)]
+    notes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(
+        compose(
+            "stage=medmcqa",
+            "logger=none",
+            "trainer.max_steps=2",
+            "dataset.mix={medmcqa: 1.0, instructions: 1.0}",
+            f"datasets.instructions.path={notes}",
+            "datasets.instructions.task_args.columns={prompt: prompt, completion: completion}",
+        ),
+        tmp_path / "run",
+    )
+    data = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]["data"]
+    assert data["rows_by_dataset"] == {"medmcqa": 30, "instructions": 6}
+
+
 def test_mixed_stage_records_rows_per_dataset(tmp_path: Path) -> None:
     run(
         compose(
