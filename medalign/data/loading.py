@@ -109,7 +109,7 @@ def resolve_path(cfg: DatasetConfig, data_root: str | None, task: Any) -> Path:
         base = task.split_file(base)
     if not base.exists():
         raise MedalignError(
-            f"dataset {cfg.name!r}: file not found: {base} (dataset.path, split {cfg.split!r})"
+            f"dataset {cfg.name!r}: file not found: {base} ({task.key}.path, split {cfg.split!r})"
             + (expected_layout(cfg, task, folder) if folder is not None else "")
         )
     if not base.is_file() and not base.is_dir():  # a device or a FIFO: read forever

@@ -49,11 +49,18 @@ def read_corpus(cfg: Any) -> tuple[list[str], str]:
 
 def corpus_files(path: Path, setting: str) -> list[Path]:
     """The text files of a corpus: `path` itself, or every .txt/.md/.jsonl/.json file in
-    the folder (sorted); `setting` is the config key a refusal names."""
+    the folder and below, hidden folders and files left out (sorted); a .json file is
+    read as JSON Lines. `setting` is the config key a refusal names."""
     if not path.exists():
         raise MedalignError(f"{setting}: no such file or folder: {path}")
     files = (
-        sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )  # not hidden copies (.ipynb_checkpoints/, .git/): each paragraph would train twice
         if path.is_dir()
         else [path]
     )

@@ -4,18 +4,22 @@ reading taught, the way InstructGPT's PPO-ptx mixes pretraining gradients into a
 
     python -m medalign stage=medmcqa "dataset.mix={medmcqa: 1, corpus: 0.1}" \\
         datasets.corpus.path=my_corpus/
-    python -m medalign experiment=world        # the world's textbook, in its later SFT stages
+    python -m medalign experiment=world '+curriculum.stages.medqa.mix={corpus: 0.1}'
+                                               # the world's textbook, in a curriculum stage
 
 Why it exists: the world's held-out questions ask about diseases only the textbook
 describes, so replaying earlier stages' training questions (curriculum.replay) rehearses
-facts about other diseases and cannot keep these. Measured on the world, the held-out
+facts about other diseases and cannot keep these. Measured on the world, the 150 held-out
 MedMCQA questions on a disease's contraindicated drug fell from 0.94 right after their
 stage to 0.74 after the safety stage with replay 0.2, and from 0.91 to 0.73 with replay
-0.5 (experiments/README.md, 2026-12-08).
+0.5. Rehearsal of the textbook did not keep them either (0.84 -> 0.75 in the safety
+stage), so the world's default does not mix it in (experiments/README.md, 2026-12-08).
 
 A `.txt`/`.md` file is split into documents at blank lines (a paragraph a row, as
 stage=pretrain reads it); a JSON Lines file has one document a row in `text_field`. Each
-row trains with an empty prompt, the loss on the whole paragraph: reading, not a question.
+row trains as the reply to an empty user turn in the model's chat template (with the
+world model's `plain` template: the paragraph after a newline), the loss on the whole
+paragraph: reading, not a question.
 The paragraph is also what decontamination checks against the evaluation sets. Used for
 training only: it has no gold answers, so it is not an evaluation set.
 """

@@ -65,20 +65,24 @@ def test_the_bundled_example_corpus_mixes_into_a_stage_and_is_decontaminated(
     copied = json.loads(dev[0])["question"]
     book = tmp_path / "book.txt"
     book.write_text("\n\n".join([*PARAGRAPHS, copied]))
-    cfg = validate(
-        compose(
-            "stage=medmcqa",
-            "dataset.mix={medmcqa: 1.0, corpus: 1.0}",
-            f"datasets.corpus.path={book}",
-        )
-    )
-    data = load_training_data(cfg)
+    data = load_training_data(_mixed_in(book))
     corpus = next(p for p in data.parts if p.config.name == "corpus")
     assert [r.context[0] for r in corpus.records] == PARAGRAPHS
     assert data.decontaminated == {"exact:medmcqa": 1}
     bundled = validate(compose("stage=medmcqa", "dataset.mix={medmcqa: 1.0, corpus: 1.0}"))
     parts = {p.config.name: len(p.records) for p in load_training_data(bundled).parts}
     assert parts == {"medmcqa": 30, "corpus": 6}
+
+
+def _mixed_in(corpus: Path):
+    """The MedMCQA stage with the corpus at `corpus` mixed in (the typed config)."""
+    return validate(
+        compose(
+            "stage=medmcqa",
+            "dataset.mix={medmcqa: 1.0, corpus: 1.0}",
+            f"datasets.corpus.path={corpus}",
+        )
+    )
 
 
 def _example(relative: str) -> str:
@@ -92,12 +96,22 @@ def test_a_mixed_parts_refusal_names_its_catalogue_entry(tmp_path: Path) -> None
     the key its refusal names (it named `dataset.task_args`, the stage's own set)."""
     notes = tmp_path / "notes.jsonl"
     notes.write_text(json.dumps({"body": PARAGRAPHS[0]}) + "\n")
-    cfg = validate(
-        compose(
-            "stage=medmcqa",
-            "dataset.mix={medmcqa: 1.0, corpus: 1.0}",
-            f"datasets.corpus.path={notes}",
-        )
-    )
     with pytest.raises(MedalignError, match=r"datasets\.corpus\.task_args\.text_field names"):
-        load_training_data(cfg)
+        load_training_data(_mixed_in(notes))
+
+
+def test_a_mixed_parts_missing_path_names_its_catalogue_entry(tmp_path: Path) -> None:
+    """The path a user set is `datasets.corpus.path`; the refusal named `dataset.path`
+    (a helper's clean-clone trial)."""
+    with pytest.raises(MedalignError, match=r"not found: .*nope \(datasets\.corpus\.path"):
+        load_training_data(_mixed_in(tmp_path / "nope"))
+
+
+def test_hidden_folders_are_not_read(tmp_path: Path) -> None:
+    """An editor's or notebook's copy (`.ipynb_checkpoints/`) would train every
+    paragraph twice."""
+    (tmp_path / "a.txt").write_text(PARAGRAPHS[0])
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "a-checkpoint.txt").write_text(PARAGRAPHS[0])
+    records = load_records(dataset_cfg("corpus", path=str(tmp_path))).records
+    assert [r.context[0] for r in records] == [PARAGRAPHS[0]]
