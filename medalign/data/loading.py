@@ -199,7 +199,10 @@ def check_eval_sets(cfg: RunConfig) -> None:
     for name in cfg.eval.datasets:
         dcfg = eval_dataset_config(cfg, name)
         dcfg = split_config(dcfg, dcfg.eval_split)
-        get_task(dcfg, f"datasets.{name}").check_eval_data(cfg.data_root)
+        task = get_task(dcfg, f"datasets.{name}")
+        if not task.eval_modes:  # instructions, a corpus: refused now, not once weights load
+            task.resolve_mode("auto")
+        task.check_eval_data(cfg.data_root)
 
 
 @dataclass

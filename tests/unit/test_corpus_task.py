@@ -115,3 +115,13 @@ def test_hidden_folders_are_not_read(tmp_path: Path) -> None:
     (tmp_path / ".ipynb_checkpoints" / "a-checkpoint.txt").write_text(PARAGRAPHS[0])
     records = load_records(dataset_cfg("corpus", path=str(tmp_path))).records
     assert [r.context[0] for r in records] == [PARAGRAPHS[0]]
+
+
+def test_evaluating_a_corpus_is_refused_before_any_model_loads() -> None:
+    """It was refused only once evaluation ran, after the weights had loaded (a helper's
+    clean-clone trial); the start-up checks now refuse a set with no evaluation."""
+    from medalign.checks import check_components
+
+    cfg = validate(compose("stage=eval", "eval.datasets=[medmcqa,corpus]"))
+    with pytest.raises(MedalignError, match=r"'corpus' \(corpus\) has no evaluation"):
+        check_components(cfg)
