@@ -47,10 +47,11 @@ class Corpus(Task):
         key = f"{self.key}.task_args"
         records = []
         for file in corpus_files(path, f"{self.key}.path"):
+            name = file.relative_to(path) if path.is_dir() else file.name  # unique in a tree
             for i, text in enumerate(read_documents(file, self.args["text_field"], key)):
                 if text.strip():  # a JSONL row of blanks is no document
                     records.append(
-                        QARecord(id=f"{file.name}:{i}", question="", context=[text], answer="")
+                        QARecord(id=f"{name}:{i}", question="", context=[text], answer="")
                     )
         return records
 
